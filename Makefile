@@ -1,0 +1,65 @@
+# Vigil: `make help` lists the targets.
+GO        ?= go
+BIN       ?= bin
+PKGS      ?= ./...
+BENCH     ?= .
+BENCHTIME ?= 2s
+COUNT     ?= 5
+FUZZTIME  ?= 30s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## start the whole platform in one process (embedded SQLite + Redis unless VIGIL_DATABASE_URL/VIGIL_REDIS_URL are set)
+	$(GO) run ./cmd/api
+
+.PHONY: test
+test: ## run every test with the race detector (real PostgreSQL/Redis when VIGIL_TEST_DATABASE_URL/VIGIL_TEST_REDIS_URL are set)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+.PHONY: test-short
+test-short: ## quick test run without the race detector
+	$(GO) test -count=1 $(PKGS)
+
+.PHONY: bench
+bench: ## run benchmarks (BENCH=regexp PKGS=./pkg/dmarc COUNT=5 BENCHTIME=2s); compare runs with benchstat
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## fuzz the unwrapper and the parser for FUZZTIME each
+	$(GO) test -run='^$$' -fuzz=FuzzWalk -fuzztime=$(FUZZTIME) ./pkg/unwrap
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./pkg/dmarc
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+.PHONY: build
+build: ## build static binaries into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/scheduler
+
+.PHONY: migrate
+migrate: ## apply database migrations to VIGIL_DATABASE_URL (or the embedded SQLite)
+	$(GO) run ./cmd/api migrate
+
+.PHONY: import
+import: ## import report files or folders: make import FILES="path/to/reports"
+	$(GO) run ./cmd/api import $(FILES)
+
+.PHONY: docker
+docker: ## build the container image (needs a Docker engine)
+	docker build -f deployments/Dockerfile -t vigil:dev .
+
+.PHONY: docker-up
+docker-up: ## start api, worker, scheduler, PostgreSQL and Redis with docker compose
+	docker compose up --build
+
+.PHONY: clean
+clean: ## remove build output and the embedded default's data
+	rm -rf $(BIN) data

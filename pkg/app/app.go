@@ -1,0 +1,205 @@
+// Package app is the one place that builds Vigil's dependencies from the configuration and
+// runs the roles (api, worker, scheduler) and one-shot commands (migrate, import). The cmd
+// binaries call into it; everything below receives its dependencies through constructors.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/pkg/config"
+	"github.com/vigilhq/vigil/pkg/dmarc"
+	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/unwrap"
+)
+
+// App holds the built dependencies of one process.
+type App struct {
+	Cfg       config.Config
+	Log       *slog.Logger
+	Store     *store.Store
+	RedisOpt  asynq.RedisConnOpt // nil when the process runs without Redis (inline import)
+	Redis     redis.UniversalClient
+	Client    *asynq.Client
+	Inspector *asynq.Inspector
+	Ingest    *ingest.Service
+	mini      *miniredis.Miniredis
+	stopMini  context.CancelFunc
+}
+
+// Options say what a process needs built.
+type Options struct {
+	// Migrate applies pending migrations (api on SQLite, `api migrate`); otherwise a stale
+	// schema stops the process.
+	Migrate bool
+	// EmbeddedRedis starts an in-process Redis when VIGIL_REDIS_URL is unset.
+	EmbeddedRedis bool
+	// NoRedis builds no queue at all (the one-shot import without VIGIL_REDIS_URL).
+	NoRedis bool
+}
+
+// Build connects the stores. Close releases them.
+func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*App, error) {
+	a := &App{Cfg: cfg, Log: log}
+	if err := a.openStore(ctx, o.Migrate); err != nil {
+		return nil, err
+	}
+	if !o.NoRedis {
+		if err := a.openRedis(ctx, o.EmbeddedRedis); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	var enq ingest.Enqueuer
+	if a.Client != nil {
+		enq = a.Client
+	}
+	a.Ingest = ingest.New(a.Store, enq, a.Inspector, IngestLimits(cfg.Limits), log.With("component", "ingest"))
+	return a, nil
+}
+
+// IngestLimits maps the configured limits onto the pipeline's.
+func IngestLimits(l config.Limits) ingest.Limits {
+	return ingest.Limits{
+		FileBytes: l.FileBytes,
+		Unwrap: unwrap.Limits{
+			MaxInputBytes: l.FileBytes, MaxDecompressedBytes: l.DecompressedBytes, MaxTotalBytes: 2 * l.DecompressedBytes,
+			MaxRatio: l.DecompressionRatio, RatioFloorBytes: 10 << 20, MaxEntries: l.ArchiveEntries,
+			MaxDepth: l.Nesting, MaxMessageDepth: 3,
+		},
+		Parse: dmarc.Limits{MaxDepth: l.XMLDepth, MaxTokenBytes: l.XMLTokenBytes, MaxRecords: l.Records},
+	}
+}
+
+// DatabaseURL is the configured database, or the embedded SQLite file in the data dir.
+func DatabaseURL(cfg config.Config) string {
+	if cfg.DatabaseURL != "" {
+		return cfg.DatabaseURL
+	}
+	return "sqlite://" + filepath.Join(cfg.DataDir, "vigil.db")
+}
+
+func (a *App) openStore(ctx context.Context, migrate bool) error {
+	st, err := store.Open(ctx, DatabaseURL(a.Cfg), a.Log.With("component", "store"))
+	if err != nil {
+		return err
+	}
+	a.Store = st
+	if migrate {
+		if _, err := st.Migrate(ctx); err != nil {
+			return err
+		}
+		return nil
+	}
+	return st.CheckSchema(ctx)
+}
+
+func (a *App) openRedis(ctx context.Context, embedded bool) error {
+	if a.Cfg.RedisURL == "" {
+		if !embedded {
+			return fmt.Errorf("%w: VIGIL_REDIS_URL is not set: a worker or scheduler needs the Redis that the api enqueues to (only `api` runs an embedded one)", config.ErrInvalid)
+		}
+		return a.startMiniRedis()
+	}
+	opt, err := asynq.ParseRedisURI(a.Cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("%w: VIGIL_REDIS_URL: %v", config.ErrInvalid, err)
+	}
+	a.RedisOpt = opt
+	a.Redis = opt.MakeRedisClient().(redis.UniversalClient)
+	if err := a.Redis.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: connect: %w", err)
+	}
+	if err := checkEviction(ctx, a.Redis, a.Log); err != nil {
+		return err
+	}
+	a.Client = asynq.NewClient(opt)
+	a.Inspector = asynq.NewInspector(opt)
+	return nil
+}
+
+// checkEviction refuses a Redis that may evict keys: an evicted lease or task key silently
+// loses work (SECURITY-CASES C.25). Managed Redis that forbids CONFIG is let through with a note.
+func checkEviction(ctx context.Context, r redis.UniversalClient, log *slog.Logger) error {
+	res, err := r.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		log.Warn("cannot read Redis maxmemory-policy; make sure it is noeviction", "err", err)
+		return nil
+	}
+	if p, ok := res["maxmemory-policy"]; ok && p != "noeviction" {
+		return fmt.Errorf("redis: maxmemory-policy is %q; Vigil needs noeviction so queued tasks are never dropped (CONFIG SET maxmemory-policy noeviction)", p)
+	}
+	return nil
+}
+
+// startMiniRedis runs the in-process Redis of the embedded default. miniredis only ages keys
+// when told to, so a ticker moves its clock with the wall clock.
+func (a *App) startMiniRedis() error {
+	m := miniredis.NewMiniRedis()
+	if err := m.StartAddr("127.0.0.1:0"); err != nil {
+		return fmt.Errorf("embedded redis: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				m.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	a.mini, a.stopMini = m, cancel
+	opt := asynq.RedisClientOpt{Addr: m.Addr()}
+	a.RedisOpt = opt
+	a.Redis = redis.NewClient(&redis.Options{Addr: m.Addr()})
+	a.Client = asynq.NewClient(opt)
+	a.Inspector = asynq.NewInspector(opt)
+	return nil
+}
+
+// Embedded reports whether this process runs its own Redis.
+func (a *App) Embedded() bool { return a.mini != nil }
+
+// Close releases everything Build opened.
+func (a *App) Close() {
+	if a.Client != nil {
+		a.Client.Close()
+	}
+	if a.Inspector != nil {
+		a.Inspector.Close()
+	}
+	if a.Redis != nil {
+		a.Redis.Close()
+	}
+	if a.mini != nil {
+		a.stopMini()
+		a.mini.Close()
+	}
+	if a.Store != nil {
+		a.Store.Close()
+	}
+}
+
+// TempDir is where uploads are spooled: inside the data dir, so it is on a real disk.
+func TempDir(cfg config.Config) (string, error) {
+	d := filepath.Join(cfg.DataDir, "tmp")
+	if err := os.MkdirAll(d, 0o750); err != nil {
+		return "", fmt.Errorf("create %s: %w", d, err)
+	}
+	return d, nil
+}

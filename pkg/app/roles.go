@@ -1,0 +1,150 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+
+	"github.com/vigilhq/vigil/pkg/httpapi"
+	"github.com/vigilhq/vigil/pkg/logging"
+	"github.com/vigilhq/vigil/pkg/schedule"
+	"github.com/vigilhq/vigil/tasks"
+)
+
+// Jobs are the periodic jobs the scheduler ticks.
+func (a *App) Jobs() []schedule.Job {
+	return []schedule.Job{
+		{Name: tasks.TypeIngestSweep, Interval: a.Cfg.SweepInterval, Build: tasks.NewIngestSweepTask},
+	}
+}
+
+// NewWorker builds the asynq server and its handlers.
+func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
+	log := a.Log.With("component", "worker")
+	srv := asynq.NewServer(a.RedisOpt, asynq.Config{
+		Concurrency:     a.Cfg.WorkerConcurrency,
+		Queues:          tasks.Queues(),
+		ShutdownTimeout: a.Cfg.ShutdownTimeout,
+		Logger:          logging.Asynq{L: log},
+		LogLevel:        asynq.WarnLevel,
+		// A file rejected for good is recorded on its ingest; asynq need not count it as a
+		// failure of the queue.
+		IsFailure: func(err error) bool { return !errors.Is(err, asynq.SkipRetry) },
+	})
+	mux := asynq.NewServeMux()
+	mux.Use(taskLog(log))
+	mux.HandleFunc(tasks.TypeReportParse, a.Ingest.HandleParse)
+	mux.HandleFunc(tasks.TypeIngestSweep, a.Ingest.HandleSweep(a.Cfg.SweepGrace))
+	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
+	return srv, mux
+}
+
+// taskLog writes one line per processed task with type, id, duration and outcome.
+func taskLog(log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+}) asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			start := time.Now()
+			err := next.ProcessTask(ctx, t)
+			id, _ := asynq.GetTaskID(ctx)
+			retry, _ := asynq.GetRetryCount(ctx)
+			switch {
+			case err == nil:
+				log.Info("task done", "type", t.Type(), "task_id", id, "duration", time.Since(start))
+			case errors.Is(err, asynq.SkipRetry):
+				log.Info("task rejected its input", "type", t.Type(), "task_id", id, "duration", time.Since(start), "err", err)
+			default:
+				log.Warn("task failed; will retry", "type", t.Type(), "task_id", id, "retry", retry, "duration", time.Since(start), "err", err)
+			}
+			return err
+		})
+	}
+}
+
+// NewScheduler builds the scheduler with every periodic job registered.
+func (a *App) NewScheduler() (*asynq.Scheduler, error) {
+	s := asynq.NewScheduler(a.RedisOpt, &asynq.SchedulerOpts{Location: time.UTC, Logger: logging.Asynq{L: a.Log.With("component", "scheduler")}, LogLevel: asynq.WarnLevel})
+	if err := schedule.Register(s, a.Jobs()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewHTTP builds the API server.
+func (a *App) NewHTTP() (*http.Server, error) {
+	tmp, err := TempDir(a.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
+	e := httpapi.New(httpapi.Deps{
+		Store: a.Store, Ingest: a.Ingest, Redis: redisPinger{a}, Monitoring: mon, TempDir: tmp, Log: a.Log.With("component", "http"),
+		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
+	})
+	return &http.Server{
+		Addr:              a.Cfg.HTTPAddr,
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Uploads of many large files stream for a while; the body cap bounds them instead.
+		ReadTimeout:  30 * time.Minute,
+		WriteTimeout: 5 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
+	}, nil
+}
+
+type redisPinger struct{ a *App }
+
+func (p redisPinger) Ping(ctx context.Context) error {
+	if p.a.Redis == nil {
+		return errors.New("no redis")
+	}
+	return p.a.Redis.Ping(ctx).Err()
+}
+
+// runWorker runs the asynq server until ctx ends.
+func (a *App) runWorker(ctx context.Context) error {
+	srv, mux := a.NewWorker()
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	<-ctx.Done()
+	srv.Shutdown()
+	return nil
+}
+
+func (a *App) runScheduler(ctx context.Context) error {
+	s, err := a.NewScheduler()
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	<-ctx.Done()
+	s.Shutdown()
+	return nil
+}
+
+func (a *App) runHTTP(ctx context.Context) error {
+	srv, err := a.NewHTTP()
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

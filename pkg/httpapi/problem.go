@@ -1,0 +1,63 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/vigilhq/vigil/pkg/store"
+)
+
+// Problem is an RFC 9457 problem details body.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// problem builds an error the error handler renders as application/problem+json.
+func problem(status int, format string, args ...any) error {
+	return echo.NewHTTPError(status, fmt.Sprintf(format, args...))
+}
+
+// badParam is the 400 for a query parameter; the detail names it (DESIGN.md).
+func badParam(name, format string, args ...any) error {
+	return problem(http.StatusBadRequest, "parameter %s: %s", name, fmt.Sprintf(format, args...))
+}
+
+// errorHandler maps every error to a problem document in one place.
+func (a *API) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, detail := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		status = he.Code
+		if m, ok := he.Message.(string); ok {
+			detail = m
+		} else {
+			detail = http.StatusText(status)
+		}
+		if he.Internal != nil {
+			a.log.Debug("http error", "status", status, "err", he.Internal)
+		}
+	case errors.Is(err, store.ErrNotFound):
+		status, detail = http.StatusNotFound, err.Error()
+	default:
+		a.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
+	}
+	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
+	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+	if c.Request().Method == http.MethodHead {
+		c.Response().WriteHeader(status)
+		return
+	}
+	if err := c.JSON(status, p); err != nil {
+		a.log.Error("write problem", "err", err)
+	}
+}

@@ -1,0 +1,178 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/vigilhq/vigil/pkg/store"
+)
+
+// ReportView is a report as the API shows it.
+type ReportView struct {
+	ID               int64      `json:"id"`
+	IngestID         int64      `json:"ingest_id"`
+	OrgName          string     `json:"org_name"`
+	Email            string     `json:"email"`
+	ExtraContactInfo string     `json:"extra_contact_info"`
+	ReportID         string     `json:"report_id"`
+	DateBegin        time.Time  `json:"date_begin"`
+	DateEnd          time.Time  `json:"date_end"`
+	Domain           string     `json:"domain"`
+	Policy           PolicyView `json:"policy"`
+	Version          string     `json:"version"`
+	Namespace        string     `json:"namespace"`
+	Generator        string     `json:"generator"`
+	Errors           []string   `json:"errors"`
+	RecordCount      int        `json:"record_count"`
+	MessageCount     int64      `json:"message_count"`
+	Warnings         []string   `json:"warnings"`
+	CreatedAt        time.Time  `json:"created_at"`
+}
+
+// PolicyView is the policy published for the domain, as the report states it.
+type PolicyView struct {
+	P               string `json:"p"`
+	SP              string `json:"sp"`
+	NP              string `json:"np"`
+	ADKIM           string `json:"adkim"`
+	ASPF            string `json:"aspf"`
+	Pct             *int   `json:"pct"`
+	FO              string `json:"fo"`
+	Testing         string `json:"testing"`
+	DiscoveryMethod string `json:"discovery_method"`
+}
+
+// RecordView is one record of a report.
+type RecordView struct {
+	ID           int64           `json:"id"`
+	SourceIP     string          `json:"source_ip"`
+	Count        int64           `json:"count"`
+	Disposition  string          `json:"disposition"`
+	DKIM         string          `json:"dkim"`
+	SPF          string          `json:"spf"`
+	Reasons      json.RawMessage `json:"reasons"`
+	HeaderFrom   string          `json:"header_from"`
+	EnvelopeFrom string          `json:"envelope_from"`
+	EnvelopeTo   string          `json:"envelope_to"`
+	DKIMResults  json.RawMessage `json:"dkim_results"`
+	SPFResults   json.RawMessage `json:"spf_results"`
+}
+
+func strList(s string) []string {
+	out := []string{}
+	_ = json.Unmarshal([]byte(s), &out) // written by store.jsonStrings; empty on damage
+	return out
+}
+
+func reportView(r store.Report) ReportView {
+	return ReportView{
+		ID: r.ID, IngestID: r.IngestID, OrgName: r.OrgName, Email: r.Email, ExtraContactInfo: r.ExtraContactInfo,
+		ReportID: r.ReportID, DateBegin: r.DateBegin.UTC(), DateEnd: r.DateEnd.UTC(), Domain: r.Domain,
+		Policy: PolicyView{P: r.PolicyP, SP: r.PolicySP, NP: r.PolicyNP, ADKIM: r.PolicyADKIM, ASPF: r.PolicyASPF,
+			Pct: r.PolicyPct, FO: r.PolicyFO, Testing: r.PolicyTesting, DiscoveryMethod: r.PolicyDiscoveryMethod},
+		Version: r.Version, Namespace: r.Namespace, Generator: r.Generator, Errors: strList(r.Errors),
+		RecordCount: r.RecordCount, MessageCount: r.MessageCount, Warnings: strList(r.Warnings), CreatedAt: r.CreatedAt.UTC(),
+	}
+}
+
+func rawJSON(s string) json.RawMessage {
+	if s == "" {
+		return json.RawMessage("[]")
+	}
+	return json.RawMessage(s)
+}
+
+func (a *API) listReports(c echo.Context) error {
+	f, err := filterParams(c, a.now())
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	rows, total, err := a.Store.ListReports(c.Request().Context(), f, p)
+	if err != nil {
+		return err
+	}
+	items := make([]ReportView, len(rows))
+	for i, r := range rows {
+		items[i] = reportView(r)
+	}
+	return c.JSON(http.StatusOK, List[ReportView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
+}
+
+func (a *API) getReport(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	r, err := a.Store.GetReport(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, reportView(r))
+}
+
+func (a *API) listRecords(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	f, err := filterParams(c, a.now())
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if _, err := a.Store.GetReport(ctx, id); err != nil {
+		return err
+	}
+	rows, total, err := a.Store.ListRecords(ctx, id, f, p)
+	if err != nil {
+		return err
+	}
+	items := make([]RecordView, len(rows))
+	for i, r := range rows {
+		items[i] = RecordView{ID: r.ID, SourceIP: r.SourceIP, Count: r.Count, Disposition: r.Disposition, DKIM: r.DKIM, SPF: r.SPF,
+			Reasons: rawJSON(r.Reasons), HeaderFrom: r.HeaderFrom, EnvelopeFrom: r.EnvelopeFrom, EnvelopeTo: r.EnvelopeTo,
+			DKIMResults: rawJSON(r.DKIMResults), SPFResults: rawJSON(r.SPFResults)}
+	}
+	return c.JSON(http.StatusOK, List[RecordView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
+}
+
+// DomainView is a policy domain with its report volume.
+type DomainView struct {
+	Domain       string    `json:"domain"`
+	ReportCount  int64     `json:"report_count"`
+	MessageCount int64     `json:"message_count"`
+	FirstReport  time.Time `json:"first_report"`
+	LastReport   time.Time `json:"last_report"`
+}
+
+func (a *API) listDomains(c echo.Context) error {
+	f, err := filterParams(c, a.now())
+	if err != nil {
+		return err
+	}
+	p, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	all, err := a.Store.ListDomains(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	items := []DomainView{}
+	for i := p.Number*p.Size - p.Size; i < len(all) && i < p.Number*p.Size; i++ {
+		d := all[i]
+		items = append(items, DomainView{Domain: d.Domain, ReportCount: d.ReportCount, MessageCount: d.MessageCount, FirstReport: d.FirstReport, LastReport: d.LastReport})
+	}
+	return c.JSON(http.StatusOK, List[DomainView]{Items: items, Total: int64(len(all)), Page: p.Number, PageSize: p.Size})
+}

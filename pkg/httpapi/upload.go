@@ -1,0 +1,222 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/store"
+)
+
+// UploadResult is one file's line in the upload answer.
+type UploadResult struct {
+	Filename string `json:"filename"`
+	IngestID *int64 `json:"ingest_id"`
+	Status   string `json:"status"`
+	Error    string `json:"error,omitempty"`
+}
+
+type spooled struct {
+	name    string
+	path    string // temp file; "" when the part was refused while streaming
+	refusal string
+}
+
+// upload streams every part named "files" to a temp file, refusing oversized ones while they
+// stream. Only once the whole body is read, within the count and size caps, are the files
+// stored: a request over a cap is a 413 that leaves nothing behind.
+func (a *API) upload(c echo.Context) error {
+	r := c.Request()
+	if r.ContentLength > a.Limits.UploadBytes {
+		return problem(http.StatusRequestEntityTooLarge, "request body of %d bytes exceeds the %d-byte limit (VIGIL_MAX_UPLOAD_BYTES)", r.ContentLength, a.Limits.UploadBytes)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != "multipart/form-data" {
+		return problem(http.StatusUnsupportedMediaType, "want multipart/form-data with one or more parts named files")
+	}
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, a.Limits.UploadBytes)
+	files, err := a.spool(r)
+	defer func() {
+		for _, f := range files {
+			if f.path != "" {
+				os.Remove(f.path)
+			}
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return problem(http.StatusBadRequest, "parameter files: no part named files in the request")
+	}
+	out := make([]UploadResult, 0, len(files))
+	for _, f := range files {
+		res, err := a.store1(c, f)
+		if err != nil {
+			return err
+		}
+		out = append(out, res)
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"files": out})
+}
+
+func (a *API) spool(r *http.Request) ([]spooled, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, problem(http.StatusBadRequest, "unreadable multipart body: %v", err)
+	}
+	var files []spooled
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return files, nil
+		}
+		if err != nil {
+			return files, bodyError(err)
+		}
+		if part.FormName() != "files" {
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				return files, bodyError(err)
+			}
+			continue
+		}
+		if len(files) == a.Limits.UploadFiles {
+			return files, problem(http.StatusRequestEntityTooLarge, "more than %d files in one upload (VIGIL_MAX_UPLOAD_FILES)", a.Limits.UploadFiles)
+		}
+		f, err := a.spoolPart(part)
+		files = append(files, f)
+		if err != nil {
+			return files, err
+		}
+	}
+}
+
+func (a *API) spoolPart(part io.Reader) (spooled, error) {
+	name := cleanName(partName(part))
+	tmp, err := os.CreateTemp(a.TempDir, "upload-*")
+	if err != nil {
+		return spooled{name: name}, fmt.Errorf("spool upload: %w", err)
+	}
+	f := spooled{name: name, path: tmp.Name()}
+	n, err := io.Copy(tmp, io.LimitReader(part, a.Limits.FileBytes+1))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return f, bodyError(err)
+	}
+	if n > a.Limits.FileBytes {
+		// Drain the rest so the following parts can still be read; it counts against the body cap.
+		if _, err := io.Copy(io.Discard, part); err != nil {
+			return f, bodyError(err)
+		}
+		f.refusal = fmt.Sprintf("file is larger than the %d-byte limit (VIGIL_MAX_FILE_BYTES)", a.Limits.FileBytes)
+	}
+	return f, nil
+}
+
+func partName(part io.Reader) string {
+	if p, ok := part.(interface{ FileName() string }); ok {
+		return p.FileName()
+	}
+	return ""
+}
+
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return problem(http.StatusRequestEntityTooLarge, "request body exceeds the %d-byte limit (VIGIL_MAX_UPLOAD_BYTES)", mbe.Limit)
+	}
+	return problem(http.StatusBadRequest, "unreadable upload: %v", err)
+}
+
+func (a *API) store1(c echo.Context, f spooled) (UploadResult, error) {
+	if f.refusal != "" {
+		return UploadResult{Filename: f.name, Status: ingest.Rejected, Error: f.refusal}, nil
+	}
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return UploadResult{}, fmt.Errorf("read spooled upload: %w", err)
+	}
+	res, err := a.Ingest.Accept(c.Request().Context(), ingest.File{Name: f.name, Source: "upload", ReceivedAt: time.Now(), Data: data})
+	if err != nil {
+		return UploadResult{}, err
+	}
+	out := UploadResult{Filename: f.name, Status: res.Status, Error: res.Error}
+	if res.IngestID != 0 {
+		id := res.IngestID
+		out.IngestID = &id
+	}
+	return out, nil
+}
+
+// cleanName keeps a sender's file name as a label: no directories, no control characters,
+// bounded length. Files are stored by id, so a name never reaches the file system.
+func cleanName(s string) string {
+	if i := strings.LastIndexAny(s, `/\`); i >= 0 {
+		s = s[i+1:]
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// IngestView is a file's state.
+type IngestView struct {
+	ID          int64      `json:"id"`
+	Filename    string     `json:"filename"`
+	Source      string     `json:"source"`
+	SHA256      string     `json:"sha256"`
+	SizeBytes   int64      `json:"size_bytes"`
+	Status      string     `json:"status"`
+	Error       string     `json:"error"`
+	ReportIDs   []int64    `json:"report_ids"`
+	Attempts    int        `json:"attempts"`
+	ReceivedAt  time.Time  `json:"received_at"`
+	ProcessedAt *time.Time `json:"processed_at"`
+}
+
+func (a *API) getIngest(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	ing, err := a.Store.GetIngest(ctx, id)
+	if err != nil {
+		return err
+	}
+	ids, err := a.Store.IngestReportIDs(ctx, id)
+	if err != nil {
+		return err
+	}
+	if ids == nil {
+		ids = []int64{}
+	}
+	return c.JSON(http.StatusOK, ingestView(ing, ids))
+}
+
+func ingestView(ing store.Ingest, ids []int64) IngestView {
+	v := IngestView{ID: ing.ID, Filename: ing.Filename, Source: ing.Source, SHA256: ing.SHA256, SizeBytes: ing.SizeBytes,
+		Status: ing.Status, Error: ing.Error, ReportIDs: ids, Attempts: ing.Attempts, ReceivedAt: ing.ReceivedAt.UTC()}
+	if ing.ProcessedAt != nil {
+		t := ing.ProcessedAt.UTC()
+		v.ProcessedAt = &t
+	}
+	return v
+}

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Filter holds the common filters of list, rollup and export endpoints (DESIGN.md). Zero fields
+// do not filter. Start is inclusive, End exclusive; a report matches by its date_begin.
+type Filter struct {
+	Domain      string
+	OrgName     string // case-insensitive exact match
+	Start, End  time.Time
+	SourceIP    netip.Addr   // exact
+	SourceRange netip.Prefix // CIDR
+	DKIM        string       // policy-evaluated dkim result
+	SPF         string
+	Disposition string
+}
+
+func (f Filter) hasRecordFilter() bool {
+	return f.SourceIP.IsValid() || f.SourceRange.IsValid() || f.DKIM != "" || f.SPF != "" || f.Disposition != ""
+}
+
+// IPRange returns the inclusive 16-byte bounds of a prefix, the form records.ip is stored in.
+func IPRange(p netip.Prefix) (lo, hi []byte) {
+	p = p.Masked()
+	a := p.Addr()
+	bits := p.Bits()
+	if a.Is4() {
+		bits += 96
+	}
+	b := a.As16()
+	l, h := b, b
+	for i := bits; i < 128; i++ {
+		h[i/8] |= 1 << (7 - uint(i%8))
+	}
+	return l[:], h[:]
+}
+
+// applyRecord narrows a records query (aliased rec) by the record-level filters.
+func (f Filter) applyRecord(q *gorm.DB, alias string) *gorm.DB {
+	if f.SourceIP.IsValid() {
+		b := f.SourceIP.Unmap().As16()
+		q = q.Where(alias+".ip = ?", b[:])
+	}
+	if f.SourceRange.IsValid() {
+		lo, hi := IPRange(f.SourceRange)
+		q = q.Where(alias+".ip BETWEEN ? AND ?", lo, hi)
+	}
+	if f.DKIM != "" {
+		q = q.Where(alias+".dkim = ?", f.DKIM)
+	}
+	if f.SPF != "" {
+		q = q.Where(alias+".spf = ?", f.SPF)
+	}
+	if f.Disposition != "" {
+		q = q.Where(alias+".disposition = ?", f.Disposition)
+	}
+	return q
+}
+
+func (s *Store) applyReport(ctx context.Context, q *gorm.DB, f Filter) *gorm.DB {
+	if f.Domain != "" {
+		q = q.Where("reports.domain = ?", strings.ToLower(f.Domain))
+	}
+	if f.OrgName != "" {
+		q = q.Where("reports.org_key = ?", strings.ToLower(strings.TrimSpace(f.OrgName)))
+	}
+	if !f.Start.IsZero() {
+		q = q.Where("reports.date_begin >= ?", f.Start.UTC())
+	}
+	if !f.End.IsZero() {
+		q = q.Where("reports.date_begin < ?", f.End.UTC())
+	}
+	if f.hasRecordFilter() {
+		sub := f.applyRecord(s.db.WithContext(ctx).Table("records AS rec").Select("1").Where("rec.report_id = reports.id"), "rec")
+		q = q.Where("EXISTS (?)", sub)
+	}
+	return q
+}
+
+// Page is a 1-based page of a list.
+type Page struct{ Number, Size int }
+
+func (p Page) offset() int { return (p.Number - 1) * p.Size }
+
+// ListReports returns reports newest first and the total matching count.
+func (s *Store) ListReports(ctx context.Context, f Filter, p Page) ([]Report, int64, error) {
+	base := s.applyReport(ctx, s.db.WithContext(ctx).Model(&Report{}), f)
+	var total int64
+	if err := base.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("store: count reports: %w", err)
+	}
+	var out []Report
+	err := base.Session(&gorm.Session{}).Order("reports.date_begin DESC, reports.id DESC").Offset(p.offset()).Limit(p.Size).Find(&out).Error
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list reports: %w", err)
+	}
+	return out, total, nil
+}
+
+// GetReport returns one report or ErrNotFound.
+func (s *Store) GetReport(ctx context.Context, id int64) (Report, error) {
+	var r Report
+	err := s.db.WithContext(ctx).Take(&r, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Report{}, fmt.Errorf("report %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Report{}, fmt.Errorf("store: get report %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListRecords returns a report's records in the order they were stored.
+func (s *Store) ListRecords(ctx context.Context, reportID int64, f Filter, p Page) ([]Record, int64, error) {
+	base := f.applyRecord(s.db.WithContext(ctx).Table("records AS rec").Where("rec.report_id = ?", reportID), "rec")
+	var total int64
+	if err := base.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("store: count records: %w", err)
+	}
+	var out []Record
+	err := base.Session(&gorm.Session{}).Select("rec.*").Order("rec.id").Offset(p.offset()).Limit(p.Size).Find(&out).Error
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list records: %w", err)
+	}
+	return out, total, nil
+}
+
+// DomainSummary is one policy domain with its report volume.
+type DomainSummary struct {
+	Domain       string
+	ReportCount  int64
+	MessageCount int64
+	FirstReport  time.Time
+	LastReport   time.Time
+}
+
+// ListDomains lists every policy domain seen, alphabetically, with counts.
+func (s *Store) ListDomains(ctx context.Context, f Filter) ([]DomainSummary, error) {
+	q := s.applyReport(ctx, s.db.WithContext(ctx).Model(&Report{}), f).
+		Select("reports.domain, COUNT(*), COALESCE(SUM(reports.message_count), 0), MIN(reports.date_begin), MAX(reports.date_end)").
+		Group("reports.domain").Order("reports.domain")
+	rows, err := q.Rows()
+	if err != nil {
+		return nil, fmt.Errorf("store: list domains: %w", err)
+	}
+	defer rows.Close()
+	var out []DomainSummary
+	for rows.Next() {
+		var d DomainSummary
+		var first, last any
+		if err := rows.Scan(&d.Domain, &d.ReportCount, &d.MessageCount, &first, &last); err != nil {
+			return nil, fmt.Errorf("store: scan domain: %w", err)
+		}
+		if d.FirstReport, err = asTime(first); err != nil {
+			return nil, err
+		}
+		if d.LastReport, err = asTime(last); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// asTime reads an aggregate over a time column: PostgreSQL hands back time.Time, SQLite the
+// text it stored (MIN/MAX lose the column type).
+func asTime(v any) (time.Time, error) {
+	switch t := v.(type) {
+	case time.Time:
+		return t.UTC(), nil
+	case string:
+		return parseSQLiteTime(t)
+	case []byte:
+		return parseSQLiteTime(string(t))
+	case nil:
+		return time.Time{}, nil
+	}
+	return time.Time{}, fmt.Errorf("store: unexpected time value %T", v)
+}
+
+func parseSQLiteTime(s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07:00", time.RFC3339Nano, "2006-01-02 15:04:05.999999999 -0700 MST"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("store: unreadable time %q", s)
+}

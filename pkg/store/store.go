@@ -1,0 +1,199 @@
+// Package store persists ingests, raw files, reports and records through gorm on PostgreSQL
+// (production) or SQLite (the embedded default). The two dialects share every query; the few
+// places where they differ (migrations, write serialisation) are decided once in Open.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/pressly/goose/v3"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/vigilhq/vigil/migrations"
+)
+
+// Dialect names the SQL dialect behind a Store.
+type Dialect string
+
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// Sentinel errors the HTTP layer and the pipeline branch on.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrStaleSchema = errors.New("database schema is not up to date")
+)
+
+// Store is safe for concurrent use.
+type Store struct {
+	db      *gorm.DB
+	dialect Dialect
+	// SQLite has one writer at a time; taking this lock before a write transaction turns
+	// "database is locked" retries inside the driver into an orderly queue in this process.
+	// Other processes (an `api import` next to a running server) wait on busy_timeout.
+	writeMu *sync.Mutex
+	log     *slog.Logger
+
+	batchSQLOnce sync.Once
+	batchSQL     string
+}
+
+// Open connects to dsn: postgres://… or postgresql://… for PostgreSQL, sqlite://PATH for SQLite.
+func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
+	gcfg := &gorm.Config{
+		Logger:                 logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{SlowThreshold: 2 * time.Second, LogLevel: logger.Warn, IgnoreRecordNotFoundError: true}),
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	}
+	s := &Store{log: log}
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s.dialect = Postgres
+		s.db, err = gorm.Open(postgres.New(postgres.Config{DSN: dsn}), gcfg)
+	case strings.HasPrefix(dsn, "sqlite://"):
+		s.dialect = SQLite
+		s.writeMu = &sync.Mutex{}
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("store: create data dir: %w", err)
+		}
+		s.db, err = gorm.Open(sqlite.Open(sqliteDSN(path)), gcfg)
+	default:
+		return nil, fmt.Errorf("store: unsupported database URL scheme in %q", redact(dsn))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", s.dialect, err)
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if s.dialect == SQLite {
+		// Readers never block the writer in WAL mode; a handful of connections is plenty.
+		sqlDB.SetMaxOpenConns(8)
+	} else {
+		sqlDB.SetMaxOpenConns(32)
+		sqlDB.SetMaxIdleConns(16)
+	}
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("store: connect to %s: %w", s.dialect, err)
+	}
+	return s, nil
+}
+
+// sqliteDSN sets what every connection needs: WAL so readers and the writer coexist, a busy
+// timeout so a second process waits instead of failing, immediate transactions so a writer
+// takes its lock at BEGIN (a deferred one that upgrades later can fail with SQLITE_BUSY no
+// timeout helps), foreign keys on, and a sortable time format.
+func sqliteDSN(path string) string {
+	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)&_pragma=foreign_keys(1)" +
+		"&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+}
+
+func redact(dsn string) string {
+	if i := strings.Index(dsn, "@"); i > 0 {
+		if j := strings.Index(dsn, "://"); j > 0 && j < i {
+			return dsn[:j+3] + "…" + dsn[i:]
+		}
+	}
+	return dsn
+}
+
+// Dialect tells which database the store talks to.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// DB exposes gorm for the packages that own hand-written aggregate queries.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Close releases the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks the database answers (for /ready).
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// write runs fn in one transaction, serialised per process on SQLite.
+func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.writeMu != nil {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+func (s *Store) goose() (*goose.Provider, error) {
+	fsys, err := migrations.For(string(s.dialect))
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	d := goose.DialectPostgres
+	if s.dialect == SQLite {
+		d = goose.DialectSQLite3
+	}
+	return goose.NewProvider(d, sqlDB, fsys)
+}
+
+// Migrate applies every pending migration and returns how many ran.
+func (s *Store) Migrate(ctx context.Context) (int, error) {
+	p, err := s.goose()
+	if err != nil {
+		return 0, fmt.Errorf("store: migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return len(res), fmt.Errorf("store: migrate: %w", err)
+	}
+	for _, r := range res {
+		s.log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
+	}
+	return len(res), nil
+}
+
+// CheckSchema refuses to run against a database whose schema is behind this binary: the worker
+// and scheduler never migrate by themselves (a half-upgraded fleet must not race on DDL).
+func (s *Store) CheckSchema(ctx context.Context) error {
+	p, err := s.goose()
+	if err != nil {
+		return fmt.Errorf("store: migrations: %w", err)
+	}
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return fmt.Errorf("store: check schema: %w", err)
+	}
+	if pending {
+		cur, _ := p.GetDBVersion(ctx)
+		return fmt.Errorf("%w: database is at version %d; run `api migrate` first", ErrStaleSchema, cur)
+	}
+	return nil
+}

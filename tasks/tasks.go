@@ -1,0 +1,102 @@
+// Package tasks is the contract between the processes: every asynq task type Vigil enqueues,
+// its payload (IDs only, never file bytes) and its constructor with queue, retry, timeout and
+// TaskID options. The api and scheduler enqueue with these; the worker registers handlers that
+// live with their domain packages.
+package tasks
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Task types, named domain:action.
+const (
+	TypeReportParse  = "report:parse"
+	TypeIngestSweep  = "ingest:sweep"
+	TypeScheduleTick = "schedule:tick"
+)
+
+// Queues with their asynq priorities: ingestion must not wait behind housekeeping.
+const (
+	QueueIngest  = "ingest"
+	QueueDefault = "default"
+)
+
+// Queues is the worker's queue configuration (weighted priority).
+func Queues() map[string]int { return map[string]int{QueueIngest: 6, QueueDefault: 3} }
+
+// ReportParsePayload names the stored raw file to unwrap, parse and store.
+type ReportParsePayload struct {
+	IngestID int64 `json:"ingest_id"`
+}
+
+// ReportParseTaskID is deterministic so enqueueing the same file twice (an upload racing the
+// sweep) yields one task.
+func ReportParseTaskID(ingestID int64) string { return fmt.Sprintf("report:parse:%d", ingestID) }
+
+// NewReportParseTask parses one ingest. Permanent failures return asynq.SkipRetry from the
+// handler; transient ones (database down) retry with asynq's backoff.
+func NewReportParseTask(ingestID int64) (*asynq.Task, error) {
+	b, err := json.Marshal(ReportParsePayload{IngestID: ingestID})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	return asynq.NewTask(TypeReportParse, b,
+		asynq.Queue(QueueIngest),
+		asynq.TaskID(ReportParseTaskID(ingestID)),
+		asynq.MaxRetry(12),
+		asynq.Timeout(15*time.Minute),
+		// Retention keeps the TaskID taken for a while after success, so a late duplicate
+		// enqueue is refused rather than parsing an already-processed file again (which would
+		// be harmless, but wasted work).
+		asynq.Retention(time.Hour),
+	), nil
+}
+
+// IngestSweepPayload is the period the sweep belongs to; it only keys the TaskID.
+type IngestSweepPayload struct {
+	Period time.Time `json:"period"`
+}
+
+// NewIngestSweepTask re-enqueues files left pending; one per period whatever number of ticks.
+func NewIngestSweepTask(period time.Time) (*asynq.Task, error) {
+	b, err := json.Marshal(IngestSweepPayload{Period: period.UTC()})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	return asynq.NewTask(TypeIngestSweep, b,
+		asynq.Queue(QueueDefault),
+		asynq.TaskID(fmt.Sprintf("%s:%d", TypeIngestSweep, period.Unix())),
+		asynq.MaxRetry(3),
+		asynq.Timeout(10*time.Minute),
+		asynq.Retention(24*time.Hour),
+	), nil
+}
+
+// ScheduleTickPayload names the periodic job and its interval. The scheduler enqueues ticks;
+// the tick handler turns a tick into the real task keyed to the period, so two schedulers or a
+// restarted one cannot run a period twice (DESIGN.md).
+type ScheduleTickPayload struct {
+	Job      string        `json:"job"`
+	Interval time.Duration `json:"interval"`
+}
+
+// NewScheduleTickTask is what the scheduler registers for each periodic job.
+func NewScheduleTickTask(job string, interval time.Duration) (*asynq.Task, error) {
+	b, err := json.Marshal(ScheduleTickPayload{Job: job, Interval: interval})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	return asynq.NewTask(TypeScheduleTick, b, asynq.Queue(QueueDefault), asynq.MaxRetry(2), asynq.Timeout(time.Minute)), nil
+}
+
+// Decode reads a task payload into v, marking undecodable payloads as not worth retrying.
+func Decode(t *asynq.Task, v any) error {
+	if err := json.Unmarshal(t.Payload(), v); err != nil {
+		return fmt.Errorf("decode %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	return nil
+}
