@@ -35,7 +35,8 @@ type outcome struct {
 
 func (o *outcome) fail(path string, err error) {
 	if path == "" {
-		path = "file"
+		o.problems = append(o.problems, err.Error())
+		return
 	}
 	o.problems = append(o.problems, fmt.Sprintf("%s: %v", path, err))
 }
@@ -87,6 +88,9 @@ func (s *Service) Process(ctx context.Context, id int64) error {
 	var tr transient
 	if errors.As(err, &tr) {
 		return fmt.Errorf("ingest %d: %w", id, tr.err)
+	}
+	if errors.Is(err, unwrap.ErrUnrecognised) || errors.Is(err, unwrap.ErrEmpty) {
+		err = fmt.Errorf("not a DMARC aggregate report: %w", err)
 	}
 	if err != nil {
 		o.fail("", err)

@@ -123,13 +123,15 @@ func (s *Store) insertRecords(ctx context.Context, tx *gorm.DB, reportID int64, 
 		}
 		msgs += r.Count
 		n++
-		ip := r.SourceIP.As16()
+		// Canonical whatever the caller hands over: an IPv4-mapped address is the IPv4 one.
+		addr := r.SourceIP.Unmap().WithZone("")
+		ip := addr.As16()
 		buf = appendReasons(buf[:0], r.Reasons)
 		reasons := string(buf)
 		buf = appendDKIM(buf[:0], r.DKIMResults)
 		dkimRes := string(buf)
 		buf = appendSPF(buf[:0], r.SPFResults)
-		args = append(args, reportID, r.SourceIP.String(), ip[:], r.Count, r.Disposition, r.DKIM, r.SPF,
+		args = append(args, reportID, addr.String(), ip[:], r.Count, r.Disposition, r.DKIM, r.SPF,
 			r.HeaderFrom, r.EnvelopeFrom, r.EnvelopeTo, reasons, dkimRes, string(buf))
 		if rows++; rows == recordBatch {
 			if err := flush(); err != nil {

@@ -1,0 +1,288 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/pkg/dmarc"
+	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/testenv"
+)
+
+func TestIPRange(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		prefix string
+		in     []string
+		out    []string
+	}{
+		{"192.0.2.7/32", []string{"192.0.2.7"}, []string{"192.0.2.6", "192.0.2.8"}},
+		{"192.0.2.0/24", []string{"192.0.2.0", "192.0.2.255"}, []string{"192.0.1.255", "192.0.3.0", "2001:db8::1"}},
+		{"0.0.0.0/0", []string{"0.0.0.0", "255.255.255.255", "10.1.2.3"}, []string{"::1", "2001:db8::1"}},
+		{"2001:db8::1/128", []string{"2001:db8::1"}, []string{"2001:db8::2", "192.0.2.1"}},
+		{"2001:db8:1234::/48", []string{"2001:db8:1234::", "2001:db8:1234:ffff:ffff:ffff:ffff:ffff"}, []string{"2001:db8:1235::", "2001:db8:1233:ffff::1"}},
+	}
+	for _, c := range cases {
+		lo, hi := store.IPRange(netip.MustParsePrefix(c.prefix))
+		inside := func(ip string) bool {
+			b := netip.MustParseAddr(ip).Unmap().As16()
+			return bytes.Compare(b[:], lo) >= 0 && bytes.Compare(b[:], hi) <= 0
+		}
+		for _, ip := range c.in {
+			if !inside(ip) {
+				t.Errorf("%s: %s should be inside [%x, %x]", c.prefix, ip, lo, hi)
+			}
+		}
+		for _, ip := range c.out {
+			if inside(ip) {
+				t.Errorf("%s: %s should be outside [%x, %x]", c.prefix, ip, lo, hi)
+			}
+		}
+	}
+}
+
+func report(org, id, domain string, begin time.Time, ips ...string) (*dmarc.Report, []dmarc.Record) {
+	h := &dmarc.Report{OrgName: org, ReportID: id, DateBegin: begin, DateEnd: begin.Add(24*time.Hour - time.Second),
+		Policy: dmarc.Policy{Domain: domain, P: "reject"}}
+	var recs []dmarc.Record
+	for i, ip := range ips {
+		recs = append(recs, dmarc.Record{SourceIP: netip.MustParseAddr(ip), Count: int64(i + 1), Disposition: "none", DKIM: "pass", SPF: "fail",
+			DKIMResults: []dmarc.DKIMResult{{Domain: domain, Selector: "s\"1", Result: "pass"}}, Reasons: []dmarc.Reason{{Type: "local_policy", Comment: "x\ny"}}})
+	}
+	return h, recs
+}
+
+func feed(recs []dmarc.Record) func() (dmarc.Record, error) {
+	i := 0
+	return func() (dmarc.Record, error) {
+		if i == len(recs) {
+			return dmarc.Record{}, io.EOF
+		}
+		i++
+		return recs[i-1], nil
+	}
+}
+
+func noWarnings() []string { return nil }
+
+func newIngest(t *testing.T, st *store.Store, name string) int64 {
+	t.Helper()
+	ing, created, err := st.CreateIngest(context.Background(), store.NewFile{SHA256: fmt.Sprintf("%064x", len(name)*7919+int(name[0])), Filename: name,
+		Source: "test", Size: 1, ReceivedAt: time.Now(), Encoding: "identity", Data: []byte("x")})
+	if err != nil || !created {
+		t.Fatalf("create ingest %s: created=%v err=%v", name, created, err)
+	}
+	return ing.ID
+}
+
+func TestSaveReportIdentityAndFilters(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		day := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+		a, bID := newIngest(t, st, "a"), newIngest(t, st, "b")
+
+		h, recs := report("Google.com", "r1", "example.com", day, "192.0.2.1", "2001:db8::1", "::ffff:198.51.100.7")
+		s1, err := st.SaveReport(ctx, a, h, feed(recs), noWarnings)
+		if err != nil || s1.Duplicate {
+			t.Fatalf("first save: %+v %v", s1, err)
+		}
+		// Same identity (org case differs), other file: a duplicate of the first.
+		h2, recs2 := report("google.com", "r1", "example.com", day, "192.0.2.1")
+		s2, err := st.SaveReport(ctx, bID, h2, feed(recs2), noWarnings)
+		if err != nil || !s2.Duplicate || s2.ReportID != s1.ReportID {
+			t.Fatalf("second save: %+v %v, want duplicate of %d", s2, err, s1.ReportID)
+		}
+		// Same file again (a re-run after a crash): linked, not a duplicate.
+		s3, err := st.SaveReport(ctx, a, h, feed(recs), noWarnings)
+		if err != nil || s3.Duplicate || s3.ReportID != s1.ReportID {
+			t.Fatalf("re-run save: %+v %v", s3, err)
+		}
+		// Same report_id, other date range: a different report (dmarc-srg #81).
+		h4, recs4 := report("google.com", "r1", "example.com", day.AddDate(0, 0, 1), "203.0.113.9")
+		s4, err := st.SaveReport(ctx, bID, h4, feed(recs4), noWarnings)
+		if err != nil || s4.Duplicate || s4.ReportID == s1.ReportID {
+			t.Fatalf("other range: %+v %v", s4, err)
+		}
+
+		got, err := st.GetReport(ctx, s1.ReportID)
+		if err != nil || got.RecordCount != 3 || got.MessageCount != 6 {
+			t.Fatalf("report totals = %d records / %d messages (%v), want 3 / 6", got.RecordCount, got.MessageCount, err)
+		}
+		recsOut, total, err := st.ListRecords(ctx, s1.ReportID, store.Filter{}, store.Page{Number: 1, Size: 10})
+		if err != nil || total != 3 {
+			t.Fatalf("records: total %d err %v", total, err)
+		}
+		if recsOut[2].SourceIP != "198.51.100.7" {
+			t.Errorf("IPv4-mapped address stored as %q, want 198.51.100.7", recsOut[2].SourceIP)
+		}
+		if want := `[{"domain":"example.com","selector":"s\"1","result":"pass","human_result":""}]`; recsOut[0].DKIMResults != want {
+			t.Errorf("dkim_results = %s, want %s", recsOut[0].DKIMResults, want)
+		}
+
+		count := func(f store.Filter) int64 {
+			t.Helper()
+			_, n, err := st.ListReports(ctx, f, store.Page{Number: 1, Size: 50})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		cases := []struct {
+			name string
+			f    store.Filter
+			want int64
+		}{
+			{"all", store.Filter{}, 2},
+			{"domain", store.Filter{Domain: "example.com"}, 2},
+			{"other domain", store.Filter{Domain: "example.org"}, 0},
+			{"org case-insensitive", store.Filter{OrgName: "GOOGLE.COM"}, 2},
+			{"start", store.Filter{Start: day.AddDate(0, 0, 1)}, 1},
+			{"end exclusive", store.Filter{End: day.AddDate(0, 0, 1)}, 1},
+			{"exact ip v6", store.Filter{SourceIP: netip.MustParseAddr("2001:db8::1")}, 1},
+			{"exact mapped ip", store.Filter{SourceIP: netip.MustParseAddr("198.51.100.7")}, 1},
+			{"cidr /24", store.Filter{SourceRange: netip.MustParsePrefix("203.0.113.0/24")}, 1},
+			{"cidr /0", store.Filter{SourceRange: netip.MustParsePrefix("0.0.0.0/0")}, 2},
+			{"cidr v6 /48", store.Filter{SourceRange: netip.MustParsePrefix("2001:db8::/48")}, 1},
+			{"dkim fail", store.Filter{DKIM: "fail"}, 0},
+			{"spf fail", store.Filter{SPF: "fail"}, 2},
+		}
+		for _, c := range cases {
+			if got := count(c.f); got != c.want {
+				t.Errorf("%s: %d reports, want %d", c.name, got, c.want)
+			}
+		}
+		doms, err := st.ListDomains(ctx, store.Filter{})
+		if err != nil || len(doms) != 1 || doms[0].ReportCount != 2 || doms[0].MessageCount != 7 || !doms[0].FirstReport.Equal(day) {
+			t.Fatalf("domains = %+v, %v", doms, err)
+		}
+	})
+}
+
+// A record source failing half-way (a truncated report) leaves nothing behind.
+func TestSaveReportRollsBack(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		id := newIngest(t, st, "a")
+		h, recs := report("x", "r", "example.com", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), "192.0.2.1", "192.0.2.2")
+		broken := errors.New("unexpected end of input")
+		n := 0
+		_, err := st.SaveReport(ctx, id, h, func() (dmarc.Record, error) {
+			if n == 1 {
+				return dmarc.Record{}, broken
+			}
+			n++
+			return recs[0], nil
+		}, noWarnings)
+		if !errors.Is(err, broken) {
+			t.Fatalf("err = %v, want the source's error", err)
+		}
+		if _, total, _ := st.ListReports(ctx, store.Filter{}, store.Page{Number: 1, Size: 10}); total != 0 {
+			t.Fatalf("%d reports stored after a failed save, want 0", total)
+		}
+	})
+}
+
+// Two files carrying the same report, stored at once: one report row, one duplicate.
+func TestSaveReportConcurrent(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		ids := []int64{newIngest(t, st, "a"), newIngest(t, st, "b"), newIngest(t, st, "c"), newIngest(t, st, "d")}
+		h, recs := report("x", "same", "example.com", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), "192.0.2.1")
+		var wg sync.WaitGroup
+		results := make([]store.Saved, len(ids))
+		errs := make([]error, len(ids))
+		for i, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i], errs[i] = st.SaveReport(ctx, id, h, feed(recs), noWarnings)
+			}()
+		}
+		wg.Wait()
+		fresh := 0
+		for i := range ids {
+			if errs[i] != nil {
+				t.Fatalf("save %d: %v", i, errs[i])
+			}
+			if !results[i].Duplicate {
+				fresh++
+			}
+		}
+		if fresh != 1 {
+			t.Fatalf("%d saves stored the report as new, want exactly 1", fresh)
+		}
+		if _, total, _ := st.ListReports(ctx, store.Filter{}, store.Page{Number: 1, Size: 10}); total != 1 {
+			t.Fatalf("%d reports, want 1", total)
+		}
+	})
+}
+
+func TestCreateIngestSameBytesConcurrently(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		created, ids := 0, map[int64]bool{}
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ing, c, err := st.CreateIngest(context.Background(), store.NewFile{SHA256: fmt.Sprintf("%064d", 42), Source: "test", Size: 1,
+					ReceivedAt: time.Now(), Encoding: "identity", Data: []byte("x")})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				ids[ing.ID] = true
+				if c {
+					created++
+				}
+			}()
+		}
+		wg.Wait()
+		if created != 1 || len(ids) != 1 {
+			t.Fatalf("created %d ingests with ids %v, want 1 and one id", created, ids)
+		}
+	})
+}
+
+func TestCheckSchemaRefusesStale(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st, err := store.Open(context.Background(), b.DatabaseURL(t), testenv.Logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if err := st.CheckSchema(context.Background()); !errors.Is(err, store.ErrStaleSchema) {
+			t.Fatalf("CheckSchema on an empty database = %v, want ErrStaleSchema", err)
+		}
+		if _, err := st.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CheckSchema(context.Background()); err != nil {
+			t.Fatalf("CheckSchema after Migrate = %v", err)
+		}
+	})
+}
