@@ -33,7 +33,8 @@ type Saved struct {
 //
 // Report identity is (reporter org, report_id, policy domain, begin, end): when it already
 // exists, the file is linked to the existing report and Duplicate says whether that report came
-// from another file (a re-run of the same file's task is not a duplicate of itself).
+// from another file (a re-run of the same file's task is not a duplicate of itself). A
+// duplicate's records are still read to the end, so a broken copy fails as a broken file.
 func (s *Store) SaveReport(ctx context.Context, ingestID int64, h *dmarc.Report, next func() (dmarc.Record, error), warnings func() []string) (Saved, error) {
 	var out Saved
 	err := s.write(ctx, func(tx *gorm.DB) error {
@@ -50,6 +51,11 @@ func (s *Store) SaveReport(ctx context.Context, ingestID int64, h *dmarc.Report,
 				return fmt.Errorf("find existing report: %w", err)
 			}
 			out = Saved{ReportID: existing.ID, Duplicate: existing.IngestID != ingestID}
+			// Read the rest anyway: a copy that turns out broken further down is a bad file,
+			// not a duplicate of a good one.
+			if err := drain(next); err != nil {
+				return err
+			}
 			return link(tx, ingestID, out)
 		}
 		out = Saved{ReportID: rep.ID}
@@ -68,6 +74,16 @@ func (s *Store) SaveReport(ctx context.Context, ingestID int64, h *dmarc.Report,
 		return Saved{}, fmt.Errorf("store: save report %q from %s: %w", h.ReportID, h.OrgName, err)
 	}
 	return out, nil
+}
+
+func drain(next func() (dmarc.Record, error)) error {
+	for {
+		if _, err := next(); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 }
 
 func link(tx *gorm.DB, ingestID int64, s Saved) error {
