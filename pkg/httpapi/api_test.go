@@ -1,0 +1,313 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/vigilhq/vigil/pkg/corpus"
+	"github.com/vigilhq/vigil/pkg/dmarc"
+	"github.com/vigilhq/vigil/pkg/httpapi"
+	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/testenv"
+	"github.com/vigilhq/vigil/pkg/unwrap"
+)
+
+type fixture struct {
+	e   *echo.Echo
+	st  *store.Store
+	svc *ingest.Service
+}
+
+func newFixture(t *testing.T, b testenv.Backend, lim httpapi.Limits) fixture {
+	t.Helper()
+	st := b.Store(t)
+	svc := ingest.New(st, nil, nil, ingest.Limits{FileBytes: lim.FileBytes, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}, testenv.Logger())
+	e := httpapi.New(httpapi.Deps{Store: st, Ingest: svc, Limits: lim, TempDir: t.TempDir(), Log: testenv.Logger()})
+	return fixture{e: e, st: st, svc: svc}
+}
+
+var defaultLimits = httpapi.Limits{UploadFiles: 200, UploadBytes: 200 << 20, FileBytes: 1 << 20}
+
+type part struct {
+	field, name string
+	data        []byte
+}
+
+func multipartBody(t *testing.T, parts []part) (io.Reader, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		fw, err := w.CreateFormFile(p.field, p.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write(p.data)
+	}
+	w.Close()
+	return &buf, w.FormDataContentType()
+}
+
+func (f fixture) do(t *testing.T, method, path string, body io.Reader, ctype string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, body)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	rec := httptest.NewRecorder()
+	f.e.ServeHTTP(rec, req)
+	return rec
+}
+
+func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+		t.Fatalf("decode %s: %v", rec.Body.String(), err)
+	}
+	return v
+}
+
+type uploadAnswer struct {
+	Files []httpapi.UploadResult `json:"files"`
+}
+
+func corpusFile(t *testing.T, rel string) []byte {
+	t.Helper()
+	dir, _ := corpus.ForTest(t)
+	b, err := os.ReadFile(filepath.Join(dir, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A mixed upload: every file gets its own status, the bad ones never fail the good ones, and
+// after processing the reports are visible with their records.
+func TestUploadAndRead(t *testing.T) {
+	t.Parallel()
+	good := corpusFile(t, "parsedmarc/samples/extract_report/nice-input.xml.gz")
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		f := newFixture(t, b, defaultLimits)
+		body, ctype := multipartBody(t, []part{
+			{"files", "nice.xml.gz", good},
+			{"files", "../../etc/passwd", []byte("unused")},
+			{"files", "empty.xml", nil},
+			{"files", "big.xml", bytes.Repeat([]byte("x"), 1<<20+1)},
+			{"files", "again.xml.gz", good},
+			{"other", "ignored.txt", []byte("x")},
+		})
+		rec := f.do(t, http.MethodPost, "/api/upload", body, ctype)
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("upload: %d %s", rec.Code, rec.Body)
+		}
+		ans := decode[uploadAnswer](t, rec)
+		wantStatus := []string{"accepted", "accepted", "rejected", "rejected", "duplicate"}
+		if len(ans.Files) != len(wantStatus) {
+			t.Fatalf("%d results, want %d: %+v", len(ans.Files), len(wantStatus), ans.Files)
+		}
+		for i, w := range wantStatus {
+			if ans.Files[i].Status != w {
+				t.Errorf("file %d (%s): %s (%s), want %s", i, ans.Files[i].Filename, ans.Files[i].Status, ans.Files[i].Error, w)
+			}
+		}
+		if ans.Files[1].Filename != "passwd" {
+			t.Errorf("path in a file name kept: %q", ans.Files[1].Filename)
+		}
+		if !strings.Contains(ans.Files[3].Error, "limit") || ans.Files[3].IngestID != nil {
+			t.Errorf("oversized file: %+v", ans.Files[3])
+		}
+		if *ans.Files[4].IngestID != *ans.Files[0].IngestID {
+			t.Errorf("duplicate points at %d, want %d", *ans.Files[4].IngestID, *ans.Files[0].IngestID)
+		}
+		for _, i := range []int{0, 1} {
+			f.svc.Process(context.Background(), *ans.Files[i].IngestID)
+		}
+
+		ing := decode[httpapi.IngestView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/ingests/%d", *ans.Files[0].IngestID), nil, ""))
+		if ing.Status != "processed" || len(ing.ReportIDs) != 1 {
+			t.Fatalf("ingest: %+v", ing)
+		}
+		bad := decode[httpapi.IngestView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/ingests/%d", *ans.Files[1].IngestID), nil, ""))
+		if bad.Status != "failed" || !strings.Contains(bad.Error, "not a DMARC aggregate report") {
+			t.Fatalf("bad ingest: %+v", bad)
+		}
+
+		list := decode[httpapi.List[httpapi.ReportView]](t, f.do(t, http.MethodGet, "/api/reports?domain=EXAMPLE.COM&page_size=10", nil, ""))
+		if list.Total != 1 || len(list.Items) != 1 || list.PageSize != 10 || list.Page != 1 {
+			t.Fatalf("reports: %+v", list)
+		}
+		r := list.Items[0]
+		if r.OrgName != "google.com" || r.RecordCount != 20 || r.Policy.P == "" || r.Policy.Pct == nil {
+			t.Fatalf("report: %+v", r)
+		}
+		one := decode[httpapi.ReportView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/reports/%d", r.ID), nil, ""))
+		if one.ReportID != r.ReportID || one.MessageCount != r.MessageCount {
+			t.Fatalf("report by id: %+v", one)
+		}
+		recs := decode[httpapi.List[map[string]any]](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/reports/%d/records?page_size=500", r.ID), nil, ""))
+		if recs.Total != 20 || len(recs.Items) != 20 {
+			t.Fatalf("records: total %d, %d items", recs.Total, len(recs.Items))
+		}
+		var sum float64
+		for _, rec := range recs.Items {
+			sum += rec["count"].(float64)
+			for _, k := range []string{"source_ip", "disposition", "dkim", "spf", "reasons", "header_from", "envelope_from", "envelope_to", "dkim_results", "spf_results"} {
+				if _, ok := rec[k]; !ok {
+					t.Fatalf("record lacks %s: %v", k, rec)
+				}
+			}
+		}
+		if int64(sum) != r.MessageCount {
+			t.Fatalf("records count %v messages, report says %d", sum, r.MessageCount)
+		}
+		doms := decode[httpapi.List[httpapi.DomainView]](t, f.do(t, http.MethodGet, "/api/domains", nil, ""))
+		if doms.Total != 1 || doms.Items[0].Domain != "example.com" || doms.Items[0].MessageCount != r.MessageCount {
+			t.Fatalf("domains: %+v", doms)
+		}
+	})
+}
+
+// Over a cap, the whole request is refused before anything is stored.
+func TestUploadCaps(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		f := newFixture(t, b, httpapi.Limits{UploadFiles: 3, UploadBytes: 64 << 10, FileBytes: 32 << 10})
+		var parts []part
+		for i := range 4 {
+			parts = append(parts, part{"files", fmt.Sprintf("f%d.xml", i), []byte(fmt.Sprintf("<feedback>%d</feedback>", i))})
+		}
+		body, ctype := multipartBody(t, parts)
+		if rec := f.do(t, http.MethodPost, "/api/upload", body, ctype); rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "VIGIL_MAX_UPLOAD_FILES") {
+			t.Fatalf("4 files over a cap of 3: %d %s", rec.Code, rec.Body)
+		}
+		// A body over the cap without a Content-Length: caught while streaming.
+		body, ctype = multipartBody(t, []part{{"files", "a", bytes.Repeat([]byte("a"), 30<<10)}, {"files", "b", bytes.Repeat([]byte("b"), 30<<10)}, {"files", "c", bytes.Repeat([]byte("c"), 30<<10)}})
+		req := httptest.NewRequest(http.MethodPost, "/api/upload", io.MultiReader(body))
+		req.ContentLength = -1
+		req.Header.Set("Content-Type", ctype)
+		rec := httptest.NewRecorder()
+		f.e.ServeHTTP(rec, req)
+		if rec.Code != http.StatusRequestEntityTooLarge {
+			t.Fatalf("streamed body over the cap: %d %s", rec.Code, rec.Body)
+		}
+		if _, total, _ := f.st.ListReports(context.Background(), store.Filter{}, store.Page{Number: 1, Size: 1}); total != 0 {
+			t.Fatalf("%d reports after refused uploads", total)
+		}
+		if ing, err := f.st.GetIngest(context.Background(), 1); err == nil {
+			t.Fatalf("a refused upload stored ingest %+v", ing)
+		}
+	})
+}
+
+func TestProblems(t *testing.T) {
+	t.Parallel()
+	b := testenv.Backends()[0]
+	f := newFixture(t, b, defaultLimits)
+	cases := []struct {
+		method, path, ctype string
+		status              int
+		detail              string
+	}{
+		{http.MethodGet, "/api/reports?page_size=501", "", 400, "page_size"},
+		{http.MethodGet, "/api/reports?page=0", "", 400, "page"},
+		{http.MethodGet, "/api/reports?days=abc", "", 400, "days"},
+		{http.MethodGet, "/api/reports?days=3&start=2024-01-01", "", 400, "days"},
+		{http.MethodGet, "/api/reports?start=yesterday", "", 400, "start"},
+		{http.MethodGet, "/api/reports?start=2024-02-01&end=2024-01-01", "", 400, "end"},
+		{http.MethodGet, "/api/reports?source_ip=01.2.3.4", "", 400, "source_ip"},
+		{http.MethodGet, "/api/reports?source_ip_range=10.0.0.0/33", "", 400, "source_ip_range"},
+		{http.MethodGet, "/api/reports?dkim_result=maybe", "", 400, "dkim_result"},
+		{http.MethodGet, "/api/reports?disposition=drop", "", 400, "disposition"},
+		{http.MethodGet, "/api/reports/abc", "", 400, "id"},
+		{http.MethodGet, "/api/reports/999", "", 404, "report 999"},
+		{http.MethodGet, "/api/reports/999/records", "", 404, "report 999"},
+		{http.MethodGet, "/api/ingests/999", "", 404, "ingest 999"},
+		{http.MethodGet, "/api/nowhere", "", 404, ""},
+		{http.MethodPost, "/api/upload", "application/json", 415, "multipart/form-data"},
+		{http.MethodPost, "/api/upload", "multipart/form-data; boundary=x", 400, ""},
+	}
+	for _, c := range cases {
+		rec := f.do(t, c.method, c.path, strings.NewReader("{}"), c.ctype)
+		if rec.Code != c.status {
+			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, rec.Code, rec.Body, c.status)
+			continue
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+			t.Errorf("%s %s: content type %q", c.method, c.path, ct)
+		}
+		p := decode[httpapi.Problem](t, rec)
+		if p.Status != c.status || p.Title == "" || !strings.Contains(p.Detail, c.detail) {
+			t.Errorf("%s %s: problem %+v, want status %d and detail naming %q", c.method, c.path, p, c.status, c.detail)
+		}
+	}
+	for _, ok := range []string{"/api/reports?source_ip_range=::ffff:192.0.2.0/120", "/api/reports?source_ip=2001:DB8::1", "/api/reports?days=30&dkim_result=PASS", "/api/reports?start=2024-01-01T00:00:00Z&end=2024-02-01"} {
+		if rec := f.do(t, http.MethodGet, ok, nil, ""); rec.Code != http.StatusOK {
+			t.Errorf("GET %s: %d %s", ok, rec.Code, rec.Body)
+		}
+	}
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testenv.Backends()[0], defaultLimits)
+	for _, p := range []string{"/health", "/ready"} {
+		if rec := f.do(t, http.MethodGet, p, nil, ""); rec.Code != http.StatusOK {
+			t.Errorf("%s: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	f.st.Close()
+	rec := f.do(t, http.MethodGet, "/ready", nil, "")
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "database") {
+		t.Fatalf("/ready with the database closed: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// Every registered route is in openapi.json and every documented path is served.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testenv.Backends()[0], defaultLimits)
+	spec := decode[struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}](t, f.do(t, http.MethodGet, "/openapi.json", nil, ""))
+	var documented, served []string
+	for p, ops := range spec.Paths {
+		for m := range ops {
+			documented = append(documented, strings.ToUpper(m)+" "+p)
+		}
+	}
+	for _, r := range f.e.Routes() {
+		if strings.HasPrefix(r.Path, "/monitoring") || r.Method == "echo_route_not_found" {
+			continue
+		}
+		p := r.Path
+		for _, seg := range strings.Split(p, "/") {
+			if strings.HasPrefix(seg, ":") {
+				p = strings.Replace(p, seg, "{"+seg[1:]+"}", 1)
+			}
+		}
+		served = append(served, r.Method+" "+p)
+	}
+	documented = slices.DeleteFunc(documented, func(s string) bool { return strings.HasSuffix(s, " /monitoring") })
+	slices.Sort(documented)
+	slices.Sort(served)
+	if !slices.Equal(documented, served) {
+		t.Fatalf("openapi.json documents\n%v\nbut the router serves\n%v", documented, served)
+	}
+}
