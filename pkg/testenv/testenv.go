@@ -138,3 +138,13 @@ func (b Backend) Redis(tb testing.TB, db int) asynq.RedisClientOpt {
 	tb.Logf("backend: Redis %s db %d", strings.TrimPrefix(base, "redis://"), db)
 	return opt
 }
+
+// RedisURL is Redis for this test as a VIGIL_REDIS_URL value.
+func (b Backend) RedisURL(tb testing.TB, db int) string {
+	tb.Helper()
+	opt := b.Redis(tb, db)
+	if opt.Password != "" {
+		return fmt.Sprintf("redis://:%s@%s/%d", url.QueryEscape(opt.Password), opt.Addr, opt.DB)
+	}
+	return fmt.Sprintf("redis://%s/%d", opt.Addr, opt.DB)
+}
