@@ -201,7 +201,8 @@ func TestProcessIdempotent(t *testing.T) {
 		if err := bu.svc.Process(ctx, ing.ID); err != nil {
 			t.Fatalf("second run: %v", err)
 		}
-		if err := bu.st.ResetIngest(ctx, ing.ID); err != nil { // as if the process died before FinishIngest
+		// Back to pending, as for a re-parse after a parser fix: the reports are already there.
+		if err := bu.st.ResetIngest(ctx, ing.ID); err != nil {
 			t.Fatal(err)
 		}
 		if err := bu.svc.Process(ctx, ing.ID); err != nil {
@@ -213,6 +214,40 @@ func TestProcessIdempotent(t *testing.T) {
 		}
 		if n := bu.totalReports(t); n != 3 {
 			t.Fatalf("%d reports stored, want 3", n)
+		}
+	})
+}
+
+// The same task delivered several times at once (asynq promises at-least-once): one attempt
+// stores, the others roll back or find nothing to do.
+func TestProcessConcurrentDeliveries(t *testing.T) {
+	t.Parallel()
+	data := corpusFile(t, "dmarc_report_reader/tests/fixtures/multi-report.zip")
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		bu := setup(t, b, nil, nil)
+		ctx := context.Background()
+		res, err := bu.svc.Accept(ctx, ingest.File{Name: "m.zip", Source: "test", Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := bu.svc.Process(ctx, res.IngestID); err != nil {
+					t.Errorf("concurrent Process: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		ing, _ := bu.st.GetIngest(ctx, res.IngestID)
+		if ing.Status != store.StatusProcessed || ing.ReportCount != 3 || ing.Attempts < 1 {
+			t.Fatalf("after concurrent deliveries: %+v", ing)
+		}
+		if n := bu.totalReports(t); n != 3 {
+			t.Fatalf("%d reports, want 3", n)
 		}
 	})
 }

@@ -58,22 +58,15 @@ func (o *outcome) status() (string, string) {
 	return store.StatusFailed, reason
 }
 
-// Process unwraps, parses and stores one pending file. It is idempotent: a file that is no
-// longer pending is left alone, and a re-run after a crash finds its own reports already
-// stored (linked, not duplicated). Errors wrapping ErrPermanent concern the file; others are
-// worth retrying.
+// Process unwraps, parses and stores one pending file, in one transaction. It is idempotent:
+// a file that is no longer pending is left alone, and a second attempt racing the first rolls
+// back. Errors wrapping ErrPermanent concern the file; others are worth retrying.
 func (s *Service) Process(ctx context.Context, id int64) error {
-	ing, err := s.store.GetIngest(ctx, id)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("ingest %d does not exist: %w", id, ErrPermanent)
-		}
-		return err
+	ing, pending, err := s.store.BeginAttempt(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("ingest %d does not exist: %w", id, ErrPermanent)
 	}
-	if ing.Status != store.StatusPending {
-		return nil
-	}
-	if err := s.store.StartAttempt(ctx, id); err != nil {
+	if err != nil || !pending {
 		return err
 	}
 	raw, err := s.store.RawFile(ctx, id)
@@ -81,23 +74,31 @@ func (s *Service) Process(ctx context.Context, id int64) error {
 		return err
 	}
 	var o outcome
-	data, err := decodeRaw(raw, s.lim.FileBytes)
-	if err == nil {
-		err = unwrap.Walk(data, s.lim.Unwrap, func(p unwrap.Part) error { return s.part(ctx, id, p, &o) })
-	}
-	var tr transient
-	if errors.As(err, &tr) {
-		return fmt.Errorf("ingest %d: %w", id, tr.err)
-	}
-	if errors.Is(err, unwrap.ErrUnrecognised) || errors.Is(err, unwrap.ErrEmpty) {
-		err = fmt.Errorf("not a DMARC aggregate report: %w", err)
+	var status, reason string
+	err = s.store.ProcessFile(ctx, id, func(ft *store.FileTx) error {
+		o = outcome{}
+		data, err := decodeRaw(raw, s.lim.FileBytes)
+		if err == nil {
+			err = unwrap.Walk(data, s.lim.Unwrap, func(p unwrap.Part) error { return s.part(ft, p, &o) })
+		}
+		var tr transient
+		if errors.As(err, &tr) {
+			return tr.err
+		}
+		if errors.Is(err, unwrap.ErrUnrecognised) || errors.Is(err, unwrap.ErrEmpty) {
+			err = fmt.Errorf("not a DMARC aggregate report: %w", err)
+		}
+		if err != nil {
+			o.fail("", err)
+		}
+		status, reason = o.status()
+		return ft.Finish(status, reason, o.stored+o.dups)
+	})
+	if errors.Is(err, store.ErrAlreadyFinished) {
+		return nil
 	}
 	if err != nil {
-		o.fail("", err)
-	}
-	status, reason := o.status()
-	if _, err := s.store.FinishIngest(ctx, id, status, reason, o.stored+o.dups); err != nil {
-		return err
+		return fmt.Errorf("ingest %d: %w", id, err)
 	}
 	s.log.Info("file processed", "ingest_id", id, "file", ing.Filename, "status", status, "reports", o.stored, "duplicates", o.dups, "problems", len(o.problems))
 	if status == store.StatusFailed {
@@ -108,7 +109,7 @@ func (s *Service) Process(ctx context.Context, id int64) error {
 
 // part handles one payload. Problems with the part are noted and the walk goes on (one bad
 // report never sinks the others in the same zip); only infrastructure errors stop it.
-func (s *Service) part(ctx context.Context, id int64, p unwrap.Part, o *outcome) error {
+func (s *Service) part(ft *store.FileTx, p unwrap.Part, o *outcome) error {
 	switch p.Format {
 	case unwrap.FormatTLSRPT:
 		o.fail(p.Path, errors.New("SMTP TLS report (RFC 8460) recognised; this report type is not stored yet"))
@@ -131,12 +132,12 @@ func (s *Service) part(ctx context.Context, id int64, p unwrap.Part, o *outcome)
 	var parseErr error
 	next := func() (dmarc.Record, error) {
 		r, err := dec.Next()
-		if err != nil && !isEOF(err) {
+		if err != nil && !errors.Is(err, io.EOF) {
 			parseErr = err
 		}
 		return r, err
 	}
-	saved, err := s.store.SaveReport(ctx, id, h, next, dec.Warnings)
+	saved, err := ft.SaveReport(h, next, dec.Warnings)
 	switch {
 	case parseErr != nil:
 		o.fail(p.Path, parseErr)
@@ -217,5 +218,3 @@ func (s *Service) HandleSweep(grace time.Duration) asynq.HandlerFunc {
 		return err
 	}
 }
-
-func isEOF(err error) bool { return errors.Is(err, io.EOF) }

@@ -99,28 +99,24 @@ func (s *Store) RawFile(ctx context.Context, ingestID int64) (RawFile, error) {
 	return f, nil
 }
 
-// StartAttempt counts a parse attempt; the count helps people see files that keep failing.
-func (s *Store) StartAttempt(ctx context.Context, id int64) error {
-	return s.write(ctx, func(tx *gorm.DB) error {
-		return tx.Model(&Ingest{}).Where("id = ?", id).
-			Updates(map[string]any{"attempts": gorm.Expr("attempts + 1"), "updated_at": time.Now().UTC()}).Error
-	})
-}
-
-// FinishIngest records the outcome of parsing. Only a pending file changes, so a retried or
-// duplicated task can never overwrite a result; changed tells whether this call did it.
-func (s *Store) FinishIngest(ctx context.Context, id int64, status, reason string, reportCount int) (changed bool, err error) {
-	now := time.Now().UTC()
-	err = s.write(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&Ingest{}).Where("id = ? AND status = ?", id, StatusPending).
-			Updates(map[string]any{"status": status, "error": reason, "report_count": reportCount, "updated_at": now, "processed_at": now})
-		changed = res.RowsAffected == 1
+// BeginAttempt counts a parse attempt on a pending file and returns it; ok is false when the
+// file is not pending (already finished: nothing to do). The count shows people which files
+// keep failing.
+func (s *Store) BeginAttempt(ctx context.Context, id int64) (ing Ingest, ok bool, err error) {
+	err = s.writeStmt(ctx, func(db *gorm.DB) error {
+		res := db.Model(&ing).Clauses(clause.Returning{}).Where("id = ? AND status = ?", id, StatusPending).
+			Updates(map[string]any{"attempts": gorm.Expr("attempts + 1"), "updated_at": time.Now().UTC()})
+		ok = res.RowsAffected == 1
 		return res.Error
 	})
 	if err != nil {
-		return false, fmt.Errorf("store: finish ingest %d: %w", id, err)
+		return Ingest{}, false, fmt.Errorf("store: begin attempt on ingest %d: %w", id, err)
 	}
-	return changed, nil
+	if !ok {
+		ing, err = s.GetIngest(ctx, id)
+		return ing, false, err
+	}
+	return ing, true, nil
 }
 
 // ResetIngest puts a file back to pending so it is parsed again (after a parser fix).

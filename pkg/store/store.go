@@ -148,6 +148,16 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return s.db.WithContext(ctx).Transaction(fn)
 }
 
+// writeStmt runs a single-statement write outside an explicit transaction (one round trip
+// less each way), still serialised on SQLite.
+func (s *Store) writeStmt(ctx context.Context, fn func(db *gorm.DB) error) error {
+	if s.writeMu != nil {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	return fn(s.db.WithContext(ctx))
+}
+
 func (s *Store) goose() (*goose.Provider, error) {
 	fsys, err := migrations.For(string(s.dialect))
 	if err != nil {
