@@ -11,7 +11,8 @@
 // element and enum values are trimmed and enum values lower-cased ("Pass" is "pass"); report_id
 // and email lose surrounding "<>"; a missing or empty org_name falls back to the domain of email;
 // windows-1252, ISO-8859-1/latin1 and us-ascii declarations are decoded (the last two as
-// windows-1252, as browsers do); a UTF-8 byte order mark and whitespace before the XML
+// windows-1252, as browsers do), and a "UTF-16" label on bytes that are plainly not UTF-16 is
+// read as UTF-8 with a warning; a UTF-8 byte order mark and whitespace before the XML
 // declaration are skipped; the RFC 9990 namespace, any prefix or none, reads the same (elements
 // are matched on local names); a complete <feedback> as the first child of a stray, possibly
 // unclosed wrapper element (one reporter sends <xs:schema ...><feedback>...</feedback> and

@@ -239,6 +239,14 @@ func (s *source) sniff() error {
 	}
 }
 
+func isUTF16Label(label string) bool {
+	switch strings.ToLower(strings.TrimSpace(label)) {
+	case "utf-16", "utf-16le", "utf-16be", "utf16", "ucs-2":
+		return true
+	}
+	return false
+}
+
 // charset returns the decoder for a declared encoding, nil meaning the bytes are UTF-8 already.
 // iso-8859-1, latin1 and us-ascii decode as windows-1252, as the WHATWG encoding standard and
 // every browser do: reporters that declare them often send 0x80-0x9F quotes.

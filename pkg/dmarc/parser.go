@@ -61,6 +61,12 @@ func (p *parser) charsetReader(label string, in io.Reader) (io.Reader, error) {
 	if p.ntok > 0 {
 		return nil, errors.New("XML declaration not at the start of the document")
 	}
+	if isUTF16Label(label) {
+		// The declaration itself was read as ASCII, so the bytes are not UTF-16 (sniff refuses
+		// real UTF-16): the label is wrong, and UTF-8 is the only reading that can work.
+		p.warn("declared encoding %q, but the document is not UTF-16; read as UTF-8", clip([]byte(label)))
+		return in, nil
+	}
 	enc, err := charset(label)
 	if err != nil || enc == nil {
 		return in, err

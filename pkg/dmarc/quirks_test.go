@@ -85,6 +85,12 @@ func TestQuirks(t *testing.T) {
 			"Example Org", "Caf\xe9", 1), orgIs("Café")},
 		{"us-ascii", strings.Replace(base, "UTF-8", "US-ASCII", 1), orgIs("Example Org")},
 		{"utf8 alias", strings.Replace(base, "UTF-8", "utf8", 1), orgIs("Example Org")},
+		{"UTF-16 declared over UTF-8 bytes", strings.Replace(strings.Replace(base, "UTF-8", "UTF-16", 1),
+			"Example Org", "Société", 1), func(t *testing.T, rep *Report) {
+			if rep.OrgName != "Société" || !hasWarning(rep, `declared encoding "UTF-16"`) {
+				t.Errorf("org_name %q, warnings %q", rep.OrgName, rep.Warnings)
+			}
+		}},
 		{"UTF-8 byte order mark", "\xef\xbb\xbf" + base, orgIs("Example Org")},
 		{"whitespace before the declaration", "\n  \n" + base, orgIs("Example Org")},
 		{"CRLF line endings", strings.ReplaceAll(base, "\n", "\r\n"), orgIs("Example Org")},
