@@ -25,6 +25,8 @@ CREATE TABLE raw_files (
     encoding  TEXT  NOT NULL,
     data      BYTEA NOT NULL
 );
+-- Originals are stored gzipped (or already compressed): pglz would only burn CPU trying again.
+ALTER TABLE raw_files ALTER COLUMN data SET STORAGE EXTERNAL;
 
 CREATE TABLE reports (
     id                      BIGSERIAL PRIMARY KEY,

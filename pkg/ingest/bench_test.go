@@ -115,7 +115,7 @@ func BenchmarkPipelineCorpus(b *testing.B) {
 		}
 		start := time.Now()
 		b.StartTimer()
-		runPipeline(b, bu, files, 2*runtime.NumCPU()+2)
+		runPipeline(b, bu, files, benchWorkers())
 		b.StopTimer()
 		elapsed += time.Since(start)
 		if n := bu.totalReports(&testing.T{}); n != int64(len(files)) {
@@ -230,4 +230,13 @@ func BenchmarkPipelineHugeReport(b *testing.B) {
 		b.ReportMetric(float64(n), "records")
 	}
 	b.ReportMetric(peakRSS(), "peak-RSS-MB")
+}
+
+// benchWorkers is how many files are processed at once (VIGIL_BENCH_WORKERS overrides).
+func benchWorkers() int {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv("VIGIL_BENCH_WORKERS"), &n); err == nil && n > 0 {
+		return n
+	}
+	return 2*runtime.NumCPU() + 2
 }

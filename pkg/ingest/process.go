@@ -33,6 +33,14 @@ type outcome struct {
 	problems     []string
 }
 
+func (o *outcome) count(s store.Saved) {
+	if s.Duplicate {
+		o.dups++
+	} else {
+		o.stored++
+	}
+}
+
 func (o *outcome) fail(path string, err error) {
 	if path == "" {
 		o.problems = append(o.problems, err.Error())
@@ -58,97 +66,157 @@ func (o *outcome) status() (string, string) {
 	return store.StatusFailed, reason
 }
 
-// Process unwraps, parses and stores one pending file, in one transaction. It is idempotent:
-// a file that is no longer pending is left alone, and a second attempt racing the first rolls
-// back. Errors wrapping ErrPermanent concern the file; others are worth retrying.
+// Reports are read ahead up to prefetch records: complete ones (nearly all) are collected and
+// stored together, up to flushRecords records or flushReports reports at a time, in as few
+// statements as the database allows; a longer report streams into a transaction of its own.
+const (
+	prefetch     = 1000
+	flushRecords = 4000
+	flushReports = 100
+)
+
+// Process unwraps, parses and stores one pending file. It is idempotent: a file that is no
+// longer pending is left alone; a re-run after a crash, or a second delivery racing the
+// first, finds its own reports stored (linked, not duplicated) and the outcome is recorded
+// once. Errors wrapping ErrPermanent concern the file; others are worth retrying.
 func (s *Service) Process(ctx context.Context, id int64) error {
-	ing, pending, err := s.store.BeginAttempt(ctx, id)
+	ing, raw, pending, err := s.store.Claim(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("ingest %d does not exist: %w", id, ErrPermanent)
 	}
 	if err != nil || !pending {
 		return err
 	}
-	raw, err := s.store.RawFile(ctx, id)
-	if err != nil {
-		return err
+	run := &fileRun{svc: s, ctx: ctx, id: id}
+	data, err := decodeRaw(raw, s.lim.FileBytes)
+	if err == nil {
+		err = unwrap.Walk(data, s.lim.Unwrap, run.part)
 	}
-	var o outcome
-	var status, reason string
-	err = s.store.ProcessFile(ctx, id, func(ft *store.FileTx) error {
-		o = outcome{}
-		data, err := decodeRaw(raw, s.lim.FileBytes)
-		if err == nil {
-			err = unwrap.Walk(data, s.lim.Unwrap, func(p unwrap.Part) error { return s.part(ft, p, &o) })
-		}
-		var tr transient
-		if errors.As(err, &tr) {
-			return tr.err
-		}
-		if errors.Is(err, unwrap.ErrUnrecognised) || errors.Is(err, unwrap.ErrEmpty) {
-			err = fmt.Errorf("not a DMARC aggregate report: %w", err)
-		}
-		if err != nil {
-			o.fail("", err)
-		}
-		status, reason = o.status()
-		return ft.Finish(status, reason, o.stored+o.dups)
-	})
-	if errors.Is(err, store.ErrAlreadyFinished) {
-		return nil
+	var tr transient
+	if errors.As(err, &tr) {
+		return fmt.Errorf("ingest %d: %w", id, tr.err)
+	}
+	if errors.Is(err, unwrap.ErrUnrecognised) || errors.Is(err, unwrap.ErrEmpty) {
+		err = fmt.Errorf("not a DMARC aggregate report: %w", err)
 	}
 	if err != nil {
+		run.o.fail("", err) // what was read before the problem is still stored
+	}
+	if err := run.flush(); err != nil {
 		return fmt.Errorf("ingest %d: %w", id, err)
 	}
-	s.log.Info("file processed", "ingest_id", id, "file", ing.Filename, "status", status, "reports", o.stored, "duplicates", o.dups, "problems", len(o.problems))
+	status, reason := run.o.status()
+	if _, err := s.store.Finish(ctx, id, status, reason, run.o.stored+run.o.dups); err != nil {
+		return err
+	}
+	s.log.Info("file processed", "ingest_id", id, "file", ing.Filename, "status", status, "reports", run.o.stored, "duplicates", run.o.dups, "problems", len(run.o.problems))
 	if status == store.StatusFailed {
 		return fmt.Errorf("ingest %d: %s: %w", id, reason, ErrPermanent)
 	}
 	return nil
 }
 
+// fileRun is one attempt at one file.
+type fileRun struct {
+	svc         *Service
+	ctx         context.Context
+	id          int64
+	o           outcome
+	pending     []store.Parsed
+	pendingRecs int
+}
+
 // part handles one payload. Problems with the part are noted and the walk goes on (one bad
 // report never sinks the others in the same zip); only infrastructure errors stop it.
-func (s *Service) part(ft *store.FileTx, p unwrap.Part, o *outcome) error {
+func (r *fileRun) part(p unwrap.Part) error {
 	switch p.Format {
 	case unwrap.FormatTLSRPT:
-		o.fail(p.Path, errors.New("SMTP TLS report (RFC 8460) recognised; this report type is not stored yet"))
+		r.o.fail(p.Path, errors.New("SMTP TLS report (RFC 8460) recognised; this report type is not stored yet"))
 		return nil
 	case unwrap.FormatFailure:
-		o.fail(p.Path, errors.New("DMARC failure report (RFC 6591) recognised; this report type is not stored yet"))
+		r.o.fail(p.Path, errors.New("DMARC failure report (RFC 6591) recognised; this report type is not stored yet"))
 		return nil
 	case unwrap.FormatJSON:
-		o.fail(p.Path, errors.New("JSON but not an SMTP TLS report"))
+		r.o.fail(p.Path, errors.New("JSON but not an SMTP TLS report"))
 		return nil
 	}
 	// DMARC, other XML and unknown bytes all go through the parser: for a non-report it names
 	// what it found ("expected <feedback>, found <html>") better than a sniffer can.
-	dec := dmarc.NewDecoder(p.Body, s.lim.Parse)
+	dec := dmarc.NewDecoder(p.Body, r.svc.lim.Parse)
 	h, err := dec.Header()
 	if err != nil {
-		o.fail(p.Path, err)
+		r.o.fail(p.Path, err)
 		return nil
+	}
+	head, complete, err := readUpTo(dec.Next, prefetch)
+	if err != nil {
+		r.o.fail(p.Path, err)
+		return nil
+	}
+	if complete {
+		r.pending = append(r.pending, store.Parsed{Header: h, Records: head, Warnings: dec.Warnings()})
+		if r.pendingRecs += len(head); r.pendingRecs >= flushRecords || len(r.pending) >= flushReports {
+			return r.flushTransient()
+		}
+		return nil
+	}
+	if err := r.flushTransient(); err != nil {
+		return err
 	}
 	var parseErr error
 	next := func() (dmarc.Record, error) {
-		r, err := dec.Next()
+		rec, err := dec.Next()
 		if err != nil && !errors.Is(err, io.EOF) {
 			parseErr = err
 		}
-		return r, err
+		return rec, err
 	}
-	saved, err := ft.SaveReport(h, next, dec.Warnings)
+	saved, err := r.svc.store.SaveReport(r.ctx, r.id, h, head, next, dec.Warnings)
 	switch {
 	case parseErr != nil:
-		o.fail(p.Path, parseErr)
+		r.o.fail(p.Path, parseErr)
 	case err != nil:
 		return transient{err}
-	case saved.Duplicate:
-		o.dups++
 	default:
-		o.stored++
+		r.o.count(saved)
 	}
 	return nil
+}
+
+// flush stores the collected complete reports.
+func (r *fileRun) flush() error {
+	saved, err := r.svc.store.SaveParsed(r.ctx, r.id, r.pending)
+	if err != nil {
+		return err
+	}
+	for _, sv := range saved {
+		r.o.count(sv)
+	}
+	r.pending, r.pendingRecs = r.pending[:0], 0
+	return nil
+}
+
+func (r *fileRun) flushTransient() error {
+	if err := r.flush(); err != nil {
+		return transient{err}
+	}
+	return nil
+}
+
+// readUpTo reads at most n records; complete says the report ended within them.
+func readUpTo(next func() (dmarc.Record, error), n int) ([]dmarc.Record, bool, error) {
+	var out []dmarc.Record
+	for len(out) < n {
+		r, err := next()
+		if errors.Is(err, io.EOF) {
+			return out, true, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, r)
+	}
+	return out, false, nil
 }
 
 // HandleParse is the report:parse task handler.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -28,17 +29,12 @@ func (s *Store) CreateIngest(ctx context.Context, f NewFile) (ing Ingest, create
 	now := time.Now().UTC()
 	ing = Ingest{SHA256: f.SHA256, Filename: f.Filename, Source: f.Source, SourceRef: f.SourceRef,
 		SizeBytes: f.Size, Status: StatusPending, ReceivedAt: f.ReceivedAt.UTC(), CreatedAt: now, UpdatedAt: now}
-	err = s.write(ctx, func(tx *gorm.DB) error {
-		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "sha256"}}, DoNothing: true}).Create(&ing)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return nil
-		}
-		created = true
-		return tx.Create(&RawFile{IngestID: ing.ID, Encoding: f.Encoding, Data: f.Data}).Error
-	})
+	if s.dialect == Postgres {
+		err = s.createIngestPG(ctx, &ing, f)
+		created = err == nil && ing.ID != 0
+	} else {
+		err = s.createIngest(ctx, &ing, f, &created)
+	}
 	if err != nil {
 		return Ingest{}, false, fmt.Errorf("store: create ingest: %w", err)
 	}
@@ -48,6 +44,39 @@ func (s *Store) CreateIngest(ctx context.Context, f NewFile) (ing Ingest, create
 		}
 	}
 	return ing, created, nil
+}
+
+// createIngestPG writes the file and its original in one durable statement; ing.ID stays 0
+// when the same bytes were stored before.
+func (s *Store) createIngestPG(ctx context.Context, ing *Ingest, f NewFile) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	err = sqlDB.QueryRowContext(ctx, `WITH ing AS (INSERT INTO ingests
+		(sha256, filename, source, source_ref, size_bytes, status, received_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $7) ON CONFLICT (sha256) DO NOTHING RETURNING id),
+		raw AS (INSERT INTO raw_files (ingest_id, encoding, data) SELECT id, $8, $9 FROM ing)
+		SELECT id FROM ing`, ing.SHA256, ing.Filename, ing.Source, ing.SourceRef, ing.SizeBytes, ing.ReceivedAt, ing.CreatedAt,
+		f.Encoding, f.Data).Scan(&ing.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	return err
+}
+
+func (s *Store) createIngest(ctx context.Context, ing *Ingest, f NewFile, created *bool) error {
+	return s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "sha256"}}, DoNothing: true}).Create(ing)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return nil
+		}
+		*created = true
+		return tx.Create(&RawFile{IngestID: ing.ID, Encoding: f.Encoding, Data: f.Data}).Error
+	})
 }
 
 // GetIngest returns one ingest or ErrNotFound.
@@ -99,24 +128,64 @@ func (s *Store) RawFile(ctx context.Context, ingestID int64) (RawFile, error) {
 	return f, nil
 }
 
-// BeginAttempt counts a parse attempt on a pending file and returns it; ok is false when the
-// file is not pending (already finished: nothing to do). The count shows people which files
-// keep failing.
-func (s *Store) BeginAttempt(ctx context.Context, id int64) (ing Ingest, ok bool, err error) {
-	err = s.writeStmt(ctx, func(db *gorm.DB) error {
-		res := db.Model(&ing).Clauses(clause.Returning{}).Where("id = ? AND status = ?", id, StatusPending).
-			Updates(map[string]any{"attempts": gorm.Expr("attempts + 1"), "updated_at": time.Now().UTC()})
-		ok = res.RowsAffected == 1
+// Claim starts a parse attempt on a pending file: it counts the attempt and returns the file
+// with its original; ok is false when the file is not pending (already finished: nothing to
+// do). The count shows people which files keep failing.
+func (s *Store) Claim(ctx context.Context, id int64) (ing Ingest, raw RawFile, ok bool, err error) {
+	now := time.Now().UTC()
+	if s.dialect == Postgres {
+		// One round trip: the update and the original's bytes together.
+		row := s.rawDB(ctx).QueryRowContext(ctx, `WITH upd AS (UPDATE ingests SET attempts = attempts + 1, updated_at = $2
+			WHERE id = $1 AND status = 'pending' RETURNING id, filename)
+			SELECT upd.id, upd.filename, r.encoding, r.data FROM upd JOIN raw_files r ON r.ingest_id = upd.id`, id, now)
+		err = row.Scan(&ing.ID, &ing.Filename, &raw.Encoding, &raw.Data)
+		if err == nil {
+			raw.IngestID = id
+			return ing, raw, true, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return Ingest{}, RawFile{}, false, fmt.Errorf("store: claim ingest %d: %w", id, err)
+		}
+	} else {
+		err = s.writeStmt(ctx, func(db *gorm.DB) error {
+			res := db.Model(&ing).Clauses(clause.Returning{}).Where("id = ? AND status = ?", id, StatusPending).
+				Updates(map[string]any{"attempts": gorm.Expr("attempts + 1"), "updated_at": now})
+			ok = res.RowsAffected == 1
+			return res.Error
+		})
+		if err != nil {
+			return Ingest{}, RawFile{}, false, fmt.Errorf("store: claim ingest %d: %w", id, err)
+		}
+		if ok {
+			raw, err = s.RawFile(ctx, id)
+			return ing, raw, err == nil, err
+		}
+	}
+	ing, err = s.GetIngest(ctx, id)
+	return ing, RawFile{}, false, err
+}
+
+// rawDB is the asynchronous pool's database/sql handle, for hand-written statements.
+func (s *Store) rawDB(ctx context.Context) *sql.DB {
+	db, _ := s.async.WithContext(ctx).DB() // a gorm.DB opened by Open always has one
+	return db
+}
+
+// Finish records the outcome of parsing. Only a pending file changes, so a retried or
+// duplicated task never overwrites a result; changed tells whether this call did it. The
+// commit may be asynchronous: lost in a crash, the file is simply parsed again.
+func (s *Store) Finish(ctx context.Context, id int64, status, reason string, reportCount int) (changed bool, err error) {
+	now := time.Now().UTC()
+	err = s.writeStmt(ctx, func(*gorm.DB) error {
+		res := s.async.WithContext(ctx).Model(&Ingest{}).Where("id = ? AND status = ?", id, StatusPending).
+			Updates(map[string]any{"status": status, "error": reason, "report_count": reportCount, "updated_at": now, "processed_at": now})
+		changed = res.RowsAffected == 1
 		return res.Error
 	})
 	if err != nil {
-		return Ingest{}, false, fmt.Errorf("store: begin attempt on ingest %d: %w", id, err)
+		return false, fmt.Errorf("store: finish ingest %d: %w", id, err)
 	}
-	if !ok {
-		ing, err = s.GetIngest(ctx, id)
-		return ing, false, err
-	}
-	return ing, true, nil
+	return changed, nil
 }
 
 // ResetIngest puts a file back to pending so it is parsed again (after a parser fix).

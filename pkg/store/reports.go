@@ -26,90 +26,118 @@ func (s *Store) batchRows() int {
 	return 32
 }
 
-// Saved says what happened to one report handed to SaveReport.
+// Saved says what happened to one report.
 type Saved struct {
 	ReportID int64
 	// Duplicate: a report with the same identity came earlier from another file.
 	Duplicate bool
 }
 
-// FileTx is the transaction in which one file's reports are stored and its outcome recorded:
-// one commit per file, and a crash at any point leaves the file pending with nothing of it
-// stored, so the next attempt starts clean.
-type FileTx struct {
-	s        *Store
-	tx       *gorm.DB
-	ctx      context.Context
-	ingestID int64
-	seq      int
+// Parsed is a complete report read into memory, ready to store.
+type Parsed struct {
+	Header   *dmarc.Report
+	Records  []dmarc.Record
+	Warnings []string // found while reading the records
 }
 
-// ErrAlreadyFinished means another attempt recorded the file's outcome first (a task delivered
-// twice); this attempt's work is rolled back.
-var ErrAlreadyFinished = errors.New("ingest already finished by another attempt")
+// Report identity is (reporter org, report_id, policy domain, begin, end). Storing a report
+// whose identity exists links the file to the existing report instead; Duplicate says whether
+// that report came from another file (a re-run of the same file's task is not a duplicate of
+// itself), so every save below is idempotent.
 
-// ProcessFile runs fn in one transaction for the file. On PostgreSQL the commit is
-// asynchronous (synchronous_commit off): the original is already durable, so losing the last
-// moments of processing in a database crash only returns the file to pending (the transaction
-// is lost whole, never in part) and the sweep parses it again. This removes a WAL flush per file.
-func (s *Store) ProcessFile(ctx context.Context, ingestID int64, fn func(ft *FileTx) error) error {
-	return s.write(ctx, func(tx *gorm.DB) error {
-		if s.dialect == Postgres {
-			if err := tx.Exec("SET LOCAL synchronous_commit = off").Error; err != nil {
-				return fmt.Errorf("store: %w", err)
+// SaveParsed stores complete reports of one file and links them to it. Each call is atomic
+// (on PostgreSQL a single statement, committed asynchronously: the original is durable
+// already, and a save lost in a crash leaves the file pending for the sweep).
+func (s *Store) SaveParsed(ctx context.Context, ingestID int64, reps []Parsed) ([]Saved, error) {
+	if len(reps) == 0 {
+		return nil, nil
+	}
+	rows := make([]Report, len(reps))
+	for i, p := range reps {
+		r, err := completeRow(ingestID, p)
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = r
+	}
+	if s.dialect == Postgres {
+		return s.saveParsedPG(ctx, rows, reps)
+	}
+	out := make([]Saved, len(reps))
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		for i := range rows {
+			res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows[i])
+			if res.Error != nil {
+				return fmt.Errorf("insert report: %w", res.Error)
+			}
+			if res.RowsAffected == 0 {
+				saved, err := linkExisting(tx, rows[i])
+				if err != nil {
+					return err
+				}
+				out[i] = saved
+				continue
+			}
+			if _, _, err := s.insertRecords(ctx, tx, rows[i].ID, reps[i].Records, true, nil); err != nil {
+				return err
+			}
+			out[i] = Saved{ReportID: rows[i].ID}
+			if err := link(tx, ingestID, out[i]); err != nil {
+				return err
 			}
 		}
-		return fn(&FileTx{s: s, tx: tx, ctx: ctx, ingestID: ingestID})
+		return nil
 	})
-}
-
-// SaveReport stores one report and its records. next streams the records (io.EOF ends them) so
-// a report of millions of rows never sits in memory whole; an error from next rolls back this
-// report only (a savepoint), leaving nothing of it and keeping the file's other reports.
-// warnings is read after the last record, when a streaming parser knows them all.
-//
-// Report identity is (reporter org, report_id, policy domain, begin, end): when it already
-// exists, the file is linked to the existing report and Duplicate says whether that report came
-// from another file (a re-run of the same file's task is not a duplicate of itself). A
-// duplicate's records are still read to the end, so a broken copy fails as a broken file.
-func (ft *FileTx) SaveReport(h *dmarc.Report, next func() (dmarc.Record, error), warnings func() []string) (Saved, error) {
-	ft.seq++
-	sp := fmt.Sprintf("report_%d", ft.seq)
-	if err := ft.tx.SavePoint(sp).Error; err != nil {
-		return Saved{}, fmt.Errorf("store: savepoint: %w", err)
-	}
-	out, err := ft.s.saveReport(ft.ctx, ft.tx, ft.ingestID, h, next, warnings)
 	if err != nil {
-		if rerr := ft.tx.RollbackTo(sp).Error; rerr != nil {
-			return Saved{}, fmt.Errorf("store: rollback to savepoint: %w (after %w)", rerr, err)
-		}
-		return Saved{}, fmt.Errorf("store: save report %q from %s: %w", h.ReportID, h.OrgName, err)
+		return nil, fmt.Errorf("store: save reports of ingest %d: %w", ingestID, err)
 	}
 	return out, nil
 }
 
-// Finish records the file's outcome, unless another attempt already did.
-func (ft *FileTx) Finish(status, reason string, reportCount int) error {
-	now := time.Now().UTC()
-	res := ft.tx.Model(&Ingest{}).Where("id = ? AND status = ?", ft.ingestID, StatusPending).
-		Updates(map[string]any{"status": status, "error": reason, "report_count": reportCount, "updated_at": now, "processed_at": now})
-	if res.Error != nil {
-		return fmt.Errorf("store: finish ingest %d: %w", ft.ingestID, res.Error)
+// completeRow is the report row of a complete report, totals included.
+func completeRow(ingestID int64, p Parsed) (Report, error) {
+	r := reportRow(ingestID, p.Header)
+	var err error
+	if r.MessageCount, err = messageTotal(0, p.Records); err != nil {
+		return Report{}, err
 	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("ingest %d: %w", ft.ingestID, ErrAlreadyFinished)
-	}
-	return nil
+	r.RecordCount = len(p.Records)
+	r.Warnings = jsonStrings(append(p.Header.Warnings, p.Warnings...))
+	return r, nil
 }
 
-// SaveReport stores one report in a transaction of its own (tools and tests; the pipeline
-// uses ProcessFile).
-func (s *Store) SaveReport(ctx context.Context, ingestID int64, h *dmarc.Report, next func() (dmarc.Record, error), warnings func() []string) (Saved, error) {
+// SaveReport stores one report in a transaction of its own, streaming its records: head
+// first, then next until io.EOF, in batches, so a report of millions of rows never sits in
+// memory whole. An error from next rolls the report back whole. warnings is read after the last
+// record, when a streaming parser knows them all. A duplicate's records are still read to the
+// end, so a copy broken further down fails as a broken file.
+func (s *Store) SaveReport(ctx context.Context, ingestID int64, h *dmarc.Report, head []dmarc.Record, next func() (dmarc.Record, error), warnings func() []string) (Saved, error) {
 	var out Saved
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		var err error
-		out, err = s.saveReport(ctx, tx, ingestID, h, next, warnings)
-		return err
+	err := s.writeAsync(ctx, func(tx *gorm.DB) error {
+		rep := reportRow(ingestID, h)
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rep)
+		if res.Error != nil {
+			return fmt.Errorf("insert report: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			if err := drain(next); err != nil {
+				return err
+			}
+			var err error
+			out, err = linkExisting(tx, rep)
+			return err
+		}
+		n, msgs, err := s.insertRecords(ctx, tx, rep.ID, head, false, next)
+		if err != nil {
+			return err
+		}
+		if err := tx.Model(&Report{}).Where("id = ?", rep.ID).Updates(map[string]any{
+			"record_count": n, "message_count": msgs, "warnings": jsonStrings(append(h.Warnings, warnings()...)),
+		}).Error; err != nil {
+			return fmt.Errorf("update report totals: %w", err)
+		}
+		out = Saved{ReportID: rep.ID}
+		return link(tx, ingestID, out)
 	})
 	if err != nil {
 		return Saved{}, fmt.Errorf("store: save report %q from %s: %w", h.ReportID, h.OrgName, err)
@@ -117,36 +145,26 @@ func (s *Store) SaveReport(ctx context.Context, ingestID int64, h *dmarc.Report,
 	return out, nil
 }
 
-func (s *Store) saveReport(ctx context.Context, tx *gorm.DB, ingestID int64, h *dmarc.Report, next func() (dmarc.Record, error), warnings func() []string) (Saved, error) {
-	rep := reportRow(ingestID, h)
-	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rep)
-	if res.Error != nil {
-		return Saved{}, fmt.Errorf("insert report: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		var existing Report
-		err := tx.Select("id", "ingest_id").Where("org_key = ? AND report_id = ? AND domain = ? AND date_begin = ? AND date_end = ?",
-			rep.OrgKey, rep.ReportID, rep.Domain, rep.DateBegin, rep.DateEnd).Take(&existing).Error
-		if err != nil {
-			return Saved{}, fmt.Errorf("find existing report: %w", err)
+func messageTotal(sum int64, recs []dmarc.Record) (int64, error) {
+	for _, r := range recs {
+		if r.Count > 0 && sum > (1<<63-1)-r.Count {
+			return 0, fmt.Errorf("message total of report overflows 64 bits")
 		}
-		out := Saved{ReportID: existing.ID, Duplicate: existing.IngestID != ingestID}
-		if err := drain(next); err != nil {
-			return Saved{}, err
-		}
-		return out, link(tx, ingestID, out)
+		sum += r.Count
 	}
-	out := Saved{ReportID: rep.ID}
-	n, msgs, err := s.insertRecords(ctx, tx, rep.ID, next)
+	return sum, nil
+}
+
+// linkExisting links the file to the report that already has rep's identity.
+func linkExisting(db *gorm.DB, rep Report) (Saved, error) {
+	var existing Report
+	err := db.Select("id", "ingest_id").Where("org_key = ? AND report_id = ? AND domain = ? AND date_begin = ? AND date_end = ?",
+		rep.OrgKey, rep.ReportID, rep.Domain, rep.DateBegin, rep.DateEnd).Take(&existing).Error
 	if err != nil {
-		return Saved{}, err
+		return Saved{}, fmt.Errorf("find existing report: %w", err)
 	}
-	if err := tx.Model(&Report{}).Where("id = ?", rep.ID).Updates(map[string]any{
-		"record_count": n, "message_count": msgs, "warnings": jsonStrings(append(h.Warnings, warnings()...)),
-	}).Error; err != nil {
-		return Saved{}, fmt.Errorf("update report totals: %w", err)
-	}
-	return out, link(tx, ingestID, out)
+	out := Saved{ReportID: existing.ID, Duplicate: existing.IngestID != rep.IngestID}
+	return out, link(db, rep.IngestID, out)
 }
 
 func drain(next func() (dmarc.Record, error)) error {
@@ -159,8 +177,8 @@ func drain(next func() (dmarc.Record, error)) error {
 	}
 }
 
-func link(tx *gorm.DB, ingestID int64, s Saved) error {
-	err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&IngestReport{IngestID: ingestID, ReportID: s.ReportID, Duplicate: s.Duplicate}).Error
+func link(db *gorm.DB, ingestID int64, s Saved) error {
+	err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&IngestReport{IngestID: ingestID, ReportID: s.ReportID, Duplicate: s.Duplicate}).Error
 	if err != nil {
 		return fmt.Errorf("link report to ingest: %w", err)
 	}
@@ -182,9 +200,24 @@ func reportRow(ingestID int64, h *dmarc.Report) Report {
 
 const recordCols = 13
 
-// insertRecords streams records into multi-row INSERTs through the transaction's connection,
-// bypassing gorm's reflection: at 100k+ records/s it is the hot path of ingestion.
-func (s *Store) insertRecords(ctx context.Context, tx *gorm.DB, reportID int64, next func() (dmarc.Record, error)) (n int, msgs int64, err error) {
+// appendRecord appends a record's column values (after report_id) in insert order.
+func appendRecord(args []any, r dmarc.Record, buf *[]byte) []any {
+	// Canonical whatever the caller hands over: an IPv4-mapped address is the IPv4 one.
+	addr := r.SourceIP.Unmap().WithZone("")
+	ip := addr.As16()
+	*buf = appendReasons((*buf)[:0], r.Reasons)
+	reasons := string(*buf)
+	*buf = appendDKIM((*buf)[:0], r.DKIMResults)
+	dkimRes := string(*buf)
+	*buf = appendSPF((*buf)[:0], r.SPFResults)
+	return append(args, addr.String(), ip[:], r.Count, r.Disposition, r.DKIM, r.SPF,
+		r.HeaderFrom, r.EnvelopeFrom, r.EnvelopeTo, reasons, dkimRes, string(*buf))
+}
+
+// insertRecords writes head, then (unless complete) streams the rest from next, in multi-row
+// INSERTs through the transaction's connection, bypassing gorm's reflection: at 100k+
+// records/s it is the hot path of ingestion.
+func (s *Store) insertRecords(ctx context.Context, tx *gorm.DB, reportID int64, head []dmarc.Record, complete bool, next func() (dmarc.Record, error)) (n int, msgs int64, err error) {
 	batch := s.batchRows()
 	args := make([]any, 0, batch*recordCols)
 	rows := 0
@@ -200,7 +233,24 @@ func (s *Store) insertRecords(ctx context.Context, tx *gorm.DB, reportID int64, 
 		return nil
 	}
 	var buf []byte
-	for {
+	add := func(r dmarc.Record) error {
+		if r.Count > 0 && msgs > (1<<63-1)-r.Count {
+			return fmt.Errorf("message total of report overflows 64 bits")
+		}
+		msgs += r.Count
+		n++
+		args = appendRecord(append(args, reportID), r, &buf)
+		if rows++; rows == batch {
+			return flush()
+		}
+		return nil
+	}
+	for _, r := range head {
+		if err := add(r); err != nil {
+			return 0, 0, err
+		}
+	}
+	for !complete {
 		r, err := next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -208,25 +258,8 @@ func (s *Store) insertRecords(ctx context.Context, tx *gorm.DB, reportID int64, 
 		if err != nil {
 			return 0, 0, err
 		}
-		if r.Count > 0 && msgs > (1<<63-1)-r.Count {
-			return 0, 0, fmt.Errorf("message total of report overflows 64 bits")
-		}
-		msgs += r.Count
-		n++
-		// Canonical whatever the caller hands over: an IPv4-mapped address is the IPv4 one.
-		addr := r.SourceIP.Unmap().WithZone("")
-		ip := addr.As16()
-		buf = appendReasons(buf[:0], r.Reasons)
-		reasons := string(buf)
-		buf = appendDKIM(buf[:0], r.DKIMResults)
-		dkimRes := string(buf)
-		buf = appendSPF(buf[:0], r.SPFResults)
-		args = append(args, reportID, addr.String(), ip[:], r.Count, r.Disposition, r.DKIM, r.SPF,
-			r.HeaderFrom, r.EnvelopeFrom, r.EnvelopeTo, reasons, dkimRes, string(buf))
-		if rows++; rows == batch {
-			if err := flush(); err != nil {
-				return 0, 0, err
-			}
+		if err := add(r); err != nil {
+			return 0, 0, err
 		}
 	}
 	return n, msgs, flush()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,6 @@ import (
 	"github.com/pressly/goose/v3"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"github.com/vigilhq/vigil/migrations"
 )
@@ -39,7 +39,11 @@ var (
 
 // Store is safe for concurrent use.
 type Store struct {
-	db      *gorm.DB
+	db *gorm.DB
+	// async is the pool for writes that may be lost in a database crash without loss to the
+	// user (processing results: the file stays pending and is parsed again). On PostgreSQL its
+	// sessions commit without waiting for the WAL flush; on SQLite it is db.
+	async   *gorm.DB
 	dialect Dialect
 	// SQLite has one writer at a time; taking this lock before a write transaction turns
 	// "database is locked" retries inside the driver into an orderly queue in this process.
@@ -54,7 +58,7 @@ type Store struct {
 // Open connects to dsn: postgres://… or postgresql://… for PostgreSQL, sqlite://PATH for SQLite.
 func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	gcfg := &gorm.Config{
-		Logger:                 logger.NewSlogLogger(log.With("component", "gorm"), logger.Config{SlowThreshold: 2 * time.Second, LogLevel: logger.Warn, IgnoreRecordNotFoundError: true}),
+		Logger:                 gormLog{log: log.With("component", "gorm"), slow: 2 * time.Second},
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 	}
@@ -64,6 +68,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s.dialect = Postgres
 		s.db, err = gorm.Open(postgres.New(postgres.Config{DSN: dsn}), gcfg)
+		if err == nil {
+			s.async, err = gorm.Open(postgres.New(postgres.Config{DSN: withParam(dsn, "synchronous_commit", "off")}), gcfg)
+		}
 	case strings.HasPrefix(dsn, "sqlite://"):
 		s.dialect = SQLite
 		s.writeMu = &sync.Mutex{}
@@ -72,29 +79,49 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("store: create data dir: %w", err)
 		}
 		s.db, err = gorm.Open(sqlite.Open(sqliteDSN(path)), gcfg)
+		s.async = s.db
 	default:
 		return nil, fmt.Errorf("store: unsupported database URL scheme in %q", redact(dsn))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", s.dialect, err)
 	}
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+	pools := []*gorm.DB{s.db}
+	if s.async != s.db {
+		pools = append(pools, s.async)
 	}
-	if s.dialect == SQLite {
-		// Readers never block the writer in WAL mode; a handful of connections is plenty.
-		sqlDB.SetMaxOpenConns(8)
-	} else {
-		sqlDB.SetMaxOpenConns(32)
-		sqlDB.SetMaxIdleConns(16)
-	}
-	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	if err := sqlDB.PingContext(ctx); err != nil {
-		sqlDB.Close()
-		return nil, fmt.Errorf("store: connect to %s: %w", s.dialect, err)
+	for _, g := range pools {
+		sqlDB, err := g.DB()
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		if s.dialect == SQLite {
+			// Readers never block the writer in WAL mode; a handful of connections is plenty.
+			sqlDB.SetMaxOpenConns(8)
+		} else {
+			sqlDB.SetMaxOpenConns(24)
+			sqlDB.SetMaxIdleConns(24)
+		}
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+		if err := sqlDB.PingContext(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: connect to %s: %w", s.dialect, err)
+		}
 	}
 	return s, nil
+}
+
+// withParam adds a query parameter to a postgres:// URL; pgx sends unknown ones to the server
+// as session settings.
+func withParam(dsn, key, value string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // sqliteDSN sets what every connection needs: WAL so readers and the writer coexist, a busy
@@ -121,13 +148,22 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 // DB exposes gorm for the packages that own hand-written aggregate queries.
 func (s *Store) DB() *gorm.DB { return s.db }
 
-// Close releases the connection pool.
+// Close releases the connection pools.
 func (s *Store) Close() error {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
+	var errs []error
+	pools := []*gorm.DB{s.db}
+	if s.async != s.db {
+		pools = append(pools, s.async)
 	}
-	return sqlDB.Close()
+	for _, g := range pools {
+		if g == nil {
+			continue
+		}
+		if sqlDB, err := g.DB(); err == nil {
+			errs = append(errs, sqlDB.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Ping checks the database answers (for /ready).
@@ -141,11 +177,20 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // write runs fn in one transaction, serialised per process on SQLite.
 func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.writeOn(ctx, s.db, fn)
+}
+
+// writeAsync is write on the pool whose commits do not wait for the WAL flush.
+func (s *Store) writeAsync(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.writeOn(ctx, s.async, fn)
+}
+
+func (s *Store) writeOn(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
 	if s.writeMu != nil {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
 	}
-	return s.db.WithContext(ctx).Transaction(fn)
+	return db.WithContext(ctx).Transaction(fn)
 }
 
 // writeStmt runs a single-statement write outside an explicit transaction (one round trip

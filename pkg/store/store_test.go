@@ -3,6 +3,8 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -74,7 +76,8 @@ func noWarnings() []string { return nil }
 
 func newIngest(t *testing.T, st *store.Store, name string) int64 {
 	t.Helper()
-	ing, created, err := st.CreateIngest(context.Background(), store.NewFile{SHA256: fmt.Sprintf("%064x", len(name)*7919+int(name[0])), Filename: name,
+	sum := sha256.Sum256([]byte(name))
+	ing, created, err := st.CreateIngest(context.Background(), store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: name,
 		Source: "test", Size: 1, ReceivedAt: time.Now(), Encoding: "identity", Data: []byte("x")})
 	if err != nil || !created {
 		t.Fatalf("create ingest %s: created=%v err=%v", name, created, err)
@@ -92,24 +95,24 @@ func TestSaveReportIdentityAndFilters(t *testing.T) {
 		a, bID := newIngest(t, st, "a"), newIngest(t, st, "b")
 
 		h, recs := report("Google.com", "r1", "example.com", day, "192.0.2.1", "2001:db8::1", "::ffff:198.51.100.7")
-		s1, err := st.SaveReport(ctx, a, h, feed(recs), noWarnings)
+		s1, err := st.SaveReport(ctx, a, h, nil, feed(recs), noWarnings)
 		if err != nil || s1.Duplicate {
 			t.Fatalf("first save: %+v %v", s1, err)
 		}
 		// Same identity (org case differs), other file: a duplicate of the first.
 		h2, recs2 := report("google.com", "r1", "example.com", day, "192.0.2.1")
-		s2, err := st.SaveReport(ctx, bID, h2, feed(recs2), noWarnings)
+		s2, err := st.SaveReport(ctx, bID, h2, nil, feed(recs2), noWarnings)
 		if err != nil || !s2.Duplicate || s2.ReportID != s1.ReportID {
 			t.Fatalf("second save: %+v %v, want duplicate of %d", s2, err, s1.ReportID)
 		}
 		// Same file again (a re-run after a crash): linked, not a duplicate.
-		s3, err := st.SaveReport(ctx, a, h, feed(recs), noWarnings)
+		s3, err := st.SaveReport(ctx, a, h, nil, feed(recs), noWarnings)
 		if err != nil || s3.Duplicate || s3.ReportID != s1.ReportID {
 			t.Fatalf("re-run save: %+v %v", s3, err)
 		}
 		// Same report_id, other date range: a different report (dmarc-srg #81).
 		h4, recs4 := report("google.com", "r1", "example.com", day.AddDate(0, 0, 1), "203.0.113.9")
-		s4, err := st.SaveReport(ctx, bID, h4, feed(recs4), noWarnings)
+		s4, err := st.SaveReport(ctx, bID, h4, nil, feed(recs4), noWarnings)
 		if err != nil || s4.Duplicate || s4.ReportID == s1.ReportID {
 			t.Fatalf("other range: %+v %v", s4, err)
 		}
@@ -179,7 +182,7 @@ func TestSaveReportRollsBack(t *testing.T) {
 		h, recs := report("x", "r", "example.com", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), "192.0.2.1", "192.0.2.2")
 		broken := errors.New("unexpected end of input")
 		n := 0
-		_, err := st.SaveReport(ctx, id, h, func() (dmarc.Record, error) {
+		_, err := st.SaveReport(ctx, id, h, nil, func() (dmarc.Record, error) {
 			if n == 1 {
 				return dmarc.Record{}, broken
 			}
@@ -211,7 +214,15 @@ func TestSaveReportConcurrent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i], errs[i] = st.SaveReport(ctx, id, h, feed(recs), noWarnings)
+				if i%2 == 0 { // both paths race each other
+					results[i], errs[i] = st.SaveReport(ctx, id, h, nil, feed(recs), noWarnings)
+					return
+				}
+				var saved []store.Saved
+				saved, errs[i] = st.SaveParsed(ctx, id, []store.Parsed{{Header: h, Records: recs}})
+				if errs[i] == nil {
+					results[i] = saved[0]
+				}
 			}()
 		}
 		wg.Wait()
@@ -283,6 +294,94 @@ func TestCheckSchemaRefusesStale(t *testing.T) {
 		}
 		if err := st.CheckSchema(context.Background()); err != nil {
 			t.Fatalf("CheckSchema after Migrate = %v", err)
+		}
+	})
+}
+
+// Both ways of saving (whole reports together, and streaming one) must store every record and
+// the right totals and warnings, new or duplicate, at sizes around the batch boundaries.
+func TestSaveReportSizes(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		for _, streamed := range []bool{false, true} {
+			for _, n := range []int{0, 1, 31, 32, 33, 999, 1000, 1001, 2500} {
+				name := fmt.Sprintf("n%d-streamed%v", n, streamed)
+				ips := make([]string, n)
+				for i := range ips {
+					ips[i] = fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256)
+				}
+				h, recs := report("org", name, "example.com", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), ips...)
+				h.Warnings = []string{"header warning"}
+				save := func(ingestID int64) (store.Saved, error) {
+					if streamed {
+						return st.SaveReport(ctx, ingestID, h, recs[:min(n, 7)], feed(recs[min(n, 7):]), func() []string { return []string{"late warning"} })
+					}
+					saved, err := st.SaveParsed(ctx, ingestID, []store.Parsed{{Header: h, Records: recs, Warnings: []string{"late warning"}}})
+					if err != nil {
+						return store.Saved{}, err
+					}
+					return saved[0], nil
+				}
+				a, other := newIngest(t, st, "a"+name), newIngest(t, st, "b"+name)
+				saved, err := save(a)
+				if err != nil || saved.Duplicate {
+					t.Fatalf("%s: %+v %v", name, saved, err)
+				}
+				want := int64(n) * int64(n+1) / 2
+				got, err := st.GetReport(ctx, saved.ReportID)
+				if err != nil || got.RecordCount != n || got.MessageCount != want || got.Warnings != `["header warning","late warning"]` {
+					t.Fatalf("%s: stored %d records, %d messages, warnings %s (%v); want %d, %d", name, got.RecordCount, got.MessageCount, got.Warnings, err, n, want)
+				}
+				if _, total, _ := st.ListRecords(ctx, saved.ReportID, store.Filter{}, store.Page{Number: 1, Size: 1}); total != int64(n) {
+					t.Fatalf("%s: %d record rows", name, total)
+				}
+				dup, err := save(other)
+				if err != nil || !dup.Duplicate || dup.ReportID != saved.ReportID {
+					t.Fatalf("%s duplicate: %+v %v", name, dup, err)
+				}
+				again, err := save(a) // a re-run of the same file
+				if err != nil || again.Duplicate || again.ReportID != saved.ReportID {
+					t.Fatalf("%s re-run: %+v %v", name, again, err)
+				}
+				if ids, _ := st.IngestReportIDs(ctx, other); len(ids) != 1 || ids[0] != saved.ReportID {
+					t.Fatalf("%s: duplicate file linked to %v", name, ids)
+				}
+			}
+		}
+	})
+}
+
+// Several reports of one file saved together, one of them twice (a zip holding a copy) and one
+// already stored from another file.
+func TestSaveParsedBatch(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		day := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+		first, file := newIngest(t, st, "first"), newIngest(t, st, "file")
+		h0, r0 := report("org", "old", "example.com", day, "192.0.2.1")
+		if _, err := st.SaveParsed(ctx, first, []store.Parsed{{Header: h0, Records: r0}}); err != nil {
+			t.Fatal(err)
+		}
+		h1, r1 := report("org", "new", "example.com", day, "192.0.2.2", "192.0.2.3")
+		h2, r2 := report("org", "empty", "example.org", day)
+		saved, err := st.SaveParsed(ctx, file, []store.Parsed{{Header: h1, Records: r1}, {Header: h0, Records: r0}, {Header: h1, Records: r1}, {Header: h2, Records: r2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(saved) != 4 || saved[0].Duplicate || !saved[1].Duplicate || saved[2].Duplicate || saved[2].ReportID != saved[0].ReportID || saved[3].Duplicate {
+			t.Fatalf("saved = %+v", saved)
+		}
+		if _, total, _ := st.ListReports(ctx, store.Filter{}, store.Page{Number: 1, Size: 1}); total != 3 {
+			t.Fatalf("%d reports, want 3", total)
+		}
+		if ids, _ := st.IngestReportIDs(ctx, file); len(ids) != 3 {
+			t.Fatalf("file linked to %v, want 3 reports", ids)
 		}
 	})
 }
