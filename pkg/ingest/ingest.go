@@ -7,7 +7,6 @@ package ingest
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/store"
@@ -143,7 +143,8 @@ func encodeRaw(b []byte) (string, []byte, error) {
 }
 
 // gzipWriters recycles compressors: a new flate writer allocates and clears about 1 MB, which
-// at thousands of small files a second costs more than compressing them.
+// at thousands of small files a second costs more than compressing them. klauspost/compress
+// writes the same gzip format two to three times faster than the standard library.
 var gzipWriters = sync.Pool{New: func() any {
 	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed) // a valid level never errors
 	return zw

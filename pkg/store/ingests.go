@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -176,16 +178,40 @@ func (s *Store) rawDB(ctx context.Context) *sql.DB {
 // commit may be asynchronous: lost in a crash, the file is simply parsed again.
 func (s *Store) Finish(ctx context.Context, id int64, status, reason string, reportCount int) (changed bool, err error) {
 	now := time.Now().UTC()
+	// Hand-written: this runs once per file, and gorm's reflective Updates cost more than the
+	// statement itself.
 	err = s.writeStmt(ctx, func(*gorm.DB) error {
-		res := s.async.WithContext(ctx).Model(&Ingest{}).Where("id = ? AND status = ?", id, StatusPending).
-			Updates(map[string]any{"status": status, "error": reason, "report_count": reportCount, "updated_at": now, "processed_at": now})
-		changed = res.RowsAffected == 1
-		return res.Error
+		res, err := s.rawDB(ctx).ExecContext(ctx, s.bind(`UPDATE ingests SET status = ?, error = ?, report_count = ?,
+			updated_at = ?, processed_at = ? WHERE id = ? AND status = 'pending'`), status, reason, reportCount, now, now, id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		changed = n == 1
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("store: finish ingest %d: %w", id, err)
 	}
 	return changed, nil
+}
+
+// bind turns ? placeholders into PostgreSQL's $n (queries here contain no literal '?').
+func (s *Store) bind(query string) string {
+	if s.dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
 }
 
 // ResetIngest puts a file back to pending so it is parsed again (after a parser fix).
