@@ -106,7 +106,7 @@ func BenchmarkPipelineCorpus(b *testing.B) {
 	var elapsed time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		bu := setup(&testing.T{}, be, nil, nil)
+		bu := setup(b, be, nil, nil)
 		files := make([][]byte, 0, len(base)*sets)
 		for s := range sets {
 			for _, d := range base {
@@ -118,7 +118,7 @@ func BenchmarkPipelineCorpus(b *testing.B) {
 		runPipeline(b, bu, files, benchWorkers())
 		b.StopTimer()
 		elapsed += time.Since(start)
-		if n := bu.totalReports(&testing.T{}); n != int64(len(files)) {
+		if n := bu.totalReports(b); n != int64(len(files)) {
 			b.Fatalf("%d reports stored, want %d", n, len(files))
 		}
 		reports += len(files)
@@ -141,7 +141,7 @@ func BenchmarkPipelineLarge(b *testing.B) {
 	var elapsed time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		bu := setup(&testing.T{}, be, nil, nil)
+		bu := setup(b, be, nil, nil)
 		files := make([][]byte, copies)
 		for c := range files {
 			files[c] = variant(data, i*copies+c)
@@ -202,7 +202,7 @@ func BenchmarkPipelineHugeReport(b *testing.B) {
 	be := benchBackend()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		bu := setup(&testing.T{}, be, nil, nil)
+		bu := setup(b, be, nil, nil)
 		runtime.GC()
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)

@@ -35,7 +35,7 @@ type bundle struct {
 	svc *ingest.Service
 }
 
-func setup(t *testing.T, b testenv.Backend, enq ingest.Enqueuer, insp *asynq.Inspector) bundle {
+func setup(t testing.TB, b testenv.Backend, enq ingest.Enqueuer, insp *asynq.Inspector) bundle {
 	t.Helper()
 	st := b.Store(t)
 	return bundle{st: st, svc: ingest.New(st, enq, insp, limits(), testenv.Logger())}
@@ -80,7 +80,7 @@ func (bu bundle) recordCounts(t *testing.T, ingestID int64) []int {
 	return out
 }
 
-func (bu bundle) totalReports(t *testing.T) int64 {
+func (bu bundle) totalReports(t testing.TB) int64 {
 	t.Helper()
 	_, n, err := bu.st.ListReports(context.Background(), store.Filter{}, store.Page{Number: 1, Size: 1})
 	if err != nil {

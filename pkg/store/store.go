@@ -99,8 +99,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 			// Readers never block the writer in WAL mode; a handful of connections is plenty.
 			sqlDB.SetMaxOpenConns(8)
 		} else {
-			sqlDB.SetMaxOpenConns(24)
-			sqlDB.SetMaxIdleConns(24)
+			// Two pools per process: keep a fleet of workers well inside max_connections.
+			sqlDB.SetMaxOpenConns(16)
+			sqlDB.SetMaxIdleConns(16)
 		}
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 		if err := sqlDB.PingContext(ctx); err != nil {

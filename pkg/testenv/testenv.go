@@ -117,6 +117,7 @@ func (b Backend) Store(tb testing.TB) *store.Store {
 // Redis returns connection options for an empty Redis database of this test's own: on the
 // real server, database number db (each test using the real server picks its own number so
 // parallel tests and packages never share one; it is flushed first), else a new miniredis.
+// Numbers in use: 1 ingest, 2–3 app, 4 schedule.
 func (b Backend) Redis(tb testing.TB, db int) asynq.RedisClientOpt {
 	tb.Helper()
 	base := os.Getenv("VIGIL_TEST_REDIS_URL")
