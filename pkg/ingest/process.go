@@ -102,12 +102,15 @@ func (s *Service) Process(ctx context.Context, id int64) error {
 	if err != nil {
 		run.o.fail("", err) // what was read before the problem is still stored
 	}
-	if err := run.flush(); err != nil {
+	finished, err := run.finalFlush()
+	if err != nil {
 		return fmt.Errorf("ingest %d: %w", id, err)
 	}
 	status, reason := run.o.status()
-	if _, err := s.store.Finish(ctx, id, status, reason, run.o.stored+run.o.dups); err != nil {
-		return err
+	if !finished {
+		if _, err := s.store.Finish(ctx, id, status, reason, run.o.stored+run.o.dups); err != nil {
+			return err
+		}
 	}
 	s.log.Info("file processed", "ingest_id", id, "file", ing.Filename, "status", status, "reports", run.o.stored, "duplicates", run.o.dups, "problems", len(run.o.problems))
 	if status == store.StatusFailed {
@@ -194,6 +197,27 @@ func (r *fileRun) flush() error {
 	}
 	r.pending, r.pendingRecs = r.pending[:0], 0
 	return nil
+}
+
+// finalFlush stores the last collected reports and, when they all turn out new (nearly always),
+// records the file's outcome in the same statement.
+func (r *fileRun) finalFlush() (bool, error) {
+	if len(r.pending) == 0 {
+		return false, nil
+	}
+	assumed := r.o
+	assumed.stored += len(r.pending)
+	status, reason := assumed.status()
+	out := store.Outcome{Status: status, Reason: reason, ReportCount: assumed.stored + assumed.dups}
+	saved, finished, err := r.svc.store.SaveParsedAndFinish(r.ctx, r.id, r.pending, out)
+	if err != nil {
+		return false, err
+	}
+	for _, sv := range saved {
+		r.o.count(sv)
+	}
+	r.pending, r.pendingRecs = r.pending[:0], 0
+	return finished, nil
 }
 
 func (r *fileRun) flushTransient() error {

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -177,17 +175,9 @@ func (s *Store) rawDB(ctx context.Context) *sql.DB {
 // duplicated task never overwrites a result; changed tells whether this call did it. The
 // commit may be asynchronous: lost in a crash, the file is simply parsed again.
 func (s *Store) Finish(ctx context.Context, id int64, status, reason string, reportCount int) (changed bool, err error) {
-	now := time.Now().UTC()
-	// Hand-written: this runs once per file, and gorm's reflective Updates cost more than the
-	// statement itself.
-	err = s.writeStmt(ctx, func(*gorm.DB) error {
-		res, err := s.rawDB(ctx).ExecContext(ctx, s.bind(`UPDATE ingests SET status = ?, error = ?, report_count = ?,
-			updated_at = ?, processed_at = ? WHERE id = ? AND status = 'pending'`), status, reason, reportCount, now, now, id)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		changed = n == 1
+	err = s.writeStmt(ctx, func(db *gorm.DB) error {
+		var err error
+		changed, err = s.finish(ctx, s.async.WithContext(ctx), id, Outcome{Status: status, Reason: reason, ReportCount: reportCount})
 		return err
 	})
 	if err != nil {
@@ -196,22 +186,13 @@ func (s *Store) Finish(ctx context.Context, id int64, status, reason string, rep
 	return changed, nil
 }
 
-// bind turns ? placeholders into PostgreSQL's $n (queries here contain no literal '?').
-func (s *Store) bind(query string) string {
-	if s.dialect != Postgres {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(query[i])
-	}
-	return b.String()
+// finish is hand-written: it runs once per file, and gorm's reflective Updates cost more than
+// the statement itself.
+func (s *Store) finish(ctx context.Context, db *gorm.DB, id int64, o Outcome) (bool, error) {
+	now := time.Now().UTC()
+	res := db.Exec(`UPDATE ingests SET status = ?, error = ?, report_count = ?, updated_at = ?, processed_at = ?
+		WHERE id = ? AND status = 'pending'`, o.Status, o.Reason, o.ReportCount, now, now, id)
+	return res.RowsAffected == 1, res.Error
 }
 
 // ResetIngest puts a file back to pending so it is parsed again (after a parser fix).

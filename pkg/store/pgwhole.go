@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vigilhq/vigil/pkg/dmarc"
 )
@@ -26,23 +27,32 @@ const maxParams = 60000
 // chained data-modifying CTEs. Round trips and per-statement work bound ingestion throughput on
 // PostgreSQL, and the generic path needs four statements per report. Reports whose identity
 // already exists insert nothing there and are linked to the existing report afterwards.
-func (s *Store) saveParsedPG(ctx context.Context, rows []Report, reps []Parsed) ([]Saved, error) {
+//
+// fin, when set, finishes the file in the same statement if every report is new; that is only
+// tried when all reports fit one statement.
+func (s *Store) saveParsedPG(ctx context.Context, rows []Report, reps []Parsed, fin *Outcome) ([]Saved, bool, error) {
 	out := make([]Saved, len(rows))
+	finished := false
 	for start := 0; start < len(rows); {
-		end, params := start, 1
+		end, params := start, 6
 		for end < len(rows) && (end == start || params+len(reportCols)+len(reps[end].Records)*len(recordTypes) <= maxParams) {
 			params += len(reportCols) + len(reps[end].Records)*len(recordTypes)
 			end++
 		}
-		if err := s.saveChunkPG(ctx, rows[start:end], reps[start:end], out[start:end]); err != nil {
-			return nil, fmt.Errorf("store: save reports of ingest %d: %w", rows[0].IngestID, err)
+		f := fin
+		if start != 0 || end != len(rows) {
+			f = nil
+		}
+		var err error
+		if finished, err = s.saveChunkPG(ctx, rows[start:end], reps[start:end], out[start:end], f); err != nil {
+			return nil, false, fmt.Errorf("store: save reports of ingest %d: %w", rows[0].IngestID, err)
 		}
 		start = end
 	}
-	return out, nil
+	return out, finished, nil
 }
 
-func (s *Store) saveChunkPG(ctx context.Context, rows []Report, reps []Parsed, out []Saved) error {
+func (s *Store) saveChunkPG(ctx context.Context, rows []Report, reps []Parsed, out []Saved, fin *Outcome) (bool, error) {
 	args := []any{rows[0].IngestID}
 	var buf []byte
 	for i, r := range rows {
@@ -54,41 +64,50 @@ func (s *Store) saveChunkPG(ctx context.Context, rows []Report, reps []Parsed, o
 			args = appendRecord(args, rec, &buf)
 		}
 	}
-	db := s.async.WithContext(ctx)
-	sqlDB, err := db.DB()
-	if err != nil {
-		return err
+	if fin != nil {
+		now := time.Now().UTC()
+		args = append(args, fin.Status, fin.Reason, fin.ReportCount, now)
 	}
-	got, err := sqlDB.QueryContext(ctx, chunkSQL(reps), args...)
+	db := s.async.WithContext(ctx)
+	got, err := s.rawDB(ctx).QueryContext(ctx, chunkSQL(reps, fin != nil), args...)
 	if err != nil {
-		return err
+		return false, err
 	}
 	inserted := make([]bool, len(rows))
+	finished := false
 	for got.Next() {
 		var i int
 		var id int64
 		if err := got.Scan(&i, &id); err != nil {
 			got.Close()
-			return err
+			return false, err
+		}
+		if i < 0 {
+			finished = true
+			continue
 		}
 		out[i], inserted[i] = Saved{ReportID: id}, true
 	}
 	if err := got.Close(); err != nil {
-		return err
+		return false, err
 	}
 	for i := range rows {
 		if !inserted[i] {
 			saved, err := linkExisting(db, rows[i])
 			if err != nil {
-				return err
+				return false, err
 			}
 			out[i] = saved
 		}
 	}
-	return nil
+	return finished, nil
 }
 
-func chunkSQL(reps []Parsed) string {
+// chunkSQL chains, per report i: r<i> inserts the report (nothing on an identity conflict),
+// c<i> its records, l<i> the file link; with fin, a last CTE finishes the file when every r<i>
+// inserted (its parameters follow the reports'). Rows out: (i, report id) per new report, and
+// (-1, 0) when the file was finished.
+func chunkSQL(reps []Parsed, fin bool) string {
 	var b strings.Builder
 	p := 2
 	param := func(cast string) {
@@ -115,12 +134,23 @@ func chunkSQL(reps []Parsed) string {
 		}
 		b.WriteString(", l" + n + " AS (INSERT INTO ingest_reports (ingest_id, report_id, duplicate) SELECT $1::bigint, id, false FROM r" + n + ")")
 	}
+	var all strings.Builder
 	for i := range reps {
 		n := strconv.Itoa(i)
 		if i > 0 {
-			b.WriteString(" UNION ALL")
+			all.WriteString(" UNION ALL")
 		}
-		b.WriteString(" SELECT " + n + ", id FROM r" + n)
+		all.WriteString(" SELECT " + n + ", id FROM r" + n)
+	}
+	if fin {
+		st, reason, count, now := "$"+strconv.Itoa(p), "$"+strconv.Itoa(p+1), "$"+strconv.Itoa(p+2), "$"+strconv.Itoa(p+3)
+		b.WriteString(", fin AS (UPDATE ingests SET status = " + st + "::text, error = " + reason + "::text, report_count = " + count +
+			"::integer, updated_at = " + now + "::timestamptz, processed_at = " + now + "::timestamptz WHERE id = $1::bigint AND status = 'pending'" +
+			" AND (SELECT count(*) FROM (" + all.String() + ") x) = " + strconv.Itoa(len(reps)) + " RETURNING 1)")
+	}
+	b.WriteString(all.String())
+	if fin {
+		b.WriteString(" UNION ALL SELECT -1, 0 FROM fin")
 	}
 	return b.String()
 }

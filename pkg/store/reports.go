@@ -45,32 +45,55 @@ type Parsed struct {
 // that report came from another file (a re-run of the same file's task is not a duplicate of
 // itself), so every save below is idempotent.
 
+// Outcome is a file's final state.
+type Outcome struct {
+	Status      string
+	Reason      string
+	ReportCount int
+}
+
 // SaveParsed stores complete reports of one file and links them to it. Each call is atomic
 // (on PostgreSQL a single statement, committed asynchronously: the original is durable
 // already, and a save lost in a crash leaves the file pending for the sweep).
 func (s *Store) SaveParsed(ctx context.Context, ingestID int64, reps []Parsed) ([]Saved, error) {
+	saved, _, err := s.saveParsed(ctx, ingestID, reps, nil)
+	return saved, err
+}
+
+// SaveParsedAndFinish is SaveParsed for a file's last reports that also records the file's
+// outcome in the same statement, provided every report in the call is new (the usual case).
+// finished is false otherwise (a report was already stored), and the caller records the outcome
+// with Finish once it knows it.
+func (s *Store) SaveParsedAndFinish(ctx context.Context, ingestID int64, reps []Parsed, out Outcome) (saved []Saved, finished bool, err error) {
+	return s.saveParsed(ctx, ingestID, reps, &out)
+}
+
+func (s *Store) saveParsed(ctx context.Context, ingestID int64, reps []Parsed, fin *Outcome) ([]Saved, bool, error) {
 	if len(reps) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	rows := make([]Report, len(reps))
 	for i, p := range reps {
 		r, err := completeRow(ingestID, p)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		rows[i] = r
 	}
 	if s.dialect == Postgres {
-		return s.saveParsedPG(ctx, rows, reps)
+		return s.saveParsedPG(ctx, rows, reps, fin)
 	}
 	out := make([]Saved, len(reps))
+	finished := false
 	err := s.write(ctx, func(tx *gorm.DB) error {
+		allNew := true
 		for i := range rows {
 			res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows[i])
 			if res.Error != nil {
 				return fmt.Errorf("insert report: %w", res.Error)
 			}
 			if res.RowsAffected == 0 {
+				allNew = false
 				saved, err := linkExisting(tx, rows[i])
 				if err != nil {
 					return err
@@ -86,12 +109,17 @@ func (s *Store) SaveParsed(ctx context.Context, ingestID int64, reps []Parsed) (
 				return err
 			}
 		}
-		return nil
+		if fin == nil || !allNew {
+			return nil
+		}
+		var err error
+		finished, err = s.finish(ctx, tx, ingestID, *fin)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: save reports of ingest %d: %w", ingestID, err)
+		return nil, false, fmt.Errorf("store: save reports of ingest %d: %w", ingestID, err)
 	}
-	return out, nil
+	return out, finished, nil
 }
 
 // completeRow is the report row of a complete report, totals included.

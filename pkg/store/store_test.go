@@ -383,5 +383,23 @@ func TestSaveParsedBatch(t *testing.T) {
 		if ids, _ := st.IngestReportIDs(ctx, file); len(ids) != 3 {
 			t.Fatalf("file linked to %v, want 3 reports", ids)
 		}
+
+		// Finishing in the same statement happens only when every report is new.
+		out := store.Outcome{Status: store.StatusProcessed, Reason: "x.xml: broken", ReportCount: 2}
+		withDup, fresh := newIngest(t, st, "with-dup"), newIngest(t, st, "fresh")
+		h3, r3 := report("org", "three", "example.com", day, "192.0.2.9")
+		if _, finished, err := st.SaveParsedAndFinish(ctx, withDup, []store.Parsed{{Header: h3, Records: r3}, {Header: h0, Records: r0}}, out); err != nil || finished {
+			t.Fatalf("with a duplicate: finished=%v err=%v, want not finished", finished, err)
+		}
+		if ing, _ := st.GetIngest(ctx, withDup); ing.Status != store.StatusPending {
+			t.Fatalf("with a duplicate: status %s, want pending", ing.Status)
+		}
+		h4, r4 := report("org", "four", "example.com", day, "192.0.2.10")
+		if _, finished, err := st.SaveParsedAndFinish(ctx, fresh, []store.Parsed{{Header: h4, Records: r4}}, out); err != nil || !finished {
+			t.Fatalf("all new: finished=%v err=%v, want finished", finished, err)
+		}
+		if ing, _ := st.GetIngest(ctx, fresh); ing.Status != store.StatusProcessed || ing.Error != out.Reason || ing.ReportCount != 2 || ing.ProcessedAt == nil {
+			t.Fatalf("all new: ingest %+v", ing)
+		}
 	})
 }
