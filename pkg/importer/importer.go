@@ -10,7 +10,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -245,7 +247,8 @@ func readCapped(path string, max int64) ([]byte, error) {
 // Print writes the summary for a person.
 func (s Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "%d files: %d processed (%d reports), %d duplicate, %d failed\n", s.Files, s.Processed, s.Reports, s.Duplicate, len(s.Failed))
-	for _, f := range s.Failed {
+	failed := slices.SortedFunc(slices.Values(s.Failed), func(a, b Failure) int { return strings.Compare(a.Path, b.Path) })
+	for _, f := range failed {
 		fmt.Fprintf(w, "  failed: %s: %s\n", f.Path, f.Reason)
 	}
 }
