@@ -1,5 +1,6 @@
 // Command api serves Vigil's REST API, dashboard and queue monitor. With nothing configured it
-// runs the whole platform in one process (embedded default). Subcommands: migrate, import.
+// runs the whole platform in one process (embedded default). Subcommands: migrate, import,
+// admin, healthcheck.
 package main
 
 import (
@@ -18,7 +19,9 @@ const usage = `usage:
   api                  serve the API (and, with nothing configured, the whole platform)
   api migrate          apply database migrations
   api import PATH...   import report files and folders (recursive)
-  api healthcheck      exit 0 when the local api answers /health`
+  api healthcheck      exit 0 when the local api answers /health
+  api admin create EMAIL          create an admin (password: VIGIL_ADMIN_PASSWORD or generated)
+  api admin reset-password EMAIL  set a user's password the same way; revokes their sessions`
 
 func main() {
 	cfg, err := config.Load(os.Getenv)
@@ -41,6 +44,8 @@ func main() {
 		err = app.Healthcheck(ctx, cfg)
 	case cmd == "migrate":
 		err = app.Migrate(ctx, cfg, log, os.Stdout)
+	case cmd == "admin" && len(args) == 2:
+		err = app.Admin(ctx, cfg, log, args[0], args[1], os.Stdout)
 	case cmd == "import" && len(args) > 0:
 		// The summary (printed by Import) lists failed files; they do not fail the command.
 		_, err = app.Import(ctx, cfg, log, args, os.Stderr, os.Stdout)

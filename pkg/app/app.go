@@ -15,9 +15,12 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vigilhq/vigil/pkg/audit"
+	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/unwrap"
 )
@@ -32,8 +35,12 @@ type App struct {
 	Client    *asynq.Client
 	Inspector *asynq.Inspector
 	Ingest    *ingest.Service
-	mini      *miniredis.Miniredis
-	stopMini  context.CancelFunc
+	// Auth, Audit and Limiter are built for the api role only (buildAuth).
+	Auth     *auth.Service
+	Audit    *audit.Log
+	Limiter  *ratelimit.Limiter
+	mini     *miniredis.Miniredis
+	stopMini context.CancelFunc
 }
 
 // Options say what a process needs built.

@@ -49,6 +49,14 @@ func testConfig(t *testing.T, env map[string]string) config.Config {
 		env["VIGIL_DATA_DIR"] = t.TempDir()
 	}
 	env["VIGIL_HTTP_ADDR"] = freeAddr(t)
+	// The tests poll ingests every 50 ms: far above a person's rate.
+	env["VIGIL_RATE_LIMIT_API"] = "100000/1m"
+	if env["VIGIL_REDIS_URL"] != "" {
+		// Shared stores: a configured secret and first admin, as in production.
+		env["VIGIL_JWT_SECRET"] = "app-test-secret-of-at-least-thirty-two-bytes"
+		env["VIGIL_ADMIN_EMAIL"] = "root@example.com"
+		env["VIGIL_ADMIN_PASSWORD"] = adminPassword
+	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +81,48 @@ func run(t *testing.T, name string, fn func(ctx context.Context) error) {
 			t.Errorf("%s did not stop within 30s", name)
 		}
 	})
+}
+
+const adminPassword = "app test admin passphrase"
+
+// api is a running server and the credential (Authorization header value) to call it with.
+type api struct {
+	base, cred string
+}
+
+// login gets an access token the way README's quick start does.
+func login(t *testing.T, base, email, password string) api {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	resp, err := http.Post(base+"/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
+		t.Fatalf("login %s: %d %v", email, resp.StatusCode, err)
+	}
+	return api{base: base, cred: "Bearer " + tok.AccessToken}
+}
+
+func (c api) do(t *testing.T, method, path, ctype string, body io.Reader) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("Authorization", c.cred)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 func waitHTTP(t *testing.T, base string) {
@@ -111,7 +161,7 @@ var sample = []string{
 }
 
 // upload posts files and waits until none is pending; it returns the ingests by file name.
-func upload(t *testing.T, base string, files map[string][]byte) map[string]map[string]any {
+func upload(t *testing.T, c api, files map[string][]byte) map[string]map[string]any {
 	t.Helper()
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
@@ -120,10 +170,7 @@ func upload(t *testing.T, base string, files map[string][]byte) map[string]map[s
 		fw.Write(data)
 	}
 	w.Close()
-	resp, err := http.Post(base+"/api/upload", w.FormDataContentType(), &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := c.do(t, http.MethodPost, "/api/upload", w.FormDataContentType(), &buf)
 	defer resp.Body.Close()
 	var ans struct {
 		Files []struct {
@@ -139,7 +186,7 @@ func upload(t *testing.T, base string, files map[string][]byte) map[string]map[s
 	for _, f := range ans.Files {
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			var ing map[string]any
-			getJSON(t, fmt.Sprintf("%s/api/ingests/%d", base, f.IngestID), &ing)
+			getJSON(t, c, fmt.Sprintf("/api/ingests/%d", f.IngestID), &ing)
 			if ing["status"] != "pending" {
 				out[f.Filename] = ing
 				break
@@ -152,12 +199,10 @@ func upload(t *testing.T, base string, files map[string][]byte) map[string]map[s
 	return out
 }
 
-func getJSON(t *testing.T, url string, v any) {
+func getJSON(t *testing.T, c api, path string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := c.base + path
+	resp := c.do(t, http.MethodGet, path, "", nil)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
@@ -169,7 +214,7 @@ func getJSON(t *testing.T, url string, v any) {
 }
 
 // checkSample checks the sample's files ended as they should and wantReports are listed.
-func checkSample(t *testing.T, base string, got map[string]map[string]any, wantReports int) {
+func checkSample(t *testing.T, c api, got map[string]map[string]any, wantReports int) {
 	t.Helper()
 	for name, ing := range got {
 		want := "processed"
@@ -183,7 +228,7 @@ func checkSample(t *testing.T, base string, got map[string]map[string]any, wantR
 	var list struct {
 		Total int `json:"total"`
 	}
-	getJSON(t, base+"/api/reports", &list)
+	getJSON(t, c, "/api/reports", &list)
 	if list.Total != wantReports {
 		t.Fatalf("%d reports listed, want %d", list.Total, wantReports)
 	}
@@ -208,12 +253,15 @@ func TestServeEmbedded(t *testing.T) {
 		t.Fatalf("pre-store: %+v %v", res, err)
 	}
 
-	run(t, "serve", func(ctx context.Context) error { return app.Serve(ctx, cfg, log) })
+	logs := &syncBuffer{}
+	run(t, "serve", func(ctx context.Context) error { return app.Serve(ctx, cfg, jsonLogger(logs)) })
 	base := "http://" + cfg.HTTPAddr
 	waitHTTP(t, base)
+	// The first start logged a generated admin password, once: log in with it.
+	c := login(t, base, config.DefaultAdminEmail, generatedPassword(t, logs))
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var ing map[string]any
-		getJSON(t, fmt.Sprintf("%s/api/ingests/%d", base, res.IngestID), &ing)
+		getJSON(t, c, fmt.Sprintf("/api/ingests/%d", res.IngestID), &ing)
 		if ing["status"] == "processed" {
 			break
 		}
@@ -222,10 +270,10 @@ func TestServeEmbedded(t *testing.T) {
 		}
 	}
 	// google 1 + mimecast 1 + aol 1 + multi-report 3, and the leftover yahoo one.
-	checkSample(t, base, upload(t, base, corpusFiles(t, sample...)), 7)
-	resp, err := http.Get(base + "/monitoring/")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("asynqmon: %v %v", resp, err)
+	checkSample(t, c, upload(t, c, corpusFiles(t, sample...)), 7)
+	resp := c.do(t, http.MethodGet, "/monitoring/", "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("asynqmon: %v", resp)
 	}
 	resp.Body.Close()
 }
@@ -247,7 +295,8 @@ func TestRolesOnSharedStores(t *testing.T) {
 		run(t, "scheduler", func(ctx context.Context) error { return app.Scheduler(ctx, cfg, log) })
 		base := "http://" + cfg.HTTPAddr
 		waitHTTP(t, base)
-		checkSample(t, base, upload(t, base, corpusFiles(t, sample...)), 6)
+		c := login(t, base, "root@example.com", adminPassword)
+		checkSample(t, c, upload(t, c, corpusFiles(t, sample...)), 6)
 	})
 }
 

@@ -28,6 +28,12 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer a.Close()
+	if err := a.buildAuth(); err != nil {
+		return err
+	}
+	if err := a.bootstrapAdmin(ctx); err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.runHTTP(ctx) })
 	if a.Embedded() {

@@ -83,10 +83,17 @@ func (a *App) NewHTTP() (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.Auth == nil {
+		if err := a.buildAuth(); err != nil {
+			return nil, err
+		}
+	}
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
 	e := httpapi.New(httpapi.Deps{
 		Store: a.Store, Ingest: a.Ingest, Redis: redisPinger{a}, Monitoring: mon, TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
+		Auth:   a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
+		TrustedProxies: a.Cfg.Auth.TrustedProxies, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})
 	return &http.Server{
 		Addr:              a.Cfg.HTTPAddr,

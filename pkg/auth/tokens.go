@@ -201,7 +201,8 @@ func (s *Service) Refresh(ctx context.Context, token string) (Tokens, User, erro
 			if err := s.revokeSession(ctx, s.db, c.Session, "refresh token replayed"); err != nil {
 				return Tokens{}, User{}, err
 			}
-			return Tokens{}, userRow{ID: sess.UserID}.user(), ErrRefreshReplay
+			u, _ := s.userRow(ctx, s.db, sess.UserID)
+			return Tokens{}, u.user(), ErrRefreshReplay
 		}
 		return Tokens{}, User{}, fmt.Errorf("%w: session revoked or expired", ErrUnauthenticated)
 	}

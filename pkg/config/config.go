@@ -31,6 +31,7 @@ type Config struct {
 	SweepGrace        time.Duration // how long a file may stay pending before it is re-enqueued
 
 	Limits Limits
+	Auth   Auth
 }
 
 // Limits bound what one upload, file or report may cost. Each is a VIGIL_MAX_* variable.
@@ -86,6 +87,7 @@ func Load(getenv func(string) string) (Config, error) {
 			Records:            e.integer("VIGIL_MAX_RECORDS", 5000000, 1, 1<<31-1),
 		},
 	}
+	c.Auth = loadAuth(&e)
 	if e.err != nil {
 		return Config{}, e.err
 	}
@@ -114,7 +116,7 @@ func (c Config) validate() error {
 	if c.Limits.FileBytes > c.Limits.UploadBytes {
 		return fmt.Errorf("%w: VIGIL_MAX_FILE_BYTES (%d) is larger than VIGIL_MAX_UPLOAD_BYTES (%d)", ErrInvalid, c.Limits.FileBytes, c.Limits.UploadBytes)
 	}
-	return nil
+	return c.Auth.validate()
 }
 
 // SQLitePath is the database file of the embedded default or of a sqlite:// URL.

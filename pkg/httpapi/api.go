@@ -6,12 +6,16 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/vigilhq/vigil/pkg/audit"
+	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/store"
 )
 
@@ -27,7 +31,8 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Deps are what the API needs; Monitoring may be nil (no Asynqmon).
+// Deps are what the API needs; Monitoring may be nil (no Asynqmon). Without Auth every route
+// but the public ones answers 401; without Limiter nothing is rate-limited.
 type Deps struct {
 	Store      *store.Store
 	Ingest     *ingest.Service
@@ -36,6 +41,13 @@ type Deps struct {
 	Limits     Limits
 	TempDir    string // where uploads are spooled before they are stored
 	Log        *slog.Logger
+
+	Auth           *auth.Service
+	Audit          *audit.Log
+	Limiter        *ratelimit.Limiter
+	Rates          Rates
+	TrustedProxies []netip.Prefix // may set X-Forwarded-For
+	CORSOrigins    []string
 }
 
 // API holds the handlers' dependencies.
@@ -51,31 +63,68 @@ func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.errorHandler
+	e.IPExtractor = IPExtractor(d.TrustedProxies)
+	e.SchemeExtractor = SchemeExtractor(d.TrustedProxies)
+	e.Pre(securityHeaders)
 	e.Use(middleware.Recover())
 	e.Use(a.requestLog)
+	e.Use(cors(d.CORSOrigins))
 	a.routes(e)
 	return e
 }
 
-// routes lists every route in one place.
+// routes registers the route table, each route behind the guard its line declares.
 func (a *API) routes(e *echo.Echo) {
-	e.GET("/health", a.health)
-	e.GET("/ready", a.ready)
-	e.GET("/openapi.json", a.openAPI)
+	for _, rt := range a.table() {
+		if rt.Method == "*" {
+			e.Any(rt.Path, rt.h, a.guard(rt))
+		} else {
+			e.Add(rt.Method, rt.Path, rt.h, a.guard(rt))
+		}
+	}
+}
 
-	api := e.Group("/api")
-	api.POST("/upload", a.upload)
-	api.GET("/ingests/:id", a.getIngest)
-	api.GET("/reports", a.listReports)
-	api.GET("/reports/:id", a.getReport)
-	api.GET("/reports/:id/records", a.listRecords)
-	api.GET("/domains", a.listDomains)
+// table lists every route in one place with the least role that may call it and the rate
+// limit it counts against (listmonk style: grouped by permission).
+func (a *API) table() []Route {
+	const get, post, patch, del = http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
+	rs := []Route{
+		// Public: probes, the API description, and getting a token.
+		{get, "/health", auth.Public, RateNone, a.health},
+		{get, "/ready", auth.Public, RateNone, a.ready},
+		{get, "/openapi.json", auth.Public, RateNone, a.openAPI},
+		{post, "/auth/login", auth.Public, RateAuth, a.login},
+		{post, "/auth/refresh", auth.Public, RateAuth, a.refresh},
+		{post, "/auth/logout", auth.Public, RateAuth, a.logout},
 
+		// Viewer: read what was ingested; one's own account and keys.
+		{get, "/api/ingests/:id", auth.Viewer, RateAPI, a.getIngest},
+		{get, "/api/reports", auth.Viewer, RateAPI, a.listReports},
+		{get, "/api/reports/:id", auth.Viewer, RateAPI, a.getReport},
+		{get, "/api/reports/:id/records", auth.Viewer, RateAPI, a.listRecords},
+		{get, "/api/domains", auth.Viewer, RateAPI, a.listDomains},
+		{get, "/users/me", auth.Viewer, RateAPI, a.me},
+		{patch, "/users/me", auth.Viewer, RateAPI, a.updateMe},
+		{get, "/users/api-keys", auth.Viewer, RateAPI, a.listKeys},
+		{post, "/users/api-keys", auth.Viewer, RateAPI, a.createKey},
+		{del, "/users/api-keys/:id", auth.Viewer, RateAPI, a.deleteKey},
+
+		// Analyst: put reports in.
+		{post, "/api/upload", auth.Analyst, RateUpload, a.upload},
+
+		// Admin: accounts, the audit log, the queue.
+		{get, "/users", auth.Admin, RateAPI, a.listUsers},
+		{post, "/users", auth.Admin, RateAPI, a.createUser},
+		{get, "/users/:id", auth.Admin, RateAPI, a.getUser},
+		{patch, "/users/:id", auth.Admin, RateAPI, a.updateUser},
+		{del, "/users/:id", auth.Admin, RateAPI, a.deleteUser},
+		{get, "/audit", auth.Admin, RateAPI, a.listAudit},
+	}
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
-		e.Any("/monitoring", h)
-		e.Any("/monitoring/*", h)
+		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})
 	}
+	return rs
 }
 
 func (a *API) requestLog(next echo.HandlerFunc) echo.HandlerFunc {

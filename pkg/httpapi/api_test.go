@@ -17,27 +17,28 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/vigilhq/vigil/pkg/audit"
+	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/corpus"
-	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
-	"github.com/vigilhq/vigil/pkg/unwrap"
 )
 
 type fixture struct {
-	e   *echo.Echo
-	st  *store.Store
-	svc *ingest.Service
+	e     *echo.Echo
+	st    *store.Store
+	svc   *ingest.Service
+	auth  *auth.Service
+	audit *audit.Log
+	creds map[auth.Role]string // a bearer access token per role
+	cred  string               // the Authorization header do sends: the admin's token
 }
 
 func newFixture(t *testing.T, b testenv.Backend, lim httpapi.Limits) fixture {
 	t.Helper()
-	st := b.Store(t)
-	svc := ingest.New(st, nil, nil, ingest.Limits{FileBytes: lim.FileBytes, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}, testenv.Logger())
-	e := httpapi.New(httpapi.Deps{Store: st, Ingest: svc, Limits: lim, TempDir: t.TempDir(), Log: testenv.Logger()})
-	return fixture{e: e, st: st, svc: svc}
+	return newAuthFixture(t, b, fixtureOptions{limits: lim})
 }
 
 var defaultLimits = httpapi.Limits{UploadFiles: 200, UploadBytes: 200 << 20, FileBytes: 1 << 20}
@@ -62,15 +63,23 @@ func multipartBody(t *testing.T, parts []part) (io.Reader, string) {
 	return &buf, w.FormDataContentType()
 }
 
+// do sends a request as the fixture's admin.
 func (f fixture) do(t *testing.T, method, path string, body io.Reader, ctype string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, path, body)
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	f.authorize(req)
 	rec := httptest.NewRecorder()
 	f.e.ServeHTTP(rec, req)
 	return rec
+}
+
+func (f fixture) authorize(req *http.Request) {
+	if f.cred != "" {
+		req.Header.Set("Authorization", f.cred)
+	}
 }
 
 func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
@@ -202,6 +211,7 @@ func TestUploadCaps(t *testing.T) {
 		req := httptest.NewRequest(http.MethodPost, "/api/upload", io.MultiReader(body))
 		req.ContentLength = -1
 		req.Header.Set("Content-Type", ctype)
+		f.authorize(req)
 		rec := httptest.NewRecorder()
 		f.e.ServeHTTP(rec, req)
 		if rec.Code != http.StatusRequestEntityTooLarge {

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/store"
 )
 
@@ -35,6 +38,8 @@ func (a *API) errorHandler(err error, c echo.Context) {
 	}
 	status, detail := http.StatusInternalServerError, "internal error"
 	var he *echo.HTTPError
+	var invalid *auth.InvalidError
+	var locked *auth.LockedError
 	switch {
 	case errors.As(err, &he):
 		status = he.Code
@@ -46,8 +51,25 @@ func (a *API) errorHandler(err error, c echo.Context) {
 		if he.Internal != nil {
 			a.log.Debug("http error", "status", status, "err", he.Internal)
 		}
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, auth.ErrNotFound):
 		status, detail = http.StatusNotFound, err.Error()
+	case errors.As(err, &invalid):
+		status, detail = http.StatusBadRequest, "parameter "+invalid.Error()
+	case errors.As(err, &locked):
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.FormatInt(int64((locked.RetryAfter+time.Second-1)/time.Second), 10))
+		status, detail = http.StatusTooManyRequests, locked.Error()
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		status, detail = http.StatusUnauthorized, auth.ErrInvalidCredentials.Error()
+	case errors.Is(err, auth.ErrUnauthenticated):
+		status, detail = http.StatusUnauthorized, "invalid, expired or revoked token"
+	case errors.Is(err, auth.ErrForbidden):
+		status, detail = http.StatusForbidden, err.Error()
+	case errors.Is(err, auth.ErrConflict):
+		status, detail = http.StatusConflict, err.Error()
+	case errors.Is(err, auth.ErrThrottleUnavailable):
+		a.log.Error("login refused: throttle unavailable", "err", err)
+		c.Response().Header().Set(echo.HeaderRetryAfter, "30")
+		status, detail = http.StatusServiceUnavailable, auth.ErrThrottleUnavailable.Error()
 	default:
 		a.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}

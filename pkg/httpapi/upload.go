@@ -65,6 +65,7 @@ func (a *API) upload(c echo.Context) error {
 		}
 		out = append(out, res)
 	}
+	a.recordUpload(c, out)
 	return c.JSON(http.StatusAccepted, map[string]any{"files": out})
 }
 

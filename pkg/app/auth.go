@@ -1,0 +1,172 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vigilhq/vigil/pkg/audit"
+	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/config"
+	"github.com/vigilhq/vigil/pkg/httpapi"
+	"github.com/vigilhq/vigil/pkg/ratelimit"
+)
+
+// secretFile keeps the generated JWT secret of the embedded default across restarts, so a
+// restart does not log everybody out.
+const secretFile = "jwt-secret"
+
+// jwtSecret is VIGIL_JWT_SECRET, or for the embedded default (one api process, so one signer)
+// a secret generated once and kept in the data dir. With VIGIL_REDIS_URL set, api replicas
+// must share the key, so it must be configured.
+func jwtSecret(cfg config.Config) ([]byte, error) {
+	if cfg.Auth.JWTSecret != "" {
+		return []byte(cfg.Auth.JWTSecret), nil
+	}
+	if cfg.RedisURL != "" {
+		return nil, fmt.Errorf("%w: VIGIL_JWT_SECRET (or VIGIL_JWT_SECRET_FILE) is required when VIGIL_REDIS_URL is set: every api replica must sign tokens with the same key (openssl rand -base64 48)", config.ErrInvalid)
+	}
+	path := filepath.Join(cfg.DataDir, secretFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); len(s) >= auth.MinSecretBytes {
+			return []byte(s), nil
+		}
+		return nil, fmt.Errorf("%s holds fewer than %d characters: delete it to have a new one generated", path, auth.MinSecretBytes)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create %s: %w", cfg.DataDir, err)
+	}
+	buf := make([]byte, 48)
+	rand.Read(buf)
+	s := base64.RawURLEncoding.EncodeToString(buf)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) { // another process won the race: use its secret
+		return jwtSecret(cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := f.WriteString(s + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return []byte(s), f.Close()
+}
+
+// buildAuth makes the auth service, the audit log and the rate limiter of the api role.
+func (a *App) buildAuth() error {
+	secret, err := jwtSecret(a.Cfg)
+	if err != nil {
+		return err
+	}
+	a.Limiter = ratelimit.New(a.Redis, "vigil:")
+	th := auth.NewThrottle(a.Limiter, auth.ThrottleConfig{Account: a.Cfg.Auth.LoginAccount, Address: a.Cfg.Auth.LoginAddress})
+	a.Auth, err = auth.New(a.Store.DB(), auth.Config{Secret: secret, AccessTTL: a.Cfg.Auth.AccessTTL, RefreshTTL: a.Cfg.Auth.RefreshTTL}, th)
+	if err != nil {
+		return err
+	}
+	a.Audit = audit.New(a.Store.DB())
+	return nil
+}
+
+// rates maps the configured limits onto the API's rate classes.
+func rates(r config.RateLimits) httpapi.Rates {
+	return httpapi.Rates{httpapi.RateAPI: r.API, httpapi.RateUpload: r.Upload, httpapi.RateExportCSV: r.ExportCSV,
+		httpapi.RateExportPDF: r.ExportPDF, httpapi.RateAuth: r.Auth}
+}
+
+// bootstrapAdmin creates the first admin when there are no users at all (DESIGN.md): from
+// VIGIL_ADMIN_EMAIL and VIGIL_ADMIN_PASSWORD, or, on the embedded default without a password,
+// with a generated one that is logged this once.
+func (a *App) bootstrapAdmin(ctx context.Context) error {
+	n, err := a.Auth.CountUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("count users: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	email, pw := a.Cfg.Auth.AdminEmail, a.Cfg.Auth.AdminPassword
+	generated := pw == ""
+	if generated {
+		if a.Cfg.RedisURL != "" {
+			a.Log.Warn("no users yet: set VIGIL_ADMIN_PASSWORD (and VIGIL_ADMIN_EMAIL) or run `api admin create EMAIL` to create the first admin")
+			return nil
+		}
+		pw = auth.GeneratePassword()
+	}
+	u, err := a.Auth.CreateUser(ctx, auth.NewUser{Email: email, Name: "Administrator", Password: pw, Role: auth.Admin})
+	var ie *auth.InvalidError
+	switch {
+	case errors.Is(err, auth.ErrConflict):
+		return nil // another api replica created it first
+	case errors.As(err, &ie) && ie.Field == "password":
+		return fmt.Errorf("%w: VIGIL_ADMIN_PASSWORD: %s", config.ErrInvalid, ie.Reason)
+	case errors.As(err, &ie):
+		return fmt.Errorf("%w: VIGIL_ADMIN_EMAIL: %s", config.ErrInvalid, ie.Reason)
+	case err != nil:
+		return fmt.Errorf("create the first admin: %w", err)
+	}
+	id := u.ID
+	a.Audit.Record(ctx, audit.Entry{Actor: "vigil (first start)", Action: audit.UserCreate, Target: fmt.Sprintf("user:%d", id), Details: map[string]any{"email": email, "role": "admin"}})
+	if generated {
+		a.Log.Warn("created the first admin with a generated password, shown only this once: log in with it, then change it (PATCH /users/me) or reset it with `api admin reset-password`",
+			"email", email, "password", pw)
+	} else {
+		a.Log.Info("created the first admin from VIGIL_ADMIN_EMAIL and VIGIL_ADMIN_PASSWORD", "email", email)
+	}
+	return nil
+}
+
+// Admin runs `api admin create EMAIL` and `api admin reset-password EMAIL`. The password is
+// VIGIL_ADMIN_PASSWORD(_FILE) when set (never a command-line argument, which other users of
+// the machine can read), else a generated one printed to out.
+func Admin(ctx context.Context, cfg config.Config, log *slog.Logger, cmd, email string, out io.Writer) error {
+	a, err := Build(ctx, cfg, log, Options{Migrate: sqliteConfigured(cfg), NoRedis: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	// This process signs no token: any secret will do.
+	svc, err := auth.New(a.Store.DB(), auth.Config{Secret: []byte(rand.Text() + rand.Text())}, nil)
+	if err != nil {
+		return err
+	}
+	log2 := audit.New(a.Store.DB())
+	pw, generated := cfg.Auth.AdminPassword, cfg.Auth.AdminPassword == ""
+	if generated {
+		pw = auth.GeneratePassword()
+	}
+	var u auth.User
+	var action string
+	switch cmd {
+	case "create":
+		u, err = svc.CreateUser(ctx, auth.NewUser{Email: email, Name: "Administrator", Password: pw, Role: auth.Admin})
+		action = audit.UserCreate
+	case "reset-password":
+		if u, err = svc.UserByEmail(ctx, email); err == nil {
+			u, _, err = svc.UpdateUser(ctx, u.ID, auth.Patch{Password: &pw})
+		}
+		action = audit.PasswordChange
+	default:
+		return fmt.Errorf("unknown admin command %q: want create or reset-password", cmd)
+	}
+	if err != nil {
+		return fmt.Errorf("admin %s %s: %w", cmd, email, err)
+	}
+	log2.Record(ctx, audit.Entry{Actor: "api admin " + cmd, Action: action, Target: fmt.Sprintf("user:%d", u.ID), Details: map[string]any{"email": u.Email}})
+	fmt.Fprintf(out, "%s: %s (%s)\n", map[string]string{"create": "created", "reset-password": "password reset; sessions and API keys revoked"}[cmd], u.Email, u.Role)
+	if generated {
+		fmt.Fprintf(out, "password: %s\n", pw)
+	}
+	return nil
+}
