@@ -168,8 +168,13 @@ func (s *Service) VerifyKey(ctx context.Context, secret string) (Principal, erro
 		return Principal{}, fmt.Errorf("%w: account inactive", ErrUnauthenticated)
 	}
 	if row.K.LastUsedAt == nil || now.Sub(*row.K.LastUsedAt) > lastUsedEvery {
-		// Best effort: a failed stamp must not fail the request it stamps.
-		s.db.WithContext(ctx).Model(&keyRow{}).Where("id = ?", row.K.ID).Update("last_used_at", now)
+		// Best effort and off the request's path: on SQLite a write waits for the single writer
+		// (a long ingest transaction), and a failed stamp must not fail the request it stamps.
+		go func(id int64) {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			s.db.WithContext(ctx).Model(&keyRow{}).Where("id = ?", id).Update("last_used_at", now)
+		}(row.K.ID)
 	}
 	u := row.Owner.user()
 	k := row.K.key()

@@ -632,3 +632,35 @@ func TestCORS(t *testing.T) {
 		t.Fatalf("preflight: %d %v", pre.Code, pre.Header())
 	}
 }
+
+// openapi.json states each operation's least role (x-vigil-min-role); it must be the table's.
+func TestOpenAPIRolesMatchTable(t *testing.T) {
+	t.Parallel()
+	f := newAuthFixture(t, testenv.Backends()[0], fixtureOptions{})
+	spec := decode[struct {
+		Paths map[string]map[string]map[string]any `json:"paths"`
+	}](t, f.do(t, http.MethodGet, "/openapi.json", nil, ""))
+	for _, rt := range httpapi.Routes() {
+		p := rt.Path
+		for _, seg := range strings.Split(p, "/") {
+			if strings.HasPrefix(seg, ":") {
+				p = strings.Replace(p, seg, "{"+seg[1:]+"}", 1)
+			}
+		}
+		method := strings.ToLower(rt.Method)
+		if rt.Method == "*" {
+			if p != "/monitoring" {
+				continue
+			}
+			method = "get"
+		}
+		op, ok := spec.Paths[p][method]
+		if !ok {
+			t.Errorf("%s %s: not in openapi.json", rt.Method, p)
+			continue
+		}
+		if got := op["x-vigil-min-role"]; got != rt.Role.String() {
+			t.Errorf("%s %s: openapi.json says %v, the route table %s", rt.Method, p, got, rt.Role)
+		}
+	}
+}
