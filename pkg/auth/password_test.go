@@ -207,10 +207,11 @@ func TestUnknownUserLooksTheSame(t *testing.T) {
 		"inactive account": {"gone@example.com", goodPassword},
 		"malformed e-mail": {"not an address", goodPassword},
 	}
-	median := map[string]time.Duration{}
+	// The fastest of several tries: the least disturbed by other tests running in parallel.
+	fastest := map[string]time.Duration{}
 	for name, a := range attempts {
 		var ds []time.Duration
-		for range 7 {
+		for range 9 {
 			start := time.Now()
 			_, _, err := svc.Login(ctx, a[0], a[1], auth.Meta{})
 			ds = append(ds, time.Since(start))
@@ -218,11 +219,10 @@ func TestUnknownUserLooksTheSame(t *testing.T) {
 				t.Fatalf("%s: %v, want exactly ErrInvalidCredentials", name, err)
 			}
 		}
-		slices.Sort(ds)
-		median[name] = ds[len(ds)/2]
+		fastest[name] = slices.Min(ds)
 	}
-	ref := median["wrong password"]
-	for name, d := range median {
+	ref := fastest["wrong password"]
+	for name, d := range fastest {
 		if d < ref/3 || d > ref*3 {
 			t.Errorf("%s takes %v, a wrong password %v: timing tells them apart", name, d, ref)
 		}
