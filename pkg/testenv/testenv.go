@@ -117,7 +117,8 @@ func (b Backend) Store(tb testing.TB) *store.Store {
 // Redis returns connection options for an empty Redis database of this test's own: on the
 // real server, database number db (each test using the real server picks its own number so
 // parallel tests and packages never share one; it is flushed first), else a new miniredis.
-// Numbers in use: 1 ingest, 2–3 app, 4 schedule.
+// Numbers in use: 1 ingest, 2–3 app, 4 schedule, 5 ratelimit, 6 auth, 7 httpapi, 8 app (auth),
+// 10–12 analytics.
 func (b Backend) Redis(tb testing.TB, db int) asynq.RedisClientOpt {
 	tb.Helper()
 	base := os.Getenv("VIGIL_TEST_REDIS_URL")
