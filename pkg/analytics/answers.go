@@ -1,0 +1,741 @@
+package analytics
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"slices"
+	"strings"
+
+	"github.com/vigilhq/vigil/pkg/rollup"
+)
+
+// The answers of the rollup endpoints. Counts are messages unless named otherwise; every rate
+// is a fraction 0..1 next to the counts it divides, weighted by messages (DESIGN.md), and null
+// when there is nothing to divide by. Days are RFC 3339 full dates (UTC).
+
+// Window is the period an answer covers: whole UTC days, both ends inclusive, null when open.
+type Window struct {
+	Start *string `json:"start"`
+	End   *string `json:"end"`
+}
+
+// Dispositions counts messages by the disposition receivers applied; other is anything
+// outside the four values of RFC 7489 / RFC 9990.
+type Dispositions struct {
+	None       int64 `json:"none"`
+	Quarantine int64 `json:"quarantine"`
+	Reject     int64 `json:"reject"`
+	Pass       int64 `json:"pass"`
+	Other      int64 `json:"other"`
+}
+
+func (d *Dispositions) add(o int8, n int64) {
+	switch rollup.OutcomeDisposition(o) {
+	case rollup.DispNone:
+		d.None += n
+	case rollup.DispQuarantine:
+		d.Quarantine += n
+	case rollup.DispReject:
+		d.Reject += n
+	case rollup.DispPass:
+		d.Pass += n
+	default:
+		d.Other += n
+	}
+}
+
+// Summary is GET /api/rollup/summary. Report counts (total_reports, domains, reporters) count
+// reports whose period begins in the window, like the reports list; message counts are the
+// reports' messages spread over their days, in the window.
+type Summary struct {
+	Window            Window       `json:"window"`
+	TotalReports      int64        `json:"total_reports"`
+	TotalMessages     int64        `json:"total_messages"`
+	DMARCPassMessages int64        `json:"dmarc_pass_messages"`
+	DMARCFailMessages int64        `json:"dmarc_fail_messages"`
+	DMARCPassRate     *float64     `json:"dmarc_pass_rate"`
+	DMARCFailRate     *float64     `json:"dmarc_fail_rate"`
+	Dispositions      Dispositions `json:"dispositions"`
+	Domains           int64        `json:"domains"`
+	Reporters         int64        `json:"reporters"`
+	Sources           int64        `json:"sources"`
+}
+
+// PassFail is one mechanism's aligned (policy-evaluated) results.
+type PassFail struct {
+	Pass     int64    `json:"pass"`
+	Fail     int64    `json:"fail"`
+	PassRate *float64 `json:"pass_rate"`
+}
+
+// Alignment is GET /api/rollup/alignment. fail counts every message whose policy-evaluated
+// result is not pass.
+type Alignment struct {
+	Window   Window   `json:"window"`
+	Messages int64    `json:"messages"`
+	DKIM     PassFail `json:"dkim"`
+	SPF      PassFail `json:"spf"`
+}
+
+// Share is a part of the messages.
+type Share struct {
+	Messages int64    `json:"messages"`
+	Rate     *float64 `json:"rate"`
+}
+
+// Breakdown is GET /api/rollup/alignment-breakdown.
+type Breakdown struct {
+	Window   Window `json:"window"`
+	Messages int64  `json:"messages"`
+	Both     Share  `json:"both"`
+	DKIMOnly Share  `json:"dkim_only"`
+	SPFOnly  Share  `json:"spf_only"`
+	Neither  Share  `json:"neither"`
+}
+
+// Point is one bucket of GET /api/rollup/timeline: start and end are its first and last day
+// inside the window.
+type Point struct {
+	Start             string       `json:"start"`
+	End               string       `json:"end"`
+	Messages          int64        `json:"messages"`
+	DMARCPassMessages int64        `json:"dmarc_pass_messages"`
+	DMARCFailMessages int64        `json:"dmarc_fail_messages"`
+	DMARCPassRate     *float64     `json:"dmarc_pass_rate"`
+	Dispositions      Dispositions `json:"dispositions"`
+}
+
+// Timeline is GET /api/rollup/timeline.
+type Timeline struct {
+	Interval string  `json:"interval"`
+	Window   Window  `json:"window"`
+	Points   []Point `json:"points"`
+}
+
+// TrendPoint is one day of GET /api/rollup/failure-trend. moving_average_7d is the failure
+// rate of the seven days ending that day taken together (message-weighted), including days
+// before the window's start.
+type TrendPoint struct {
+	Date              string   `json:"date"`
+	Messages          int64    `json:"messages"`
+	DMARCFailMessages int64    `json:"dmarc_fail_messages"`
+	FailureRate       *float64 `json:"failure_rate"`
+	MovingAverage7d   *float64 `json:"moving_average_7d"`
+}
+
+// FailureTrend is GET /api/rollup/failure-trend.
+type FailureTrend struct {
+	Window Window       `json:"window"`
+	Points []TrendPoint `json:"points"`
+}
+
+// Source is one item of GET /api/rollup/sources. reporters counts the reporters that saw the
+// source's messages in the window; first_seen/last_seen are the first and last day it had
+// messages in the window.
+type Source struct {
+	SourceIP          string   `json:"source_ip"`
+	Messages          int64    `json:"messages"`
+	DMARCPassMessages int64    `json:"dmarc_pass_messages"`
+	DMARCFailMessages int64    `json:"dmarc_fail_messages"`
+	DMARCPassRate     *float64 `json:"dmarc_pass_rate"`
+	DKIMPassMessages  int64    `json:"dkim_pass_messages"`
+	SPFPassMessages   int64    `json:"spf_pass_messages"`
+	Reporters         int64    `json:"reporters"`
+	FirstSeen         string   `json:"first_seen"`
+	LastSeen          string   `json:"last_seen"`
+}
+
+// Organization is one item of GET /api/rollup/top-organizations.
+type Organization struct {
+	OrgName           string   `json:"org_name"`
+	Messages          int64    `json:"messages"`
+	DMARCPassMessages int64    `json:"dmarc_pass_messages"`
+	DMARCFailMessages int64    `json:"dmarc_fail_messages"`
+	DMARCPassRate     *float64 `json:"dmarc_pass_rate"`
+}
+
+// PolicyShare is a domain's messages under one published policy (p=).
+type PolicyShare struct {
+	Policy          string `json:"policy"`
+	Messages        int64  `json:"messages"`
+	MatchedMessages int64  `json:"matched_messages"`
+}
+
+// PolicyDomain is one item of GET /api/rollup/policy: messages whose disposition matched the
+// published policy and those that did not (rollup.PublishedPolicy.Matched defines it).
+type PolicyDomain struct {
+	Domain            string        `json:"domain"`
+	Messages          int64         `json:"messages"`
+	MatchedMessages   int64         `json:"matched_messages"`
+	UnmatchedMessages int64         `json:"unmatched_messages"`
+	ComplianceRate    *float64      `json:"compliance_rate"`
+	Published         []PolicyShare `json:"published"`
+}
+
+// List is the envelope of every list response (DESIGN.md).
+type List[T any] struct {
+	Items    []T   `json:"items"`
+	Total    int64 `json:"total"`
+	Page     int   `json:"page"`
+	PageSize int   `json:"page_size"`
+}
+
+func rate(n, d int64) *float64 {
+	if d == 0 {
+		return nil
+	}
+	r := float64(n) / float64(d)
+	return &r
+}
+
+func dayString(d int32) string { return rollup.DayTime(d).Format("2006-01-02") }
+
+func windowOut(w window) Window {
+	var out Window
+	if w.hasFrom {
+		s := dayString(w.from)
+		out.Start = &s
+	}
+	if w.hasTo {
+		s := dayString(w.to - 1)
+		out.End = &s
+	}
+	return out
+}
+
+// byOutcome sums the scope's messages per outcome code.
+func (e *engine) byOutcome(ctx context.Context, s scope) ([rollup.Outcomes]int64, error) {
+	var out [rollup.Outcomes]int64
+	if s.none {
+		return out, nil
+	}
+	f, err := pick(rollup.Messages, s, 0)
+	if err != nil {
+		return out, err
+	}
+	q := e.newQuery().w("SELECT outcome, SUM(messages) FROM ")
+	e.rows(q, f, s, []string{"outcome", "messages"}, false, nil)
+	q.w(" GROUP BY outcome")
+	err = e.each(ctx, q, func(r *sql.Rows) error {
+		var o int8
+		var n int64
+		if err := r.Scan(&o, &n); err != nil {
+			return err
+		}
+		if o >= 0 && o < rollup.Outcomes {
+			out[o] += n
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (e *engine) summary(ctx context.Context, s scope) (Summary, error) {
+	out := Summary{Window: windowOut(s.win)}
+	if s.none {
+		return out, nil
+	}
+	by, err := e.byOutcome(ctx, s)
+	if err != nil {
+		return out, err
+	}
+	for o, n := range by {
+		out.TotalMessages += n
+		if rollup.DMARCPass(int8(o)) {
+			out.DMARCPassMessages += n
+		}
+		out.Dispositions.add(int8(o), n)
+	}
+	out.DMARCFailMessages = out.TotalMessages - out.DMARCPassMessages
+	out.DMARCPassRate = rate(out.DMARCPassMessages, out.TotalMessages)
+	out.DMARCFailRate = rate(out.DMARCFailMessages, out.TotalMessages)
+	if out.Sources, err = e.distinctSources(ctx, s); err != nil {
+		return out, err
+	}
+	if s.hasIP() {
+		out.TotalReports, out.Domains, out.Reporters, err = e.rawReportCounts(ctx, s)
+		return out, err
+	}
+	if out.TotalReports, out.Domains, err = e.reportCounts(ctx, s, rollup.DimDomain, "domain_id"); err != nil {
+		return out, err
+	}
+	_, out.Reporters, err = e.reportCounts(ctx, s, rollup.DimOrg, "org_id")
+	return out, err
+}
+
+func (e *engine) distinctSources(ctx context.Context, s scope) (int64, error) {
+	f, err := pick(rollup.Messages, s, rollup.DimIP)
+	if err != nil {
+		return 0, err
+	}
+	q := e.newQuery().w("SELECT COUNT(DISTINCT ip) FROM ")
+	e.rows(q, f, s, []string{"ip"}, false, nil)
+	var n int64
+	err = e.each(ctx, q, func(r *sql.Rows) error { return r.Scan(&n) })
+	return n, err
+}
+
+// reportCounts counts reports beginning in the window and the distinct values of col.
+func (e *engine) reportCounts(ctx context.Context, s scope, dim rollup.Dim, col string) (reports, distinct int64, err error) {
+	f, err := pick(rollup.Reports, s, dim)
+	if err != nil {
+		return 0, 0, err
+	}
+	q := e.newQuery().w("SELECT COALESCE(SUM(reports), 0), COUNT(DISTINCT " + col + ") FROM ")
+	e.rows(q, f, s, []string{col, "reports"}, false, nil)
+	err = e.each(ctx, q, func(r *sql.Rows) error { return r.Scan(&reports, &distinct) })
+	return reports, distinct, err
+}
+
+// rawReportCounts answers the report counts of an IP-filtered summary from the records (the
+// report rollups do not keep sources), through records_ip_idx.
+func (e *engine) rawReportCounts(ctx context.Context, s scope) (reports, domains, reporters int64, err error) {
+	q := e.newQuery().w(`SELECT COUNT(DISTINCT r.id), COUNT(DISTINCT r.domain), COUNT(DISTINCT r.org_key)
+		FROM records rec JOIN reports r ON r.id = rec.report_id WHERE `)
+	if string(s.ipLo) == string(s.ipHi) {
+		q.w("rec.ip = ").arg(s.ipLo)
+	} else {
+		q.w("rec.ip BETWEEN ").arg(s.ipLo).w(" AND ").arg(s.ipHi)
+	}
+	f := s.f
+	for _, c := range []struct{ col, v string }{{"rec.dkim", f.DKIM}, {"rec.spf", f.SPF}, {"rec.disposition", f.Disposition},
+		{"r.domain", f.Domain}, {"r.org_key", strings.ToLower(strings.TrimSpace(f.OrgName))}} {
+		if c.v != "" {
+			q.w(" AND " + c.col + " = ").arg(c.v)
+		}
+	}
+	if s.win.hasFrom {
+		q.w(" AND r.date_begin >= ").arg(rollup.DayTime(s.win.from))
+	}
+	if s.win.hasTo {
+		q.w(" AND r.date_begin < ").arg(rollup.DayTime(s.win.to))
+	}
+	err = e.each(ctx, q, func(r *sql.Rows) error { return r.Scan(&reports, &domains, &reporters) })
+	return reports, domains, reporters, err
+}
+
+func (e *engine) alignment(ctx context.Context, s scope) (Alignment, error) {
+	out := Alignment{Window: windowOut(s.win)}
+	by, err := e.byOutcome(ctx, s)
+	if err != nil {
+		return out, err
+	}
+	for o, n := range by {
+		out.Messages += n
+		if rollup.DKIMPass(int8(o)) {
+			out.DKIM.Pass += n
+		}
+		if rollup.SPFPass(int8(o)) {
+			out.SPF.Pass += n
+		}
+	}
+	out.DKIM.Fail, out.SPF.Fail = out.Messages-out.DKIM.Pass, out.Messages-out.SPF.Pass
+	out.DKIM.PassRate, out.SPF.PassRate = rate(out.DKIM.Pass, out.Messages), rate(out.SPF.Pass, out.Messages)
+	return out, nil
+}
+
+func (e *engine) breakdown(ctx context.Context, s scope) (Breakdown, error) {
+	out := Breakdown{Window: windowOut(s.win)}
+	by, err := e.byOutcome(ctx, s)
+	if err != nil {
+		return out, err
+	}
+	for o, n := range by {
+		out.Messages += n
+		dk, sp := rollup.DKIMPass(int8(o)), rollup.SPFPass(int8(o))
+		switch {
+		case dk && sp:
+			out.Both.Messages += n
+		case dk:
+			out.DKIMOnly.Messages += n
+		case sp:
+			out.SPFOnly.Messages += n
+		default:
+			out.Neither.Messages += n
+		}
+	}
+	for _, sh := range []*Share{&out.Both, &out.DKIMOnly, &out.SPFOnly, &out.Neither} {
+		sh.Rate = rate(sh.Messages, out.Messages)
+	}
+	return out, nil
+}
+
+// daily sums messages per period and outcome. With dayOnly every period is a day; otherwise
+// whole months come as month periods (their first day).
+func (e *engine) daily(ctx context.Context, s scope, dayOnly bool) (map[int32]*[rollup.Outcomes]int64, error) {
+	out := map[int32]*[rollup.Outcomes]int64{}
+	if s.none {
+		return out, nil
+	}
+	f, err := pick(rollup.Messages, s, 0)
+	if err != nil {
+		return nil, err
+	}
+	q := e.newQuery().w("SELECT period, outcome, SUM(messages) FROM ")
+	e.rows(q, f, s, []string{"period", "outcome", "messages"}, dayOnly, nil)
+	q.w(" GROUP BY period, outcome")
+	err = e.each(ctx, q, func(r *sql.Rows) error {
+		var p int32
+		var o int8
+		var n int64
+		if err := r.Scan(&p, &o, &n); err != nil {
+			return err
+		}
+		if out[p] == nil {
+			out[p] = new([rollup.Outcomes]int64)
+		}
+		if o >= 0 && o < rollup.Outcomes {
+			out[p][o] += n
+		}
+		return nil
+	})
+	return out, err
+}
+
+// seriesBounds is the first and last day of a series over the window: an open start begins at
+// the first day with data, an open end runs to today (or later data).
+func seriesBounds(w window, periods []int32, today int32) (first, last int32, ok bool) {
+	slices.Sort(periods)
+	switch {
+	case w.hasFrom:
+		first = w.from
+	case len(periods) > 0:
+		first = periods[0]
+	default:
+		return 0, 0, false
+	}
+	switch {
+	case w.hasTo:
+		last = w.to - 1
+	default:
+		last = today
+		if len(periods) > 0 {
+			last = max(last, periods[len(periods)-1])
+		}
+	}
+	return first, last, first <= last
+}
+
+// bucketOf is the first day of the interval bucket holding day d: the day, the Monday of its
+// ISO week, or the first of its month.
+func bucketOf(interval string, d int32) int32 {
+	switch interval {
+	case "week":
+		// Day 0 (1970-01-01) was a Thursday: three days after a Monday.
+		return d - int32((int64(d)+3)%7+7)%7
+	case "month":
+		return rollup.MonthOf(d)
+	}
+	return d
+}
+
+func nextBucket(interval string, b int32) int32 {
+	switch interval {
+	case "week":
+		return b + 7
+	case "month":
+		return rollup.NextMonth(b)
+	}
+	return b + 1
+}
+
+func (e *engine) timeline(ctx context.Context, s scope, interval string, today int32) (Timeline, error) {
+	out := Timeline{Interval: interval, Window: windowOut(s.win), Points: []Point{}}
+	data, err := e.daily(ctx, s, interval != "month")
+	if err != nil {
+		return out, err
+	}
+	periods := make([]int32, 0, len(data))
+	for p := range data {
+		periods = append(periods, p)
+	}
+	first, last, ok := seriesBounds(s.win, periods, today)
+	if !ok {
+		return out, nil
+	}
+	byBucket := map[int32]int{}
+	for b := bucketOf(interval, first); b <= last; b = nextBucket(interval, b) {
+		start, end := max(b, first), min(nextBucket(interval, b)-1, last)
+		if !s.win.hasFrom {
+			start = b
+		}
+		if !s.win.hasTo {
+			end = nextBucket(interval, b) - 1
+		}
+		byBucket[b] = len(out.Points)
+		out.Points = append(out.Points, Point{Start: dayString(start), End: dayString(end)})
+	}
+	for p, by := range data {
+		i, ok := byBucket[bucketOf(interval, p)]
+		if !ok {
+			continue
+		}
+		pt := &out.Points[i]
+		for o, n := range by {
+			pt.Messages += n
+			if rollup.DMARCPass(int8(o)) {
+				pt.DMARCPassMessages += n
+			}
+			pt.Dispositions.add(int8(o), n)
+		}
+	}
+	for i := range out.Points {
+		pt := &out.Points[i]
+		pt.DMARCFailMessages = pt.Messages - pt.DMARCPassMessages
+		pt.DMARCPassRate = rate(pt.DMARCPassMessages, pt.Messages)
+	}
+	return out, nil
+}
+
+// trendLookback days before the window feed the first points' moving average.
+const trendLookback = 6
+
+func (e *engine) failureTrend(ctx context.Context, s scope, today int32) (FailureTrend, error) {
+	out := FailureTrend{Window: windowOut(s.win), Points: []TrendPoint{}}
+	wide := s
+	if s.win.hasFrom {
+		wide.win.from -= trendLookback
+	}
+	data, err := e.daily(ctx, wide, true)
+	if err != nil {
+		return out, err
+	}
+	var periods []int32
+	for p := range data {
+		if !s.win.hasFrom || p >= s.win.from {
+			periods = append(periods, p)
+		}
+	}
+	first, last, ok := seriesBounds(s.win, periods, today)
+	if !ok {
+		return out, nil
+	}
+	msgs := func(d int32) (all, fail int64) {
+		by := data[d]
+		if by == nil {
+			return 0, 0
+		}
+		for o, n := range by {
+			all += n
+			if !rollup.DMARCPass(int8(o)) {
+				fail += n
+			}
+		}
+		return all, fail
+	}
+	var winAll, winFail int64
+	for d := first - trendLookback; d < first; d++ {
+		a, f := msgs(d)
+		winAll, winFail = winAll+a, winFail+f
+	}
+	for d := first; d <= last; d++ {
+		a, f := msgs(d)
+		winAll, winFail = winAll+a, winFail+f
+		if d-first >= 0 {
+			oa, of := msgs(d - trendLookback - 1)
+			winAll, winFail = winAll-oa, winFail-of
+		}
+		out.Points = append(out.Points, TrendPoint{Date: dayString(d), Messages: a, DMARCFailMessages: f,
+			FailureRate: rate(f, a), MovingAverage7d: rate(winFail, winAll)})
+	}
+	return out, nil
+}
+
+func (e *engine) sources(ctx context.Context, s scope, page, limit int) (List[Source], error) {
+	out := List[Source]{Items: []Source{}, Page: page, PageSize: limit}
+	if s.none {
+		return out, nil
+	}
+	f, err := pick(rollup.Messages, s, rollup.DimIP)
+	if err != nil {
+		return out, err
+	}
+	q := e.newQuery().w("SELECT ip, SUM(messages) AS m, " + caseSum(rollup.DMARCPass) + ", " + caseSum(rollup.DKIMPass) + ", " +
+		caseSum(rollup.SPFPass) + ", MIN(first_day), MAX(last_day), COUNT(*) OVER () FROM ")
+	e.rows(q, f, s, []string{"ip", "outcome", "messages", "first_day", "last_day"}, false, nil)
+	q.w(" GROUP BY ip ORDER BY m DESC, ip LIMIT ").arg(int64(limit)).w(" OFFSET ").arg(int64((page - 1) * limit))
+	var ips [][]byte
+	err = e.each(ctx, q, func(r *sql.Rows) error {
+		var ip []byte
+		var it Source
+		var first, last int32
+		if err := r.Scan(&ip, &it.Messages, &it.DMARCPassMessages, &it.DKIMPassMessages, &it.SPFPassMessages, &first, &last, &out.Total); err != nil {
+			return err
+		}
+		it.SourceIP = ipString(ip)
+		it.DMARCFailMessages = it.Messages - it.DMARCPassMessages
+		it.DMARCPassRate = rate(it.DMARCPassMessages, it.Messages)
+		it.FirstSeen, it.LastSeen = dayString(first), dayString(last)
+		out.Items = append(out.Items, it)
+		ips = append(ips, slices.Clone(ip))
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	if len(out.Items) == 0 {
+		if page > 1 {
+			out.Total, err = e.distinctSources(ctx, s)
+		}
+		return out, err
+	}
+	reporters, err := e.reportersOf(ctx, s, ips)
+	if err != nil {
+		return out, err
+	}
+	for i := range out.Items {
+		out.Items[i].Reporters = reporters[out.Items[i].SourceIP]
+	}
+	return out, nil
+}
+
+// reportersOf counts the distinct reporters that saw each of ips in the scope.
+func (e *engine) reportersOf(ctx context.Context, s scope, ips [][]byte) (map[string]int64, error) {
+	f, err := pick(rollup.Messages, s, rollup.DimIP|rollup.DimOrg)
+	if err != nil {
+		return nil, err
+	}
+	q := e.newQuery().w("SELECT ip, COUNT(DISTINCT org_id) FROM ")
+	e.rows(q, f, s, []string{"ip", "org_id"}, false, ips)
+	q.w(" GROUP BY ip")
+	out := map[string]int64{}
+	err = e.each(ctx, q, func(r *sql.Rows) error {
+		var ip []byte
+		var n int64
+		if err := r.Scan(&ip, &n); err != nil {
+			return err
+		}
+		out[ipString(ip)] = n
+		return nil
+	})
+	return out, err
+}
+
+func (e *engine) topOrganizations(ctx context.Context, s scope, page, limit int) (List[Organization], error) {
+	out := List[Organization]{Items: []Organization{}, Page: page, PageSize: limit}
+	if s.none {
+		return out, nil
+	}
+	f, err := pick(rollup.Messages, s, rollup.DimOrg)
+	if err != nil {
+		return out, err
+	}
+	q := e.newQuery().w("SELECT org_id, SUM(messages), " + caseSum(rollup.DMARCPass) + " FROM ")
+	e.rows(q, f, s, []string{"org_id", "outcome", "messages"}, false, nil)
+	q.w(" GROUP BY org_id")
+	type row struct {
+		id        int32
+		msgs, pas int64
+	}
+	var rows []row
+	err = e.each(ctx, q, func(r *sql.Rows) error {
+		var x row
+		if err := r.Scan(&x.id, &x.msgs, &x.pas); err != nil {
+			return err
+		}
+		rows = append(rows, x)
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	ids := make([]int32, len(rows))
+	for i, r := range rows {
+		ids[i] = r.id
+	}
+	names, err := e.orgNames(ctx, ids)
+	if err != nil {
+		return out, err
+	}
+	// Reporters are few (tens to hundreds): ordering them here breaks ties by name.
+	slices.SortFunc(rows, func(a, b row) int {
+		return cmp.Or(cmp.Compare(b.msgs, a.msgs), strings.Compare(names[a.id][0], names[b.id][0]))
+	})
+	out.Total = int64(len(rows))
+	for _, r := range pageOf(rows, page, limit) {
+		out.Items = append(out.Items, Organization{OrgName: names[r.id][1], Messages: r.msgs, DMARCPassMessages: r.pas,
+			DMARCFailMessages: r.msgs - r.pas, DMARCPassRate: rate(r.pas, r.msgs)})
+	}
+	return out, nil
+}
+
+func pageOf[T any](all []T, page, size int) []T {
+	start := (page - 1) * size
+	if start >= len(all) {
+		return nil
+	}
+	return all[start:min(start+size, len(all))]
+}
+
+func (e *engine) policy(ctx context.Context, s scope, page, size int) (List[PolicyDomain], error) {
+	out := List[PolicyDomain]{Items: []PolicyDomain{}, Page: page, PageSize: size}
+	if s.none {
+		return out, nil
+	}
+	f, err := pick(rollup.Messages, s, rollup.DimDomain|rollup.DimPolicy)
+	if err != nil {
+		return out, err
+	}
+	q := e.newQuery().w("SELECT domain_id, policy, matched, SUM(messages) FROM ")
+	e.rows(q, f, s, []string{"domain_id", "policy", "matched", "messages"}, false, nil)
+	q.w(" GROUP BY domain_id, policy, matched")
+	doms := map[int32]*PolicyDomain{}
+	shares := map[int32]map[int8]*PolicyShare{}
+	err = e.each(ctx, q, func(r *sql.Rows) error {
+		var id int32
+		var pol, matched int8
+		var n int64
+		if err := r.Scan(&id, &pol, &matched, &n); err != nil {
+			return err
+		}
+		d := doms[id]
+		if d == nil {
+			d = &PolicyDomain{Published: []PolicyShare{}}
+			doms[id], shares[id] = d, map[int8]*PolicyShare{}
+		}
+		sh := shares[id][pol]
+		if sh == nil && pol >= 0 && int(pol) < len(rollup.Policies) {
+			sh = &PolicyShare{Policy: rollup.Policies[pol]}
+			shares[id][pol] = sh
+		}
+		d.Messages += n
+		if sh != nil {
+			sh.Messages += n
+		}
+		if matched == 1 {
+			d.MatchedMessages += n
+			if sh != nil {
+				sh.MatchedMessages += n
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	ids := make([]int32, 0, len(doms))
+	for id := range doms {
+		ids = append(ids, id)
+	}
+	names, err := e.domainNames(ctx, ids)
+	if err != nil {
+		return out, err
+	}
+	all := make([]PolicyDomain, 0, len(doms))
+	for id, d := range doms {
+		d.Domain = names[id]
+		d.UnmatchedMessages = d.Messages - d.MatchedMessages
+		d.ComplianceRate = rate(d.MatchedMessages, d.Messages)
+		for p := range int8(len(rollup.Policies)) {
+			if sh := shares[id][p]; sh != nil {
+				d.Published = append(d.Published, *sh)
+			}
+		}
+		all = append(all, *d)
+	}
+	slices.SortFunc(all, func(a, b PolicyDomain) int { return strings.Compare(a.Domain, b.Domain) })
+	out.Total = int64(len(all))
+	out.Items = append(out.Items, pageOf(all, page, size)...)
+	return out, nil
+}

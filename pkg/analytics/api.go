@@ -1,0 +1,194 @@
+// Package analytics serves the rollup endpoints (/api/rollup/...): summary, top sources,
+// alignment, timeline, failure trend, top reporters and policy compliance, under the common
+// filters. Answers come from the rollup tables pkg/rollup maintains, never from a scan of
+// years of records: each question reads the smallest rollup family that has the dimensions it
+// filters and groups by, whole months from month tables and only the window's edge days from
+// day tables. An IP filter reads the source rollups by the address index; only the report
+// counts of an IP-filtered summary join records to reports (through records_ip_idx).
+//
+// Answers are cached in Redis (pkg/gencache) under the generation of their domain, which the
+// rollup maintenance bumps whenever it changes that domain's rollups.
+package analytics
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vigilhq/vigil/pkg/gencache"
+	"github.com/vigilhq/vigil/pkg/rollup"
+	"github.com/vigilhq/vigil/pkg/store"
+)
+
+// Deps are what the API needs. Redis may be nil (no cache); Now defaults to time.Now.
+type Deps struct {
+	Store    *store.Store
+	Redis    redis.UniversalClient
+	CacheTTL time.Duration // 0: gencache.DefaultTTL
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// API serves the rollup endpoints.
+type API struct {
+	eng   *engine
+	cache *gencache.Cache
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New builds the API.
+func New(d Deps) *API {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &API{eng: newEngine(d.Store), cache: gencache.New(d.Redis, d.CacheTTL, d.Log), log: d.Log, now: d.Now}
+}
+
+// RegisterRoutes adds the rollup endpoints to g, the /api group. All are reads (role viewer).
+func (a *API) RegisterRoutes(g *echo.Group) {
+	g.GET("/rollup/summary", a.summary)
+	g.GET("/rollup/sources", a.sources)
+	g.GET("/rollup/alignment", a.alignment)
+	g.GET("/rollup/alignment-breakdown", a.breakdown)
+	g.GET("/rollup/timeline", a.timeline)
+	g.GET("/rollup/failure-trend", a.failureTrend)
+	g.GET("/rollup/top-organizations", a.topOrganizations)
+	g.GET("/rollup/policy", a.policy)
+}
+
+const (
+	defaultLimit    = 10
+	maxLimit        = 500
+	defaultPageSize = 50
+)
+
+// request is one parsed question: the common filters plus the endpoint's own parameters.
+type request struct {
+	f        store.Filter
+	today    int32
+	page     int
+	size     int // limit or page_size
+	interval string
+}
+
+// key identifies the answer: every parameter after parsing, so spellings of the same question
+// share it, and today, since open windows end today.
+func (r request) key(endpoint string) string {
+	f := r.f
+	return fmt.Sprintf("%s|%d|%d|%s|%s|%v|%v|%s|%s|%s|%d|%d|%d|%s", endpoint, f.Start.Unix(), f.End.Unix(), f.Domain, f.OrgName,
+		f.SourceIP, f.SourceRange, f.DKIM, f.SPF, f.Disposition, r.today, r.page, r.size, r.interval)
+}
+
+// serve parses the common filters, then answers from the cache or by compute.
+func (a *API) serve(c echo.Context, endpoint string, parse func(echo.Context, *request) error, compute func(context.Context, scope, request) (any, error)) error {
+	now := a.now()
+	f, err := commonFilter(c, now)
+	if err != nil {
+		return err
+	}
+	req := request{f: f, today: rollup.DayOf(now)}
+	if parse != nil {
+		if err := parse(c, &req); err != nil {
+			return err
+		}
+	}
+	ctx := c.Request().Context()
+	key := req.key(endpoint)
+	// On a miss the ticket holds the generation seen before the rollups are read: if they
+	// change meanwhile, the bump makes this answer unreachable instead of serving it as fresh.
+	body, ticket, ok := a.cache.Get(ctx, f.Domain, key)
+	if ok {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+	}
+	s, err := a.eng.resolve(ctx, f)
+	if err != nil {
+		return err
+	}
+	v, err := compute(ctx, s, req)
+	if err != nil {
+		return err
+	}
+	body, err = json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	a.cache.Put(ctx, ticket, body)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+}
+
+func (a *API) summary(c echo.Context) error {
+	return a.serve(c, "summary", nil, func(ctx context.Context, s scope, _ request) (any, error) { return a.eng.summary(ctx, s) })
+}
+
+func (a *API) alignment(c echo.Context) error {
+	return a.serve(c, "alignment", nil, func(ctx context.Context, s scope, _ request) (any, error) { return a.eng.alignment(ctx, s) })
+}
+
+func (a *API) breakdown(c echo.Context) error {
+	return a.serve(c, "alignment-breakdown", nil, func(ctx context.Context, s scope, _ request) (any, error) { return a.eng.breakdown(ctx, s) })
+}
+
+// topParams reads limit (how many) and page (which of them, from 1).
+func topParams(c echo.Context, r *request) error {
+	var err error
+	if r.size, err = intParam(c, "limit", defaultLimit, 1, maxLimit); err != nil {
+		return err
+	}
+	r.page, err = intParam(c, "page", 1, 1, 1_000_000)
+	return err
+}
+
+func (a *API) sources(c echo.Context) error {
+	return a.serve(c, "sources", topParams, func(ctx context.Context, s scope, r request) (any, error) {
+		return a.eng.sources(ctx, s, r.page, r.size)
+	})
+}
+
+func (a *API) topOrganizations(c echo.Context) error {
+	return a.serve(c, "top-organizations", topParams, func(ctx context.Context, s scope, r request) (any, error) {
+		return a.eng.topOrganizations(ctx, s, r.page, r.size)
+	})
+}
+
+func (a *API) policy(c echo.Context) error {
+	parse := func(c echo.Context, r *request) error {
+		var err error
+		if r.page, err = intParam(c, "page", 1, 1, 1_000_000); err != nil {
+			return err
+		}
+		r.size, err = intParam(c, "page_size", defaultPageSize, 1, maxLimit)
+		return err
+	}
+	return a.serve(c, "policy", parse, func(ctx context.Context, s scope, r request) (any, error) {
+		return a.eng.policy(ctx, s, r.page, r.size)
+	})
+}
+
+func (a *API) timeline(c echo.Context) error {
+	parse := func(c echo.Context, r *request) error {
+		r.interval = "day"
+		if v := c.QueryParam("interval"); v != "" {
+			if v != "day" && v != "week" && v != "month" {
+				return badParam("interval", "want one of day, week, month")
+			}
+			r.interval = v
+		}
+		return nil
+	}
+	return a.serve(c, "timeline", parse, func(ctx context.Context, s scope, r request) (any, error) {
+		return a.eng.timeline(ctx, s, r.interval, r.today)
+	})
+}
+
+func (a *API) failureTrend(c echo.Context) error {
+	return a.serve(c, "failure-trend", nil, func(ctx context.Context, s scope, r request) (any, error) {
+		return a.eng.failureTrend(ctx, s, r.today)
+	})
+}

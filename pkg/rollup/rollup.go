@@ -1,0 +1,472 @@
+// Package rollup maintains the analytics rollup tables: per-day and per-month aggregates of the
+// stored reports, so analytics answer from a few thousand rollup rows instead of scanning
+// years of records.
+//
+// Maintenance is incremental and off ingestion's hot path: after a file is stored, a
+// rollup:apply task adds its reports' contributions (Apply); a periodic rollup:catchup finds
+// any report not rolled up yet (CatchUp), so a lost task only delays rollups. Each report's
+// contribution is added exactly once: the rollup_applied row that claims it is written in the
+// same transaction as the rollup upserts, so a retried, duplicated or concurrent task finds it
+// claimed and adds nothing.
+//
+// The tables, their dimensions and their codes are described by Families (schema.go), the
+// day spreading by Span (spread.go), the outcome and policy codes in codes.go.
+package rollup
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/vigilhq/vigil/pkg/gencache"
+	"github.com/vigilhq/vigil/pkg/store"
+)
+
+// Rollup applies reports to the rollup tables. Safe for concurrent use, across processes too.
+type Rollup struct {
+	st      *store.Store
+	db      *gorm.DB
+	dialect store.Dialect
+	cache   *gencache.Cache
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New maintains st's rollups and invalidates cache (may be nil) for the domains they change.
+func New(st *store.Store, cache *gencache.Cache, log *slog.Logger) *Rollup {
+	return &Rollup{st: st, db: st.DB(), dialect: st.Dialect(), cache: cache, log: log, now: time.Now}
+}
+
+// batchReports bounds the reports applied in one transaction. SQLite has one writer at a time,
+// so its transactions stay short to let ingestion in.
+func (r *Rollup) batchReports() int {
+	if r.dialect == store.Postgres {
+		return 2000
+	}
+	return 250
+}
+
+// Apply adds the contributions of the given reports, skipping those already applied (and ids
+// that are not stored reports). It is idempotent and safe to run concurrently with itself.
+func (r *Rollup) Apply(ctx context.Context, reportIDs []int64) error {
+	ids := slices.Clone(reportIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	domains := map[string]bool{}
+	var errs []error
+	for start := 0; start < len(ids); start += r.batchReports() {
+		chunk := ids[start:min(start+r.batchReports(), len(ids))]
+		doms, err := r.applyWithRetry(ctx, chunk)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, d := range doms {
+			domains[d] = true
+		}
+	}
+	if len(domains) > 0 {
+		list := make([]string, 0, len(domains))
+		for d := range domains {
+			list = append(list, d)
+		}
+		slices.Sort(list)
+		// Rollups are committed; a cache that cannot be told serves answers at most its TTL old.
+		if err := r.cache.Invalidate(ctx, list); err != nil {
+			r.log.Warn("rollup: cache invalidation failed", "domains", len(list), "err", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyWithRetry runs one batch, retrying when PostgreSQL picked it as a deadlock victim (two
+// batches upserting the same hot rows; they sort their rows, so this is rare).
+func (r *Rollup) applyWithRetry(ctx context.Context, ids []int64) ([]string, error) {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		var doms []string
+		doms, err = r.applyBatch(ctx, ids)
+		if err == nil || !retryable(err) {
+			return doms, err
+		}
+		r.log.Debug("rollup: batch retried", "attempt", attempt+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+		}
+	}
+	return nil, err
+}
+
+func retryable(err error) bool {
+	var se interface{ SQLState() string }
+	if errors.As(err, &se) {
+		return se.SQLState() == "40P01" || se.SQLState() == "40001"
+	}
+	return false
+}
+
+// applyBatch claims, loads and applies a batch in one transaction; it returns the domains of
+// the reports it applied.
+func (r *Rollup) applyBatch(ctx context.Context, ids []int64) ([]string, error) {
+	var domains []string
+	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		claimed, err := r.claim(tx, ids)
+		if err != nil || len(claimed) == 0 {
+			return err
+		}
+		reps, err := loadReports(tx, claimed)
+		if err != nil {
+			return err
+		}
+		recs, err := loadRecords(ctx, tx, claimed)
+		if err != nil {
+			return err
+		}
+		dims, err := resolveDims(tx, reps)
+		if err != nil {
+			return err
+		}
+		acc := newAccumulator()
+		for _, rep := range reps {
+			acc.addReport(rep, dims, recs[rep.ID])
+		}
+		if err := r.upsert(ctx, tx, acc); err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, rep := range reps {
+			if !seen[rep.Domain] {
+				seen[rep.Domain] = true
+				domains = append(domains, rep.Domain)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rollup: apply %d reports from id %d: %w", len(ids), ids[0], err)
+	}
+	return domains, nil
+}
+
+// claim marks the reports of ids not applied yet as applied and returns them. A concurrent
+// transaction claiming the same report makes this one wait for it on PostgreSQL (and then skip
+// the report); SQLite runs one writer at a time.
+func (r *Rollup) claim(tx *gorm.DB, ids []int64) ([]int64, error) {
+	var claimed []int64
+	err := tx.Raw(`INSERT INTO rollup_applied (report_id, applied_at)
+		SELECT id, ? FROM reports WHERE id IN ? ORDER BY id
+		ON CONFLICT (report_id) DO NOTHING RETURNING report_id`, r.now().UTC(), ids).Scan(&claimed).Error
+	if err != nil {
+		return nil, fmt.Errorf("claim reports: %w", err)
+	}
+	return claimed, nil
+}
+
+// CatchUp applies up to limit reports that no task applied (a lost or failed rollup:apply) and
+// returns how many it found; fewer than limit means none is left behind.
+func (r *Rollup) CatchUp(ctx context.Context, limit int) (int, error) {
+	var ids []int64
+	err := r.db.WithContext(ctx).Raw(`SELECT r.id FROM reports r
+		WHERE NOT EXISTS (SELECT 1 FROM rollup_applied a WHERE a.report_id = r.id)
+		ORDER BY r.id LIMIT ?`, limit).Scan(&ids).Error
+	if err != nil {
+		return 0, fmt.Errorf("rollup: find reports not applied: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	if err := r.Apply(ctx, ids); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+// IngestReports lists the reports first stored from an ingest: the ones a rollup:apply for
+// that file has to add (reports it only repeated were applied with their first file).
+func (r *Rollup) IngestReports(ctx context.Context, ingestID int64) ([]int64, error) {
+	var ids []int64
+	err := r.db.WithContext(ctx).Raw(`SELECT id FROM reports WHERE ingest_id = ? ORDER BY id`, ingestID).Scan(&ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("rollup: reports of ingest %d: %w", ingestID, err)
+	}
+	return ids, nil
+}
+
+// report is what applying needs of a stored report.
+type report struct {
+	ID        int64
+	Domain    string
+	OrgKey    string
+	OrgName   string
+	DateBegin time.Time
+	DateEnd   time.Time
+	PolicyP   string
+	PolicySP  string `gorm:"column:policy_sp"`
+	PolicyPct *int
+	Testing   string `gorm:"column:policy_testing"`
+}
+
+func loadReports(tx *gorm.DB, ids []int64) ([]report, error) {
+	var reps []report
+	err := tx.Table("reports").Select("id, domain, org_key, org_name, date_begin, date_end, policy_p, policy_sp, policy_pct, policy_testing").
+		Where("id IN ?", ids).Order("id").Find(&reps).Error
+	if err != nil {
+		return nil, fmt.Errorf("load reports: %w", err)
+	}
+	return reps, nil
+}
+
+// record is what applying needs of a stored record.
+type record struct {
+	IP          [16]byte
+	Count       int64
+	Disposition string
+	DKIM, SPF   string
+	HeaderFrom  string
+}
+
+func loadRecords(ctx context.Context, tx *gorm.DB, ids []int64) (map[int64][]record, error) {
+	rows, err := tx.WithContext(ctx).Raw(`SELECT report_id, ip, count, disposition, dkim, spf, header_from FROM records
+		WHERE report_id IN ? ORDER BY report_id, id`, ids).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("load records: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64][]record, len(ids))
+	var ip []byte
+	for rows.Next() {
+		var id int64
+		var rec record
+		if err := rows.Scan(&id, &ip, &rec.Count, &rec.Disposition, &rec.DKIM, &rec.SPF, &rec.HeaderFrom); err != nil {
+			return nil, fmt.Errorf("scan record: %w", err)
+		}
+		if len(ip) != 16 {
+			return nil, fmt.Errorf("record of report %d has a %d-byte ip", id, len(ip))
+		}
+		copy(rec.IP[:], ip)
+		out[id] = append(out[id], rec)
+	}
+	return out, rows.Err()
+}
+
+// dims maps domain names and org keys to the small ids rollup rows carry.
+type dims struct {
+	domains map[string]int32
+	orgs    map[string]int32
+}
+
+// resolveDims finds or creates the ids of the batch's domains and orgs. Ids are never reused
+// or changed, so the query side may cache them.
+func resolveDims(tx *gorm.DB, reps []report) (dims, error) {
+	d := dims{domains: map[string]int32{}, orgs: map[string]int32{}}
+	orgNames := map[string]string{}
+	for _, r := range reps {
+		d.domains[r.Domain] = 0
+		if _, ok := orgNames[r.OrgKey]; !ok {
+			orgNames[r.OrgKey] = r.OrgName
+		}
+		d.orgs[r.OrgKey] = 0
+	}
+	if err := resolve(tx, "rollup_domains", "name", d.domains, nil); err != nil {
+		return d, err
+	}
+	if err := resolve(tx, "rollup_orgs", "org_key", d.orgs, orgNames); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+func resolve(tx *gorm.DB, table, col string, ids map[string]int32, display map[string]string) error {
+	names := make([]string, 0, len(ids))
+	for n := range ids {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	lookup := func() error {
+		var rows []struct {
+			ID   int32
+			Name string
+		}
+		if err := tx.Raw(fmt.Sprintf("SELECT id, %s AS name FROM %s WHERE %s IN ?", col, table, col), names).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("look up %s: %w", table, err)
+		}
+		for _, r := range rows {
+			ids[r.Name] = r.ID
+		}
+		return nil
+	}
+	if err := lookup(); err != nil {
+		return err
+	}
+	var missing []string
+	for _, n := range names {
+		if ids[n] == 0 {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	for _, n := range missing {
+		var err error
+		if display != nil {
+			err = tx.Exec(fmt.Sprintf("INSERT INTO %s (%s, org_name) VALUES (?, ?) ON CONFLICT (%s) DO NOTHING", table, col, col), n, display[n]).Error
+		} else {
+			err = tx.Exec(fmt.Sprintf("INSERT INTO %s (%s) VALUES (?) ON CONFLICT (%s) DO NOTHING", table, col, col), n).Error
+		}
+		if err != nil {
+			return fmt.Errorf("add to %s: %w", table, err)
+		}
+	}
+	if err := lookup(); err != nil {
+		return err
+	}
+	for _, n := range missing {
+		if ids[n] == 0 {
+			return fmt.Errorf("%s: %q has no id after insert", table, n)
+		}
+	}
+	return nil
+}
+
+// key is a rollup row's key; a family's rows leave the dimensions it lacks at zero.
+type key struct {
+	period  int32
+	domain  int32
+	org     int32
+	ip      [16]byte
+	policy  int8
+	matched int8
+	outcome int8
+	mask    int64
+}
+
+func (k key) compare(o key) int {
+	return cmp.Or(cmp.Compare(k.period, o.period), cmp.Compare(k.domain, o.domain), cmp.Compare(k.org, o.org),
+		strings.Compare(string(k.ip[:]), string(o.ip[:])), cmp.Compare(k.policy, o.policy), cmp.Compare(k.matched, o.matched),
+		cmp.Compare(k.outcome, o.outcome), cmp.Compare(k.mask, o.mask))
+}
+
+// project keeps the dimensions f has.
+func (k key) project(f *Family) key {
+	if !f.Has(DimDomain) {
+		k.domain = 0
+	}
+	if !f.Has(DimOrg) {
+		k.org = 0
+	}
+	if !f.Has(DimIP) {
+		k.ip = [16]byte{}
+	}
+	if !f.Has(DimPolicy) {
+		k.policy, k.matched = 0, 0
+	}
+	return k
+}
+
+type value struct {
+	n           int64 // messages or reports
+	first, last int32 // days with messages, month tables of Sources families
+}
+
+// table accumulates the rows one transaction adds to one rollup table.
+type table struct {
+	fam   *Family
+	month bool
+	rows  map[key]*value
+}
+
+func (t *table) add(k key, n int64, day int32) {
+	v := t.rows[k]
+	if v == nil {
+		t.rows[k] = &value{n: n, first: day, last: day}
+		return
+	}
+	v.n += n
+	v.first, v.last = min(v.first, day), max(v.last, day)
+}
+
+type accumulator struct {
+	tables []*table // day and month table of each family, in Families order
+	split  []int64
+}
+
+func newAccumulator() *accumulator {
+	a := &accumulator{}
+	for _, f := range Families {
+		a.tables = append(a.tables, &table{fam: f, rows: map[key]*value{}}, &table{fam: f, month: true, rows: map[key]*value{}})
+	}
+	return a
+}
+
+// cell is the finest grain: one report's messages from one source with one outcome and one
+// compliance verdict.
+type cell struct {
+	ip      [16]byte
+	outcome int8
+	matched bool
+}
+
+// addReport adds one report's contribution: its messages spread over its days into every
+// Messages and Sources table, and one report on its first day into every Reports table.
+func (a *accumulator) addReport(rep report, d dims, recs []record) {
+	pol := PublishedPolicy{Domain: rep.Domain, P: rep.PolicyP, SP: rep.PolicySP, Pct: rep.PolicyPct, Testing: rep.Testing}
+	base := key{domain: d.domains[rep.Domain], org: d.orgs[rep.OrgKey], policy: PolicyCode(rep.PolicyP)}
+	cells := map[cell]int64{}
+	var mask int64
+	for _, rec := range recs {
+		o := Outcome(rec.Disposition, rec.DKIM, rec.SPF)
+		mask |= 1 << o
+		if rec.Count > 0 {
+			cells[cell{ip: rec.IP, outcome: o, matched: pol.Matched(rec.HeaderFrom, o)}] += rec.Count
+		}
+	}
+	span := NewSpan(rep.DateBegin, rep.DateEnd)
+	for c, n := range cells {
+		a.split = span.Split(n, TieKey(rep.ID, c.ip, c.outcome, c.matched), a.split)
+		k := base
+		k.ip, k.outcome = c.ip, c.outcome
+		if c.matched {
+			k.matched = 1
+		}
+		for i, m := range a.split {
+			if m == 0 {
+				continue
+			}
+			day := span.First + int32(i)
+			for _, t := range a.tables {
+				if t.fam.Kind == Reports {
+					continue
+				}
+				pk := k.project(t.fam)
+				pk.period = day
+				if t.month {
+					pk.period = MonthOf(day)
+				}
+				t.add(pk, m, day)
+			}
+		}
+	}
+	first := DayOf(rep.DateBegin)
+	rk := key{domain: base.domain, org: base.org, mask: mask}
+	for _, t := range a.tables {
+		if t.fam.Kind != Reports {
+			continue
+		}
+		pk := rk.project(t.fam)
+		pk.period = first
+		if t.month {
+			pk.period = MonthOf(first)
+		}
+		t.add(pk, 1, first)
+	}
+}
