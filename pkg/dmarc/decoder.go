@@ -4,12 +4,12 @@ import "io"
 
 // Parse reads a whole report including records, enforcing lim (zero fields: DefaultLimits).
 func Parse(r io.Reader, lim Limits) (*Report, error) {
-	return parseAll(newParser(newSource(r, lim.withDefaults().MaxTokenBytes), lim))
+	return parseAll(newParser(newSource(r), lim))
 }
 
 // ParseBytes is Parse over a byte slice; it reads b in place, without copying or retaining it.
 func ParseBytes(b []byte, lim Limits) (*Report, error) {
-	return parseAll(newParser(newSourceBytes(b, lim.withDefaults().MaxTokenBytes), lim))
+	return parseAll(newParser(newSourceBytes(b), lim))
 }
 
 func parseAll(p *parser) (*Report, error) {
@@ -47,7 +47,7 @@ type Decoder struct {
 
 // NewDecoder returns a Decoder reading r with the limits lim (zero fields: DefaultLimits).
 func NewDecoder(r io.Reader, lim Limits) *Decoder {
-	return &Decoder{p: newParser(newSource(r, lim.withDefaults().MaxTokenBytes), lim)}
+	return &Decoder{p: newParser(newSource(r), lim)}
 }
 
 // Header reads up to the first record that follows the metadata and policy, and returns the

@@ -50,13 +50,19 @@
 // processing instruction), the number of <record> elements (MaxRecords, default 5,000,000),
 // and how far in the future the date range may reach (MaxFutureSkew, default 24h).
 //
-// The token cap works because encoding/xml reads through our io.ByteReader one byte at a time
-// and never buffers ahead: the reader refuses to hand out more than MaxTokenBytes bytes between
-// two tokens, so a 64 MiB text node fails after 1 MiB instead of being buffered whole.
+// The XML is read by a small tokenizer of the package's own (scan.go), a strict
+// well-formedness checker for what reports use that accepts and rejects the same documents as
+// encoding/xml's RawToken did in strict mode, with the same error messages
+// (FuzzTokenizerDifferential compares the two); it reads a buffered window of the input and
+// returns names and text as slices, with no allocation per token. The token cap is exact and the same for a byte slice and any reader: the bytes of one
+// token, from its first to its last (a tag with all its attributes, a text run up to the next
+// '<', a comment, a CDATA section, a declaration), may not exceed MaxTokenBytes, and the
+// tokenizer never buffers more than MaxTokenBytes+1 bytes of a token, so a 64 MiB text node
+// fails after 1 MiB instead of being buffered whole.
 //
-// For speed the reader also drops whitespace-only runs between a '>' and the next '<' (the
-// indentation of a pretty-printed report) before encoding/xml sees them; every value is
-// trimmed anyway. Line numbers in errors are corrected for the dropped newlines. The only
-// visible effect is on the pathological text "a> <b" inside CDATA or mixed content, which
-// reads as "a><b".
+// Whitespace-only runs between a '>' and the next '<' (the indentation of a pretty-printed
+// report) are dropped after start and end tags; every value is trimmed anyway. The only
+// visible effect is on the pathological text "a> <b" inside mixed content, which reads as
+// "a><b". Names with non-ASCII characters, which reports never use, are checked against
+// encoding/xml's own tables of XML name characters.
 package dmarc

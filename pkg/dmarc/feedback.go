@@ -2,7 +2,6 @@ package dmarc
 
 import (
 	"bytes"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"time"
@@ -50,7 +49,7 @@ func (p *parser) feedbackChild(rep *Report, m *meta) error {
 		p.ended = true
 		return nil
 	}
-	switch el.Name.Local {
+	switch string(el) {
 	case "report_metadata":
 		m.seenMeta = true
 		return p.metadata(rep, m)
@@ -79,7 +78,7 @@ func (p *parser) feedbackChild(rep *Report, m *meta) error {
 
 // findFeedback reads up to the <feedback> start tag: the root, or the first child of a stray
 // wrapper root (one reporter wraps the report in an unclosed <xs:schema>).
-func (p *parser) findFeedback() (xml.StartElement, error) {
+func (p *parser) findFeedback() (startTag, error) {
 	root, ok, err := p.firstElement()
 	switch {
 	case err == io.EOF:
@@ -88,49 +87,63 @@ func (p *parser) findFeedback() (xml.StartElement, error) {
 		return root, err
 	case !ok:
 		return root, fmt.Errorf("%w: text outside the root element", ErrNotReport)
-	case root.Name.Local == "feedback":
+	case root.local() == "feedback":
 		return root, nil
 	}
 	child, ok, err := p.firstElement()
 	if err != nil && err != io.EOF {
 		return root, err
 	}
-	if ok && child.Name.Local == "feedback" {
-		p.wrapperAttrs = root.Attr
+	if ok && child.local() == "feedback" {
+		p.wrapperAttrs = root.attrs
 		return child, nil
 	}
-	return root, fmt.Errorf("%w: expected <feedback>, found <%s>", ErrNotReport, qname(root.Name))
+	return root, fmt.Errorf("%w: expected <feedback>, found <%s>", ErrNotReport, root.name)
 }
 
 // firstElement reads up to the next start tag; ok is false when text or an end tag comes
 // first. Whitespace, comments and processing instructions are fine anywhere.
-func (p *parser) firstElement() (el xml.StartElement, ok bool, err error) {
+func (p *parser) firstElement() (el startTag, ok bool, err error) {
 	for {
-		tok, err := p.token()
+		kind, err := p.token()
 		if err != nil {
 			return el, false, err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t, true, nil
-		case xml.EndElement:
+		switch kind {
+		case tokStart:
+			el.name = string(p.top())
+			for _, a := range p.sc.attrs {
+				el.attrs = append(el.attrs, xmlAttr{string(p.sc.attrBuf[a.name[0]:a.name[1]]),
+					string(p.sc.attrBuf[a.value[0]:a.value[1]])})
+			}
+			return el, true, nil
+		case tokEnd:
 			return el, false, nil
-		case xml.CharData:
-			if len(trimSpace(t)) > 0 {
+		case tokText:
+			if len(trimSpace(p.sc.text)) > 0 {
 				return el, false, nil
 			}
 		}
 	}
 }
 
+func (t startTag) local() string {
+	_, local := splitName([]byte(t.name))
+	return string(local)
+}
+
 // namespace is the namespace URI of the element's prefix, looked up on the element itself and
 // then on the wrapper (the only ancestor a report can have).
-func namespace(el xml.StartElement, outer []xml.Attr) string {
-	for _, attrs := range [][]xml.Attr{el.Attr, outer} {
+func namespace(el startTag, outer []xmlAttr) string {
+	prefix, _ := splitName([]byte(el.name))
+	want := "xmlns"
+	if len(prefix) > 0 {
+		want = "xmlns:" + string(prefix)
+	}
+	for _, attrs := range [][]xmlAttr{el.attrs, outer} {
 		for _, a := range attrs {
-			if el.Name.Space == "" && a.Name.Space == "" && a.Name.Local == "xmlns" ||
-				el.Name.Space != "" && a.Name.Space == "xmlns" && a.Name.Local == el.Name.Space {
-				return a.Value
+			if a.name == want {
+				return a.value
 			}
 		}
 	}
@@ -142,21 +155,21 @@ func namespace(el xml.StartElement, outer []xml.Attr) string {
 // stop, as the reporter that sends the unclosed wrapper does.
 func (p *parser) trailing() error {
 	for {
-		tok, err := p.token()
+		kind, err := p.token()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("trailing data after </feedback>: %w", err)
 		}
-		switch t := tok.(type) {
-		case xml.EndElement: // the wrapper's: token() has matched it against the stack
+		switch kind {
+		case tokEnd: // the wrapper's: token() has matched it against the stack
 			continue
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) == 0 {
+		case tokText:
+			if len(bytes.TrimSpace(p.sc.text)) == 0 {
 				continue
 			}
-		case xml.Comment, xml.ProcInst:
+		case tokComment, tokPI:
 			continue
 		}
 		return fmt.Errorf("%w: trailing data after </feedback> (line %d)", ErrMalformed, p.line())
@@ -190,7 +203,7 @@ func (p *parser) next() (Record, error) {
 			}
 			if !ok {
 				p.ended = true
-			} else if el.Name.Local == "record" {
+			} else if string(el) == "record" {
 				p.pending = true
 			} else if err := p.skip(); err != nil { // late metadata is not read twice
 				return Record{}, err
@@ -207,7 +220,7 @@ func (p *parser) metadata(rep *Report, m *meta) error {
 		if err != nil || !ok {
 			return err
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "org_name":
 			rep.OrgName, err = p.textString()
 		case "email":
@@ -242,7 +255,7 @@ func (p *parser) dateRange(m *meta) error {
 		if err != nil || !ok {
 			return err
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "begin":
 			m.seenBegin = true
 			m.begin, err = p.textString()
@@ -266,7 +279,7 @@ func (p *parser) policy(pol *Policy) error {
 		if err != nil || !ok {
 			return err
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "domain":
 			pol.Domain, err = p.textString()
 			pol.Domain = policyDomain(pol.Domain)

@@ -2,7 +2,6 @@ package dmarc
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -10,10 +9,6 @@ import (
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
 )
-
-// errTokenTooLong is returned by source when a token outgrows MaxTokenBytes; the parser turns
-// it into an ErrMalformed naming the limit.
-var errTokenTooLong = errors.New("token too long")
 
 // readError marks an error from the caller's reader, so it is not mistaken for bad XML.
 type readError struct{ err error }
@@ -23,82 +18,69 @@ func (e readError) Unwrap() error { return e.err }
 
 const sourceBufSize = 16 << 10
 
-// source feeds encoding/xml. Because it implements io.ByteReader, xml.Decoder reads it one byte
-// at a time with no buffering of its own, and reads at most one byte past the token it returns.
-// That makes a per-token size cap exact: after each token the parser calls resetToken, and the
-// source refuses to hand out more than max bytes before the next call.
+// source is the buffered input the scanner reads: the caller's byte slice, read in place, or
+// a window on the caller's reader. The scanner looks at buf[pos:n] and asks for more only when
+// a token does not end inside it; more then moves the unread bytes to the front and reads
+// behind them, growing the buffer only as far as one token needs (the scanner never asks for
+// more than MaxTokenBytes+1 bytes at once), so memory stays flat whatever the input size.
 type source struct {
-	r        io.Reader // nil when reading a byte slice
-	buf      []byte
-	pos, n   int   // next byte to hand out; end of valid data
-	lim      int   // bytes before lim may be handed out: min(n, tokStart+max)
-	base     int64 // input offset of buf[0]
-	tokStart int64 // input offset where the current token began
-	max      int   // MaxTokenBytes; 0 disables the cap (raw bytes under a charset decoder)
-	err      error // sticky error from r (io.EOF included)
-	nl       int   // newlines dropped (leading and between tags), to correct line numbers
+	r      io.Reader // nil when reading a byte slice
+	buf    []byte
+	pos, n int   // next unread byte; end of valid data
+	err    error // sticky error from r (io.EOF included); io.EOF from the start for a slice
+
+	// Lines are counted lazily: nl is the number of newlines in the input before buf[nlPos].
+	nl, nlPos int
 }
 
-func newSource(r io.Reader, tokenCap int) *source {
-	return &source{r: r, buf: make([]byte, sourceBufSize), max: tokenCap}
+func newSource(r io.Reader) *source {
+	return &source{r: r, buf: make([]byte, sourceBufSize)}
 }
 
-func newSourceBytes(b []byte, tokenCap int) *source {
-	s := &source{buf: b, n: len(b), max: tokenCap, err: io.EOF}
-	s.resetToken()
-	return s
+func newSourceBytes(b []byte) *source {
+	return &source{buf: b, n: len(b), err: io.EOF}
 }
 
-// resetToken starts a new token at the current position.
-func (s *source) resetToken() {
-	s.tokStart = s.base + int64(s.pos)
-	s.setLim()
-}
+// final reports whether buf[pos:n] is all the input there will ever be.
+func (s *source) final() bool { return s.r == nil || s.err == io.EOF }
 
-func (s *source) setLim() {
-	s.lim = s.n
-	if s.max > 0 {
-		if end := s.tokStart + int64(s.max) - s.base; end < int64(s.n) {
-			s.lim = int(max(end, 0))
-		}
+// newlines returns the number of newlines in the input before buf[p], counting forward (or
+// back) from the last position asked for, so a whole report is counted about once.
+func (s *source) newlines(p int) int {
+	if p >= s.nlPos {
+		s.nl += bytes.Count(s.buf[s.nlPos:p], nlByte)
+	} else {
+		s.nl -= bytes.Count(s.buf[p:s.nlPos], nlByte)
 	}
+	s.nlPos = p
+	return s.nl
 }
 
-// ReadByte is called by encoding/xml for every input byte: keep the common case short.
-func (s *source) ReadByte() (byte, error) {
-	if s.pos < s.lim {
-		b := s.buf[s.pos]
-		s.pos++
-		return b, nil
-	}
-	return s.slowByte()
-}
+var nlByte = []byte{'\n'}
 
-func (s *source) slowByte() (byte, error) {
-	for s.pos >= s.lim {
-		if s.pos < s.n {
-			return 0, errTokenTooLong
-		}
-		if err := s.fill(); err != nil {
-			return 0, err
-		}
-	}
-	return s.ReadByte()
-}
-
-// fill replaces the consumed buffer with fresh input.
-func (s *source) fill() error {
+// more reads input behind the unread bytes until at least want of them are buffered or the
+// input ends; false when not a single byte could be added.
+func (s *source) more(want int) bool {
 	if s.r == nil || s.err != nil {
-		return s.endErr()
+		return false
 	}
-	s.base += int64(s.n)
-	s.pos = 0
-	s.n = s.readSome(s.buf)
-	s.setLim()
-	if s.n == 0 {
-		return s.endErr()
+	if s.pos > 0 {
+		s.newlines(s.pos)
+		s.n = copy(s.buf, s.buf[s.pos:s.n])
+		s.pos, s.nlPos = 0, 0
 	}
-	return nil
+	if want > len(s.buf) {
+		grown := make([]byte, max(want, 2*len(s.buf)))
+		copy(grown, s.buf[:s.n])
+		s.buf = grown
+	}
+	added := false
+	for s.n < want && s.err == nil && s.n < len(s.buf) {
+		k := s.readSome(s.buf[s.n:])
+		s.n += k
+		added = added || k > 0
+	}
+	return added
 }
 
 // readSome reads at least one byte or records an error, giving up on a reader that keeps
@@ -117,6 +99,7 @@ func (s *source) readSome(p []byte) int {
 	return 0
 }
 
+// endErr is what reading past the buffered bytes gives: io.EOF or the reader's error.
 func (s *source) endErr() error {
 	if s.err == nil || s.err == io.EOF {
 		return io.EOF
@@ -124,63 +107,17 @@ func (s *source) endErr() error {
 	return readError{s.err}
 }
 
-// disableCap is called when a charset decoder takes over reading this source: the cap then
-// applies to the decoded bytes, in the source above the decoder.
-func (s *source) disableCap() {
-	s.max = 0
-	s.setLim()
-}
-
-// skipSpace drops a whitespace-only run between a tag and the next '<': indentation is most
-// of the bytes of a pretty-printed report, and encoding/xml spends as long on it as on real
-// content. The parser calls it right after a start or end tag, when encoding/xml has read
-// exactly up to the '>', so text, CDATA and comments are never touched. A run longer than the
-// buffer is left to encoding/xml.
-func (s *source) skipSpace() {
-	nl := 0
-	for k := 0; ; k++ {
-		if s.pos+k >= s.lim && (!s.readAhead() || s.pos+k >= s.lim) {
-			return
-		}
-		switch s.buf[s.pos+k] {
-		case '\n':
-			nl++
-		case ' ', '\t', '\r':
-		case '<':
-			s.pos += k
-			s.nl += nl
-			return
-		default:
-			return
-		}
-	}
-}
-
-// readAhead moves the unread bytes to the front of the buffer and reads more behind them;
-// false when nothing more can be buffered.
-func (s *source) readAhead() bool {
-	if s.r == nil || s.err != nil {
-		return false
-	}
-	if s.pos > 0 {
-		s.base += int64(s.pos)
-		s.n = copy(s.buf, s.buf[s.pos:s.n])
-		s.pos = 0
-	}
-	if s.n == len(s.buf) {
-		return false
-	}
-	s.n += s.readSome(s.buf[s.n:])
-	s.setLim()
-	return true
-}
-
 // Read serves the charset decoder that sits on top of this source once a document declares a
-// non-UTF-8 encoding; from then on the token cap is enforced by the source above the decoder.
+// non-UTF-8 encoding: the scanner then reads a source above the decoder, and the token cap
+// applies to the decoded bytes.
 func (s *source) Read(p []byte) (int, error) {
 	if s.pos >= s.n {
-		if err := s.fill(); err != nil {
-			return 0, err
+		if s.r == nil || s.err != nil {
+			return 0, s.endErr()
+		}
+		s.pos, s.n = 0, s.readSome(s.buf)
+		if s.n == 0 {
+			return 0, s.endErr()
 		}
 	}
 	k := copy(p, s.buf[s.pos:s.n])
@@ -190,7 +127,7 @@ func (s *source) Read(p []byte) (int, error) {
 
 // peek returns up to k unread bytes without consuming them.
 func (s *source) peek(k int) ([]byte, error) {
-	for s.n-s.pos < k && s.readAhead() {
+	for s.n-s.pos < k && s.more(s.n-s.pos+1) {
 	}
 	if s.err != nil && s.err != io.EOF && s.n-s.pos < k {
 		return s.buf[s.pos:s.n], readError{s.err}
@@ -200,8 +137,8 @@ func (s *source) peek(k int) ([]byte, error) {
 
 // sniff checks how the input starts, before any XML is parsed: a UTF-8 byte order mark and
 // leading whitespace are skipped (one generator writes " <?xml"), UTF-16 is refused because
-// encoding/xml reads only ASCII-compatible encodings, and anything not starting with '<' is not
-// XML at all (Yahoo sends the word "unused").
+// only ASCII-compatible encodings are read, and anything not starting with '<' is not XML at
+// all (Yahoo sends the word "unused").
 func (s *source) sniff() error {
 	head, err := s.peek(4)
 	if err != nil {
@@ -224,13 +161,9 @@ func (s *source) sniff() error {
 			return fmt.Errorf("%w: empty input", ErrNotReport)
 		}
 		switch head[0] {
-		case '\n':
-			s.nl++
-			s.pos++
-		case ' ', '\t', '\r':
+		case ' ', '\t', '\r', '\n':
 			s.pos++
 		case '<':
-			s.resetToken()
 			return nil
 		default:
 			text, _ := s.peek(24)

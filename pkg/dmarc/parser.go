@@ -2,116 +2,148 @@ package dmarc
 
 import (
 	"bytes"
-	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
 const maxWarnings = 100
 
-// parser walks the token stream of one report by hand: encoding/xml's RawToken with our own
-// tag matching and depth count avoids Unmarshal's reflection and Token's namespace bookkeeping
-// (about a quarter of the time on a large report).
+// parser walks the token stream of one report by hand, matching tags and counting depth over
+// the scanner's raw tokens.
 type parser struct {
-	d   *xml.Decoder
-	raw *source // the caller's bytes
-	src *source // what encoding/xml reads: raw, or a source above a charset decoder
+	sc  scanner
+	raw *source // the caller's bytes; a declared charset puts a decoder between them and sc
 	lim Limits
 	now time.Time
 
-	stack   []xml.Name // open elements; encoding/xml does not match tags in RawToken
+	names   []byte      // the qualified names of the open elements, one after the other
+	stack   []openElem  // open elements
+	stack0  [8]openElem // stack's first backing array
 	ntok    int
 	tbuf    []byte            // text of the current leaf element
 	intern  map[string]string // repeated values (header_from, domains) share one string
 	warns   []string
 	dropped int // warnings beyond maxWarnings
 
-	wrapperAttrs []xml.Attr // attributes of a stray wrapper around <feedback>, for xmlns
-	ended        bool       // </feedback> has been read
-	nrec         int        // <record> elements seen, skipped ones included
-	sum          int64      // messages in the records kept so far
-	buffered     []Record   // records read by Header before the metadata
+	wrapperAttrs []xmlAttr // attributes of a stray wrapper around <feedback>, for xmlns
+	ended        bool      // </feedback> has been read
+	nrec         int       // <record> elements seen, skipped ones included
+	sum          int64     // messages in the records kept so far
+	buffered     []Record  // records read by Header before the metadata
 	bufIdx       int
 	pending      bool // Header stopped at a <record> start tag that Next must read
 }
 
+// openElem is an open element: its qualified name is names[start:end], the local part starts
+// at local.
+type openElem struct{ start, local, end int }
+
+// xmlAttr is an attribute of the root or the <feedback> element, kept to find the namespace.
+type xmlAttr struct{ name, value string } // name as written, prefix included
+
+// startTag is the root or the <feedback> element, kept beyond the next token.
+type startTag struct {
+	name  string // as written, prefix included
+	attrs []xmlAttr
+}
+
 func newParser(src *source, lim Limits) *parser {
-	p := &parser{raw: src, src: src, lim: lim.withDefaults(), now: time.Now(),
+	lim = lim.withDefaults()
+	p := &parser{sc: scanner{src: src, max: lim.MaxTokenBytes}, raw: src, lim: lim, now: time.Now(),
 		intern: make(map[string]string)}
-	p.stack = make([]xml.Name, 0, 8)
+	p.stack = p.stack0[:0]
+	// One allocation for what most reports need of both buffers; either grows on its own.
+	buf := make([]byte, 256)
+	p.names, p.tbuf = buf[:0:128], buf[128:128]
 	return p
 }
 
-// start checks the first bytes and sets up encoding/xml. Strict stays on: in non-strict mode
-// an undefined entity such as &lol; would be kept as text instead of failing.
+// start checks the first bytes.
 func (p *parser) start() error {
-	if err := p.raw.sniff(); err != nil {
-		return err
+	return p.raw.sniff()
+}
+
+// token returns the next token, enforcing what the scanner leaves out (matching end tags) and
+// what the package adds (depth cap, no DTD, declaration only at the start).
+func (p *parser) token() (tokKind, error) {
+	kind, err := p.sc.next()
+	if err != nil {
+		return 0, err
 	}
-	p.d = xml.NewDecoder(p.raw)
-	p.d.Strict = true
-	p.d.CharsetReader = p.charsetReader
+	p.ntok++
+	switch kind {
+	case tokStart:
+		if len(p.stack) >= p.lim.MaxDepth {
+			return 0, fmt.Errorf("%w: nesting deeper than %d (line %d)", ErrMalformed, p.lim.MaxDepth, p.line())
+		}
+		start := len(p.names)
+		p.names = append(p.names, p.sc.name...)
+		p.stack = append(p.stack, openElem{start, start + p.sc.local, len(p.names)})
+		p.sc.skipSpace()
+	case tokEnd:
+		if p.sc.name != nil { // nil: the end of <x/>, which matches by construction
+			if len(p.stack) == 0 || !bytes.Equal(p.top(), p.sc.name) {
+				return 0, p.mismatch(p.sc.name)
+			}
+		}
+		top := p.stack[len(p.stack)-1]
+		p.names = p.names[:top.start]
+		p.stack = p.stack[:len(p.stack)-1]
+		p.sc.skipSpace()
+	case tokDirective:
+		return 0, p.directiveError(p.sc.directive)
+	case tokPI:
+		if string(p.sc.piTarget) == "xml" {
+			return kind, p.declaration(p.sc.piData)
+		}
+	}
+	return kind, nil
+}
+
+// declaration applies an XML declaration: version 1.0 only; a declared encoding other than
+// UTF-8 puts a charset decoder between the input and the scanner. Only the first token may be
+// a declaration. The checks and messages are encoding/xml's, in its order.
+func (p *parser) declaration(content []byte) error {
+	if ver := declParam("version", content); ver != "" && ver != "1.0" {
+		return fmt.Errorf("%w: xml: unsupported version %q; only version 1.0 is supported (line %d)",
+			ErrMalformed, ver, p.line())
+	}
+	if enc := declParam("encoding", content); enc != "" && !strings.EqualFold(enc, "utf-8") {
+		if err := p.switchCharset(enc); err != nil {
+			return fmt.Errorf("%w: xml: opening charset %q: %v (line %d)", ErrMalformed, enc, err, p.line())
+		}
+	}
+	if p.ntok > 1 {
+		return fmt.Errorf("%w: XML declaration not at the start of the document (line %d)",
+			ErrMalformed, p.line())
+	}
 	return nil
 }
 
-// charsetReader is called by encoding/xml for a declared encoding other than UTF-8.
-func (p *parser) charsetReader(label string, in io.Reader) (io.Reader, error) {
-	if p.ntok > 0 {
-		return nil, errors.New("XML declaration not at the start of the document")
+// switchCharset sets up the decoding of a declared encoding other than UTF-8.
+func (p *parser) switchCharset(label string) error {
+	if p.ntok > 1 {
+		return fmt.Errorf("XML declaration not at the start of the document")
 	}
 	if isUTF16Label(label) {
 		// The declaration itself was read as ASCII, so the bytes are not UTF-16 (sniff refuses
 		// real UTF-16): the label is wrong, and UTF-8 is the only reading that can work.
 		p.warn("declared encoding %q, but the document is not UTF-16; read as UTF-8", clip([]byte(label)))
-		return in, nil
+		return nil
 	}
 	enc, err := charset(label)
 	if err != nil || enc == nil {
-		return in, err
+		return err
 	}
-	p.raw.disableCap()
-	p.src = newSource(enc.NewDecoder().Reader(p.raw), p.lim.MaxTokenBytes)
-	return p.src, nil
-}
-
-// token returns the next token, enforcing what RawToken leaves out (matching end tags) and
-// what the package adds (depth cap, no DTD, declaration only at the start).
-func (p *parser) token() (xml.Token, error) {
-	tok, err := p.d.RawToken()
-	p.src.resetToken()
-	if err != nil {
-		return nil, p.xmlError(err)
-	}
-	p.ntok++
-	switch t := tok.(type) {
-	case xml.StartElement:
-		if len(p.stack) >= p.lim.MaxDepth {
-			return nil, fmt.Errorf("%w: nesting deeper than %d (line %d)", ErrMalformed, p.lim.MaxDepth, p.line())
-		}
-		p.stack = append(p.stack, t.Name)
-		p.src.skipSpace()
-	case xml.EndElement:
-		if len(p.stack) == 0 || p.stack[len(p.stack)-1] != t.Name {
-			return nil, p.mismatch(t.Name)
-		}
-		p.stack = p.stack[:len(p.stack)-1]
-		p.src.skipSpace()
-	case xml.Directive:
-		return nil, p.directiveError(t)
-	case xml.ProcInst:
-		if t.Target == "xml" && p.ntok > 1 {
-			return nil, fmt.Errorf("%w: XML declaration not at the start of the document (line %d)",
-				ErrMalformed, p.line())
-		}
-	}
-	return tok, nil
+	p.sc.switchSource(newSource(enc.NewDecoder().Reader(p.raw)))
+	return nil
 }
 
 // directiveError refuses every DTD construct: with no DOCTYPE there are no entity
 // declarations, so neither billion laughs nor XXE can even be expressed.
-func (p *parser) directiveError(d xml.Directive) error {
+func (p *parser) directiveError(d []byte) error {
 	if bytes.HasPrefix(bytes.ToUpper(d), []byte("DOCTYPE")) {
 		return fmt.Errorf("%w: DOCTYPE not allowed (line %d)", ErrMalformed, p.line())
 	}
@@ -122,65 +154,44 @@ func (p *parser) directiveError(d xml.Directive) error {
 	return fmt.Errorf("%w: markup declaration <!%s not allowed (line %d)", ErrMalformed, clip(word), p.line())
 }
 
-func (p *parser) mismatch(got xml.Name) error {
+// top is the qualified name of the innermost open element.
+func (p *parser) top() []byte {
+	e := p.stack[len(p.stack)-1]
+	return p.names[e.start:e.end]
+}
+
+// topLocal is the local name of the innermost open element, valid until it ends.
+func (p *parser) topLocal() []byte {
+	e := p.stack[len(p.stack)-1]
+	return p.names[e.local:e.end]
+}
+
+func (p *parser) mismatch(got []byte) error {
 	if len(p.stack) == 0 {
-		return fmt.Errorf("%w: line %d: unexpected end tag </%s>", ErrMalformed, p.line(), qname(got))
+		return fmt.Errorf("%w: line %d: unexpected end tag </%s>", ErrMalformed, p.line(), got)
 	}
-	return fmt.Errorf("%w: line %d: element <%s> closed by </%s>", ErrMalformed, p.line(),
-		qname(p.stack[len(p.stack)-1]), qname(got))
+	return fmt.Errorf("%w: line %d: element <%s> closed by </%s>", ErrMalformed, p.line(), p.top(), got)
 }
 
-func (p *parser) xmlError(err error) error {
-	var se *xml.SyntaxError
-	var re readError
-	switch {
-	case err == io.EOF:
-		return io.EOF
-	case errors.Is(err, errTokenTooLong):
-		return fmt.Errorf("%w: an XML token (text, tag or comment) exceeds %d bytes (line %d)",
-			ErrMalformed, p.lim.MaxTokenBytes, p.line())
-	case errors.As(err, &re):
-		return fmt.Errorf("read report: %w", re.err)
-	case errors.As(err, &se):
-		return fmt.Errorf("%w: XML syntax error on line %d: %s", ErrMalformed, se.Line+p.droppedLines(), se.Msg)
-	}
-	return fmt.Errorf("%w: %v (line %d)", ErrMalformed, err, p.line())
-}
-
-// line is the input line of the decoder's position, counting the newlines the source dropped.
+// line is the input line of the scanner's position.
 func (p *parser) line() int {
-	l, _ := p.d.InputPos()
-	return l + p.droppedLines()
+	return p.sc.line(p.sc.src.pos)
 }
 
-func (p *parser) droppedLines() int {
-	if p.src != p.raw {
-		return p.raw.nl + p.src.nl
-	}
-	return p.raw.nl
-}
-
-func qname(n xml.Name) string {
-	if n.Space != "" {
-		return n.Space + ":" + n.Local
-	}
-	return n.Local
-}
-
-// child returns the next child element of the innermost open element, or ok == false once
-// that element has ended. Text, comments and processing instructions between children are
-// ignored.
-func (p *parser) child() (el xml.StartElement, ok bool, err error) {
+// child returns the local name of the next child element of the innermost open element, or
+// ok == false once that element has ended. Text, comments and processing instructions between
+// children are ignored. The name is valid until the element ends.
+func (p *parser) child() (local []byte, ok bool, err error) {
 	for {
-		tok, err := p.token()
+		kind, err := p.token()
 		if err != nil {
-			return el, false, p.eofInside(err)
+			return nil, false, p.eofInside(err)
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t, true, nil
-		case xml.EndElement:
-			return el, false, nil
+		switch kind {
+		case tokStart:
+			return p.topLocal(), true, nil
+		case tokEnd:
+			return nil, false, nil
 		}
 	}
 }
@@ -192,7 +203,7 @@ func (p *parser) eofInside(err error) error {
 	}
 	where := "the document"
 	if len(p.stack) > 0 {
-		where = "<" + qname(p.stack[len(p.stack)-1]) + ">"
+		where = "<" + string(p.top()) + ">"
 	}
 	return fmt.Errorf("%w: unexpected end of input inside %s at line %d (truncated?)", ErrMalformed,
 		where, p.line())
@@ -202,14 +213,14 @@ func (p *parser) eofInside(err error) error {
 // nesting costs no stack; the depth cap in token still applies.
 func (p *parser) skip() error {
 	for depth := 1; depth > 0; {
-		tok, err := p.token()
+		kind, err := p.token()
 		if err != nil {
 			return p.eofInside(err)
 		}
-		switch tok.(type) {
-		case xml.StartElement:
+		switch kind {
+		case tokStart:
 			depth++
-		case xml.EndElement:
+		case tokEnd:
 			depth--
 		}
 	}
@@ -221,18 +232,18 @@ func (p *parser) skip() error {
 func (p *parser) text() ([]byte, error) {
 	p.tbuf = p.tbuf[:0]
 	for {
-		tok, err := p.token()
+		kind, err := p.token()
 		if err != nil {
 			return nil, p.eofInside(err)
 		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			p.tbuf = append(p.tbuf, t...)
-		case xml.StartElement:
+		switch kind {
+		case tokText:
+			p.tbuf = append(p.tbuf, p.sc.text...)
+		case tokStart:
 			if err := p.skip(); err != nil {
 				return nil, err
 			}
-		case xml.EndElement:
+		case tokEnd:
 			return trimSpace(p.tbuf), nil
 		}
 	}

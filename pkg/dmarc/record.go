@@ -35,7 +35,7 @@ func (p *parser) record() (rec Record, ok bool, err error) {
 		if !more {
 			break
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "row":
 			err = p.row(&st)
 		case "identifiers":
@@ -89,7 +89,7 @@ func (p *parser) row(st *recordState) error {
 		if err != nil || !ok {
 			return err
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "source_ip":
 			err = p.sourceIP(st)
 		case "count":
@@ -139,7 +139,7 @@ func (p *parser) policyEvaluated(rec *Record) error {
 		if err != nil || !ok {
 			return err
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "disposition":
 			rec.Disposition, err = p.enum("disposition", enumDisposition)
 		case "dkim":
@@ -169,7 +169,7 @@ func (p *parser) reason(rec *Record) error {
 		if !ok {
 			break
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "type":
 			r.Type, err = p.enum("reason type", enumReason)
 		case "comment":
@@ -193,7 +193,7 @@ func (p *parser) identifiers(rec *Record) error {
 		if err != nil || !ok {
 			return err
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "header_from":
 			rec.HeaderFrom, err = p.textString()
 		case "envelope_from":
@@ -216,7 +216,7 @@ func (p *parser) authResults(rec *Record) error {
 		if err != nil || !ok {
 			return err
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "dkim":
 			var r DKIMResult
 			if r, err = p.dkimResult(); err == nil && r != (DKIMResult{}) {
@@ -242,7 +242,7 @@ func (p *parser) dkimResult() (r DKIMResult, err error) {
 		if err != nil || !ok {
 			return r, err
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "domain":
 			r.Domain, err = p.textString()
 		case "selector":
@@ -266,7 +266,7 @@ func (p *parser) spfResult() (r SPFResult, err error) {
 		if err != nil || !ok {
 			return r, err
 		}
-		switch el.Name.Local {
+		switch string(el) {
 		case "domain":
 			r.Domain, err = p.textString()
 		case "scope":
