@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -51,16 +52,33 @@ func New(d Deps) *API {
 	return &API{eng: newEngine(d.Store), cache: gencache.New(d.Redis, d.CacheTTL, d.Log), log: d.Log, now: d.Now}
 }
 
-// RegisterRoutes adds the rollup endpoints to g, the /api group. All are reads (role viewer).
+// Route is one endpoint, for a route table that adds its own guards (every one is a read:
+// least role viewer).
+type Route struct {
+	Method  string
+	Path    string // full path, /api/rollup/...
+	Handler echo.HandlerFunc
+}
+
+// Routes lists the rollup endpoints.
+func (a *API) Routes() []Route {
+	return []Route{
+		{http.MethodGet, "/api/rollup/summary", a.summary},
+		{http.MethodGet, "/api/rollup/sources", a.sources},
+		{http.MethodGet, "/api/rollup/alignment", a.alignment},
+		{http.MethodGet, "/api/rollup/alignment-breakdown", a.breakdown},
+		{http.MethodGet, "/api/rollup/timeline", a.timeline},
+		{http.MethodGet, "/api/rollup/failure-trend", a.failureTrend},
+		{http.MethodGet, "/api/rollup/top-organizations", a.topOrganizations},
+		{http.MethodGet, "/api/rollup/policy", a.policy},
+	}
+}
+
+// RegisterRoutes adds the rollup endpoints to g, the /api group.
 func (a *API) RegisterRoutes(g *echo.Group) {
-	g.GET("/rollup/summary", a.summary)
-	g.GET("/rollup/sources", a.sources)
-	g.GET("/rollup/alignment", a.alignment)
-	g.GET("/rollup/alignment-breakdown", a.breakdown)
-	g.GET("/rollup/timeline", a.timeline)
-	g.GET("/rollup/failure-trend", a.failureTrend)
-	g.GET("/rollup/top-organizations", a.topOrganizations)
-	g.GET("/rollup/policy", a.policy)
+	for _, r := range a.Routes() {
+		g.Add(r.Method, strings.TrimPrefix(r.Path, "/api"), r.Handler)
+	}
 }
 
 const (

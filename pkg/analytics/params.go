@@ -30,8 +30,8 @@ var (
 // commonFilter reads the common filters (DESIGN.md) the way the list endpoints do.
 //
 // TODO: switch to the shared parser once httpapi.filterParams is exported (for example as
-// apiparams.Filter in pkg/apiparams); this has the same behaviour and messages, which
-// TestFilterParamsAgreeWithReports checks against the reports endpoint.
+// apiparams.Filter in pkg/apiparams); this has the same behaviour and messages (TestBadParameters
+// pins them).
 func commonFilter(c echo.Context, now time.Time) (store.Filter, error) {
 	q := func(name string) string { return c.QueryParam(name) }
 	f := store.Filter{

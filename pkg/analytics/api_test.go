@@ -1,0 +1,142 @@
+package analytics_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/testenv"
+)
+
+// Every invalid value is a 400 whose detail names the parameter, with the same wording as the
+// list endpoints (pkg/httpapi/params.go).
+func TestBadParameters(t *testing.T) {
+	t.Parallel()
+	st := testenv.Backends()[0].Store(t)
+	srv := newServer(st, nil, func() time.Time { return testNow })
+	cases := []struct {
+		path, query, detail string
+	}{
+		{"summary", "days=0", "parameter days: want a whole number from 1 to 3660"},
+		{"summary", "days=x", "parameter days: want a whole number from 1 to 3660"},
+		{"summary", "days=3661", "parameter days: want a whole number from 1 to 3660"},
+		{"summary", "days=7&start=2024-01-01", "parameter days: give either days or start/end, not both"},
+		{"alignment", "start=yesterday", "parameter start: want a date (2006-01-02) or an RFC 3339 time"},
+		{"alignment", "end=2024-13-01", "parameter end: want a date (2006-01-02) or an RFC 3339 time"},
+		{"alignment-breakdown", "start=2024-02-01&end=2024-01-01", "parameter end: must be after start"},
+		{"timeline", "source_ip=300.1.1.1", "parameter source_ip: want an IPv4 or IPv6 address"},
+		{"timeline", "source_ip=fe80::1%25eth0", "parameter source_ip: want an IPv4 or IPv6 address"},
+		{"failure-trend", "source_ip_range=192.0.2.0/33", "parameter source_ip_range: want a CIDR prefix such as 192.0.2.0/24 or 2001:db8::/32"},
+		{"failure-trend", "source_ip_range=192.0.2.1", "parameter source_ip_range: want a CIDR prefix such as 192.0.2.0/24 or 2001:db8::/32"},
+		{"sources", "dkim_result=neutral", "parameter dkim_result: want one of pass, fail"},
+		{"sources", "spf_result=softfail", "parameter spf_result: want one of pass, fail"},
+		{"sources", "disposition=discard", "parameter disposition: want one of none, quarantine, reject, pass"},
+		{"sources", "limit=0", "parameter limit: want a whole number from 1 to 500"},
+		{"sources", "limit=501", "parameter limit: want a whole number from 1 to 500"},
+		{"top-organizations", "page=0", "parameter page: want a whole number from 1 to 1000000"},
+		{"policy", "page_size=abc", "parameter page_size: want a whole number from 1 to 500"},
+		{"timeline", "interval=year", "parameter interval: want one of day, week, month"},
+	}
+	for _, c := range cases {
+		q, _ := url.ParseQuery(c.query)
+		var body struct{ Detail string }
+		status := srv.getRaw(t, "/api/rollup/"+c.path, q, &body)
+		if status != http.StatusBadRequest || body.Detail != c.detail {
+			t.Errorf("%s?%s: %d %q, want 400 %q", c.path, c.query, status, body.Detail, c.detail)
+		}
+	}
+	// Values the list endpoints accept are accepted here too.
+	for _, ok := range []string{"days=3660", "start=2024-01-01T10:00:00Z", "end=2024-01-01", "source_ip=::ffff:192.0.2.1",
+		"source_ip_range=::ffff:192.0.2.0/120", "dkim_result=PASS", "disposition=%20Reject%20", "domain=Example.COM.", "limit=500&page=3"} {
+		q, _ := url.ParseQuery(ok)
+		if status := srv.getRaw(t, "/api/rollup/sources", q, nil); status != http.StatusOK {
+			t.Errorf("sources?%s: status %d, want 200", ok, status)
+		}
+	}
+}
+
+// The OpenAPI fragment describes exactly the routes, as viewer reads, with every schema's
+// properties equal to the JSON fields of the type the handler returns.
+func TestOpenAPIFragment(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("openapi-paths.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths      map[string]map[string]map[string]any `json:"paths"`
+		Components struct {
+			Schemas map[string]struct {
+				Required   []string       `json:"required"`
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	st := testenv.Backends()[0].Store(t)
+	api := analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()})
+	var routes []string
+	for _, r := range api.Routes() {
+		routes = append(routes, r.Method+" "+r.Path)
+		op := doc.Paths[r.Path][strings.ToLower(r.Method)]
+		if op == nil {
+			t.Errorf("%s %s is not in openapi-paths.json", r.Method, r.Path)
+			continue
+		}
+		if op["x-vigil-min-role"] != "viewer" {
+			t.Errorf("%s: x-vigil-min-role = %v, want viewer", r.Path, op["x-vigil-min-role"])
+		}
+	}
+	var documented []string
+	for p, ops := range doc.Paths {
+		for m := range ops {
+			documented = append(documented, strings.ToUpper(m)+" "+p)
+		}
+	}
+	slices.Sort(routes)
+	slices.Sort(documented)
+	if !slices.Equal(routes, documented) {
+		t.Errorf("documented %v, registered %v", documented, routes)
+	}
+	types := map[string]any{
+		"RollupWindow": analytics.Window{}, "RollupDispositions": analytics.Dispositions{}, "RollupSummary": analytics.Summary{},
+		"RollupSource": analytics.Source{}, "RollupPassFail": analytics.PassFail{}, "RollupAlignment": analytics.Alignment{},
+		"RollupShare": analytics.Share{}, "RollupAlignmentBreakdown": analytics.Breakdown{}, "RollupPoint": analytics.Point{},
+		"RollupTimeline": analytics.Timeline{}, "RollupTrendPoint": analytics.TrendPoint{}, "RollupFailureTrend": analytics.FailureTrend{},
+		"RollupOrganization": analytics.Organization{}, "RollupPolicyShare": analytics.PolicyShare{}, "RollupPolicyDomain": analytics.PolicyDomain{},
+	}
+	for name, v := range types {
+		s, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("schema %s missing", name)
+			continue
+		}
+		var fields []string
+		rt := reflect.TypeOf(v)
+		for i := 0; i < rt.NumField(); i++ {
+			fields = append(fields, strings.Split(rt.Field(i).Tag.Get("json"), ",")[0])
+		}
+		var props []string
+		for p := range s.Properties {
+			props = append(props, p)
+		}
+		slices.Sort(fields)
+		slices.Sort(props)
+		req := slices.Sorted(slices.Values(s.Required))
+		if !slices.Equal(fields, props) || !slices.Equal(fields, req) {
+			t.Errorf("schema %s: properties %v required %v, Go fields %v", name, props, req, fields)
+		}
+	}
+	if len(types) != len(doc.Components.Schemas) {
+		t.Errorf("%d schemas documented, %d checked", len(doc.Components.Schemas), len(types))
+	}
+}
