@@ -174,6 +174,7 @@ type proxy struct {
 	ln       net.Listener
 	upstream string
 	cut      *cutRule
+	delay    time.Duration // added to every chunk in both directions: a round trip costs 2×delay more
 
 	mu       sync.Mutex
 	commands bytes.Buffer
@@ -219,10 +220,48 @@ func (p *proxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, u)
 		p.mu.Unlock()
-		go p.up(c, u)
-		go p.down(u, c)
+		go p.up(c, p.delayed(u))
+		go p.down(u, p.delayed(c))
 	}
 }
+
+// delayed makes writes to c arrive delay later, in order, without slowing the reader down:
+// latency, not bandwidth.
+func (p *proxy) delayed(c net.Conn) net.Conn {
+	if p.delay == 0 {
+		return c
+	}
+	type chunk struct {
+		at time.Time
+		b  []byte
+	}
+	q := make(chan chunk, 4096)
+	go func() {
+		for ch := range q {
+			time.Sleep(time.Until(ch.at))
+			if _, err := c.Write(ch.b); err != nil {
+				c.Close()
+				for range q {
+				}
+				return
+			}
+		}
+		c.Close()
+	}()
+	return &delayConn{Conn: c, send: func(b []byte) {
+		q <- chunk{time.Now().Add(p.delay), append([]byte(nil), b...)}
+	}, done: func() { close(q) }}
+}
+
+type delayConn struct {
+	net.Conn
+	send func([]byte)
+	done func()
+	once sync.Once
+}
+
+func (d *delayConn) Write(b []byte) (int, error) { d.send(b); return len(b), nil }
+func (d *delayConn) Close() error                { d.once.Do(d.done); return nil }
 
 func (p *proxy) up(c, u net.Conn) {
 	buf := make([]byte, 32<<10)
@@ -606,6 +645,13 @@ func (c corpusMail) expectInvalid() bool { return c.kind == "other" }
 // to a PEM file.
 func testCA(t testing.TB) (server *tls.Config, caFile string) {
 	t.Helper()
+	server, caFile, _, _ = testCAFiles(t, t.TempDir())
+	return server, caFile
+}
+
+// testCAFiles writes ca.pem, server.pem and server.key into dir.
+func testCAFiles(t testing.TB, dir string) (server *tls.Config, caFile, certFile, keyFile string) {
+	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Vigil test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true,
@@ -624,17 +670,16 @@ func testCA(t testing.TB) (server *tls.Config, caFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	caFile = filepath.Join(dir, "ca.pem")
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
 	writePEM(t, caFile, "CERTIFICATE", caDER)
 	keyDER, _ := x509.MarshalECPrivateKey(key)
-	writePEM(t, filepath.Join(dir, "server.pem"), "CERTIFICATE", der)
-	writePEM(t, filepath.Join(dir, "server.key"), "EC PRIVATE KEY", keyDER)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"))
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}}, caFile
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, caFile, certFile, keyFile
 }
 
 func writePEM(t testing.TB, path, typ string, der []byte) {

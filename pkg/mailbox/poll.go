@@ -16,9 +16,11 @@
 // # Which messages are read
 //
 // UID SEARCH lists every message above State.LastUID (and, under PolicySeen, unseen), with no
-// count cap, and they are processed in UID order, BatchSize at a time: one FETCH of sizes,
-// one FETCH of bodies streamed one message at a time into a reused buffer, then the
-// acknowledgement. Memory stays flat however long the backlog. Messages flagged \Deleted are
+// count cap, and they are processed in UID order, BatchSize at a time: the sizes (asked for
+// up to 1,000 messages at once), one FETCH of the batch's bodies streamed one message at a
+// time into a reused buffer, then the acknowledgement, which with MOVE is confirmed while the
+// next batch streams: about one round trip per batch. Memory stays flat however long the
+// backlog. Messages flagged \Deleted are
 // skipped: another client is deleting them, and taking them away from its EXPUNGE would be
 // wrong; on a server without UIDPLUS it is also how Vigil marks what it has put away.
 //
@@ -42,18 +44,15 @@
 package mailbox
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"slices"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // Message is one e-mail handed to the sink.
@@ -201,6 +200,7 @@ type run struct {
 
 	blocked bool   // a message was left for the next poll: LastUID stays below it
 	buf     []byte // reused body buffer
+	done    int    // messages settled, for Progress
 }
 
 func (r *run) poll(ctx context.Context) error {
@@ -227,19 +227,16 @@ func (r *run) poll(ctx context.Context) error {
 		return nil // nothing above LastUID: one round trip saved on every idle poll
 	}
 	uids, err := r.search(last)
-	if err != nil {
+	if err != nil || len(uids) == 0 {
 		return err
 	}
 	r.res.Seen = len(uids)
 	r.progress(0, len(uids))
+	var batches [][]uint32
 	for i := 0; i < len(uids); i += r.cfg.BatchSize {
-		batch := uids[i:min(i+r.cfg.BatchSize, len(uids))]
-		if err := r.batch(ctx, batch); err != nil {
-			return err
-		}
-		r.progress(i+len(batch), len(uids))
+		batches = append(batches, uids[i:min(i+r.cfg.BatchSize, len(uids))])
 	}
-	return nil
+	return r.drain(ctx, batches)
 }
 
 // ensureFolder creates a missing archive or invalid folder.
@@ -299,337 +296,4 @@ func (r *run) progress(done, total int) {
 	r.s.dog.pause() // the callback may be slow; the server owes nothing meanwhile
 	defer r.s.dog.resume()
 	r.p.Progress(done, total)
-}
-
-// meta is what is known of a message before its body is fetched.
-type meta struct {
-	size int64
-	date time.Time
-}
-
-// batch reads, hands over and acknowledges one batch of UIDs.
-func (r *run) batch(ctx context.Context, uids []uint32) error {
-	if err := cancelled(ctx); err != nil {
-		return err
-	}
-	metas, err := r.metas(uids)
-	if err != nil {
-		return err
-	}
-	var ack acks
-	handled := make(map[uint32]bool, len(uids))
-	var bodies imap.UIDSet
-	for _, u := range uids {
-		m, ok := metas[u]
-		switch {
-		case !ok:
-			r.res.Vanished++
-			handled[u] = true
-		case m.size > r.cfg.MaxMessageBytes:
-			r.res.TooLarge++
-			reason := fmt.Sprintf("message is %d bytes, over the %d-byte limit (max_message_bytes): filed as invalid without downloading it", m.size, r.cfg.MaxMessageBytes)
-			r.problem(Problem{UID: u, Size: m.size, Reason: reason, Invalid: true})
-			ack.invalid = append(ack.invalid, u)
-		default:
-			bodies.AddNum(imap.UID(u))
-		}
-	}
-	if len(bodies) > 0 {
-		if err := r.fetchBodies(ctx, bodies, metas, &ack); err != nil {
-			return err
-		}
-	}
-	if err := cancelled(ctx); err != nil {
-		return err
-	}
-	if err := r.acknowledge(ack.archive, r.cfg.ArchiveFolder); err != nil {
-		return err
-	}
-	if err := r.acknowledge(ack.invalid, r.cfg.InvalidFolder); err != nil {
-		return err
-	}
-	for _, u := range append(ack.archive, ack.invalid...) {
-		handled[u] = true
-	}
-	for _, u := range uids {
-		if !handled[u] {
-			r.blocked = true
-		}
-		if !r.blocked {
-			r.res.State.LastUID = u
-		}
-	}
-	return nil
-}
-
-type acks struct{ archive, invalid []uint32 }
-
-func (r *run) metas(uids []uint32) (map[uint32]meta, error) {
-	set := imap.UIDSetNum(toUIDs(uids)...)
-	bufs, err := r.s.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
-	if err != nil {
-		return nil, fmt.Errorf("UID FETCH %s (RFC822.SIZE): %w", set, err)
-	}
-	out := make(map[uint32]meta, len(bufs))
-	for _, b := range bufs {
-		if b.UID != 0 {
-			out[uint32(b.UID)] = meta{size: b.RFC822Size, date: b.InternalDate}
-		}
-	}
-	return out, nil
-}
-
-func toUIDs(u []uint32) []imap.UID {
-	out := make([]imap.UID, len(u))
-	for i, v := range u {
-		out[i] = imap.UID(v)
-	}
-	return out
-}
-
-// fetchBodies streams the bodies of one batch, one message at a time, to the sink.
-//
-// On an error the connection is killed first. go-imap's reader goroutine then fails on its
-// next read and ends, unless it waits for this side to finish a literal: after a sink error it
-// may be parked on the next message's literal, so the command is drained (every read now fails
-// at once). After a failed literal read it is not drained: go-imap lets its reader go on as soon
-// as a literal read fails, and reading the rest of that literal here would race with it on the
-// shared buffer.
-func (r *run) fetchBodies(ctx context.Context, set imap.UIDSet, metas map[uint32]meta, ack *acks) (err error) {
-	cmd := r.s.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-	literalFailed := false
-	defer func() {
-		if err != nil {
-			r.s.dog.kill(errAborted)
-			if !literalFailed {
-				cmd.Close()
-			}
-			return
-		}
-		if cerr := cmd.Close(); cerr != nil {
-			err = fmt.Errorf("UID FETCH %s (BODY.PEEK[]): %w", set, cerr)
-		}
-	}()
-	answered := make(map[uint32]bool, len(metas))
-	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-		var uid uint32
-		var body []byte
-		var problem string
-		for item := msg.Next(); item != nil; item = msg.Next() {
-			switch it := item.(type) {
-			case imapclient.FetchItemDataUID:
-				uid = uint32(it.UID)
-			case imapclient.FetchItemDataBodySection:
-				// Read here: the next msg.Next() discards what is left of the literal.
-				if body, problem, err = r.readBody(it.Literal); err != nil {
-					literalFailed = true
-					return fmt.Errorf("UID FETCH %s: reading the body of UID %d: %w", set, uid, err)
-				}
-			}
-		}
-		m, ok := metas[uid]
-		if uid == 0 || !ok || answered[uid] {
-			continue // not ours (go-imap routes by UID; be safe anyway)
-		}
-		answered[uid] = true
-		if problem == "" && body == nil {
-			problem = "the server sent no body (BODY[] missing from its answer)"
-		}
-		if problem == tooLarge {
-			r.res.TooLarge++
-			r.problem(Problem{UID: uid, Size: m.size, Invalid: true, Reason: fmt.Sprintf(
-				"message body is larger than the %d-byte limit (max_message_bytes) although RFC822.SIZE said %d: filed as invalid", r.cfg.MaxMessageBytes, m.size)})
-			ack.invalid = append(ack.invalid, uid)
-			continue
-		}
-		if problem != "" {
-			r.res.Retry++
-			r.problem(Problem{UID: uid, Size: m.size, Reason: problem + "; left in place to be read again"})
-			continue
-		}
-		d, err := r.handOver(ctx, Message{UID: uid, Size: m.size, Data: body, InternalDate: m.date, MessageID: messageID(body)})
-		if err != nil {
-			return err
-		}
-		switch d {
-		case Archive:
-			r.res.Saved++
-			ack.archive = append(ack.archive, uid)
-		case Duplicate:
-			r.res.Duplicates++
-			ack.archive = append(ack.archive, uid)
-		case Invalid:
-			r.res.Invalid++
-			ack.invalid = append(ack.invalid, uid)
-		default:
-			return fmt.Errorf("sink: UID %d: unknown disposition %v", uid, d)
-		}
-	}
-	for _, u := range toUint32s(set) {
-		if !answered[u] {
-			r.res.Retry++
-			r.problem(Problem{UID: u, Size: metas[u].size, Reason: "the server returned no body for it (expunged meanwhile?); left in place to be read again"})
-		}
-	}
-	return nil
-}
-
-func toUint32s(set imap.UIDSet) []uint32 {
-	nums, _ := set.Nums() // a static set: always ok
-	out := make([]uint32, len(nums))
-	for i, u := range nums {
-		out[i] = uint32(u)
-	}
-	return out
-}
-
-const tooLarge = "too large"
-
-// readBody copies one literal into the reused buffer. The literal's size is announced before
-// its bytes, so a body over the limit is refused without being held in memory. An empty body
-// (iCloud sends those for some messages) is a problem to retry, never an empty file.
-func (r *run) readBody(lit imap.LiteralReader) ([]byte, string, error) {
-	if lit == nil {
-		return nil, "the server sent BODY[] as NIL", nil
-	}
-	n := lit.Size()
-	switch {
-	case n > r.cfg.MaxMessageBytes:
-		return nil, tooLarge, nil
-	case n == 0:
-		return nil, "the server sent an empty body", nil
-	}
-	if int64(cap(r.buf)) < n || cap(r.buf) > 8<<20 && n < 1<<20 {
-		r.buf = make([]byte, n, max(n, 64<<10)) // a big message's buffer is not kept for small ones
-	}
-	b := r.buf[:n]
-	if _, err := io.ReadFull(lit, b); err != nil {
-		return nil, "", err
-	}
-	return b, "", nil
-}
-
-// handOver calls the sink with the watchdog paused: the sink may take long (a slow database)
-// while the server, which has nothing to say meanwhile, must not be taken for dead.
-func (r *run) handOver(ctx context.Context, m Message) (Disposition, error) {
-	r.s.dog.pause()
-	defer r.s.dog.resume()
-	d, err := r.sink(ctx, m)
-	if err != nil {
-		return 0, fmt.Errorf("sink: UID %d: %w", m.UID, err)
-	}
-	return d, cancelled(ctx)
-}
-
-// cancelled is checked between steps: the context's watch kills the connection, but only
-// asynchronously, and responses already buffered could otherwise still be acted on.
-func cancelled(ctx context.Context) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("poll stopped: %w", context.Cause(ctx))
-	}
-	return nil
-}
-
-func (r *run) problem(p Problem) {
-	r.log.Warn("message not read", "uid", p.UID, "size", p.Size, "reason", p.Reason)
-	if len(r.res.Problems) < maxProblems {
-		r.res.Problems = append(r.res.Problems, p)
-	}
-}
-
-// ackMode is how the server lets handled messages be put away.
-type ackMode int
-
-const (
-	ackMove     ackMode = iota // UID MOVE
-	ackUIDPlus                 // UID COPY + UID STORE \Deleted + UID EXPUNGE
-	ackCopyFlag                // UID COPY + UID STORE \Seen \Deleted, no EXPUNGE (see the package comment)
-)
-
-func (r *run) ack() ackMode {
-	switch {
-	case r.s.caps.Has(imap.CapMove):
-		return ackMove
-	case r.s.caps.Has(imap.CapUIDPlus):
-		return ackUIDPlus
-	}
-	return ackCopyFlag
-}
-
-// acknowledge puts handled messages away per the policy.
-func (r *run) acknowledge(uids []uint32, folder string) error {
-	if len(uids) == 0 {
-		return nil
-	}
-	set := imap.UIDSetNum(toUIDs(uids)...)
-	store := func(flags ...imap.Flag) error {
-		return r.s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: flags}, nil).Close()
-	}
-	if r.cfg.Policy == PolicySeen {
-		if err := store(imap.FlagSeen); err != nil {
-			return fmt.Errorf("UID STORE %s +FLAGS (\\Seen): %w", set, err)
-		}
-		return nil
-	}
-	mode := r.ack()
-	if mode == ackMove {
-		if _, err := r.s.c.Move(set, folder).Wait(); err != nil {
-			return fmt.Errorf("UID MOVE %s %q: %w", set, folder, err)
-		}
-		return nil
-	}
-	if _, err := r.s.c.Copy(set, folder).Wait(); err != nil {
-		return fmt.Errorf("UID COPY %s %q: %w", set, folder, err)
-	}
-	if mode == ackCopyFlag {
-		if err := store(imap.FlagSeen, imap.FlagDeleted); err != nil {
-			return fmt.Errorf("UID STORE %s +FLAGS (\\Seen \\Deleted): %w", set, err)
-		}
-		return nil
-	}
-	if err := store(imap.FlagDeleted); err != nil {
-		return fmt.Errorf("UID STORE %s +FLAGS (\\Deleted): %w", set, err)
-	}
-	if err := r.s.c.UIDExpunge(set).Close(); err != nil {
-		return fmt.Errorf("UID EXPUNGE %s: %w", set, err)
-	}
-	return nil
-}
-
-// messageID reads the Message-ID header from the message's header block, tolerating folded
-// lines and odd line ends; it is a label for logs and provenance, never trusted.
-func messageID(data []byte) string {
-	head := data[:min(len(data), 64<<10)]
-	if i := bytes.Index(head, []byte("\n\r\n")); i >= 0 {
-		head = head[:i]
-	} else if i := bytes.Index(head, []byte("\n\n")); i >= 0 {
-		head = head[:i]
-	}
-	lines := bytes.Split(head, []byte("\n"))
-	for i, l := range lines {
-		name, val, ok := bytes.Cut(l, []byte(":"))
-		if !ok || !bytes.EqualFold(bytes.TrimSpace(name), []byte("Message-ID")) {
-			continue
-		}
-		v := string(bytes.TrimSpace(val))
-		for _, next := range lines[i+1:] { // folded continuation lines
-			if len(next) == 0 || (next[0] != ' ' && next[0] != '\t') {
-				break
-			}
-			v += string(bytes.TrimSpace(next))
-		}
-		v = trimAngles(v)
-		if len(v) > 998 {
-			v = v[:998]
-		}
-		return v
-	}
-	return ""
-}
-
-func trimAngles(v string) string {
-	if len(v) >= 2 && v[0] == '<' && v[len(v)-1] == '>' {
-		return v[1 : len(v)-1]
-	}
-	return v
 }
