@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -130,8 +131,8 @@ func (c Config) Validate() error {
 	switch {
 	case strings.TrimSpace(c.Host) == "":
 		bad("host: required")
-	case strings.ContainsAny(c.Host, " /\t\r\n"):
-		bad("host %q: a host name or IP address only (no scheme, path or spaces)", c.Host)
+	case strings.ContainsAny(c.Host, " /\t\r\n") || strings.Contains(c.Host, ":") && net.ParseIP(c.Host) == nil:
+		bad("host %q: a host name or IP address only (no scheme, port, path or spaces)", c.Host)
 	}
 	if c.Port < 1 || c.Port > 65535 {
 		bad("port %d: must be 1-65535", c.Port)

@@ -174,7 +174,7 @@ func (s *session) open(ctx context.Context, cfg Config) error {
 	if err := s.login(ctx, cfg); err != nil {
 		return err
 	}
-	// Servers announce more after login (MOVE, UIDPLUS...); go-imap asks again.
+	// Servers announce more after login (MOVE, UIDPLUS...), so ask again.
 	caps, err := s.c.Capability().Wait()
 	if err != nil {
 		return fmt.Errorf("CAPABILITY: %w", err)

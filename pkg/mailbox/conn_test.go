@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // TestTLSModes: implicit TLS and STARTTLS verify the server against the configured CA, and
@@ -163,6 +165,8 @@ func TestValidate(t *testing.T) {
 		{"seen policy same folders", func(c *Config) { c.Policy, c.ArchiveFolder = PolicySeen, "INBOX" }, ""},
 		{"no host", func(c *Config) { c.Host = " " }, "host: required"},
 		{"url as host", func(c *Config) { c.Host = "imaps://imap.example.org/" }, "host"},
+		{"port in host", func(c *Config) { c.Host = "imap.example.org:993" }, "no scheme, port"},
+		{"IPv6 host", func(c *Config) { c.Host = "2001:db8::1" }, ""},
 		{"bad port", func(c *Config) { c.Port = 70000 }, "port 70000"},
 		{"no user", func(c *Config) { c.Username = "" }, "username: required"},
 		{"no secret", func(c *Config) { c.Password = "" }, "password: required"},
@@ -227,5 +231,27 @@ func TestMessageID(t *testing.T) {
 		if got := messageID([]byte(in)); got != want {
 			t.Errorf("messageID(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestCheck: Check reports the folder and the acknowledgement mode, and changes nothing.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	for caps, want := range map[string]string{"move": "move", "uidplus": "uidplus", "bare": "copy+flag"} {
+		srv := newMemServer(t, memOpts{caps: map[string]imap.CapSet{"move": capsFull, "uidplus": capsUIDPlus, "bare": capsBare}[caps]})
+		srv.append(t, "INBOX", reportMail(1, 0))
+		res, err := (&Poller{}).Check(context.Background(), srv.config())
+		if err != nil || res.Messages != 1 || res.UIDValidity == 0 || res.Acknowledge != want {
+			t.Errorf("%s: %+v, %v; want 1 message, acknowledge %s", caps, res, err, want)
+		}
+		look := newPeek(t, srv.config())
+		if m := look.folder("INBOX"); len(m) != 1 || len(m[0].Flags) != 0 || look.folder("Archive") != nil {
+			t.Errorf("%s: Check changed the mailbox: %v", caps, m)
+		}
+	}
+	cfg := newMemServer(t, memOpts{}).config()
+	cfg.Folder = "Missing"
+	if _, err := (&Poller{}).Check(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "Missing") {
+		t.Errorf("missing folder: %v", err)
 	}
 }

@@ -125,11 +125,10 @@ type Result struct {
 
 // Problem is one message the poller could not hand to the sink.
 type Problem struct {
-	UID       uint32
-	MessageID string
-	Size      int64
-	Reason    string
-	Invalid   bool // filed in the invalid folder; false: left in place and tried again next poll
+	UID     uint32
+	Size    int64 // RFC822.SIZE
+	Reason  string
+	Invalid bool // filed in the invalid folder; false: left in place and tried again next poll
 }
 
 // maxProblems bounds Result.Problems; the counters stay exact.
@@ -296,4 +295,35 @@ func (r *run) progress(done, total int) {
 	r.s.dog.pause() // the callback may be slow; the server owes nothing meanwhile
 	defer r.s.dog.resume()
 	r.p.Progress(done, total)
+}
+
+// CheckResult is what Check found.
+type CheckResult struct {
+	Messages    uint32 // in the watched folder
+	UIDValidity uint32
+	// Acknowledge says how handled mail will be put away on this server: "move" (UID MOVE),
+	// "uidplus" (UID COPY + UID EXPUNGE) or "copy+flag" (copied, left flagged \Seen \Deleted).
+	Acknowledge string
+}
+
+// Check connects, authenticates and examines the watched folder read-only, changing nothing:
+// for an API "test this mailbox" action, so a wrong password or certificate shows at once.
+func (p *Poller) Check(ctx context.Context, cfg Config) (CheckResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return CheckResult{}, err
+	}
+	cfg = cfg.WithDefaults()
+	s, err := dial(ctx, cfg)
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("mailbox %s@%s: %w", cfg.Username, cfg.Host, err)
+	}
+	sel, err := s.c.Select(cfg.Folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		s.abort()
+		return CheckResult{}, fmt.Errorf("mailbox %s@%s: EXAMINE %q: %w", cfg.Username, cfg.Host, cfg.Folder, s.explain(err))
+	}
+	s.logout()
+	r := &run{cfg: cfg, s: s}
+	return CheckResult{Messages: sel.NumMessages, UIDValidity: sel.UIDValidity,
+		Acknowledge: [...]string{ackMove: "move", ackUIDPlus: "uidplus", ackCopyFlag: "copy+flag"}[r.ack()]}, nil
 }
