@@ -65,8 +65,10 @@ type Config struct {
 	TLS        TLSMode // default TLSImplicit
 	AllowPlain bool    // required for TLSNone: the password would cross the network in clear
 	// CAFile is a PEM file of the certificate authorities to trust instead of the system's,
-	// for a server with a private CA. Certificate checking cannot be turned off.
+	// for a server with a private CA; CAPEM is the same as text, for mailboxes kept in the
+	// database. At most one of them. Certificate checking cannot be turned off.
 	CAFile string
+	CAPEM  string
 
 	Folder        string // watched folder, default INBOX
 	ArchiveFolder string // default Archive (PolicyMove only; created when missing)
@@ -161,14 +163,16 @@ func (c Config) Validate() error {
 		if !c.AllowPlain {
 			bad("tls none: refused without allow_plain, because the password would cross the network unencrypted")
 		}
-		if c.CAFile != "" {
-			bad("ca_file: only meaningful with tls or starttls")
+		if c.CAFile != "" || c.CAPEM != "" {
+			bad("ca_file, ca_pem: only meaningful with tls or starttls")
 		}
 	default:
 		bad("tls %q: must be tls, starttls or none", c.TLS)
 	}
-	if c.CAFile != "" && c.TLS != TLSNone {
-		if _, err := loadCA(c.CAFile); err != nil {
+	if c.CAFile != "" && c.CAPEM != "" {
+		bad("ca_file, ca_pem: give at most one")
+	} else if c.TLS != TLSNone {
+		if _, err := c.caPool(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -196,15 +200,23 @@ func (c Config) Validate() error {
 	return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 }
 
-// loadCA reads a PEM bundle; at least one certificate must be in it.
-func loadCA(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("ca_file: %w", err)
+// caPool reads the configured CA bundle, nil when none is set (the system's roots apply); at
+// least one certificate must be in a bundle.
+func (c Config) caPool() (*x509.CertPool, error) {
+	b, what := []byte(c.CAPEM), "ca_pem"
+	switch {
+	case c.CAFile != "":
+		var err error
+		if b, err = os.ReadFile(c.CAFile); err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		what = "ca_file " + c.CAFile
+	case c.CAPEM == "":
+		return nil, nil
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", path)
+		return nil, fmt.Errorf("%s: no PEM certificate in it", what)
 	}
 	return pool, nil
 }

@@ -184,15 +184,11 @@ func (s *session) open(ctx context.Context, cfg Config) error {
 }
 
 func tlsConfig(cfg Config) (*tls.Config, error) {
-	tc := &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pool, err := loadCA(cfg.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		tc.RootCAs = pool
+	pool, err := cfg.caPool()
+	if err != nil {
+		return nil, err
 	}
-	return tc, nil
+	return &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
 }
 
 func (s *session) login(ctx context.Context, cfg Config) error {
