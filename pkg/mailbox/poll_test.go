@@ -245,9 +245,9 @@ func TestTooLarge(t *testing.T) {
 
 // TestBacklog: 1,000 messages in batches of 100 are all delivered once, in UID order, with one
 // body FETCH per batch, progress reported per batch, and memory flat (the poller holds one
-// message at a time, not the backlog).
+// message at a time, not the backlog). Not parallel: the heap is measured process-wide, and
+// parallel tests only start once the sequential ones are done.
 func TestBacklog(t *testing.T) {
-	t.Parallel()
 	srv := newMemServer(t, memOpts{})
 	const n, pad = 1000, 48 << 10
 	var uids []uint32
