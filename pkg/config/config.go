@@ -32,6 +32,7 @@ type Config struct {
 
 	Limits Limits
 	Auth   Auth
+	IMAP   IMAP
 }
 
 // Limits bound what one upload, file or report may cost. Each is a VIGIL_MAX_* variable.
@@ -88,6 +89,7 @@ func Load(getenv func(string) string) (Config, error) {
 		},
 	}
 	c.Auth = loadAuth(&e)
+	c.IMAP = loadIMAP(&e, c.Limits.FileBytes)
 	if e.err != nil {
 		return Config{}, e.err
 	}
@@ -115,6 +117,9 @@ func (c Config) validate() error {
 	}
 	if c.Limits.FileBytes > c.Limits.UploadBytes {
 		return fmt.Errorf("%w: VIGIL_MAX_FILE_BYTES (%d) is larger than VIGIL_MAX_UPLOAD_BYTES (%d)", ErrInvalid, c.Limits.FileBytes, c.Limits.UploadBytes)
+	}
+	if err := c.IMAP.validate(); err != nil {
+		return err
 	}
 	return c.Auth.validate()
 }
