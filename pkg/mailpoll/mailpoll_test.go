@@ -1,0 +1,579 @@
+package mailpoll
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/hibiken/asynq"
+
+	"github.com/vigilhq/vigil/pkg/corpus"
+	"github.com/vigilhq/vigil/pkg/dmarc"
+	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/mailbox"
+	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/testenv"
+	"github.com/vigilhq/vigil/pkg/unwrap"
+	"github.com/vigilhq/vigil/tasks"
+)
+
+const (
+	testUser = "dmarc@example.org"
+	testPass = "s3cret-pass"
+)
+
+// memServer is go-imap's in-memory IMAP server on a loopback listener (as in pkg/mailbox).
+type memServer struct {
+	user *imapmemserver.User
+	cfg  mailbox.Config
+}
+
+func newMemServer(t *testing.T) *memServer {
+	t.Helper()
+	mem := imapmemserver.New()
+	user := imapmemserver.NewUser(testUser, testPass)
+	if err := user.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	mem.AddUser(user)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapMove: {}, imap.CapUIDPlus: {}, imap.CapESearch: {}},
+		InsecureAuth: true,
+		Logger:       log.New(io.Discard, "", 0),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	return &memServer{user: user, cfg: mailbox.Config{Host: host, Port: p, Username: testUser, Password: testPass,
+		TLS: mailbox.TLSNone, AllowPlain: true, OpTimeout: 10 * time.Second}}
+}
+
+type literal struct {
+	*bytes.Reader
+	n int64
+}
+
+func (l literal) Size() int64 { return l.n }
+
+func (m *memServer) append(t *testing.T, data []byte) {
+	t.Helper()
+	if _, err := m.user.Append("INBOX", literal{bytes.NewReader(data), int64(len(data))}, &imap.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// folder lists the content hashes of a folder's messages, as the server serves them; a
+// missing folder is empty.
+func (m *memServer) folder(t *testing.T, name string) map[string]int {
+	t.Helper()
+	c, err := imapclient.DialInsecure(net.JoinHostPort(m.cfg.Host, strconv.Itoa(m.cfg.Port)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(testUser, testPass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	sel, err := c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return out
+	}
+	if sel.NumMessages == 0 {
+		return out
+	}
+	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range msgs {
+		for _, b := range msg.BodySection {
+			out[sum(b.Bytes)]++
+		}
+	}
+	return out
+}
+
+// served is what the in-memory server sends for BODY[] of a message stored as b.
+func served(b []byte) []byte {
+	return imapserver.ExtractBodySection(bytes.NewReader(b), &imap.FetchItemBodySection{})
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func spamMail(i int) []byte {
+	return []byte(fmt.Sprintf("From: promo@shop.example\r\nTo: %s\r\nSubject: Offer %d\r\nMessage-ID: <spam-%d@shop.example>\r\n\r\nBuy now.\r\n", testUser, i, i))
+}
+
+// reportMails returns n corpus e-mails holding reports, each as the server will serve it.
+func reportMails(t *testing.T, n int) [][]byte {
+	t.Helper()
+	dir, entries := corpus.ForTest(t)
+	var out [][]byte
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if len(out) == n {
+			break
+		}
+		if !strings.HasSuffix(e.Path, ".eml") || e.Kind != "aggregate" || e.Malformed() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.RelPath()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := served(b); len(s) == 0 || seen[sum(s)] {
+			continue
+		} else if ok, _ := mailbox.Classify(s, unwrap.DefaultLimits); !ok {
+			continue
+		} else {
+			seen[sum(s)] = true
+		}
+		out = append(out, b)
+	}
+	if len(out) < n {
+		t.Fatalf("corpus: %d report e-mails, want %d", len(out), n)
+	}
+	return out
+}
+
+func newIngest(st *store.Store) *ingest.Service {
+	return ingest.New(st, nil, nil, ingest.Limits{FileBytes: 50 << 20, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}, testenv.Logger())
+}
+
+func newService(t *testing.T, st *store.Store, ing *ingest.Service, cfg *mailbox.Config, enq Enqueuer) *Service {
+	t.Helper()
+	s := New(st, ing, unwrap.DefaultLimits, 50<<20, cfg, 15*time.Minute, enq, testenv.Logger())
+	if err := s.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type ingestRow struct {
+	SHA256    string `gorm:"column:sha256"`
+	Filename  string
+	Source    string
+	SourceRef string
+}
+
+func ingests(t *testing.T, st *store.Store) map[string]ingestRow {
+	t.Helper()
+	var rows []ingestRow
+	if err := st.DB().Table("ingests").Select("sha256", "filename", "source", "source_ref").Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]ingestRow{}
+	for _, r := range rows {
+		out[r.SHA256] = r
+	}
+	if len(out) != len(rows) {
+		t.Fatalf("%d ingests for %d distinct files", len(rows), len(out))
+	}
+	return out
+}
+
+func TestPoll(t *testing.T) {
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		srv := newMemServer(t)
+		reports := reportMails(t, 4)
+		for _, r := range reports {
+			srv.append(t, r)
+		}
+		srv.append(t, spamMail(1))
+		srv.append(t, reports[0]) // the same report sent twice: stored once, archived twice
+
+		st := b.Store(t)
+		svc := newService(t, st, newIngest(st), &srv.cfg, nil)
+		id, err := svc.EnvMailboxID(ctx)
+		if err != nil || id == 0 {
+			t.Fatalf("env mailbox id %d, %v", id, err)
+		}
+		res, err := svc.Poll(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Seen != 6 || res.Saved != 4 || res.Duplicates != 1 || res.Invalid != 1 || res.State.LastUID != 6 {
+			t.Fatalf("poll: %+v", res)
+		}
+
+		got := ingests(t, st)
+		if len(got) != 5 {
+			t.Fatalf("%d ingests, want 5 (4 reports + spam): %v", len(got), got)
+		}
+		wantArchive, wantInvalid := map[string]int{}, map[string]int{sum(served(spamMail(1))): 1}
+		for _, r := range reports {
+			wantArchive[sum(served(r))]++
+		}
+		wantArchive[sum(served(reports[0]))]++
+		for k := range wantArchive {
+			ing, ok := got[k]
+			if !ok {
+				t.Fatalf("report %s not stored", k[:12])
+			}
+			prefix := fmt.Sprintf("mailbox:%d uidvalidity:%d uid:", id, res.State.UIDValidity)
+			if ing.Source != "imap" || !strings.HasPrefix(ing.SourceRef, prefix) || !strings.Contains(ing.SourceRef, " message-id:") ||
+				!strings.HasSuffix(ing.Filename, ".eml") {
+				t.Errorf("ingest %+v, want source imap, source_ref %q…", ing, prefix)
+			}
+		}
+		if _, ok := got[sum(served(spamMail(1)))]; !ok {
+			t.Error("the spam message was not stored")
+		}
+		if a := srv.folder(t, "Archive"); !equal(a, wantArchive) {
+			t.Errorf("Archive holds %v, want %v", a, wantArchive)
+		}
+		if i := srv.folder(t, "Invalid"); !equal(i, wantInvalid) {
+			t.Errorf("Invalid holds %v, want %v", i, wantInvalid)
+		}
+		if in := srv.folder(t, "INBOX"); len(in) != 0 {
+			t.Errorf("INBOX still holds %v", in)
+		}
+
+		s, err := svc.Status(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Name != EnvName || s.Source != SourceEnv || !s.Configured || s.Polling || s.LastUID != 6 || s.UIDValidity != res.State.UIDValidity ||
+			s.LastError != "" || s.ConsecutiveFailures != 0 || s.LastSuccessAt == nil || s.LastPollAt == nil ||
+			s.LastResult == nil || s.LastResult.Saved != 4 || s.LastResult.Duplicates != 1 || s.LastResult.Invalid != 1 {
+			t.Fatalf("status: %+v (last result %+v)", s, s.LastResult)
+		}
+
+		// Nothing new: the second poll reads nothing and stores nothing.
+		res, err = svc.Poll(ctx, id)
+		if err != nil || res.Seen != 0 || res.State.LastUID != 6 {
+			t.Fatalf("second poll: %+v, %v", res, err)
+		}
+		if n := len(ingests(t, st)); n != 5 {
+			t.Fatalf("%d ingests after the second poll", n)
+		}
+		// One more message later: only it is read.
+		srv.append(t, spamMail(2))
+		if res, err = svc.Poll(ctx, id); err != nil || res.Seen != 1 || res.Invalid != 1 || res.State.LastUID != 7 {
+			t.Fatalf("third poll: %+v, %v", res, err)
+		}
+
+		if _, err := svc.Status(ctx, id+100); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("status of an unknown mailbox: %v", err)
+		}
+	})
+}
+
+func equal(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// A poll holding the lease keeps every other poll of the mailbox out, until it expires.
+func TestLease(t *testing.T) {
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		srv := newMemServer(t)
+		srv.append(t, reportMails(t, 1)[0])
+		st := b.Store(t)
+		svc := newService(t, st, newIngest(st), &srv.cfg, nil)
+		id, _ := svc.EnvMailboxID(ctx)
+
+		held := time.Now().UTC().Add(10 * time.Minute)
+		if err := st.DB().Exec("UPDATE mailboxes SET poll_lease_until = ? WHERE id = ?", held, id).Error; err != nil {
+			t.Fatal(err)
+		}
+		s, _ := svc.Status(ctx, id)
+		if !s.Polling {
+			t.Fatalf("status with the lease held: %+v", s)
+		}
+		res, err := svc.Poll(ctx, id)
+		if !errors.Is(err, ErrAlreadyPolling) || !strings.Contains(err.Error(), "already being polled") || res.Seen != 0 {
+			t.Fatalf("poll with the lease held: %+v, %v", res, err)
+		}
+		if err := svc.HandlePoll(ctx, pollTask(t, id)); err != nil {
+			t.Fatalf("HandlePoll with the lease held: %v, want nil (nothing to retry)", err)
+		}
+		if n := len(ingests(t, st)); n != 0 || len(srv.folder(t, "INBOX")) != 1 {
+			t.Fatalf("a poll ran under another's lease: %d ingests", n)
+		}
+		if s, _ := svc.Status(ctx, id); s.LastPollAt != nil || s.LastUID != 0 {
+			t.Fatalf("status changed by a refused poll: %+v", s)
+		}
+
+		// An expired lease (its poll died) is taken over.
+		if err := st.DB().Exec("UPDATE mailboxes SET poll_lease_until = ? WHERE id = ?", time.Now().UTC().Add(-time.Minute), id).Error; err != nil {
+			t.Fatal(err)
+		}
+		if res, err := svc.Poll(ctx, id); err != nil || res.Saved != 1 {
+			t.Fatalf("poll after the lease expired: %+v, %v", res, err)
+		}
+		if s, _ := svc.Status(ctx, id); s.Polling {
+			t.Fatal("lease not released")
+		}
+	})
+}
+
+// Two polls started together: one reads the mailbox, the other is refused.
+func TestConcurrentPolls(t *testing.T) {
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		srv := newMemServer(t)
+		for _, r := range reportMails(t, 3) {
+			srv.append(t, r)
+		}
+		st := b.Store(t)
+		svc := newService(t, st, newIngest(st), &srv.cfg, nil)
+		id, _ := svc.EnvMailboxID(ctx)
+		type out struct {
+			res mailbox.Result
+			err error
+		}
+		results := make(chan out, 2)
+		start := make(chan struct{})
+		for range 2 {
+			go func() {
+				<-start
+				r, err := svc.Poll(ctx, id)
+				results <- out{r, err}
+			}()
+		}
+		close(start)
+		saved, refused := 0, 0
+		for range 2 {
+			o := <-results
+			switch {
+			case errors.Is(o.err, ErrAlreadyPolling):
+				refused++
+			case o.err != nil:
+				t.Fatal(o.err)
+			default:
+				saved += o.res.Saved
+			}
+		}
+		// The second may also start after the first ended and find nothing new.
+		if saved != 3 || len(ingests(t, st)) != 3 {
+			t.Fatalf("saved %d (refused %d), %d ingests", saved, refused, len(ingests(t, st)))
+		}
+	})
+}
+
+// When the pipeline cannot store, nothing is moved and the state stays where it was.
+func TestSinkFails(t *testing.T) {
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		srv := newMemServer(t)
+		reports := reportMails(t, 2)
+		for _, r := range reports {
+			srv.append(t, r)
+		}
+		srv.append(t, spamMail(1))
+		st := b.Store(t)
+		down := b.Store(t) // the pipeline's database, closed: every Accept fails
+		down.Close()
+		svc := newService(t, st, newIngest(down), &srv.cfg, nil)
+		id, _ := svc.EnvMailboxID(ctx)
+
+		res, err := svc.Poll(ctx, id)
+		if err == nil {
+			t.Fatalf("poll with the database down: %+v, no error", res)
+		}
+		if res.State.LastUID != 0 || res.Saved+res.Invalid+res.Duplicates != 0 {
+			t.Fatalf("poll with the database down: %+v", res)
+		}
+		if in := srv.folder(t, "INBOX"); len(in) != 3 {
+			t.Fatalf("INBOX holds %d messages after a failed poll, want all 3", len(in))
+		}
+		if a, i := srv.folder(t, "Archive"), srv.folder(t, "Invalid"); len(a)+len(i) != 0 {
+			t.Fatalf("moved although nothing was stored: archive %v, invalid %v", a, i)
+		}
+		s, _ := svc.Status(ctx, id)
+		if s.LastUID != 0 || s.ConsecutiveFailures != 1 || s.LastError == "" || s.LastSuccessAt != nil || s.Polling || s.LastPollAt == nil {
+			t.Fatalf("status after a failed poll: %+v", s)
+		}
+		if err := svc.HandlePoll(ctx, pollTask(t, id)); err == nil || errors.Is(err, asynq.SkipRetry) {
+			t.Fatalf("HandlePoll with the database down: %v, want an error to retry", err)
+		}
+
+		// A cancelled poll moves nothing either.
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := svc.Poll(cctx, id); err == nil {
+			t.Fatal("cancelled poll: no error")
+		}
+		if in := srv.folder(t, "INBOX"); len(in) != 3 {
+			t.Fatalf("INBOX holds %d messages after a cancelled poll", len(in))
+		}
+
+		// The database is back: everything is read.
+		svc = newService(t, st, newIngest(st), &srv.cfg, nil)
+		if res, err := svc.Poll(ctx, id); err != nil || res.Saved != 2 || res.Invalid != 1 {
+			t.Fatalf("poll after recovery: %+v, %v", res, err)
+		}
+		if s, _ := svc.Status(ctx, id); s.ConsecutiveFailures != 0 || s.LastError != "" || s.LastUID != 3 {
+			t.Fatalf("status after recovery: %+v", s)
+		}
+	})
+}
+
+func pollTask(t *testing.T, id int64) *asynq.Task {
+	t.Helper()
+	task, err := tasks.NewMailboxPollTask(id, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// A changed host, user or folder is another mailbox: reading starts over; a changed port is not.
+func TestInitResetsState(t *testing.T) {
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		st := b.Store(t)
+		cfg := mailbox.Config{Host: "imap.example.org", Username: "u", Password: "p"}
+		svc := newService(t, st, nil, &cfg, nil)
+		id, _ := svc.EnvMailboxID(ctx)
+		setState := func() {
+			if err := st.DB().Exec("UPDATE mailboxes SET uid_validity = 9, last_uid = 7 WHERE id = ?", id).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		check := func(what string, c mailbox.Config, wantLast uint32) {
+			t.Helper()
+			s := newService(t, st, nil, &c, nil)
+			id2, _ := s.EnvMailboxID(ctx)
+			if id2 != id {
+				t.Fatalf("%s: env mailbox id %d, was %d", what, id2, id)
+			}
+			got, err := s.Status(ctx, id)
+			if err != nil || got.LastUID != wantLast || got.Host != c.Host || got.Port != c.WithDefaults().Port {
+				t.Fatalf("%s: status %+v, %v; want last_uid %d", what, got, err, wantLast)
+			}
+		}
+		setState()
+		check("same config", cfg, 7)
+		c := cfg
+		c.Port = 1993
+		check("another port", c, 7)
+		c.Folder = "DMARC"
+		check("another folder", c, 0)
+		setState()
+		c.Host = "imap2.example.org"
+		check("another host", c, 0)
+		setState()
+		c.Username = "v"
+		check("another user", c, 0)
+	})
+}
+
+// TriggerAll enqueues one poll per mailbox, keyed to the minute.
+func TestTriggerAll(t *testing.T) {
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		opt := b.Redis(t, 13)
+		client := asynq.NewClient(opt)
+		defer client.Close()
+		insp := asynq.NewInspector(opt)
+		defer insp.Close()
+		st := b.Store(t)
+		cfg := mailbox.Config{Host: "imap.example.org", Username: "u", Password: "p"}
+		svc := newService(t, st, nil, &cfg, client)
+		now := time.Date(2026, 3, 1, 10, 17, 42, 0, time.UTC)
+		svc.now = func() time.Time { return now }
+		envID, _ := svc.EnvMailboxID(ctx)
+		if err := st.DB().Exec(`INSERT INTO mailboxes (name, source, host, port, username, folder, created_at, updated_at)
+			VALUES ('second', 'api', 'imap.example.com', 993, 'x', 'INBOX', ?, ?)`, now, now).Error; err != nil {
+			t.Fatal(err)
+		}
+		var apiID int64
+		if err := st.DB().Raw("SELECT id FROM mailboxes WHERE name = 'second'").Scan(&apiID).Error; err != nil {
+			t.Fatal(err)
+		}
+
+		ids, err := svc.TriggerAll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		minute := now.Truncate(time.Minute).Unix()
+		want := []string{fmt.Sprintf("mailbox:poll:%d:%d", envID, minute), fmt.Sprintf("mailbox:poll:%d:%d", apiID, minute)}
+		if strings.Join(ids, ",") != strings.Join(want, ",") {
+			t.Fatalf("task ids %v, want %v", ids, want)
+		}
+		again, err := svc.TriggerAll(ctx) // the same minute: the same tasks, nothing more
+		if err != nil || strings.Join(again, ",") != strings.Join(want, ",") {
+			t.Fatalf("second trigger: %v, %v", again, err)
+		}
+		pending, err := insp.ListPendingTasks(tasks.QueueIngest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) != 2 {
+			t.Fatalf("%d pending tasks, want 2", len(pending))
+		}
+		for _, p := range pending {
+			var pl tasks.MailboxPollPayload
+			if err := tasks.Decode(asynq.NewTask(p.Type, p.Payload), &pl); err != nil {
+				t.Fatal(err)
+			}
+			if p.Type != tasks.TypeMailboxPoll || p.ID != tasks.MailboxPollTaskID(pl.MailboxID, pl.Period) || p.MaxRetry != 3 {
+				t.Errorf("task %+v", p)
+			}
+		}
+
+		// The API mailbox cannot be polled yet: its task is not retried, and its status says why.
+		err = svc.HandlePoll(ctx, pollTask(t, apiID))
+		if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, ErrNotConfigured) {
+			t.Fatalf("HandlePoll of an API mailbox: %v", err)
+		}
+		if s, _ := svc.Status(ctx, apiID); s.Configured || s.LastError == "" || s.ConsecutiveFailures != 1 || s.Polling {
+			t.Fatalf("status of the API mailbox: %+v", s)
+		}
+		if err := svc.HandlePoll(ctx, pollTask(t, 9999)); !errors.Is(err, asynq.SkipRetry) {
+			t.Fatalf("HandlePoll of an unknown mailbox: %v", err)
+		}
+
+		// The scheduler's job polls the env mailbox.
+		jobs := svc.Jobs()
+		if len(jobs) != 1 || jobs[0].Interval != 15*time.Minute {
+			t.Fatalf("jobs %+v", jobs)
+		}
+		task, err := jobs[0].Build(now.Truncate(15 * time.Minute))
+		if err != nil || task.Type() != tasks.TypeMailboxPoll {
+			t.Fatalf("job task %v, %v", task, err)
+		}
+		if New(st, nil, unwrap.DefaultLimits, 0, nil, time.Minute, client, nil).Jobs() != nil {
+			t.Fatal("a job without an env mailbox")
+		}
+	})
+}
