@@ -73,6 +73,7 @@ type Service struct {
 	log      *slog.Logger
 	poller   *mailbox.Poller
 	now      func() time.Time
+	accept   func(context.Context, ingest.File) (ingest.Result, error) // ing.Accept; tests wrap it
 
 	mu    sync.Mutex
 	envID int64 // the env row's id once Init has run
@@ -94,8 +95,12 @@ func New(st *store.Store, ing *ingest.Service, lim unwrap.Limits, maxMessageByte
 		}
 		env = &c
 	}
-	return &Service{st: st, db: st.DB(), ing: ing, lim: lim, maxMsg: maxMessageBytes, env: env, interval: interval,
+	s := &Service{st: st, db: st.DB(), ing: ing, lim: lim, maxMsg: maxMessageBytes, env: env, interval: interval,
 		enq: enq, log: log, poller: &mailbox.Poller{Log: log}, now: func() time.Time { return time.Now().UTC() }}
+	if ing != nil {
+		s.accept = ing.Accept
+	}
+	return s
 }
 
 // row is one line of the mailboxes table.
@@ -273,10 +278,6 @@ func (s *Service) get(ctx context.Context, id int64) (row, error) {
 // Whatever happens then, the poll's State, counts and error are saved and the lease released,
 // also when ctx is cancelled.
 func (s *Service) Poll(ctx context.Context, id int64) (mailbox.Result, error) {
-	r, err := s.get(ctx, id)
-	if err != nil {
-		return mailbox.Result{}, err
-	}
 	now := s.now()
 	lease := now.Add(LeaseDuration).Truncate(time.Microsecond) // PostgreSQL keeps microseconds
 	res := s.db.WithContext(ctx).Model(&row{}).
@@ -285,12 +286,29 @@ func (s *Service) Poll(ctx context.Context, id int64) (mailbox.Result, error) {
 	if res.Error != nil {
 		return mailbox.Result{}, fmt.Errorf("mailpoll: take the lease of mailbox %d: %w", id, res.Error)
 	}
+	// From here on the lease is ours to release whatever ctx does: database work runs on dctx.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	// Read the row once the lease is held, so the state is the one the previous poll saved.
+	r, err := s.get(dctx, id)
+	if err != nil {
+		if res.RowsAffected > 0 {
+			s.db.WithContext(dctx).Model(&row{}).Where("id = ? AND poll_lease_until = ?", id, lease).Update("poll_lease_until", nil)
+		}
+		return mailbox.Result{}, err
+	}
 	if res.RowsAffected == 0 {
 		return mailbox.Result{State: state(r)}, fmt.Errorf("mailbox %d (%s): %w", id, r.Name, ErrAlreadyPolling)
 	}
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
 
 	out := mailbox.Result{State: state(r)}
-	cfg, err := s.config(r)
+	var cfg mailbox.Config
+	if err == nil {
+		cfg, err = s.config(r)
+	}
 	if err == nil {
 		pctx, cancel := context.WithTimeout(ctx, PollTimeout)
 		// The sink names the UIDVALIDITY in each file's source reference; mailbox.Message does
@@ -307,8 +325,8 @@ func (s *Service) Poll(ctx context.Context, id int64) (mailbox.Result, error) {
 	}
 	// Save even when ctx is done: the State counts what was moved, and forgetting it would
 	// only make the next poll read those messages again (duplicates, no loss).
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer scancel()
 	if serr := s.save(sctx, id, lease, out, err); serr != nil {
 		return out, errors.Join(err, serr)
 	}
@@ -387,7 +405,10 @@ func truncate(s string, n int) string {
 // Accept has stored it durably.
 func (s *Service) sink(id int64, uidValidity uint32) mailbox.Sink {
 	return func(ctx context.Context, m mailbox.Message) (mailbox.Disposition, error) {
-		res, err := s.ing.Accept(ctx, ingest.File{
+		if s.accept == nil {
+			return 0, errors.New("mailpoll: no pipeline to store mail in")
+		}
+		res, err := s.accept(ctx, ingest.File{
 			Name:       fmt.Sprintf("%d.eml", m.UID),
 			Source:     "imap",
 			SourceRef:  fmt.Sprintf("mailbox:%d uidvalidity:%d uid:%d message-id:%s", id, uidValidity, m.UID, m.MessageID),

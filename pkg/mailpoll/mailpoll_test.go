@@ -447,6 +447,53 @@ func TestSinkFails(t *testing.T) {
 	})
 }
 
+// A poll that fails half-way keeps what it finished: the batches acknowledged before the
+// failure are saved in the state, the rest is read again next time.
+func TestPartialPollSavesState(t *testing.T) {
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		srv := newMemServer(t)
+		reports := reportMails(t, 4)
+		for _, r := range reports {
+			srv.append(t, r)
+		}
+		st := b.Store(t)
+		cfg := srv.cfg
+		cfg.BatchSize = 1
+		svc := newService(t, st, newIngest(st), &cfg, nil)
+		id, _ := svc.EnvMailboxID(ctx)
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		calls := 0
+		accept := svc.accept
+		svc.accept = func(ctx context.Context, f ingest.File) (ingest.Result, error) {
+			if calls++; calls == 3 {
+				cancel() // the worker shuts down in the middle of the third message
+				return ingest.Result{}, ctx.Err()
+			}
+			return accept(ctx, f)
+		}
+		res, err := svc.Poll(pctx, id)
+		if err == nil || res.State.LastUID != 2 || res.Saved != 2 {
+			t.Fatalf("interrupted poll: %+v, %v", res, err)
+		}
+		s, _ := svc.Status(ctx, id)
+		if s.LastUID != 2 || s.ConsecutiveFailures != 1 || s.LastError == "" || s.Polling || s.LastResult == nil || s.LastResult.Saved != 2 {
+			t.Fatalf("status after an interrupted poll: %+v", s)
+		}
+		if a, in := srv.folder(t, "Archive"), srv.folder(t, "INBOX"); len(a) != 2 || len(in) != 2 {
+			t.Fatalf("archive %d, inbox %d messages; want 2 and 2", len(a), len(in))
+		}
+		svc.accept = accept
+		if res, err := svc.Poll(ctx, id); err != nil || res.Seen != 2 || res.Saved != 2 || res.State.LastUID != 4 {
+			t.Fatalf("next poll: %+v, %v", res, err)
+		}
+		if n := len(ingests(t, st)); n != 4 {
+			t.Fatalf("%d ingests, want 4", n)
+		}
+	})
+}
+
 func pollTask(t *testing.T, id int64) *asynq.Task {
 	t.Helper()
 	task, err := tasks.NewMailboxPollTask(id, time.Now())
@@ -574,6 +621,24 @@ func TestTriggerAll(t *testing.T) {
 		}
 		if New(st, nil, unwrap.DefaultLimits, 0, nil, time.Minute, client, nil).Jobs() != nil {
 			t.Fatal("a job without an env mailbox")
+		}
+	})
+}
+
+// A configuration the poller refuses is recorded and not retried.
+func TestConfigErrorNotRetried(t *testing.T) {
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		st := b.Store(t)
+		cfg := mailbox.Config{Host: "127.0.0.1", Port: 1, Username: "u", Password: "p", TLS: mailbox.TLSNone} // no AllowPlain
+		svc := newService(t, st, newIngest(st), &cfg, nil)
+		id, _ := svc.EnvMailboxID(ctx)
+		err := svc.HandlePoll(ctx, pollTask(t, id))
+		if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, mailbox.ErrInvalidConfig) {
+			t.Fatalf("HandlePoll with an invalid configuration: %v", err)
+		}
+		if s, _ := svc.Status(ctx, id); s.LastError == "" || s.ConsecutiveFailures != 1 || s.Polling {
+			t.Fatalf("status: %+v", s)
 		}
 	})
 }

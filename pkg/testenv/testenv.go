@@ -118,7 +118,7 @@ func (b Backend) Store(tb testing.TB) *store.Store {
 // real server, database number db (each test using the real server picks its own number so
 // parallel tests and packages never share one; it is flushed first), else a new miniredis.
 // Numbers in use: 1 ingest, 2–3 app, 4 schedule, 5 ratelimit, 6 auth, 7 httpapi, 8 app (auth),
-// 10–12 analytics.
+// 10–12 analytics, 13 mailpoll.
 func (b Backend) Redis(tb testing.TB, db int) asynq.RedisClientOpt {
 	tb.Helper()
 	base := os.Getenv("VIGIL_TEST_REDIS_URL")
