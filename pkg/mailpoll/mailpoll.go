@@ -340,24 +340,32 @@ func state(r row) mailbox.State {
 // maxProblems bounds the problems kept in last_result.
 const maxProblems = 20
 
+// PollProblem is a message the poller could not hand over (mailbox.Problem).
+type PollProblem struct {
+	UID     uint32 `json:"uid"`
+	Size    int64  `json:"size"`
+	Reason  string `json:"reason"`
+	Invalid bool   `json:"invalid"` // filed in the invalid folder; false: left in place and tried again
+}
+
 // PollResult is what last_result holds: the counts of the last poll.
 type PollResult struct {
-	Seen       int               `json:"seen"`
-	Saved      int               `json:"saved"`
-	Duplicates int               `json:"duplicates"`
-	Invalid    int               `json:"invalid"`
-	TooLarge   int               `json:"too_large"`
-	Vanished   int               `json:"vanished"`
-	Retry      int               `json:"retry"`
-	Problems   []mailbox.Problem `json:"problems,omitempty"`
-	DurationMS int64             `json:"duration_ms"`
+	Seen       int           `json:"seen"`
+	Saved      int           `json:"saved"`
+	Duplicates int           `json:"duplicates"`
+	Invalid    int           `json:"invalid"`
+	TooLarge   int           `json:"too_large"`
+	Vanished   int           `json:"vanished"`
+	Retry      int           `json:"retry"`
+	Problems   []PollProblem `json:"problems,omitempty"`
+	DurationMS int64         `json:"duration_ms"`
 }
 
 func resultOf(r mailbox.Result) PollResult {
 	p := PollResult{Seen: r.Seen, Saved: r.Saved, Duplicates: r.Duplicates, Invalid: r.Invalid, TooLarge: r.TooLarge,
 		Vanished: r.Vanished, Retry: r.Retry, DurationMS: r.Duration.Milliseconds()}
-	if len(r.Problems) > 0 {
-		p.Problems = r.Problems[:min(len(r.Problems), maxProblems)]
+	for _, pr := range r.Problems[:min(len(r.Problems), maxProblems)] {
+		p.Problems = append(p.Problems, PollProblem{UID: pr.UID, Size: pr.Size, Reason: pr.Reason, Invalid: pr.Invalid})
 	}
 	return p
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -641,4 +643,66 @@ func TestConfigErrorNotRetried(t *testing.T) {
 			t.Fatalf("status: %+v", s)
 		}
 	})
+}
+
+// openapi-paths.json (merged into pkg/httpapi/openapi.json) describes the JSON Status answers.
+func TestOpenAPIFragmentMatchesStatus(t *testing.T) {
+	b, err := os.ReadFile("openapi-paths.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Items struct {
+						Properties map[string]any `json:"properties"`
+					} `json:"items"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(v any) []string {
+		b, _ := json.Marshal(v)
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		out := []string{}
+		for k := range m {
+			out = append(out, k)
+		}
+		slices.Sort(out)
+		return out
+	}
+	names := func(m map[string]any) []string {
+		out := []string{}
+		for k := range m {
+			out = append(out, k)
+		}
+		slices.Sort(out)
+		return out
+	}
+	schemas := spec.Components.Schemas
+	status := map[string]any{}
+	for k := range schemas["MailboxStatus"].Properties {
+		status[k] = nil
+	}
+	result := map[string]any{}
+	for k := range schemas["MailboxPollResult"].Properties {
+		result[k] = nil
+	}
+	for _, c := range []struct {
+		what      string
+		doc, code []string
+	}{
+		{"MailboxStatus", names(status), keys(MailboxStatus{})},
+		{"MailboxPollResult", names(result), keys(PollResult{Problems: []PollProblem{{}}})},
+		{"problems", names(schemas["MailboxPollResult"].Properties["problems"].Items.Properties), keys(PollProblem{})},
+	} {
+		if !slices.Equal(c.doc, c.code) {
+			t.Errorf("%s: openapi-paths.json documents %v, the code answers %v", c.what, c.doc, c.code)
+		}
+	}
 }
