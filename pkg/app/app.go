@@ -20,6 +20,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/unwrap"
@@ -35,6 +36,7 @@ type App struct {
 	Client    *asynq.Client
 	Inspector *asynq.Inspector
 	Ingest    *ingest.Service
+	Mail      *mailpoll.Service
 	// Auth, Audit and Limiter are built for the api role only (buildAuth).
 	Auth     *auth.Service
 	Audit    *audit.Log
@@ -71,6 +73,17 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		enq = a.Client
 	}
 	a.Ingest = ingest.New(a.Store, enq, a.Inspector, IngestLimits(cfg.Limits), log.With("component", "ingest"))
+	// A nil *asynq.Client inside the interface would not compare as nil.
+	var mailEnq mailpoll.Enqueuer
+	if a.Client != nil {
+		mailEnq = a.Client
+	}
+	a.Mail = mailpoll.New(a.Store, a.Ingest, IngestLimits(cfg.Limits).Unwrap, cfg.Limits.FileBytes, cfg.IMAP.Mailbox,
+		cfg.IMAP.PollInterval, mailEnq, log.With("component", "mailpoll"))
+	if err := a.Mail.Init(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 

@@ -18,9 +18,10 @@ import (
 
 // Jobs are the periodic jobs the scheduler ticks.
 func (a *App) Jobs() []schedule.Job {
-	return []schedule.Job{
+	jobs := []schedule.Job{
 		{Name: tasks.TypeIngestSweep, Interval: a.Cfg.SweepInterval, Build: tasks.NewIngestSweepTask},
 	}
+	return append(jobs, a.Mail.Jobs()...)
 }
 
 // NewWorker builds the asynq server and its handlers.
@@ -40,6 +41,7 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.Use(taskLog(log))
 	mux.HandleFunc(tasks.TypeReportParse, a.Ingest.HandleParse)
 	mux.HandleFunc(tasks.TypeIngestSweep, a.Ingest.HandleSweep(a.Cfg.SweepGrace))
+	mux.HandleFunc(tasks.TypeMailboxPoll, a.Mail.HandlePoll)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
 }
@@ -90,7 +92,7 @@ func (a *App) NewHTTP() (*http.Server, error) {
 	}
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
 	e := httpapi.New(httpapi.Deps{
-		Store: a.Store, Ingest: a.Ingest, Redis: redisPinger{a}, Monitoring: mon, TempDir: tmp, Log: a.Log.With("component", "http"),
+		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Redis: redisPinger{a}, Monitoring: mon, TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
 		Auth:   a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, CORSOrigins: a.Cfg.Auth.CORSOrigins,

@@ -15,6 +15,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/store"
 )
@@ -36,6 +37,7 @@ type Pinger interface {
 type Deps struct {
 	Store      *store.Store
 	Ingest     *ingest.Service
+	Mail       *mailpoll.Service // nil: the mailbox routes answer 503
 	Redis      Pinger
 	Monitoring http.Handler
 	Limits     Limits
@@ -119,6 +121,8 @@ func (a *API) table() []Route {
 		{patch, "/users/:id", auth.Admin, RateAPI, a.updateUser},
 		{del, "/users/:id", auth.Admin, RateAPI, a.deleteUser},
 		{get, "/audit", auth.Admin, RateAPI, a.listAudit},
+		{post, "/tasks/trigger/email-ingestion", auth.Admin, RateAPI, a.triggerMail},
+		{get, "/api/mailboxes/:id", auth.Admin, RateAPI, a.getMailbox},
 	}
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
