@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -19,11 +20,14 @@ import (
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/dmarc"
+	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/unwrap"
+	"github.com/vigilhq/vigil/tasks"
 )
 
 // App holds the built dependencies of one process.
@@ -37,6 +41,7 @@ type App struct {
 	Inspector *asynq.Inspector
 	Ingest    *ingest.Service
 	Mail      *mailpoll.Service
+	Rollup    *rollup.Rollup
 	// Auth, Audit and Limiter are built for the api role only (buildAuth).
 	Auth     *auth.Service
 	Audit    *audit.Log
@@ -84,7 +89,35 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		a.Close()
 		return nil, err
 	}
+	a.wireRollups()
 	return a, nil
+}
+
+// wireRollups keeps the analytics rollups up to date: through a rollup:apply task per file when
+// there is a queue, in this process otherwise (the one-shot import without Redis).
+func (a *App) wireRollups() {
+	log := a.Log.With("component", "rollup")
+	a.Rollup = rollup.New(a.Store, gencache.New(a.Redis, a.Cfg.CacheTTL, log), log)
+	if a.Client != nil {
+		a.Ingest.OnNewReports(func(ctx context.Context, id int64) error {
+			t, err := tasks.NewRollupApplyTask(id)
+			if err == nil {
+				_, err = a.Client.EnqueueContext(ctx, t)
+			}
+			if errors.Is(err, asynq.ErrTaskIDConflict) {
+				return nil
+			}
+			return err
+		})
+		return
+	}
+	a.Ingest.OnNewReports(func(ctx context.Context, id int64) error {
+		ids, err := a.Rollup.IngestReports(ctx, id)
+		if err != nil {
+			return err
+		}
+		return a.Rollup.Apply(ctx, ids)
+	})
 }
 
 // IngestLimits maps the configured limits onto the pipeline's.

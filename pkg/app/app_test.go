@@ -232,6 +232,19 @@ func checkSample(t *testing.T, c api, got map[string]map[string]any, wantReports
 	if list.Total != wantReports {
 		t.Fatalf("%d reports listed, want %d", list.Total, wantReports)
 	}
+	// The rollups follow through rollup:apply tasks (and the cache through its generations).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var sum struct {
+			TotalReports int `json:"total_reports"`
+		}
+		getJSON(t, c, "/api/rollup/summary", &sum)
+		if sum.TotalReports == wantReports {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rollup summary counts %d reports after 20s, want %d", sum.TotalReports, wantReports)
+		}
+	}
 }
 
 // The newcomer's path: nothing configured, one process runs everything on SQLite and an

@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 
+	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/logging"
 	"github.com/vigilhq/vigil/pkg/schedule"
@@ -20,6 +21,7 @@ import (
 func (a *App) Jobs() []schedule.Job {
 	jobs := []schedule.Job{
 		{Name: tasks.TypeIngestSweep, Interval: a.Cfg.SweepInterval, Build: tasks.NewIngestSweepTask},
+		{Name: tasks.TypeRollupCatchUp, Interval: a.Cfg.SweepInterval, Build: tasks.NewRollupCatchUpTask},
 	}
 	return append(jobs, a.Mail.Jobs()...)
 }
@@ -42,6 +44,8 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeReportParse, a.Ingest.HandleParse)
 	mux.HandleFunc(tasks.TypeIngestSweep, a.Ingest.HandleSweep(a.Cfg.SweepGrace))
 	mux.HandleFunc(tasks.TypeMailboxPoll, a.Mail.HandlePoll)
+	mux.HandleFunc(tasks.TypeRollupApply, a.Rollup.HandleApply)
+	mux.HandleFunc(tasks.TypeRollupCatchUp, a.Rollup.HandleCatchUp)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
 }
@@ -92,7 +96,8 @@ func (a *App) NewHTTP() (*http.Server, error) {
 	}
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
 	e := httpapi.New(httpapi.Deps{
-		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Redis: redisPinger{a}, Monitoring: mon, TempDir: tmp, Log: a.Log.With("component", "http"),
+		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Redis: redisPinger{a},
+		Analytics: analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics")}), Monitoring: mon, TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
 		Auth:   a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, CORSOrigins: a.Cfg.Auth.CORSOrigins,

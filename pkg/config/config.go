@@ -29,6 +29,7 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	SweepInterval     time.Duration // how often pending files are re-checked
 	SweepGrace        time.Duration // how long a file may stay pending before it is re-enqueued
+	CacheTTL          time.Duration // how long rollup answers stay cached in Redis
 
 	Limits Limits
 	Auth   Auth
@@ -75,6 +76,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout:   e.duration("VIGIL_SHUTDOWN_TIMEOUT", 25*time.Second),
 		SweepInterval:     e.duration("VIGIL_SWEEP_INTERVAL", 5*time.Minute),
 		SweepGrace:        e.duration("VIGIL_SWEEP_GRACE", 10*time.Minute),
+		CacheTTL:          e.duration("VIGIL_CACHE_TTL", 5*time.Minute),
 		Limits: Limits{
 			UploadFiles:        e.integer("VIGIL_MAX_UPLOAD_FILES", 200, 1, 100000),
 			UploadBytes:        e.size("VIGIL_MAX_UPLOAD_BYTES", 200*50*mib),

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/ingest"
@@ -38,6 +39,7 @@ type Deps struct {
 	Store      *store.Store
 	Ingest     *ingest.Service
 	Mail       *mailpoll.Service // nil: the mailbox routes answer 503
+	Analytics  *analytics.API    // nil: built on Store without an answer cache
 	Redis      Pinger
 	Monitoring http.Handler
 	Limits     Limits
@@ -123,6 +125,14 @@ func (a *API) table() []Route {
 		{get, "/audit", auth.Admin, RateAPI, a.listAudit},
 		{post, "/tasks/trigger/email-ingestion", auth.Admin, RateAPI, a.triggerMail},
 		{get, "/api/mailboxes/:id", auth.Admin, RateAPI, a.getMailbox},
+	}
+	// Viewer: the rollup answers (pkg/analytics), every one a read.
+	an := a.Analytics
+	if an == nil && a.Store != nil {
+		an = analytics.New(analytics.Deps{Store: a.Store, Log: a.log})
+	}
+	for _, r := range an.Routes() { // a nil *analytics.API still lists its routes (for Routes)
+		rs = append(rs, Route{r.Method, r.Path, auth.Viewer, RateAPI, r.Handler})
 	}
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)

@@ -47,7 +47,13 @@ type Service struct {
 	lim       Limits
 	log       *slog.Logger
 	now       func() time.Time
+	onNew     func(ctx context.Context, ingestID int64) error
 }
+
+// OnNewReports sets what runs after a file stored new reports (rollups): typically an
+// enqueue. Its failure is logged, not returned: the file is done, and the rollup catch-up
+// finds reports no hook handled. Set it before the service is used.
+func (s *Service) OnNewReports(fn func(ctx context.Context, ingestID int64) error) { s.onNew = fn }
 
 // New builds the pipeline.
 func New(st *store.Store, enq Enqueuer, inspector *asynq.Inspector, lim Limits, log *slog.Logger) *Service {

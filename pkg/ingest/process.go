@@ -112,6 +112,11 @@ func (s *Service) Process(ctx context.Context, id int64) error {
 			return err
 		}
 	}
+	if run.o.stored > 0 && s.onNew != nil {
+		if err := s.onNew(ctx, id); err != nil {
+			s.log.Warn("after-store hook failed; the rollup catch-up will cover it", "ingest_id", id, "err", err)
+		}
+	}
 	s.log.Info("file processed", "ingest_id", id, "file", ing.Filename, "status", status, "reports", run.o.stored, "duplicates", run.o.dups, "problems", len(run.o.problems))
 	if status == store.StatusFailed {
 		return fmt.Errorf("ingest %d: %s: %w", id, reason, ErrPermanent)
