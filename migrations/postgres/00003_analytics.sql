@@ -12,6 +12,12 @@ CREATE TABLE rollup_orgs (
     org_key TEXT NOT NULL UNIQUE,
     org_name TEXT NOT NULL
 );
+-- Source addresses in the 16-byte form of records.ip (IPv4 mapped): exact and CIDR filters are
+-- byte ranges on ip, turned into ids for the rollups.
+CREATE TABLE rollup_ips (
+    id SERIAL PRIMARY KEY,
+    ip BYTEA NOT NULL UNIQUE
+);
 
 -- One row per report whose contribution is in the rollups, written in the same transaction as
 -- the rollup rows: applying a report twice finds it here and adds nothing. Reports stored
@@ -94,74 +100,94 @@ CREATE TABLE rollup_full_month (
 CREATE INDEX rollup_full_month_org_id_period_idx ON rollup_full_month (org_id, period);
 CREATE TABLE rollup_src_day (
     period INTEGER NOT NULL,
-    ip BYTEA NOT NULL,
+    ip_id INTEGER NOT NULL,
     outcome SMALLINT NOT NULL,
     messages BIGINT NOT NULL,
-    PRIMARY KEY (period, ip, outcome)
+    PRIMARY KEY (period, ip_id, outcome)
 );
-CREATE INDEX rollup_src_day_ip_period_idx ON rollup_src_day (ip, period);
+CREATE INDEX rollup_src_day_ip_id_period_idx ON rollup_src_day (ip_id, period);
 CREATE TABLE rollup_src_month (
     period INTEGER NOT NULL,
-    ip BYTEA NOT NULL,
+    ip_id INTEGER NOT NULL,
     outcome SMALLINT NOT NULL,
     messages BIGINT NOT NULL,
     first_day INTEGER NOT NULL,
     last_day INTEGER NOT NULL,
-    PRIMARY KEY (period, ip, outcome)
+    PRIMARY KEY (period, ip_id, outcome)
 );
-CREATE INDEX rollup_src_month_ip_period_idx ON rollup_src_month (ip, period);
+CREATE INDEX rollup_src_month_ip_id_period_idx ON rollup_src_month (ip_id, period);
+CREATE TABLE rollup_src_org_day (
+    ip_id INTEGER NOT NULL,
+    period INTEGER NOT NULL,
+    org_id INTEGER NOT NULL,
+    outcome SMALLINT NOT NULL,
+    messages BIGINT NOT NULL,
+    PRIMARY KEY (ip_id, period, org_id, outcome)
+);
+CREATE INDEX rollup_src_org_day_org_id_period_idx ON rollup_src_org_day (org_id, period);
+CREATE TABLE rollup_src_org_month (
+    ip_id INTEGER NOT NULL,
+    period INTEGER NOT NULL,
+    org_id INTEGER NOT NULL,
+    outcome SMALLINT NOT NULL,
+    messages BIGINT NOT NULL,
+    first_day INTEGER NOT NULL,
+    last_day INTEGER NOT NULL,
+    PRIMARY KEY (ip_id, period, org_id, outcome)
+);
+CREATE INDEX rollup_src_org_month_org_id_period_idx ON rollup_src_org_month (org_id, period);
 CREATE TABLE rollup_src_domain_day (
     domain_id INTEGER NOT NULL,
     period INTEGER NOT NULL,
-    ip BYTEA NOT NULL,
+    ip_id INTEGER NOT NULL,
     policy SMALLINT NOT NULL,
     matched SMALLINT NOT NULL,
     outcome SMALLINT NOT NULL,
     messages BIGINT NOT NULL,
-    PRIMARY KEY (domain_id, period, ip, policy, matched, outcome)
+    PRIMARY KEY (domain_id, period, ip_id, policy, matched, outcome)
 );
-CREATE INDEX rollup_src_domain_day_ip_period_idx ON rollup_src_domain_day (ip, period);
+CREATE INDEX rollup_src_domain_day_ip_id_period_idx ON rollup_src_domain_day (ip_id, period);
 CREATE TABLE rollup_src_domain_month (
     domain_id INTEGER NOT NULL,
     period INTEGER NOT NULL,
-    ip BYTEA NOT NULL,
+    ip_id INTEGER NOT NULL,
     policy SMALLINT NOT NULL,
     matched SMALLINT NOT NULL,
     outcome SMALLINT NOT NULL,
     messages BIGINT NOT NULL,
     first_day INTEGER NOT NULL,
     last_day INTEGER NOT NULL,
-    PRIMARY KEY (domain_id, period, ip, policy, matched, outcome)
+    PRIMARY KEY (domain_id, period, ip_id, policy, matched, outcome)
 );
-CREATE INDEX rollup_src_domain_month_ip_period_idx ON rollup_src_domain_month (ip, period);
+CREATE INDEX rollup_src_domain_month_ip_id_period_idx ON rollup_src_domain_month (ip_id, period);
 CREATE TABLE rollup_src_full_day (
     domain_id INTEGER NOT NULL,
     period INTEGER NOT NULL,
     org_id INTEGER NOT NULL,
-    ip BYTEA NOT NULL,
+    ip_id INTEGER NOT NULL,
     policy SMALLINT NOT NULL,
     matched SMALLINT NOT NULL,
     outcome SMALLINT NOT NULL,
     messages BIGINT NOT NULL,
-    PRIMARY KEY (domain_id, period, org_id, ip, policy, matched, outcome)
+    PRIMARY KEY (domain_id, period, org_id, ip_id, policy, matched, outcome)
 );
 CREATE INDEX rollup_src_full_day_org_id_period_idx ON rollup_src_full_day (org_id, period);
-CREATE INDEX rollup_src_full_day_ip_period_idx ON rollup_src_full_day (ip, period);
+CREATE INDEX rollup_src_full_day_ip_id_domain_id_period_idx ON rollup_src_full_day (ip_id, domain_id, period);
 CREATE TABLE rollup_src_full_month (
     domain_id INTEGER NOT NULL,
     period INTEGER NOT NULL,
     org_id INTEGER NOT NULL,
-    ip BYTEA NOT NULL,
+    ip_id INTEGER NOT NULL,
     policy SMALLINT NOT NULL,
     matched SMALLINT NOT NULL,
     outcome SMALLINT NOT NULL,
     messages BIGINT NOT NULL,
     first_day INTEGER NOT NULL,
     last_day INTEGER NOT NULL,
-    PRIMARY KEY (domain_id, period, org_id, ip, policy, matched, outcome)
+    PRIMARY KEY (domain_id, period, org_id, ip_id, policy, matched, outcome)
 );
 CREATE INDEX rollup_src_full_month_org_id_period_idx ON rollup_src_full_month (org_id, period);
-CREATE INDEX rollup_src_full_month_ip_period_idx ON rollup_src_full_month (ip, period);
+CREATE INDEX rollup_src_full_month_ip_id_domain_id_period_idx ON rollup_src_full_month (ip_id, domain_id, period);
 CREATE TABLE rollup_rep_domain_day (
     domain_id INTEGER NOT NULL,
     period INTEGER NOT NULL,
@@ -212,8 +238,28 @@ CREATE TABLE rollup_rep_full_month (
     PRIMARY KEY (domain_id, period, org_id, mask)
 );
 CREATE INDEX rollup_rep_full_month_org_id_period_idx ON rollup_rep_full_month (org_id, period);
+CREATE TABLE rollup_rep_src_day (
+    ip_id INTEGER NOT NULL,
+    period INTEGER NOT NULL,
+    domain_id INTEGER NOT NULL,
+    org_id INTEGER NOT NULL,
+    mask BIGINT NOT NULL,
+    reports BIGINT NOT NULL,
+    PRIMARY KEY (ip_id, period, domain_id, org_id, mask)
+);
+CREATE TABLE rollup_rep_src_month (
+    ip_id INTEGER NOT NULL,
+    period INTEGER NOT NULL,
+    domain_id INTEGER NOT NULL,
+    org_id INTEGER NOT NULL,
+    mask BIGINT NOT NULL,
+    reports BIGINT NOT NULL,
+    PRIMARY KEY (ip_id, period, domain_id, org_id, mask)
+);
 
 -- +goose Down
+DROP TABLE rollup_rep_src_month;
+DROP TABLE rollup_rep_src_day;
 DROP TABLE rollup_rep_full_month;
 DROP TABLE rollup_rep_full_day;
 DROP TABLE rollup_rep_org_month;
@@ -224,6 +270,8 @@ DROP TABLE rollup_src_full_month;
 DROP TABLE rollup_src_full_day;
 DROP TABLE rollup_src_domain_month;
 DROP TABLE rollup_src_domain_day;
+DROP TABLE rollup_src_org_month;
+DROP TABLE rollup_src_org_day;
 DROP TABLE rollup_src_month;
 DROP TABLE rollup_src_day;
 DROP TABLE rollup_full_month;
@@ -235,5 +283,6 @@ DROP TABLE rollup_org_day;
 DROP TABLE rollup_all_month;
 DROP TABLE rollup_all_day;
 DROP TABLE rollup_applied;
+DROP TABLE rollup_ips;
 DROP TABLE rollup_orgs;
 DROP TABLE rollup_domains;

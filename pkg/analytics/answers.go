@@ -215,7 +215,7 @@ func (e *engine) byOutcome(ctx context.Context, s scope) ([rollup.Outcomes]int64
 		return out, err
 	}
 	q := e.newQuery().w("SELECT outcome, SUM(messages) FROM ")
-	e.rows(q, f, s, []string{"outcome", "messages"}, false, nil)
+	e.rows(q, f, s, []string{"outcome", "messages"}, monthsNet, nil)
 	q.w(" GROUP BY outcome")
 	err = e.each(ctx, q, func(r *sql.Rows) error {
 		var o int8
@@ -253,7 +253,9 @@ func (e *engine) summary(ctx context.Context, s scope) (Summary, error) {
 	if out.Sources, err = e.distinctSources(ctx, s); err != nil {
 		return out, err
 	}
-	if s.hasIP() {
+	if s.hasIP() && s.ipID == 0 {
+		// Several addresses: a report with records from two of them must count once, which
+		// the per-source report rollups cannot tell.
 		out.TotalReports, out.Domains, out.Reporters, err = e.rawReportCounts(ctx, s)
 		return out, err
 	}
@@ -269,8 +271,9 @@ func (e *engine) distinctSources(ctx context.Context, s scope) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	q := e.newQuery().w("SELECT COUNT(DISTINCT ip) FROM ")
-	e.rows(q, f, s, []string{"ip"}, false, nil)
+	q := e.newQuery().w("SELECT COUNT(*) FROM (SELECT ip_id FROM ")
+	e.rows(q, f, s, []string{"ip_id", "messages"}, monthsNet, nil)
+	q.w(" GROUP BY ip_id HAVING SUM(messages) > 0) AS x")
 	var n int64
 	err = e.each(ctx, q, func(r *sql.Rows) error { return r.Scan(&n) })
 	return n, err
@@ -282,8 +285,9 @@ func (e *engine) reportCounts(ctx context.Context, s scope, dim rollup.Dim, col 
 	if err != nil {
 		return 0, 0, err
 	}
-	q := e.newQuery().w("SELECT COALESCE(SUM(reports), 0), COUNT(DISTINCT " + col + ") FROM ")
-	e.rows(q, f, s, []string{col, "reports"}, false, nil)
+	q := e.newQuery().w("SELECT COALESCE(SUM(n), 0), COUNT(*) FROM (SELECT " + col + ", SUM(reports) AS n FROM ")
+	e.rows(q, f, s, []string{col, "reports"}, monthsNet, nil)
+	q.w(" GROUP BY " + col + " HAVING SUM(reports) > 0) AS x")
 	err = e.each(ctx, q, func(r *sql.Rows) error { return r.Scan(&reports, &distinct) })
 	return reports, distinct, err
 }
@@ -373,7 +377,11 @@ func (e *engine) daily(ctx context.Context, s scope, dayOnly bool) (map[int32]*[
 		return nil, err
 	}
 	q := e.newQuery().w("SELECT period, outcome, SUM(messages) FROM ")
-	e.rows(q, f, s, []string{"period", "outcome", "messages"}, dayOnly, nil)
+	tiers := monthsNet
+	if dayOnly {
+		tiers = daysOnly
+	}
+	e.rows(q, f, s, []string{"period", "outcome", "messages"}, tiers, nil)
 	q.w(" GROUP BY period, outcome")
 	err = e.each(ctx, q, func(r *sql.Rows) error {
 		var p int32
@@ -551,24 +559,23 @@ func (e *engine) sources(ctx context.Context, s scope, page, limit int) (List[So
 	if err != nil {
 		return out, err
 	}
-	q := e.newQuery().w("SELECT ip, SUM(messages) AS m, " + caseSum(rollup.DMARCPass) + ", " + caseSum(rollup.DKIMPass) + ", " +
-		caseSum(rollup.SPFPass) + ", MIN(first_day), MAX(last_day), COUNT(*) OVER () FROM ")
-	e.rows(q, f, s, []string{"ip", "outcome", "messages", "first_day", "last_day"}, false, nil)
-	q.w(" GROUP BY ip ORDER BY m DESC, ip LIMIT ").arg(int64(limit)).w(" OFFSET ").arg(int64((page - 1) * limit))
-	var ips [][]byte
+	// Rank by messages alone (one sum per row); the page's details come after, for its few
+	// sources only.
+	q := e.newQuery().w("SELECT a.ip_id, i.ip, a.m, a.total FROM (SELECT ip_id, SUM(messages) AS m, COUNT(*) OVER () AS total FROM ")
+	e.rows(q, f, s, []string{"ip_id", "messages"}, monthsNet, nil)
+	q.w(" GROUP BY ip_id HAVING SUM(messages) > 0) AS a JOIN rollup_ips i ON i.id = a.ip_id ORDER BY a.m DESC, i.ip LIMIT ").
+		arg(int64(limit)).w(" OFFSET ").arg(int64((page - 1) * limit))
+	var ids []int32
 	err = e.each(ctx, q, func(r *sql.Rows) error {
+		var id int32
 		var ip []byte
 		var it Source
-		var first, last int32
-		if err := r.Scan(&ip, &it.Messages, &it.DMARCPassMessages, &it.DKIMPassMessages, &it.SPFPassMessages, &first, &last, &out.Total); err != nil {
+		if err := r.Scan(&id, &ip, &it.Messages, &out.Total); err != nil {
 			return err
 		}
 		it.SourceIP = ipString(ip)
-		it.DMARCFailMessages = it.Messages - it.DMARCPassMessages
-		it.DMARCPassRate = rate(it.DMARCPassMessages, it.Messages)
-		it.FirstSeen, it.LastSeen = dayString(first), dayString(last)
 		out.Items = append(out.Items, it)
-		ips = append(ips, slices.Clone(ip))
+		ids = append(ids, id)
 		return nil
 	})
 	if err != nil {
@@ -580,33 +587,100 @@ func (e *engine) sources(ctx context.Context, s scope, page, limit int) (List[So
 		}
 		return out, err
 	}
-	reporters, err := e.reportersOf(ctx, s, ips)
+	results, err := e.sourceResults(ctx, f, s, ids)
 	if err != nil {
 		return out, err
 	}
-	for i := range out.Items {
-		out.Items[i].Reporters = reporters[out.Items[i].SourceIP]
+	reporters, err := e.reportersOf(ctx, s, ids)
+	if err != nil {
+		return out, err
+	}
+	seen, err := e.firstLastSeen(ctx, f, s, ids)
+	if err != nil {
+		return out, err
+	}
+	for i, id := range ids {
+		it := &out.Items[i]
+		if by := results[id]; by != nil {
+			for o, n := range by {
+				if rollup.DMARCPass(int8(o)) {
+					it.DMARCPassMessages += n
+				}
+				if rollup.DKIMPass(int8(o)) {
+					it.DKIMPassMessages += n
+				}
+				if rollup.SPFPass(int8(o)) {
+					it.SPFPassMessages += n
+				}
+			}
+		}
+		it.DMARCFailMessages = it.Messages - it.DMARCPassMessages
+		it.DMARCPassRate = rate(it.DMARCPassMessages, it.Messages)
+		it.Reporters = reporters[id]
+		it.FirstSeen, it.LastSeen = dayString(seen[id][0]), dayString(seen[id][1])
 	}
 	return out, nil
 }
 
-// reportersOf counts the distinct reporters that saw each of ips in the scope.
-func (e *engine) reportersOf(ctx context.Context, s scope, ips [][]byte) (map[string]int64, error) {
+// sourceResults sums the messages of each of ids per outcome.
+func (e *engine) sourceResults(ctx context.Context, f *rollup.Family, s scope, ids []int32) (map[int32]*[rollup.Outcomes]int64, error) {
+	q := e.newQuery().w("SELECT ip_id, outcome, SUM(messages) FROM ")
+	e.rows(q, f, s, []string{"ip_id", "outcome", "messages"}, monthsNet, ids)
+	q.w(" GROUP BY ip_id, outcome")
+	out := map[int32]*[rollup.Outcomes]int64{}
+	err := e.each(ctx, q, func(r *sql.Rows) error {
+		var id int32
+		var o int8
+		var n int64
+		if err := r.Scan(&id, &o, &n); err != nil {
+			return err
+		}
+		if out[id] == nil {
+			out[id] = new([rollup.Outcomes]int64)
+		}
+		if o >= 0 && o < rollup.Outcomes {
+			out[id][o] += n
+		}
+		return nil
+	})
+	return out, err
+}
+
+// firstLastSeen finds the first and last day with messages of each of ids in the scope: from
+// month rows wholly inside the window and day rows at its edges, for these few sources.
+func (e *engine) firstLastSeen(ctx context.Context, f *rollup.Family, s scope, ids []int32) (map[int32][2]int32, error) {
+	q := e.newQuery().w("SELECT ip_id, MIN(first_day), MAX(last_day) FROM ")
+	e.rows(q, f, s, []string{"ip_id", "first_day", "last_day"}, monthsExact, ids)
+	q.w(" GROUP BY ip_id")
+	out := map[int32][2]int32{}
+	err := e.each(ctx, q, func(r *sql.Rows) error {
+		var id, first, last int32
+		if err := r.Scan(&id, &first, &last); err != nil {
+			return err
+		}
+		out[id] = [2]int32{first, last}
+		return nil
+	})
+	return out, err
+}
+
+// reportersOf counts the distinct reporters that saw each of ids in the scope.
+func (e *engine) reportersOf(ctx context.Context, s scope, ids []int32) (map[int32]int64, error) {
 	f, err := pick(rollup.Messages, s, rollup.DimIP|rollup.DimOrg)
 	if err != nil {
 		return nil, err
 	}
-	q := e.newQuery().w("SELECT ip, COUNT(DISTINCT org_id) FROM ")
-	e.rows(q, f, s, []string{"ip", "org_id"}, false, ips)
-	q.w(" GROUP BY ip")
-	out := map[string]int64{}
+	q := e.newQuery().w("SELECT ip_id, COUNT(*) FROM (SELECT ip_id, org_id FROM ")
+	e.rows(q, f, s, []string{"ip_id", "org_id", "messages"}, monthsNet, ids)
+	q.w(" GROUP BY ip_id, org_id HAVING SUM(messages) > 0) AS x GROUP BY ip_id")
+	out := map[int32]int64{}
 	err = e.each(ctx, q, func(r *sql.Rows) error {
-		var ip []byte
+		var id int32
 		var n int64
-		if err := r.Scan(&ip, &n); err != nil {
+		if err := r.Scan(&id, &n); err != nil {
 			return err
 		}
-		out[ipString(ip)] = n
+		out[id] = n
 		return nil
 	})
 	return out, err
@@ -622,8 +696,8 @@ func (e *engine) topOrganizations(ctx context.Context, s scope, page, limit int)
 		return out, err
 	}
 	q := e.newQuery().w("SELECT org_id, SUM(messages), " + caseSum(rollup.DMARCPass) + " FROM ")
-	e.rows(q, f, s, []string{"org_id", "outcome", "messages"}, false, nil)
-	q.w(" GROUP BY org_id")
+	e.rows(q, f, s, []string{"org_id", "outcome", "messages"}, monthsNet, nil)
+	q.w(" GROUP BY org_id HAVING SUM(messages) > 0")
 	type row struct {
 		id        int32
 		msgs, pas int64
@@ -678,8 +752,8 @@ func (e *engine) policy(ctx context.Context, s scope, page, size int) (List[Poli
 		return out, err
 	}
 	q := e.newQuery().w("SELECT domain_id, policy, matched, SUM(messages) FROM ")
-	e.rows(q, f, s, []string{"domain_id", "policy", "matched", "messages"}, false, nil)
-	q.w(" GROUP BY domain_id, policy, matched")
+	e.rows(q, f, s, []string{"domain_id", "policy", "matched", "messages"}, monthsNet, nil)
+	q.w(" GROUP BY domain_id, policy, matched HAVING SUM(messages) > 0")
 	doms := map[int32]*PolicyDomain{}
 	shares := map[int32]map[int8]*PolicyShare{}
 	err = e.each(ctx, q, func(r *sql.Rows) error {

@@ -211,7 +211,7 @@ func describe(b *testing.B, e *benchEnv) *benchEnv {
 	db.Raw(`SELECT d.name FROM rollup_domain_month m JOIN rollup_domains d ON d.id = m.domain_id
 		GROUP BY d.name ORDER BY SUM(m.messages) DESC LIMIT 1`).Scan(&dom)
 	var ip struct{ IP []byte }
-	db.Raw(`SELECT ip FROM rollup_src_month GROUP BY ip ORDER BY SUM(messages) DESC LIMIT 1`).Scan(&ip)
+	db.Raw(`SELECT i.ip FROM rollup_src_month m JOIN rollup_ips i ON i.id = m.ip_id GROUP BY i.ip ORDER BY SUM(m.messages) DESC LIMIT 1`).Scan(&ip)
 	db.Raw(`SELECT COUNT(*) FROM records`).Scan(&e.records)
 	e.domain, e.topIP = dom.Name, netip.AddrFrom16([16]byte(ip.IP)).Unmap().String()
 	b.Logf("%s: %d records; data to %s; biggest domain %s, biggest source %s", e.name, e.records, e.now.Format(time.DateOnly), e.domain, e.topIP)

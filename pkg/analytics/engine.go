@@ -49,10 +49,13 @@ func (w window) empty() bool { return w.hasFrom && w.hasTo && w.from >= w.to }
 // scope is a filter resolved for the rollup tables.
 type scope struct {
 	win      window
-	domainID int32 // 0: all domains
-	orgID    int32 // 0: all reporters
-	ipLo     []byte
+	domainID int32  // 0: all domains
+	orgID    int32  // 0: all reporters
+	ipLo     []byte // an IP filter's bounds (16-byte form), nil without one
 	ipHi     []byte
+	// ipID is the one known address inside the IP filter; 0 when it holds several (the
+	// filter then selects ids by address range).
+	ipID     int32
 	outcomes []int8 // nil: every outcome
 	// none: the filter names a domain or reporter without any rollup: nothing matches.
 	none bool
@@ -123,7 +126,33 @@ func (e *engine) resolve(ctx context.Context, f store.Filter) (scope, error) {
 	if f.SourceIP.IsValid() && f.SourceRange.IsValid() && !f.SourceRange.Contains(f.SourceIP.Unmap()) {
 		s.none = true
 	}
+	if s.ipLo != nil && !s.none {
+		ids, err := e.ipIDs(ctx, s.ipLo, s.ipHi)
+		if err != nil {
+			return s, err
+		}
+		switch len(ids) {
+		case 0:
+			s.none = true
+		case 1:
+			s.ipID = ids[0]
+		}
+	}
 	return s, nil
+}
+
+// ipIDs returns the ids of up to two known addresses in [lo, hi]: enough to tell none, one
+// and several apart.
+func (e *engine) ipIDs(ctx context.Context, lo, hi []byte) ([]int32, error) {
+	q := e.newQuery().w("SELECT id FROM rollup_ips WHERE ip BETWEEN ").arg(lo).w(" AND ").arg(hi).w(" ORDER BY ip LIMIT 2")
+	var ids []int32
+	err := e.each(ctx, q, func(r *sql.Rows) error {
+		var id int32
+		err := r.Scan(&id)
+		ids = append(ids, id)
+		return err
+	})
+	return ids, err
 }
 
 // dimID looks a domain or org id up; 0 when it has no rollups yet. Only found ids are cached.
@@ -228,45 +257,118 @@ func (q *sqlb) arg(v any) *sqlb {
 	return q
 }
 
-// rows writes a derived table "(SELECT cols FROM month tier … UNION ALL SELECT cols FROM day
-// tier …) AS t" with the family's rows in the scope: whole months inside the window from the
-// month table, the days at its edges (or the whole window when dayOnly) from the day table.
-// cols may name family columns, period, and first_day/last_day (a day row's own day).
-// ipIn, when set, keeps only those addresses.
-func (e *engine) rows(q *sqlb, f *rollup.Family, s scope, cols []string, dayOnly bool, ipIn [][]byte) {
-	w := s.win
+// tiering says how rows may cover a window with month and day tables.
+type tiering int
+
+const (
+	// daysOnly reads the day table only (daily series).
+	daysOnly tiering = iota
+	// monthsExact reads whole months inside the window from the month table and the days at
+	// its edges from the day table: every row lies inside the window, so first_day/last_day
+	// are exact.
+	monthsExact
+	// monthsNet may also take a month that sticks out of the window whole and subtract the
+	// days outside (their measure negated), when that reads fewer rows. Only sums are exact:
+	// the caller adds the measure up and drops groups whose sum is zero.
+	monthsNet
+)
+
+// monthCost is what reading one month's rows costs, in days' rows (a month table holds about
+// a week's worth of day rows: sources recur).
+const monthCost = 8
+
+// span is a range of periods [lo, hi), either end open.
+type span struct {
+	lo, hi       int32
+	hasLo, hasHi bool
+}
+
+// plan cuts a window into a month range plus day ranges to add and to subtract.
+type plan struct {
+	months   *span
+	add, sub []span
+}
+
+func planWindow(w window, t tiering) plan {
+	all := span{lo: w.from, hi: w.to, hasLo: w.hasFrom, hasHi: w.hasTo}
+	if t == daysOnly {
+		return plan{add: []span{all}}
+	}
+	var p plan
+	m := span{lo: w.from, hi: w.to, hasLo: w.hasFrom, hasHi: w.hasTo}
+	if w.hasFrom && w.hasTo && rollup.MonthOf(w.from) == rollup.MonthOf(w.to-1) {
+		// Inside one month: its days, or the month less the days around the window.
+		ms, me := rollup.MonthOf(w.from), rollup.NextMonth(w.from)
+		if t == monthsNet && monthCost+(w.from-ms)+(me-w.to) < w.to-w.from {
+			p.months = &span{lo: ms, hi: me, hasLo: true, hasHi: true}
+			p.sub = nonEmpty(span{lo: ms, hi: w.from, hasLo: true, hasHi: true}, span{lo: w.to, hi: me, hasLo: true, hasHi: true})
+			return p
+		}
+		return plan{add: []span{all}}
+	}
+	if w.hasFrom && rollup.MonthOf(w.from) != w.from {
+		ms, next := rollup.MonthOf(w.from), rollup.NextMonth(w.from)
+		if t == monthsNet && monthCost+(w.from-ms) < next-w.from {
+			m.lo = ms
+			p.sub = append(p.sub, span{lo: ms, hi: w.from, hasLo: true, hasHi: true})
+		} else {
+			m.lo = next
+			p.add = append(p.add, span{lo: w.from, hi: next, hasLo: true, hasHi: true})
+		}
+	}
+	if w.hasTo && rollup.MonthOf(w.to) != w.to {
+		ms, next := rollup.MonthOf(w.to), rollup.NextMonth(w.to)
+		if t == monthsNet && monthCost+(next-w.to) < w.to-ms {
+			m.hi = next
+			p.sub = append(p.sub, span{lo: w.to, hi: next, hasLo: true, hasHi: true})
+		} else {
+			m.hi = ms
+			p.add = append(p.add, span{lo: ms, hi: w.to, hasLo: true, hasHi: true})
+		}
+	}
+	if !m.hasLo || !m.hasHi || m.lo < m.hi {
+		p.months = &m
+	}
+	return p
+}
+
+func nonEmpty(spans ...span) []span {
+	var out []span
+	for _, s := range spans {
+		if s.lo < s.hi {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// isMeasure: columns summed (negated in subtracted rows).
+func isMeasure(c string) bool { return c == "messages" || c == "reports" }
+
+// rows writes a derived table "(SELECT cols FROM … UNION ALL …) AS t" with the family's rows
+// for the scope's window, cut by planWindow. cols may name family columns, period, and
+// first_day/last_day (a day row's own day; not with monthsNet). ipIn, when set, keeps only
+// those source ids.
+func (e *engine) rows(q *sqlb, f *rollup.Family, s scope, cols []string, t tiering, ipIn []int32) {
+	p := planWindow(s.win, t)
 	type part struct {
-		table      string
-		month      bool
-		lo, hi     int32
-		hasLo, has bool
+		table string
+		month bool
+		neg   bool
+		sp    span
 	}
 	var parts []part
-	if dayOnly {
-		parts = append(parts, part{table: f.Day(), lo: w.from, hi: w.to, hasLo: w.hasFrom, has: w.hasTo})
-	} else {
-		// Months [m1, m2) lie wholly inside the window.
-		m1, m2 := w.from, w.to
-		if w.hasFrom && rollup.MonthOf(w.from) != w.from {
-			m1 = rollup.NextMonth(w.from)
-		}
-		if w.hasTo {
-			m2 = rollup.MonthOf(w.to)
-		}
-		if w.hasFrom && w.hasTo && m1 >= m2 {
-			parts = append(parts, part{table: f.Day(), lo: w.from, hi: w.to, hasLo: true, has: true})
-		} else {
-			parts = append(parts, part{table: f.Month(), month: true, lo: m1, hi: m2, hasLo: w.hasFrom, has: w.hasTo})
-			if w.hasFrom && w.from < m1 {
-				parts = append(parts, part{table: f.Day(), lo: w.from, hi: m1, hasLo: true, has: true})
-			}
-			if w.hasTo && m2 < w.to {
-				parts = append(parts, part{table: f.Day(), lo: m2, hi: w.to, hasLo: true, has: true})
-			}
-		}
+	if p.months != nil {
+		parts = append(parts, part{table: f.Month(), month: true, sp: *p.months})
+	}
+	for _, sp := range p.add {
+		parts = append(parts, part{table: f.Day(), sp: sp})
+	}
+	for _, sp := range p.sub {
+		parts = append(parts, part{table: f.Day(), neg: true, sp: sp})
 	}
 	q.w("(")
-	for i, p := range parts {
+	for i, pt := range parts {
 		if i > 0 {
 			q.w(" UNION ALL ")
 		}
@@ -275,18 +377,21 @@ func (e *engine) rows(q *sqlb, f *rollup.Family, s scope, cols []string, dayOnly
 			if j > 0 {
 				q.w(", ")
 			}
-			if (c == "first_day" || c == "last_day") && !p.month {
+			switch {
+			case (c == "first_day" || c == "last_day") && !pt.month:
 				q.w("period AS " + c)
-			} else {
+			case pt.neg && isMeasure(c):
+				q.w("-" + c + " AS " + c)
+			default:
 				q.w(c)
 			}
 		}
-		q.w(" FROM " + p.table + " WHERE 1=1")
-		if p.hasLo {
-			q.w(" AND period >= ").arg(int64(p.lo))
+		q.w(" FROM " + pt.table + " WHERE 1=1")
+		if pt.sp.hasLo {
+			q.w(" AND period >= ").arg(int64(pt.sp.lo))
 		}
-		if p.has {
-			q.w(" AND period < ").arg(int64(p.hi))
+		if pt.sp.hasHi {
+			q.w(" AND period < ").arg(int64(pt.sp.hi))
 		}
 		e.filters(q, f, s, ipIn)
 	}
@@ -294,29 +399,21 @@ func (e *engine) rows(q *sqlb, f *rollup.Family, s scope, cols []string, dayOnly
 }
 
 // filters narrows one tier's rows by the scope's dimensions.
-func (e *engine) filters(q *sqlb, f *rollup.Family, s scope, ipIn [][]byte) {
+func (e *engine) filters(q *sqlb, f *rollup.Family, s scope, ipIn []int32) {
 	if s.domainID != 0 {
 		q.w(" AND domain_id = ").arg(int64(s.domainID))
 	}
 	if s.orgID != 0 {
 		q.w(" AND org_id = ").arg(int64(s.orgID))
 	}
-	if s.ipLo != nil {
-		if string(s.ipLo) == string(s.ipHi) {
-			q.w(" AND ip = ").arg(s.ipLo)
-		} else {
-			q.w(" AND ip BETWEEN ").arg(s.ipLo).w(" AND ").arg(s.ipHi)
-		}
+	switch {
+	case s.ipID != 0:
+		q.w(" AND ip_id = ").arg(int64(s.ipID))
+	case s.ipLo != nil:
+		q.w(" AND ip_id IN (SELECT id FROM rollup_ips WHERE ip BETWEEN ").arg(s.ipLo).w(" AND ").arg(s.ipHi).w(")")
 	}
 	if len(ipIn) > 0 {
-		q.w(" AND ip IN (")
-		for i, ip := range ipIn {
-			if i > 0 {
-				q.w(", ")
-			}
-			q.arg(ip)
-		}
-		q.w(")")
+		q.w(" AND ip_id IN (" + idList(ipIn) + ")")
 	}
 	if s.outcomes != nil {
 		if f.Kind == rollup.Reports {
@@ -325,6 +422,14 @@ func (e *engine) filters(q *sqlb, f *rollup.Family, s scope, ipIn [][]byte) {
 			q.w(" AND outcome IN (" + codeList(s.outcomes) + ")")
 		}
 	}
+}
+
+func idList(ids []int32) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(int(id))
+	}
+	return strings.Join(parts, ",")
 }
 
 func codeList(codes []int8) string {

@@ -34,6 +34,8 @@ func filterMatrix(rng *rand.Rand) []url.Values {
 		v("start", "2024-04-01", "end", "2024-05-31"), v("start", "2024-03-15", "end", "2024-06-10"),
 		v("start", "2024-05-10", "end", "2024-05-10"), v("start", "2024-05-01T12:00:00Z", "end", "2024-05-12T06:00:00Z"),
 		v("start", "2021-01-01", "end", "2021-12-31"), v("start", "2024-06-01", "end", "2024-06-05"),
+		// Edges taken as whole months less the days outside (see planWindow).
+		v("start", "2024-03-09", "end", "2024-06-21"), v("end", "2024-06-27"), v("start", "2024-02-03", "end", "2024-02-26"),
 		v("domain", "acme0.example"), v("domain", "ACME0.example."), v("domain", "nobody.example"),
 		v("org_name", "google.com"), v("org_name", " Quirky REPORTER "), v("org_name", "nobody"),
 		v("dkim_result", "pass"), v("dkim_result", "fail"), v("spf_result", "fail"), v("disposition", "quarantine"),
@@ -43,6 +45,9 @@ func filterMatrix(rng *rand.Rand) []url.Values {
 		v("source_ip_range", "2001:db8:4860::/48"), v("source_ip_range", "2001:db8:4860:1::5/128"), v("source_ip_range", "::/0"),
 		v("source_ip_range", "::ffff:192.0.2.0/120"), v("source_ip", "192.0.2.1", "source_ip_range", "192.0.2.0/24"),
 		v("source_ip", "192.0.2.1", "source_ip_range", "10.0.0.0/8"),
+		// One address with record filters: its own records' results decide, not the report's.
+		v("source_ip", "192.0.2.1", "dkim_result", "pass"), v("source_ip", "2001:db8:4860:1::5", "spf_result", "pass"),
+		v("source_ip_range", "192.0.2.1/32", "disposition", "reject", "start", "2024-05-01"),
 		v("domain", "acme0.example", "days", "90", "dkim_result", "fail"),
 		v("domain", "globex1.example", "org_name", "Quirky Reporter", "start", "2024-05-01"),
 		v("org_name", "google.com", "source_ip_range", "192.0.2.0/24", "days", "100"),

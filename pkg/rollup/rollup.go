@@ -37,11 +37,12 @@ type Rollup struct {
 	cache   *gencache.Cache
 	log     *slog.Logger
 	now     func() time.Time
+	maxHeld int // rows a batch holds in memory before writing them
 }
 
 // New maintains st's rollups and invalidates cache (may be nil) for the domains they change.
 func New(st *store.Store, cache *gencache.Cache, log *slog.Logger) *Rollup {
-	return &Rollup{st: st, db: st.DB(), dialect: st.Dialect(), cache: cache, log: log, now: time.Now}
+	return &Rollup{st: st, db: st.DB(), dialect: st.Dialect(), cache: cache, log: log, now: time.Now, maxHeld: maxHeld}
 }
 
 // batchReports bounds the reports applied in one transaction. SQLite has one writer at a time,
@@ -131,15 +132,24 @@ func (r *Rollup) applyBatch(ctx context.Context, ids []int64) ([]string, error) 
 		if err != nil {
 			return err
 		}
-		dims, err := resolveDims(tx, reps)
+		dims, err := resolveDims(ctx, tx, r.dialect, reps, recs)
 		if err != nil {
 			return err
 		}
-		acc := newAccumulator()
-		for _, rep := range reps {
-			acc.addReport(rep, dims, recs[rep.ID])
+		// Rows are added, so a batch may be written in parts: a long report over many sources
+		// (years of days) must not hold millions of rows in memory.
+		acc := newAccumulator(r.maxHeld)
+		flush := func() error {
+			err := r.upsert(ctx, tx, acc)
+			acc.reset()
+			return err
 		}
-		if err := r.upsert(ctx, tx, acc); err != nil {
+		for _, rep := range reps {
+			if err := acc.addReport(rep, dims, recs[rep.ID], flush); err != nil {
+				return err
+			}
+		}
+		if err := flush(); err != nil {
 			return err
 		}
 		seen := map[string]bool{}
@@ -258,16 +268,25 @@ func loadRecords(ctx context.Context, tx *gorm.DB, ids []int64) (map[int64][]rec
 	return out, rows.Err()
 }
 
-// dims maps domain names and org keys to the small ids rollup rows carry.
+// dims maps domain names, org keys and source addresses to the small ids rollup rows carry.
 type dims struct {
 	domains map[string]int32
 	orgs    map[string]int32
+	ips     map[[16]byte]int32
 }
 
-// resolveDims finds or creates the ids of the batch's domains and orgs. Ids are never reused
-// or changed, so the query side may cache them.
-func resolveDims(tx *gorm.DB, reps []report) (dims, error) {
-	d := dims{domains: map[string]int32{}, orgs: map[string]int32{}}
+// resolveDims finds or creates the ids of the batch's domains, orgs and sources. Ids are never
+// reused or changed, so the query side may cache them.
+func resolveDims(ctx context.Context, tx *gorm.DB, dialect store.Dialect, reps []report, recs map[int64][]record) (dims, error) {
+	d := dims{domains: map[string]int32{}, orgs: map[string]int32{}, ips: map[[16]byte]int32{}}
+	for _, rs := range recs {
+		for _, r := range rs {
+			d.ips[r.IP] = 0
+		}
+	}
+	if err := resolveIPs(ctx, tx, dialect, d.ips); err != nil {
+		return d, err
+	}
 	orgNames := map[string]string{}
 	for _, r := range reps {
 		d.domains[r.Domain] = 0
@@ -343,7 +362,7 @@ type key struct {
 	period  int32
 	domain  int32
 	org     int32
-	ip      [16]byte
+	ip      int32
 	policy  int8
 	matched int8
 	outcome int8
@@ -352,7 +371,7 @@ type key struct {
 
 func (k key) compare(o key) int {
 	return cmp.Or(cmp.Compare(k.period, o.period), cmp.Compare(k.domain, o.domain), cmp.Compare(k.org, o.org),
-		strings.Compare(string(k.ip[:]), string(o.ip[:])), cmp.Compare(k.policy, o.policy), cmp.Compare(k.matched, o.matched),
+		cmp.Compare(k.ip, o.ip), cmp.Compare(k.policy, o.policy), cmp.Compare(k.matched, o.matched),
 		cmp.Compare(k.outcome, o.outcome), cmp.Compare(k.mask, o.mask))
 }
 
@@ -365,7 +384,7 @@ func (k key) project(f *Family) key {
 		k.org = 0
 	}
 	if !f.Has(DimIP) {
-		k.ip = [16]byte{}
+		k.ip = 0
 	}
 	if !f.Has(DimPolicy) {
 		k.policy, k.matched = 0, 0
@@ -385,27 +404,41 @@ type table struct {
 	rows  map[key]*value
 }
 
-func (t *table) add(k key, n int64, day int32) {
+// add reports whether the row is new.
+func (t *table) add(k key, n int64, day int32) bool {
 	v := t.rows[k]
 	if v == nil {
 		t.rows[k] = &value{n: n, first: day, last: day}
-		return
+		return true
 	}
 	v.n += n
 	v.first, v.last = min(v.first, day), max(v.last, day)
+	return false
 }
 
 type accumulator struct {
 	tables []*table // day and month table of each family, in Families order
 	split  []int64
+	size   int // rows held, all tables
+	max    int
 }
 
-func newAccumulator() *accumulator {
-	a := &accumulator{}
+// maxHeld is how many rows an accumulator holds before they are written.
+const maxHeld = 200_000
+
+func newAccumulator(max int) *accumulator {
+	a := &accumulator{max: max}
 	for _, f := range Families {
 		a.tables = append(a.tables, &table{fam: f, rows: map[key]*value{}}, &table{fam: f, month: true, rows: map[key]*value{}})
 	}
 	return a
+}
+
+func (a *accumulator) reset() {
+	for _, t := range a.tables {
+		clear(t.rows)
+	}
+	a.size = 0
 }
 
 // cell is the finest grain: one report's messages from one source with one outcome and one
@@ -418,23 +451,31 @@ type cell struct {
 
 // addReport adds one report's contribution: its messages spread over its days into every
 // Messages and Sources table, and one report on its first day into every Reports table.
-func (a *accumulator) addReport(rep report, d dims, recs []record) {
+// flush is called between cells when the accumulator holds too many rows.
+func (a *accumulator) addReport(rep report, d dims, recs []record, flush func() error) error {
 	pol := PublishedPolicy{Domain: rep.Domain, P: rep.PolicyP, SP: rep.PolicySP, Pct: rep.PolicyPct, Testing: rep.Testing}
 	base := key{domain: d.domains[rep.Domain], org: d.orgs[rep.OrgKey], policy: PolicyCode(rep.PolicyP)}
 	cells := map[cell]int64{}
 	var mask int64
+	ipMasks := map[int32]int64{} // outcomes of each source's records, for rep_src
 	for _, rec := range recs {
 		o := Outcome(rec.Disposition, rec.DKIM, rec.SPF)
 		mask |= 1 << o
+		ipMasks[d.ips[rec.IP]] |= 1 << o
 		if rec.Count > 0 {
 			cells[cell{ip: rec.IP, outcome: o, matched: pol.Matched(rec.HeaderFrom, o)}] += rec.Count
 		}
 	}
 	span := NewSpan(rep.DateBegin, rep.DateEnd)
 	for c, n := range cells {
+		if a.size > a.max {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		a.split = span.Split(n, TieKey(rep.ID, c.ip, c.outcome, c.matched), a.split)
 		k := base
-		k.ip, k.outcome = c.ip, c.outcome
+		k.ip, k.outcome = d.ips[c.ip], c.outcome
 		if c.matched {
 			k.matched = 1
 		}
@@ -452,21 +493,107 @@ func (a *accumulator) addReport(rep report, d dims, recs []record) {
 				if t.month {
 					pk.period = MonthOf(day)
 				}
-				t.add(pk, m, day)
+				if t.add(pk, m, day) {
+					a.size++
+				}
 			}
 		}
 	}
 	first := DayOf(rep.DateBegin)
-	rk := key{domain: base.domain, org: base.org, mask: mask}
 	for _, t := range a.tables {
 		if t.fam.Kind != Reports {
 			continue
 		}
-		pk := rk.project(t.fam)
-		pk.period = first
+		period := first
 		if t.month {
-			pk.period = MonthOf(first)
+			period = MonthOf(first)
 		}
-		t.add(pk, 1, first)
+		if !t.fam.Has(DimIP) {
+			pk := key{period: period, domain: base.domain, org: base.org, mask: mask}.project(t.fam)
+			if t.add(pk, 1, first) {
+				a.size++
+			}
+			continue
+		}
+		for ip, m := range ipMasks {
+			if t.add(key{period: period, domain: base.domain, org: base.org, ip: ip, mask: m}, 1, first) {
+				a.size++
+			}
+		}
 	}
+	return nil
+}
+
+// resolveIPs finds or creates the ids of the given addresses.
+func resolveIPs(ctx context.Context, tx *gorm.DB, dialect store.Dialect, ids map[[16]byte]int32) error {
+	all := make([][]byte, 0, len(ids))
+	for ip := range ids {
+		all = append(all, ip[:])
+	}
+	slices.SortFunc(all, func(a, b []byte) int { return cmp.Compare(string(a), string(b)) })
+	conn := tx.Statement.ConnPool
+	pg := dialect == store.Postgres
+	// in is the statement text and arguments for a list of addresses.
+	in := func(prefix, each, sep, suffix string, part [][]byte) (string, []any) {
+		if pg {
+			return prefix + "$1" + suffix, []any{part}
+		}
+		args := make([]any, len(part))
+		for i, ip := range part {
+			args[i] = ip
+		}
+		return prefix + strings.TrimSuffix(strings.Repeat(each+sep, len(part)), sep) + suffix, args
+	}
+	lookup := func(part [][]byte) error {
+		q, args := in("SELECT id, ip FROM rollup_ips WHERE ip IN (", "?", ",", ")", part)
+		if pg {
+			q, args = in("SELECT id, ip FROM rollup_ips WHERE ip = ANY(", "", "", ")", part)
+		}
+		rows, err := conn.QueryContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("look up rollup_ips: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int32
+			var ip []byte
+			if err := rows.Scan(&id, &ip); err != nil {
+				return err
+			}
+			ids[[16]byte(ip)] = id
+		}
+		return rows.Err()
+	}
+	const chunk = 500
+	for start := 0; start < len(all); start += chunk {
+		part := all[start:min(start+chunk, len(all))]
+		if err := lookup(part); err != nil {
+			return err
+		}
+		var missing [][]byte
+		for _, ip := range part {
+			if ids[[16]byte(ip)] == 0 {
+				missing = append(missing, ip)
+			}
+		}
+		if len(missing) == 0 {
+			continue
+		}
+		q, args := in("INSERT INTO rollup_ips (ip) VALUES ", "(?)", ",", " ON CONFLICT (ip) DO NOTHING", missing)
+		if pg {
+			q, args = in("INSERT INTO rollup_ips (ip) SELECT unnest(", "", "", "::bytea[]) ORDER BY 1 ON CONFLICT (ip) DO NOTHING", missing)
+		}
+		if _, err := conn.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("add to rollup_ips: %w", err)
+		}
+		if err := lookup(missing); err != nil {
+			return err
+		}
+		for _, ip := range missing {
+			if ids[[16]byte(ip)] == 0 {
+				return fmt.Errorf("rollup_ips: %x has no id after insert", ip)
+			}
+		}
+	}
+	return nil
 }

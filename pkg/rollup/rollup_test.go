@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/synth"
@@ -158,6 +160,17 @@ func TestApplyIdempotentAndConcurrent(t *testing.T) {
 			t.Fatal("applying the same reports again changed the rollups")
 		}
 
+		// Written in parts of a few rows: the same rollups.
+		reset(t, st)
+		parts := rollup.New(st, nil, testenv.Logger())
+		rollup.SetMaxHeld(parts, 50)
+		if err := parts.Apply(ctx, ids); err != nil {
+			t.Fatal(err)
+		}
+		if got := snapshot(t, st); got != once {
+			t.Fatalf("a batch written in parts gave other rollups:\n%s", firstDiff(got, once))
+		}
+
 		// Concurrently, overlapping, in random orders, with catch-ups racing: the same rollups.
 		reset(t, st)
 		rng := rand.New(rand.NewPCG(5, 6))
@@ -267,6 +280,55 @@ func TestHandlers(t *testing.T) {
 		}
 		if err := r.HandleApply(ctx, asynq.NewTask(tasks.TypeRollupApply, []byte("{"))); err == nil || !strings.Contains(err.Error(), "skip retry") {
 			t.Fatalf("bad payload: %v, want a SkipRetry error", err)
+		}
+	})
+}
+
+// A three-year report over many sources is applied quickly, in bounded memory (written in
+// parts), with every message on a day of its period and no message lost or doubled.
+func TestApplyLongReport(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		begin := time.Date(2021, 6, 1, 6, 30, 0, 0, time.UTC)
+		end := begin.AddDate(3, 0, 0)
+		var recs []dmarc.Record
+		var total int64
+		for i := 0; i < 40; i++ {
+			n := int64(1000 + i*37)
+			total += n
+			recs = append(recs, dmarc.Record{SourceIP: netip.AddrFrom4([4]byte{198, 51, byte(i / 250), byte(i % 250)}), Count: n,
+				Disposition: "none", DKIM: "pass", SPF: "fail", HeaderFrom: "long.example"})
+		}
+		sum := sha256.Sum256([]byte(t.Name()))
+		ing, _, err := st.CreateIngest(ctx, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: "long.xml", Source: "test", Size: 1,
+			ReceivedAt: end, Encoding: "identity", Data: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved, err := st.SaveParsed(ctx, ing.ID, []store.Parsed{{Header: &dmarc.Report{OrgName: "Slow Reporter", ReportID: "3y",
+			DateBegin: begin, DateEnd: end, Policy: dmarc.Policy{Domain: "long.example", P: "none"}}, Records: recs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := rollup.New(st, nil, testenv.Logger()).Apply(ctx, []int64{saved[0].ReportID}); err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(start); el > 30*time.Second && !raceEnabled {
+			t.Errorf("a 3-year report of %d sources took %v to apply", len(recs), el)
+		}
+		for _, table := range []string{"rollup_all_day", "rollup_src_full_day", "rollup_src_month", "rollup_domain_month"} {
+			if got := messageTotal(t, st, table); got != total {
+				t.Errorf("%s: %d messages, want %d", table, got, total)
+			}
+		}
+		var days struct{ Lo, Hi, N int64 }
+		st.DB().Raw("SELECT MIN(period) AS lo, MAX(period) AS hi, COUNT(DISTINCT period) AS n FROM rollup_all_day").Scan(&days)
+		if days.Lo != int64(rollup.DayOf(begin)) || days.Hi != int64(rollup.DayOf(end)) || days.N != 1097 {
+			t.Errorf("days %d..%d (%d), want %d..%d (1097)", days.Lo, days.Hi, days.N, rollup.DayOf(begin), rollup.DayOf(end))
 		}
 	})
 }

@@ -81,8 +81,8 @@ func colValue(col string, k key, v *value) any {
 		return int64(k.domain)
 	case "org_id":
 		return int64(k.org)
-	case "ip":
-		return k.ip[:]
+	case "ip_id":
+		return int64(k.ip)
 	case "policy":
 		return int64(k.policy)
 	case "matched":
