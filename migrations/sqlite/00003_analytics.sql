@@ -146,7 +146,7 @@ CREATE TABLE rollup_src_domain_day (
     messages BIGINT NOT NULL,
     PRIMARY KEY (domain_id, period, ip_id, policy, matched, outcome)
 ) WITHOUT ROWID;
-CREATE INDEX rollup_src_domain_day_ip_id_period_idx ON rollup_src_domain_day (ip_id, period);
+CREATE INDEX rollup_src_domain_day_ip_id_domain_id_period_idx ON rollup_src_domain_day (ip_id, domain_id, period);
 CREATE TABLE rollup_src_domain_month (
     domain_id INTEGER NOT NULL,
     period INTEGER NOT NULL,
@@ -159,7 +159,7 @@ CREATE TABLE rollup_src_domain_month (
     last_day INTEGER NOT NULL,
     PRIMARY KEY (domain_id, period, ip_id, policy, matched, outcome)
 ) WITHOUT ROWID;
-CREATE INDEX rollup_src_domain_month_ip_id_period_idx ON rollup_src_domain_month (ip_id, period);
+CREATE INDEX rollup_src_domain_month_ip_id_domain_id_period_idx ON rollup_src_domain_month (ip_id, domain_id, period);
 CREATE TABLE rollup_src_full_day (
     domain_id INTEGER NOT NULL,
     period INTEGER NOT NULL,

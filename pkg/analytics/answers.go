@@ -559,12 +559,14 @@ func (e *engine) sources(ctx context.Context, s scope, page, limit int) (List[So
 	if err != nil {
 		return out, err
 	}
-	// Rank by messages alone (one sum per row); the page's details come after, for its few
-	// sources only.
-	q := e.newQuery().w("SELECT a.ip_id, i.ip, a.m, a.total FROM (SELECT ip_id, SUM(messages) AS m, COUNT(*) OVER () AS total FROM ")
+	// Rank by messages alone (one sum per row). Only the groups at or above the page's last
+	// value are joined to their addresses, for the tie-break by address; the page's details
+	// come after, for its few sources only.
+	q := e.newQuery().w("WITH agg AS (SELECT ip_id, SUM(messages) AS m FROM ")
 	e.rows(q, f, s, []string{"ip_id", "messages"}, monthsNet, nil)
-	q.w(" GROUP BY ip_id HAVING SUM(messages) > 0) AS a JOIN rollup_ips i ON i.id = a.ip_id ORDER BY a.m DESC, i.ip LIMIT ").
-		arg(int64(limit)).w(" OFFSET ").arg(int64((page - 1) * limit))
+	q.w(" GROUP BY ip_id HAVING SUM(messages) > 0) SELECT a.ip_id, i.ip, a.m, (SELECT COUNT(*) FROM agg) FROM agg a JOIN rollup_ips i ON i.id = a.ip_id").
+		w(" WHERE a.m >= COALESCE((SELECT m FROM agg ORDER BY m DESC LIMIT 1 OFFSET ").arg(int64(page*limit - 1)).w("), 0)").
+		w(" ORDER BY a.m DESC, i.ip LIMIT ").arg(int64(limit)).w(" OFFSET ").arg(int64((page - 1) * limit))
 	var ids []int32
 	err = e.each(ctx, q, func(r *sql.Rows) error {
 		var id int32
@@ -587,7 +589,7 @@ func (e *engine) sources(ctx context.Context, s scope, page, limit int) (List[So
 		}
 		return out, err
 	}
-	results, err := e.sourceResults(ctx, f, s, ids)
+	details, err := e.sourceDetails(ctx, f, s, ids)
 	if err != nil {
 		return out, err
 	}
@@ -595,70 +597,59 @@ func (e *engine) sources(ctx context.Context, s scope, page, limit int) (List[So
 	if err != nil {
 		return out, err
 	}
-	seen, err := e.firstLastSeen(ctx, f, s, ids)
-	if err != nil {
-		return out, err
-	}
 	for i, id := range ids {
-		it := &out.Items[i]
-		if by := results[id]; by != nil {
-			for o, n := range by {
-				if rollup.DMARCPass(int8(o)) {
-					it.DMARCPassMessages += n
-				}
-				if rollup.DKIMPass(int8(o)) {
-					it.DKIMPassMessages += n
-				}
-				if rollup.SPFPass(int8(o)) {
-					it.SPFPassMessages += n
-				}
+		it, d := &out.Items[i], details[id]
+		if d == nil {
+			continue
+		}
+		for o, n := range d.by {
+			if rollup.DMARCPass(int8(o)) {
+				it.DMARCPassMessages += n
+			}
+			if rollup.DKIMPass(int8(o)) {
+				it.DKIMPassMessages += n
+			}
+			if rollup.SPFPass(int8(o)) {
+				it.SPFPassMessages += n
 			}
 		}
 		it.DMARCFailMessages = it.Messages - it.DMARCPassMessages
 		it.DMARCPassRate = rate(it.DMARCPassMessages, it.Messages)
 		it.Reporters = reporters[id]
-		it.FirstSeen, it.LastSeen = dayString(seen[id][0]), dayString(seen[id][1])
+		it.FirstSeen, it.LastSeen = dayString(d.first), dayString(d.last)
 	}
 	return out, nil
 }
 
-// sourceResults sums the messages of each of ids per outcome.
-func (e *engine) sourceResults(ctx context.Context, f *rollup.Family, s scope, ids []int32) (map[int32]*[rollup.Outcomes]int64, error) {
-	q := e.newQuery().w("SELECT ip_id, outcome, SUM(messages) FROM ")
-	e.rows(q, f, s, []string{"ip_id", "outcome", "messages"}, monthsNet, ids)
-	q.w(" GROUP BY ip_id, outcome")
-	out := map[int32]*[rollup.Outcomes]int64{}
-	err := e.each(ctx, q, func(r *sql.Rows) error {
-		var id int32
-		var o int8
-		var n int64
-		if err := r.Scan(&id, &o, &n); err != nil {
-			return err
-		}
-		if out[id] == nil {
-			out[id] = new([rollup.Outcomes]int64)
-		}
-		if o >= 0 && o < rollup.Outcomes {
-			out[id][o] += n
-		}
-		return nil
-	})
-	return out, err
+type sourceDetail struct {
+	by          [rollup.Outcomes]int64
+	first, last int32
 }
 
-// firstLastSeen finds the first and last day with messages of each of ids in the scope: from
-// month rows wholly inside the window and day rows at its edges, for these few sources.
-func (e *engine) firstLastSeen(ctx context.Context, f *rollup.Family, s scope, ids []int32) (map[int32][2]int32, error) {
-	q := e.newQuery().w("SELECT ip_id, MIN(first_day), MAX(last_day) FROM ")
-	e.rows(q, f, s, []string{"ip_id", "first_day", "last_day"}, monthsExact, ids)
-	q.w(" GROUP BY ip_id")
-	out := map[int32][2]int32{}
+// sourceDetails sums the messages of each of ids per outcome and finds their first and last
+// day with messages, from month rows wholly inside the window and day rows at its edges (no
+// subtraction, so first and last days are exact), for these few sources.
+func (e *engine) sourceDetails(ctx context.Context, f *rollup.Family, s scope, ids []int32) (map[int32]*sourceDetail, error) {
+	q := e.newQuery().w("SELECT ip_id, outcome, SUM(messages), MIN(first_day), MAX(last_day) FROM ")
+	e.rows(q, f, s, []string{"ip_id", "outcome", "messages", "first_day", "last_day"}, monthsExact, ids)
+	q.w(" GROUP BY ip_id, outcome")
+	out := map[int32]*sourceDetail{}
 	err := e.each(ctx, q, func(r *sql.Rows) error {
 		var id, first, last int32
-		if err := r.Scan(&id, &first, &last); err != nil {
+		var o int8
+		var n int64
+		if err := r.Scan(&id, &o, &n, &first, &last); err != nil {
 			return err
 		}
-		out[id] = [2]int32{first, last}
+		d := out[id]
+		if d == nil {
+			d = &sourceDetail{first: first, last: last}
+			out[id] = d
+		}
+		if o >= 0 && o < rollup.Outcomes {
+			d.by[o] += n
+		}
+		d.first, d.last = min(d.first, first), max(d.last, last)
 		return nil
 	})
 	return out, err

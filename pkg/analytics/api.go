@@ -21,6 +21,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/rollup"
@@ -42,6 +43,10 @@ type API struct {
 	cache *gencache.Cache
 	log   *slog.Logger
 	now   func() time.Time
+	// flight computes each question once however many ask it at the same time: a dashboard
+	// opened by many people, or answers expiring together, would otherwise run the same
+	// heavy queries side by side.
+	flight singleflight.Group
 }
 
 // New builds the API.
@@ -125,21 +130,33 @@ func (a *API) serve(c echo.Context, endpoint string, parse func(echo.Context, *r
 	if ok {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
 	}
-	s, err := a.eng.resolve(ctx, f)
+	// The computation outlives a caller that goes away: others may be waiting for it.
+	v, err, _ := a.flight.Do(f.Domain+"\x00"+key, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), computeTimeout)
+		defer cancel()
+		s, err := a.eng.resolve(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		v, err := compute(ctx, s, req)
+		if err != nil {
+			return nil, err
+		}
+		body, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		a.cache.Put(ctx, ticket, body)
+		return body, nil
+	})
 	if err != nil {
 		return err
 	}
-	v, err := compute(ctx, s, req)
-	if err != nil {
-		return err
-	}
-	body, err = json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	a.cache.Put(ctx, ticket, body)
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, v.([]byte))
 }
+
+// computeTimeout bounds one answer's queries.
+const computeTimeout = time.Minute
 
 func (a *API) summary(c echo.Context) error {
 	return a.serve(c, "summary", nil, func(ctx context.Context, s scope, _ request) (any, error) { return a.eng.summary(ctx, s) })

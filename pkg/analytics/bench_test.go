@@ -306,59 +306,82 @@ func BenchmarkRollupEndpoints(b *testing.B) {
 }
 
 // BenchmarkRollupConcurrent: 200 clients over loopback HTTP on a mix of endpoints and scopes,
-// cached as in production; reports requests/s and latency percentiles.
+// cached as in production; reports requests/s and latency percentiles. cold starts with an
+// empty cache (every answer computed once, concurrent askers waiting for it), warm with every
+// answer cached.
 func BenchmarkRollupConcurrent(b *testing.B) {
 	const clients = 200
 	for _, e := range environments(b) {
-		b.Run(e.name, func(b *testing.B) {
-			srv := httptest.NewServer(newBenchHandler(e, true))
-			defer srv.Close()
-			var targets []string
-			for _, sc := range e.scopes()[:2] {
-				for _, ep := range benchEndpoints {
-					targets = append(targets, srv.URL+ep.path+"?"+sc.query+"&"+ep.extra)
-				}
+		for _, warm := range []bool{false, true} {
+			name := e.name + "/cold"
+			if warm {
+				name = e.name + "/warm"
 			}
-			client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}
-			var mu sync.Mutex
-			lat := make([]time.Duration, 0, b.N)
-			var wg sync.WaitGroup
-			next := make(chan string)
-			b.ResetTimer()
-			start := time.Now()
-			for c := 0; c < clients; c++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					var mine []time.Duration
-					for target := range next {
-						t0 := time.Now()
-						resp, err := client.Get(target)
-						if err != nil {
-							b.Error(err)
-							continue
-						}
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						if resp.StatusCode != http.StatusOK {
-							b.Errorf("%s: %d", target, resp.StatusCode)
-						}
-						mine = append(mine, time.Since(t0))
-					}
-					mu.Lock()
-					lat = append(lat, mine...)
-					mu.Unlock()
-				}()
-			}
-			for i := 0; i < b.N; i++ {
-				next <- targets[i%len(targets)]
-			}
-			close(next)
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-			reportPercentiles(b, lat)
-		})
+			b.Run(name, func(b *testing.B) { concurrent(b, e, clients, warm) })
+		}
 	}
+}
+
+func concurrent(b *testing.B, e *benchEnv, clients int, warm bool) {
+	if err := e.rdb.FlushDB(context.Background()).Err(); err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(newBenchHandler(e, true))
+	defer srv.Close()
+	var targets []string
+	for _, sc := range e.scopes()[:2] {
+		for _, ep := range benchEndpoints {
+			targets = append(targets, srv.URL+ep.path+"?"+sc.query+"&"+ep.extra)
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}
+	if warm {
+		for _, target := range targets {
+			resp, err := client.Get(target)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, b.N)
+	var wg sync.WaitGroup
+	next := make(chan string)
+	b.ResetTimer()
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for target := range next {
+				t0 := time.Now()
+				resp, err := client.Get(target)
+				if err != nil {
+					b.Error(err)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("%s: %d", target, resp.StatusCode)
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	for i := 0; i < b.N; i++ {
+		next <- targets[i%len(targets)]
+	}
+	close(next)
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	reportPercentiles(b, lat)
 }

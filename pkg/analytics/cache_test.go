@@ -3,8 +3,11 @@ package analytics_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -143,6 +146,52 @@ func TestRedisDown(t *testing.T) {
 		}
 		if n := logs.warn.Load() - before; n != 1 {
 			t.Errorf("five requests logged the outage %d times, want once", n)
+		}
+	})
+}
+
+// Many clients asking the same and different questions at once (answers computed once and
+// shared, cached or not) all get the right answer.
+func TestConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		if err := newRollup(st).Apply(context.Background(), world(t, st, 23, 80)); err != nil {
+			t.Fatal(err)
+		}
+		opt := b.Redis(t, 10)
+		rdb := redis.NewClient(&redis.Options{Addr: opt.Addr, Password: opt.Password, DB: opt.DB})
+		t.Cleanup(func() { rdb.Close() })
+		reps := loadRaw(t, st)
+		queries := []url.Values{{}, {"domain": {"acme0.example"}}, {"days": {"30"}}, {"source_ip_range": {"192.0.2.0/24"}}}
+		want := make([]analytics.Summary, len(queries))
+		for i, q := range queries {
+			pq := parseQuery(t, q, testNow)
+			want[i] = bruteSummary(reps, pieces(reps, pq, 0), pq)
+		}
+		for _, cached := range []redis.UniversalClient{nil, rdb} {
+			srv := newServer(st, cached, func() time.Time { return testNow })
+			var wg sync.WaitGroup
+			for g := 0; g < 12; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 20; i++ {
+						k := (g + i) % len(queries)
+						var s analytics.Summary
+						if status := srv.getRaw(t, "/api/rollup/summary", queries[k], &s); status != http.StatusOK {
+							t.Errorf("concurrent summary %s: status %d", queries[k].Encode(), status)
+							return
+						}
+						if !reflect.DeepEqual(s, want[k]) {
+							t.Errorf("concurrent summary %s: %+v, want %+v", queries[k].Encode(), s, want[k])
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
 		}
 	})
 }

@@ -97,7 +97,7 @@ var Families = []*Family{
 	{Name: "src_org", Kind: Sources, Dims: DimOrg | DimIP | DimOutcome, PK: []string{"ip_id", "period", "org_id", "outcome"},
 		Indexes: [][]string{{"org_id", "period"}}},
 	{Name: "src_domain", Kind: Sources, Dims: DimDomain | DimIP | DimPolicy | DimOutcome,
-		PK: []string{"domain_id", "period", "ip_id", "policy", "matched", "outcome"}, Indexes: [][]string{{"ip_id", "period"}}},
+		PK: []string{"domain_id", "period", "ip_id", "policy", "matched", "outcome"}, Indexes: [][]string{{"ip_id", "domain_id", "period"}}},
 	{Name: "src_full", Kind: Sources, Dims: DimDomain | DimOrg | DimIP | DimPolicy | DimOutcome,
 		PK:      []string{"domain_id", "period", "org_id", "ip_id", "policy", "matched", "outcome"},
 		Indexes: [][]string{{"org_id", "period"}, {"ip_id", "domain_id", "period"}}},
