@@ -29,6 +29,13 @@ test-short: ## quick test run without the race detector
 bench: ## run benchmarks (BENCH=regexp PKGS=./pkg/dmarc COUNT=5 BENCHTIME=2s); compare runs with benchstat
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) $(PKGS)
 
+REPORTS  ?= 100000
+DATABASE ?= sqlite://data/vigil.db
+
+.PHONY: bench-data
+bench-data: ## fill DATABASE with synthetic reports for the analytics benchmarks (REPORTS=1000000 DATABASE=postgres://…)
+	$(GO) run ./cmd/vigil-synth -database '$(DATABASE)' -reports $(REPORTS)
+
 .PHONY: fuzz
 fuzz: ## fuzz the unwrapper and the parser for FUZZTIME each
 	$(GO) test -run='^$$' -fuzz=FuzzWalk -fuzztime=$(FUZZTIME) ./pkg/unwrap
