@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
@@ -112,7 +113,7 @@ func (r request) key(endpoint string) string {
 // serve parses the common filters, then answers from the cache or by compute.
 func (a *API) serve(c echo.Context, endpoint string, parse func(echo.Context, *request) error, compute func(context.Context, scope, request) (any, error)) error {
 	now := a.now()
-	f, err := commonFilter(c, now)
+	f, err := apiparams.Filter(c, now)
 	if err != nil {
 		return err
 	}
@@ -173,10 +174,10 @@ func (a *API) breakdown(c echo.Context) error {
 // topParams reads limit (how many) and page (which of them, from 1).
 func topParams(c echo.Context, r *request) error {
 	var err error
-	if r.size, err = intParam(c, "limit", defaultLimit, 1, maxLimit); err != nil {
+	if r.size, err = apiparams.Int(c, "limit", defaultLimit, 1, maxLimit); err != nil {
 		return err
 	}
-	r.page, err = intParam(c, "page", 1, 1, 1_000_000)
+	r.page, err = apiparams.Int(c, "page", 1, 1, 1_000_000)
 	return err
 }
 
@@ -195,10 +196,10 @@ func (a *API) topOrganizations(c echo.Context) error {
 func (a *API) policy(c echo.Context) error {
 	parse := func(c echo.Context, r *request) error {
 		var err error
-		if r.page, err = intParam(c, "page", 1, 1, 1_000_000); err != nil {
+		if r.page, err = apiparams.Int(c, "page", 1, 1, 1_000_000); err != nil {
 			return err
 		}
-		r.size, err = intParam(c, "page_size", defaultPageSize, 1, maxLimit)
+		r.size, err = apiparams.Int(c, "page_size", defaultPageSize, 1, maxLimit)
 		return err
 	}
 	return a.serve(c, "policy", parse, func(ctx context.Context, s scope, r request) (any, error) {
@@ -211,7 +212,7 @@ func (a *API) timeline(c echo.Context) error {
 		r.interval = "day"
 		if v := c.QueryParam("interval"); v != "" {
 			if v != "day" && v != "week" && v != "month" {
-				return badParam("interval", "want one of day, week, month")
+				return apiparams.BadParam("interval", "want one of day, week, month")
 			}
 			r.interval = v
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 )
@@ -357,12 +358,12 @@ func (a *API) listAudit(c echo.Context) error {
 		return badParam("outcome", "want success or failure")
 	}
 	if v := c.QueryParam("start"); v != "" {
-		if f.Since, err = parseDate(v, false); err != nil {
+		if f.Since, err = apiparams.DateOrTime(v, false); err != nil {
 			return badParam("start", "want a date (2006-01-02) or an RFC 3339 time")
 		}
 	}
 	if v := c.QueryParam("end"); v != "" {
-		if f.Until, err = parseDate(v, true); err != nil {
+		if f.Until, err = apiparams.DateOrTime(v, true); err != nil {
 			return badParam("end", "want a date (2006-01-02) or an RFC 3339 time")
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/store"
 )
 
@@ -86,7 +87,7 @@ func rawJSON(s string) json.RawMessage {
 }
 
 func (a *API) listReports(c echo.Context) error {
-	f, err := filterParams(c, a.now())
+	f, err := apiparams.Filter(c, a.now())
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func (a *API) listRecords(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f, err := filterParams(c, a.now())
+	f, err := apiparams.Filter(c, a.now())
 	if err != nil {
 		return err
 	}
@@ -157,7 +158,7 @@ type DomainView struct {
 }
 
 func (a *API) listDomains(c echo.Context) error {
-	f, err := filterParams(c, a.now())
+	f, err := apiparams.Filter(c, a.now())
 	if err != nil {
 		return err
 	}

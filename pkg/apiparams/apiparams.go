@@ -1,4 +1,7 @@
-package analytics
+// Package apiparams reads the query parameters shared by the API's endpoints (the common
+// filters, whole numbers), so every endpoint accepts the same values and rejects bad ones with
+// the same 400 naming the parameter.
+package apiparams
 
 import (
 	"fmt"
@@ -13,9 +16,9 @@ import (
 	"github.com/vigilhq/vigil/pkg/store"
 )
 
-// badParam is the 400 for a query parameter; the detail names it (DESIGN.md), and the API's
+// BadParam is the 400 for a query parameter; the detail names it (DESIGN.md), and the API's
 // error handler renders it as an RFC 9457 problem.
-func badParam(name, format string, args ...any) error {
+func BadParam(name, format string, args ...any) error {
 	return echo.NewHTTPError(http.StatusBadRequest, "parameter "+name+": "+fmt.Sprintf(format, args...))
 }
 
@@ -27,12 +30,9 @@ var (
 	dispositionValues = []string{"none", "quarantine", "reject", "pass"}
 )
 
-// commonFilter reads the common filters (DESIGN.md) the way the list endpoints do.
-//
-// TODO: switch to the shared parser once httpapi.filterParams is exported (for example as
-// apiparams.Filter in pkg/apiparams); this has the same behaviour and messages (TestBadParameters
-// pins them).
-func commonFilter(c echo.Context, now time.Time) (store.Filter, error) {
+// Filter reads the common filters of list, rollup and export endpoints (DESIGN.md); an invalid
+// value is a 400 naming the parameter.
+func Filter(c echo.Context, now time.Time) (store.Filter, error) {
 	q := func(name string) string { return c.QueryParam(name) }
 	f := store.Filter{
 		Domain:  strings.TrimSuffix(strings.ToLower(strings.TrimSpace(q("domain"))), "."),
@@ -44,14 +44,14 @@ func commonFilter(c echo.Context, now time.Time) (store.Filter, error) {
 	if v := strings.TrimSpace(q("source_ip")); v != "" {
 		a, err := netip.ParseAddr(v)
 		if err != nil || a.Zone() != "" {
-			return f, badParam("source_ip", "want an IPv4 or IPv6 address")
+			return f, BadParam("source_ip", "want an IPv4 or IPv6 address")
 		}
 		f.SourceIP = a.Unmap()
 	}
 	if v := strings.TrimSpace(q("source_ip_range")); v != "" {
 		p, err := netip.ParsePrefix(v)
 		if err != nil {
-			return f, badParam("source_ip_range", "want a CIDR prefix such as 192.0.2.0/24 or 2001:db8::/32")
+			return f, BadParam("source_ip_range", "want a CIDR prefix such as 192.0.2.0/24 or 2001:db8::/32")
 		}
 		// ::ffff:192.0.2.0/120 is 192.0.2.0/24: addresses are stored unmapped.
 		if p.Addr().Is4In6() && p.Bits() >= 96 {
@@ -69,7 +69,7 @@ func commonFilter(c echo.Context, now time.Time) (store.Filter, error) {
 			continue
 		}
 		if !contains(e.set, v) {
-			return f, badParam(e.name, "want one of %s", strings.Join(e.set, ", "))
+			return f, BadParam(e.name, "want one of %s", strings.Join(e.set, ", "))
 		}
 		*e.dst = v
 	}
@@ -81,33 +81,35 @@ func commonFilter(c echo.Context, now time.Time) (store.Filter, error) {
 func readWindow(f *store.Filter, days, start, end string, now time.Time) error {
 	if days != "" {
 		if start != "" || end != "" {
-			return badParam("days", "give either days or start/end, not both")
+			return BadParam("days", "give either days or start/end, not both")
 		}
 		n, err := strconv.Atoi(days)
 		if err != nil || n < 1 || n > maxFilterDays {
-			return badParam("days", "want a whole number from 1 to %d", maxFilterDays)
+			return BadParam("days", "want a whole number from 1 to %d", maxFilterDays)
 		}
 		f.Start = now.UTC().AddDate(0, 0, -n)
 		return nil
 	}
 	var err error
 	if start != "" {
-		if f.Start, err = dateOrTime(start, false); err != nil {
-			return badParam("start", "want a date (2006-01-02) or an RFC 3339 time")
+		if f.Start, err = DateOrTime(start, false); err != nil {
+			return BadParam("start", "want a date (2006-01-02) or an RFC 3339 time")
 		}
 	}
 	if end != "" {
-		if f.End, err = dateOrTime(end, true); err != nil {
-			return badParam("end", "want a date (2006-01-02) or an RFC 3339 time")
+		if f.End, err = DateOrTime(end, true); err != nil {
+			return BadParam("end", "want a date (2006-01-02) or an RFC 3339 time")
 		}
 	}
 	if !f.Start.IsZero() && !f.End.IsZero() && !f.End.After(f.Start) {
-		return badParam("end", "must be after start")
+		return BadParam("end", "must be after start")
 	}
 	return nil
 }
 
-func dateOrTime(s string, isEnd bool) (time.Time, error) {
+// DateOrTime reads a day (an end day counts whole: end=2024-01-31 includes that day) or an RFC
+// 3339 instant.
+func DateOrTime(s string, isEnd bool) (time.Time, error) {
 	if d, err := time.Parse(time.DateOnly, s); err == nil {
 		if isEnd {
 			return d.AddDate(0, 0, 1), nil
@@ -127,15 +129,15 @@ func contains(set []string, v string) bool {
 	return false
 }
 
-// intParam reads an optional whole number in [lo, hi].
-func intParam(c echo.Context, name string, def, lo, hi int) (int, error) {
+// Int reads an optional whole number in [lo, hi].
+func Int(c echo.Context, name string, def, lo, hi int) (int, error) {
 	v := strings.TrimSpace(c.QueryParam(name))
 	if v == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		return 0, badParam(name, "want a whole number from %d to %d", lo, hi)
+		return 0, BadParam(name, "want a whole number from %d to %d", lo, hi)
 	}
 	return n, nil
 }
