@@ -14,9 +14,11 @@ import (
 
 // Task types, named domain:action.
 const (
-	TypeReportParse  = "report:parse"
-	TypeIngestSweep  = "ingest:sweep"
-	TypeScheduleTick = "schedule:tick"
+	TypeReportParse = "report:parse"
+	TypeIngestSweep = "ingest:sweep"
+	// TypeIngestRequeue enqueues every pending file now (POST /tasks/trigger/process-reports).
+	TypeIngestRequeue = "ingest:requeue"
+	TypeScheduleTick  = "schedule:tick"
 )
 
 // Queues with their asynq priorities: ingestion must not wait behind housekeeping.
@@ -72,6 +74,32 @@ func NewIngestSweepTask(period time.Time) (*asynq.Task, error) {
 		asynq.TaskID(fmt.Sprintf("%s:%d", TypeIngestSweep, period.Unix())),
 		asynq.MaxRetry(3),
 		asynq.Timeout(10*time.Minute),
+		asynq.Retention(24*time.Hour),
+	), nil
+}
+
+// IngestRequeuePayload: files pending since before Before are enqueued again.
+type IngestRequeuePayload struct {
+	Before time.Time `json:"before"`
+}
+
+// IngestRequeueTaskID keys a requeue to its minute, so a double click enqueues one.
+func IngestRequeueTaskID(before time.Time) string {
+	return fmt.Sprintf("%s:%d", TypeIngestRequeue, before.Truncate(time.Minute).Unix())
+}
+
+// NewIngestRequeueTask enqueues again every file still pending at before. Its result (the
+// count) stays readable for a day through GET /tasks/status/{task_id}.
+func NewIngestRequeueTask(before time.Time) (*asynq.Task, error) {
+	b, err := json.Marshal(IngestRequeuePayload{Before: before.UTC()})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	return asynq.NewTask(TypeIngestRequeue, b,
+		asynq.Queue(QueueDefault),
+		asynq.TaskID(IngestRequeueTaskID(before)),
+		asynq.MaxRetry(3),
+		asynq.Timeout(30*time.Minute),
 		asynq.Retention(24*time.Hour),
 	), nil
 }

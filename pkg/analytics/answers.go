@@ -210,7 +210,7 @@ func (e *engine) byOutcome(ctx context.Context, s scope) ([rollup.Outcomes]int64
 	if s.none {
 		return out, nil
 	}
-	f, err := pick(rollup.Messages, s, 0)
+	f, err := pick(rollup.Messages, s, rollup.DimOutcome)
 	if err != nil {
 		return out, err
 	}
@@ -372,7 +372,7 @@ func (e *engine) daily(ctx context.Context, s scope, dayOnly bool) (map[int32]*[
 	if s.none {
 		return out, nil
 	}
-	f, err := pick(rollup.Messages, s, 0)
+	f, err := pick(rollup.Messages, s, rollup.DimOutcome)
 	if err != nil {
 		return nil, err
 	}
@@ -589,7 +589,11 @@ func (e *engine) sources(ctx context.Context, s scope, page, limit int) (List[So
 		}
 		return out, err
 	}
-	details, err := e.sourceDetails(ctx, f, s, ids)
+	fd, err := pick(rollup.Messages, s, rollup.DimIP|rollup.DimOutcome)
+	if err != nil {
+		return out, err
+	}
+	details, err := e.sourceDetails(ctx, fd, s, ids)
 	if err != nil {
 		return out, err
 	}
@@ -682,7 +686,7 @@ func (e *engine) topOrganizations(ctx context.Context, s scope, page, limit int)
 	if s.none {
 		return out, nil
 	}
-	f, err := pick(rollup.Messages, s, rollup.DimOrg)
+	f, err := pick(rollup.Messages, s, rollup.DimOrg|rollup.DimOutcome)
 	if err != nil {
 		return out, err
 	}

@@ -2,8 +2,9 @@
 // alignment, timeline, failure trend, top reporters and policy compliance, under the common
 // filters. Answers come from the rollup tables pkg/rollup maintains, never from a scan of
 // years of records: each question reads the smallest rollup family that has the dimensions it
-// filters and groups by, whole months from month tables and only the window's edge days from
-// day tables. An IP filter reads the source rollups by the address index; only the report
+// filters and groups by (ranking and counting sources: the narrow families without outcomes),
+// whole years, quarters, months and dekads from their tables where the family has them and
+// only the window's edge days from day tables (planWindow). An IP filter reads the source rollups by the address index; only the report
 // counts of an IP-filtered summary join records to reports (through records_ip_idx).
 //
 // Answers are cached in Redis (pkg/gencache) under the generation of their domain, which the

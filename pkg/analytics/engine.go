@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +65,10 @@ type scope struct {
 
 // dims are the dimensions the filter needs from a rollup table.
 func (s scope) dims() rollup.Dim {
-	d := rollup.DimOutcome
+	var d rollup.Dim
+	if s.outcomes != nil {
+		d |= rollup.DimOutcome
+	}
 	if s.domainID != 0 {
 		d |= rollup.DimDomain
 	}
@@ -257,25 +261,30 @@ func (q *sqlb) arg(v any) *sqlb {
 	return q
 }
 
-// tiering says how rows may cover a window with month and day tables.
+// tiering says how rows may cover a window with the tables of a family's grains (day, dekad,
+// month, quarter, year).
 type tiering int
 
 const (
 	// daysOnly reads the day table only (daily series).
 	daysOnly tiering = iota
-	// monthsExact reads whole months inside the window from the month table and the days at
-	// its edges from the day table: every row lies inside the window, so first_day/last_day
-	// are exact.
+	// monthsExact reads whole periods inside the window from the coarsest tables that fit and
+	// the days at its edges from the day table: every row lies inside the window, so
+	// first_day/last_day are exact.
 	monthsExact
-	// monthsNet may also take a month that sticks out of the window whole and subtract the
-	// days outside (their measure negated), when that reads fewer rows. Only sums are exact:
-	// the caller adds the measure up and drops groups whose sum is zero.
+	// monthsNet may also take a period (a year, a month, …) that sticks out of the window
+	// whole and subtract the parts outside (their measure negated), when that reads fewer
+	// rows. Only sums are exact: the caller adds the measure up and drops groups whose sum is
+	// zero.
 	monthsNet
 )
 
-// monthCost is what reading one month's rows costs, in days' rows (a month table holds about
-// a week's worth of day rows: sources recur).
-const monthCost = 8
+// grainCost is what reading one period's rows of a grain costs, in days' rows: a dekad table
+// holds about four days' worth of day rows, a month table about a week's, a quarter two
+// weeks', a year about three weeks' (sources recur; measured on synthetic data, and the
+// denser the data, the closer these come together). A window ending today subtracts periods after today, which are empty: cheaper than
+// the plan assumes.
+var grainCost = [...]int{rollup.GrainDay: 1, rollup.GrainDekad: 4, rollup.GrainMonth: 8, rollup.GrainQuarter: 16, rollup.GrainYear: 24}
 
 // span is a range of periods [lo, hi), either end open.
 type span struct {
@@ -283,92 +292,110 @@ type span struct {
 	hasLo, hasHi bool
 }
 
-// plan cuts a window into a month range plus day ranges to add and to subtract.
-type plan struct {
-	months   *span
-	add, sub []span
+// part is one range of one grain's table, added or (neg) subtracted.
+type part struct {
+	grain rollup.Grain
+	sp    span
+	neg   bool
 }
 
-func planWindow(w window, t tiering) plan {
+// plan is the parts a window is read from.
+type plan struct {
+	parts []part
+	cost  int // estimated rows read, in days' rows (bounded parts only)
+}
+
+func (p *plan) join(o plan) {
+	p.parts = append(p.parts, o.parts...)
+	p.cost += o.cost
+}
+
+// planWindow cuts a window into ranges of the given grains' tables (finest first, day and
+// month among them).
+func planWindow(w window, t tiering, grains []rollup.Grain) plan {
 	all := span{lo: w.from, hi: w.to, hasLo: w.hasFrom, hasHi: w.hasTo}
 	if t == daysOnly {
-		return plan{add: []span{all}}
+		return plan{parts: []part{{grain: rollup.GrainDay, sp: all}}}
 	}
-	var p plan
-	m := span{lo: w.from, hi: w.to, hasLo: w.hasFrom, hasHi: w.hasTo}
-	if w.hasFrom && w.hasTo && rollup.MonthOf(w.from) == rollup.MonthOf(w.to-1) {
-		// Inside one month: its days, or the month less the days around the window.
-		ms, me := rollup.MonthOf(w.from), rollup.NextMonth(w.from)
-		if t == monthsNet && monthCost+(w.from-ms)+(me-w.to) < w.to-w.from {
-			p.months = &span{lo: ms, hi: me, hasLo: true, hasHi: true}
-			p.sub = nonEmpty(span{lo: ms, hi: w.from, hasLo: true, hasHi: true}, span{lo: w.to, hi: me, hasLo: true, hasHi: true})
-			return p
-		}
-		return plan{add: []span{all}}
-	}
-	if w.hasFrom && rollup.MonthOf(w.from) != w.from {
-		ms, next := rollup.MonthOf(w.from), rollup.NextMonth(w.from)
-		if t == monthsNet && monthCost+(w.from-ms) < next-w.from {
-			m.lo = ms
-			p.sub = append(p.sub, span{lo: ms, hi: w.from, hasLo: true, hasHi: true})
-		} else {
-			m.lo = next
-			p.add = append(p.add, span{lo: w.from, hi: next, hasLo: true, hasHi: true})
-		}
-	}
-	if w.hasTo && rollup.MonthOf(w.to) != w.to {
-		ms, next := rollup.MonthOf(w.to), rollup.NextMonth(w.to)
-		if t == monthsNet && monthCost+(next-w.to) < w.to-ms {
-			m.hi = next
-			p.sub = append(p.sub, span{lo: w.to, hi: next, hasLo: true, hasHi: true})
-		} else {
-			m.hi = ms
-			p.add = append(p.add, span{lo: ms, hi: w.to, hasLo: true, hasHi: true})
-		}
-	}
-	if !m.hasLo || !m.hasHi || m.lo < m.hi {
-		p.months = &m
-	}
-	return p
+	return cover(all, grains, false, t)
 }
 
-func nonEmpty(spans ...span) []span {
-	var out []span
-	for _, s := range spans {
-		if s.lo < s.hi {
-			out = append(out, s)
+// cover plans the days of sp with tables of the grains (finest first), the coarsest one
+// first: its whole periods inside sp from its table, the edges from finer grains or
+// (monthsNet) an edge period whole less the days outside sp, when that is cheaper. neg
+// negates every part.
+func cover(sp span, grains []rollup.Grain, neg bool, t tiering) plan {
+	if sp.hasLo && sp.hasHi && sp.lo >= sp.hi {
+		return plan{}
+	}
+	g, finer := grains[len(grains)-1], grains[:len(grains)-1]
+	if g == rollup.GrainDay {
+		return plan{parts: []part{{grain: g, sp: sp, neg: neg}}, cost: int(sp.hi - sp.lo)}
+	}
+	bounded := func(lo, hi int32) span { return span{lo: lo, hi: hi, hasLo: true, hasHi: true} }
+	if sp.hasLo && sp.hasHi && g.Start(sp.lo) == g.Start(sp.hi-1) {
+		// Inside one period: finer rows, or the period less the days around sp.
+		best := cover(sp, finer, neg, t)
+		if ps, pn := g.Start(sp.lo), g.Next(sp.lo); t == monthsNet || (ps == sp.lo && pn == sp.hi) {
+			whole := plan{parts: []part{{grain: g, sp: bounded(ps, pn), neg: neg}}, cost: grainCost[g]}
+			whole.join(cover(bounded(ps, sp.lo), finer, !neg, t))
+			whole.join(cover(bounded(sp.hi, pn), finer, !neg, t))
+			if whole.cost < best.cost {
+				best = whole
+			}
+		}
+		return best
+	}
+	var p plan
+	core := sp
+	if sp.hasLo && g.Start(sp.lo) != sp.lo {
+		ps, pn := g.Start(sp.lo), g.Next(sp.lo)
+		edge := cover(bounded(sp.lo, pn), finer, neg, t)
+		core.lo = pn
+		if t == monthsNet {
+			if net := cover(bounded(ps, sp.lo), finer, !neg, t); grainCost[g]+net.cost < edge.cost {
+				edge, core.lo = net, ps
+			}
+		}
+		p.join(edge)
+	}
+	if sp.hasHi && g.Start(sp.hi) != sp.hi {
+		ps, pn := g.Start(sp.hi), g.Next(sp.hi)
+		edge := cover(bounded(ps, sp.hi), finer, neg, t)
+		core.hi = ps
+		if t == monthsNet {
+			if net := cover(bounded(sp.hi, pn), finer, !neg, t); grainCost[g]+net.cost < edge.cost {
+				edge, core.hi = net, pn
+			}
+		}
+		p.join(edge)
+	}
+	if !core.hasLo || !core.hasHi || core.lo < core.hi {
+		p.parts = append([]part{{grain: g, sp: core, neg: neg}}, p.parts...)
+		if core.hasLo && core.hasHi {
+			for d := core.lo; d < core.hi; d = g.Next(d) {
+				p.cost += grainCost[g]
+			}
 		}
 	}
-	return out
+	return p
 }
 
 // isMeasure: columns summed (negated in subtracted rows).
 func isMeasure(c string) bool { return c == "messages" || c == "reports" }
 
 // rows writes a derived table "(SELECT cols FROM … UNION ALL …) AS t" with the family's rows
-// for the scope's window, cut by planWindow. cols may name family columns, period, and
-// first_day/last_day (a day row's own day; not with monthsNet). ipIn, when set, keeps only
-// those source ids.
+// for the scope's window, cut by planWindow. cols may name family columns, period (then only
+// day and month rows: daily series group by day or month), and first_day/last_day (a day
+// row's own day; not with monthsNet). ipIn, when set, keeps only those source ids.
 func (e *engine) rows(q *sqlb, f *rollup.Family, s scope, cols []string, t tiering, ipIn []int32) {
-	p := planWindow(s.win, t)
-	type part struct {
-		table string
-		month bool
-		neg   bool
-		sp    span
+	grains := f.ReadGrains()
+	if slices.Contains(cols, "period") {
+		grains = []rollup.Grain{rollup.GrainDay, rollup.GrainMonth}
 	}
-	var parts []part
-	if p.months != nil {
-		parts = append(parts, part{table: f.Month(), month: true, sp: *p.months})
-	}
-	for _, sp := range p.add {
-		parts = append(parts, part{table: f.Day(), sp: sp})
-	}
-	for _, sp := range p.sub {
-		parts = append(parts, part{table: f.Day(), neg: true, sp: sp})
-	}
+	p := planWindow(s.win, t, grains)
 	q.w("(")
-	for i, pt := range parts {
+	for i, pt := range p.parts {
 		if i > 0 {
 			q.w(" UNION ALL ")
 		}
@@ -378,7 +405,7 @@ func (e *engine) rows(q *sqlb, f *rollup.Family, s scope, cols []string, t tieri
 				q.w(", ")
 			}
 			switch {
-			case (c == "first_day" || c == "last_day") && !pt.month:
+			case (c == "first_day" || c == "last_day") && pt.grain == rollup.GrainDay:
 				q.w("period AS " + c)
 			case pt.neg && isMeasure(c):
 				q.w("-" + c + " AS " + c)
@@ -386,7 +413,7 @@ func (e *engine) rows(q *sqlb, f *rollup.Family, s scope, cols []string, t tieri
 				q.w(c)
 			}
 		}
-		q.w(" FROM " + pt.table + " WHERE 1=1")
+		q.w(" FROM " + f.ReadTable(pt.grain) + " WHERE 1=1")
 		if pt.sp.hasLo {
 			q.w(" AND period >= ").arg(int64(pt.sp.lo))
 		}
@@ -459,20 +486,44 @@ func (e *engine) each(ctx context.Context, q *sqlb, scan func(*sql.Rows) error) 
 	if err != nil {
 		return err
 	}
-	rows, err := sqlDB.QueryContext(ctx, q.b.String(), q.args...)
+	if e.dialect != store.Postgres {
+		return scanAll(sqlDB.QueryContext(ctx, q.b.String(), q.args...))(scan)
+	}
+	// Questions read thousands of rollup rows, not millions: PostgreSQL's parallel plans for
+	// the UNION ALL of a window's parts cost more in worker start-up (6-25 ms on 2 cores)
+	// than they save, and with many clients the cores serve other requests. The setting holds
+	// for this read-only transaction only, not for the connection.
+	tx, err := sqlDB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return fmt.Errorf("analytics: query: %w", err)
+		return fmt.Errorf("analytics: begin: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return fmt.Errorf("analytics: scan: %w", err)
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SET LOCAL max_parallel_workers_per_gather = 0"); err != nil {
+		return fmt.Errorf("analytics: no parallel workers: %w", err)
+	}
+	if err := scanAll(tx.QueryContext(ctx, q.b.String(), q.args...))(scan); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// scanAll calls scan for every row of a query's result.
+func scanAll(rows *sql.Rows, err error) func(scan func(*sql.Rows) error) error {
+	return func(scan func(*sql.Rows) error) error {
+		if err != nil {
+			return fmt.Errorf("analytics: query: %w", err)
 		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return fmt.Errorf("analytics: scan: %w", err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("analytics: query: %w", err)
+		}
+		return nil
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("analytics: query: %w", err)
-	}
-	return nil
 }
 
 func ipString(b []byte) string {

@@ -36,6 +36,15 @@ func filterMatrix(rng *rand.Rand) []url.Values {
 		v("start", "2021-01-01", "end", "2021-12-31"), v("start", "2024-06-01", "end", "2024-06-05"),
 		// Edges taken as whole months less the days outside (see planWindow).
 		v("start", "2024-03-09", "end", "2024-06-21"), v("end", "2024-06-27"), v("start", "2024-02-03", "end", "2024-02-26"),
+		// Across new year: whole years from year tables (source ranking and counting), less
+		// or plus months and days; a trailing year ending late in its year.
+		v("start", "2023-11-21", "end", "2024-11-20"), v("start", "2023-12-15", "end", "2024-01-20"),
+		v("start", "2023-12-31", "end", "2024-01-01"), v("start", "2022-03-05", "end", "2024-05-20"),
+		v("start", "2023-01-01"), v("end", "2023-12-31"), v("start", "2023-02-11"), v("start", "2024-01-01", "end", "2024-12-31"),
+		v("start", "2023-11-04", "end", "2024-10-28", "domain", "acme0.example"),
+		// Quarters and dekads (the narrow source families' other grains).
+		v("start", "2023-10-01", "end", "2024-06-30"), v("start", "2023-12-05", "end", "2024-05-25"),
+		v("start", "2024-02-11", "end", "2024-02-20"), v("start", "2024-01-21", "end", "2024-06-14", "spf_result", "fail"),
 		v("domain", "acme0.example"), v("domain", "ACME0.example."), v("domain", "nobody.example"),
 		v("org_name", "google.com"), v("org_name", " Quirky REPORTER "), v("org_name", "nobody"),
 		v("dkim_result", "pass"), v("dkim_result", "fail"), v("spf_result", "fail"), v("disposition", "quarantine"),
@@ -57,7 +66,8 @@ func filterMatrix(rng *rand.Rand) []url.Values {
 	domains := []string{"", "", "acme0.example", "globex1.example", "initech2.example", "umbrella3.example"}
 	orgs := []string{"", "", "", "google.com", "outlook.com", "yahoo"}
 	ranges := []string{"", "", "", "", "209.85.0.0/16", "40.92.0.0/16", "2001:db8:4860::/48", "2a01:db8::/32", "198.51.100.0/24"}
-	windows := [][2]string{{"", ""}, {"2024-03-01", ""}, {"", "2024-04-30"}, {"2024-03-09", "2024-06-21"}, {"2024-05-31", "2024-06-02"}}
+	windows := [][2]string{{"", ""}, {"2024-03-01", ""}, {"", "2024-04-30"}, {"2024-03-09", "2024-06-21"}, {"2024-05-31", "2024-06-02"},
+		{"2023-11-25", "2024-11-24"}, {"2023-12-20", "2024-02-10"}, {"2023-10-14", "2024-06-16"}}
 	results := []string{"", "", "pass", "fail"}
 	disps := []string{"", "", "", "none", "reject", "quarantine"}
 	for i := 0; i < 25; i++ {

@@ -149,11 +149,12 @@ func quirks() []store.Parsed {
 	}
 }
 
-// world is the test data set: synthetic reports plus the quirks, stored in a shuffled order
+// world is the test data set: synthetic reports over eight months (across a new year, so
+// windows read year, month and day tables), plus the quirks, stored in a shuffled order
 // (reports arrive late and out of order), 50 to a file.
 func world(t testing.TB, st *store.Store, seed uint64, n int) (ids []int64) {
 	t.Helper()
-	g := synth.New(synth.Config{Seed: seed, Domains: 5, Sources: 150, Reporters: 6, Days: 120, End: dataEnd, Reports: n,
+	g := synth.New(synth.Config{Seed: seed, Domains: 5, Sources: 150, Reporters: 6, Days: 240, End: dataEnd, Reports: n,
 		RecordsPerReport: 5, MultiDayShare: 0.15, IPv6Share: 0.3})
 	all := quirks()
 	for {

@@ -83,8 +83,16 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	if a.Client != nil {
 		mailEnq = a.Client
 	}
-	a.Mail = mailpoll.New(a.Store, a.Ingest, IngestLimits(cfg.Limits).Unwrap, cfg.Limits.FileBytes, cfg.IMAP.Mailbox,
-		cfg.IMAP.PollInterval, mailEnq, log.With("component", "mailpoll"))
+	// One-shot commands without a queue (migrate, the inline import) never seal a password:
+	// they use a key that exists and make none.
+	keys, err := secretKeys(cfg, !o.NoRedis)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Mail = mailpoll.New(mailpoll.Deps{Store: a.Store, Ingest: a.Ingest, Limits: IngestLimits(cfg.Limits).Unwrap,
+		MaxMessageBytes: cfg.Limits.FileBytes, Env: cfg.IMAP.Mailbox, Interval: cfg.IMAP.PollInterval,
+		Enqueuer: mailEnq, Keys: keys, TokenDir: cfg.IMAP.TokenDir, Log: log.With("component", "mailpoll")})
 	if err := a.Mail.Init(ctx); err != nil {
 		a.Close()
 		return nil, err
@@ -129,7 +137,7 @@ func IngestLimits(l config.Limits) ingest.Limits {
 			MaxRatio: l.DecompressionRatio, RatioFloorBytes: 10 << 20, MaxEntries: l.ArchiveEntries,
 			MaxDepth: l.Nesting, MaxMessageDepth: 3,
 		},
-		Parse: dmarc.Limits{MaxDepth: l.XMLDepth, MaxTokenBytes: l.XMLTokenBytes, MaxRecords: l.Records},
+		Parse: dmarc.Limits{MaxDepth: l.XMLDepth, MaxTokenBytes: l.XMLTokenBytes, MaxRecords: l.Records, MaxCount: l.RecordCount},
 	}
 }
 

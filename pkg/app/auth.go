@@ -17,6 +17,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/secretbox"
 )
 
 // secretFile keeps the generated JWT secret of the embedded default across restarts, so a
@@ -33,33 +34,82 @@ func jwtSecret(cfg config.Config) ([]byte, error) {
 	if cfg.RedisURL != "" {
 		return nil, fmt.Errorf("%w: VIGIL_JWT_SECRET (or VIGIL_JWT_SECRET_FILE) is required when VIGIL_REDIS_URL is set: every api replica must sign tokens with the same key (openssl rand -base64 48)", config.ErrInvalid)
 	}
-	path := filepath.Join(cfg.DataDir, secretFile)
-	if b, err := os.ReadFile(path); err == nil {
-		if s := strings.TrimSpace(string(b)); len(s) >= auth.MinSecretBytes {
-			return []byte(s), nil
+	s, err := dataDirSecret(cfg.DataDir, secretFile, func() (string, error) {
+		buf := make([]byte, 48)
+		rand.Read(buf)
+		return base64.RawURLEncoding.EncodeToString(buf), nil
+	}, func(s string) error {
+		if len(s) < auth.MinSecretBytes {
+			return fmt.Errorf("holds fewer than %d characters", auth.MinSecretBytes)
 		}
-		return nil, fmt.Errorf("%s holds fewer than %d characters: delete it to have a new one generated", path, auth.MinSecretBytes)
+		return nil
+	})
+	return []byte(s), err
+}
+
+// keyFile keeps the generated encryption key of the embedded default.
+const keyFile = "encryption-key"
+
+// secretKeys is the keyring sealing secrets kept in the database: VIGIL_ENCRYPTION_KEY (with
+// VIGIL_ENCRYPTION_OLD_KEYS), or for the embedded default (api, worker and scheduler in one
+// process, one data dir) a key generated once into the data dir (only when generate is set:
+// a migration must not leave a key file behind). A split deployment without
+// the variable gets no keyring: its API refuses to store mailbox passwords, saying why.
+func secretKeys(cfg config.Config, generate bool) (*secretbox.Keyring, error) {
+	if cfg.Encryption.Key != nil {
+		return secretbox.New(cfg.Encryption.Key, cfg.Encryption.OldKeys...)
+	}
+	if cfg.RedisURL != "" {
+		return nil, nil
+	}
+	if !generate {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, keyFile)); errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	s, err := dataDirSecret(cfg.DataDir, keyFile, secretbox.NewKey, func(s string) error {
+		_, err := secretbox.ParseKey(s)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	k, _ := secretbox.ParseKey(s)
+	return secretbox.New(k)
+}
+
+// dataDirSecret reads a secret the embedded default keeps in its data dir (0600), generating
+// it on first use. Two processes starting at once agree on the first one written.
+func dataDirSecret(dir, name string, gen func() (string, error), check func(string) error) (string, error) {
+	path := filepath.Join(dir, name)
+	if b, err := os.ReadFile(path); err == nil {
+		s := strings.TrimSpace(string(b))
+		if err := check(s); err != nil {
+			return "", fmt.Errorf("%s: %w: delete it to have a new one generated (what it protected is lost)", path, err)
+		}
+		return s, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return "", fmt.Errorf("read %s: %w", path, err)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create %s: %w", cfg.DataDir, err)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("create %s: %w", dir, err)
 	}
-	buf := make([]byte, 48)
-	rand.Read(buf)
-	s := base64.RawURLEncoding.EncodeToString(buf)
+	s, err := gen()
+	if err != nil {
+		return "", err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) { // another process won the race: use its secret
-		return jwtSecret(cfg)
+		return dataDirSecret(dir, name, gen, check)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
+		return "", fmt.Errorf("create %s: %w", path, err)
 	}
 	if _, err := f.WriteString(s + "\n"); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("write %s: %w", path, err)
+		return "", fmt.Errorf("write %s: %w", path, err)
 	}
-	return []byte(s), f.Close()
+	return s, f.Close()
 }
 
 // buildAuth makes the auth service, the audit log and the rate limiter of the api role.

@@ -182,3 +182,35 @@ func lastLine(s string) string {
 }
 
 func jsonLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
+
+// Only a process that may seal a password makes the embedded encryption key: a migration or
+// an inline import leaves no key file behind, and the next start makes it.
+func TestEncryptionKeyFile(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, nil)
+	path := filepath.Join(cfg.DataDir, "encryption-key")
+	if err := app.Migrate(context.Background(), cfg, testenv.Logger(), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after migrate: %v, want no key file", err)
+	}
+	a, err := app.Build(context.Background(), cfg, testenv.Logger(), app.Options{Migrate: true, EmbeddedRedis: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("after a start: %v %v", fi, err)
+	}
+	first, _ := os.ReadFile(path)
+	a, err = app.Build(context.Background(), cfg, testenv.Logger(), app.Options{Migrate: true, NoRedis: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if again, _ := os.ReadFile(path); string(again) != string(first) {
+		t.Fatal("the key changed")
+	}
+}

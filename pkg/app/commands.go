@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"strings"
 	"time"
 
@@ -102,7 +101,9 @@ func Import(ctx context.Context, cfg config.Config, log *slog.Logger, paths []st
 		return importer.Summary{}, err
 	}
 	defer a.Close()
-	im := &importer.Importer{Ingest: a.Ingest, Store: a.Store, Inline: inline, Concurrency: max(2, runtime.NumCPU()),
+	// Inline, the import plays the worker: as many batches in flight as a worker runs tasks,
+	// so the database's round trips overlap (2 on 2 cores only just made 2,000 reports/s).
+	im := &importer.Importer{Ingest: a.Ingest, Store: a.Store, Inline: inline, Concurrency: cfg.WorkerConcurrency,
 		MaxFile: cfg.Limits.FileBytes, Progress: progress}
 	sum, err := im.Run(ctx, paths)
 	sum.Print(out)

@@ -43,7 +43,9 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.Use(taskLog(log))
 	mux.HandleFunc(tasks.TypeReportParse, a.Ingest.HandleParse)
 	mux.HandleFunc(tasks.TypeIngestSweep, a.Ingest.HandleSweep(a.Cfg.SweepGrace))
+	mux.HandleFunc(tasks.TypeIngestRequeue, a.Ingest.HandleRequeue)
 	mux.HandleFunc(tasks.TypeMailboxPoll, a.Mail.HandlePoll)
+	mux.HandleFunc(tasks.TypeMailboxDispatch, a.Mail.HandleDispatch)
 	mux.HandleFunc(tasks.TypeRollupApply, a.Rollup.HandleApply)
 	mux.HandleFunc(tasks.TypeRollupCatchUp, a.Rollup.HandleCatchUp)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
@@ -96,7 +98,7 @@ func (a *App) NewHTTP() (*http.Server, error) {
 	}
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
 	e := httpapi.New(httpapi.Deps{
-		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Redis: redisPinger{a},
+		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Queue: a.queue(), Tasks: a.inspector(), Redis: redisPinger{a},
 		Analytics: analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics")}), Monitoring: mon, TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
 		Auth:   a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
@@ -111,6 +113,22 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		WriteTimeout: 5 * time.Minute,
 		IdleTimeout:  2 * time.Minute,
 	}, nil
+}
+
+// queue and inspector keep a nil client out of the interfaces (a nil *asynq.Client inside an
+// interface would not compare as nil).
+func (a *App) queue() httpapi.Queue {
+	if a.Client == nil {
+		return nil
+	}
+	return a.Client
+}
+
+func (a *App) inspector() httpapi.TaskReader {
+	if a.Inspector == nil {
+		return nil
+	}
+	return a.Inspector
 }
 
 type redisPinger struct{ a *App }

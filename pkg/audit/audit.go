@@ -32,6 +32,10 @@ const (
 	Upload         = "report.upload"
 	Export         = "report.export"
 	RuleChange     = "alert.rule_change"
+	MailboxCreate  = "mailbox.create"
+	MailboxUpdate  = "mailbox.update"
+	MailboxDelete  = "mailbox.delete"
+	TaskTrigger    = "task.trigger"
 )
 
 // Entry is one recorded action.

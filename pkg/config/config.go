@@ -31,9 +31,10 @@ type Config struct {
 	SweepGrace        time.Duration // how long a file may stay pending before it is re-enqueued
 	CacheTTL          time.Duration // how long rollup answers stay cached in Redis
 
-	Limits Limits
-	Auth   Auth
-	IMAP   IMAP
+	Limits     Limits
+	Auth       Auth
+	IMAP       IMAP
+	Encryption Encryption
 }
 
 // Limits bound what one upload, file or report may cost. Each is a VIGIL_MAX_* variable.
@@ -47,7 +48,8 @@ type Limits struct {
 	Nesting            int     // container layers
 	XMLDepth           int
 	XMLTokenBytes      int
-	Records            int // records per report
+	Records            int   // records per report
+	RecordCount        int64 // messages one record may count
 }
 
 // Embedded reports whether the process runs the all-in-one default (no external stores).
@@ -88,10 +90,12 @@ func Load(getenv func(string) string) (Config, error) {
 			XMLDepth:           e.integer("VIGIL_MAX_XML_DEPTH", 64, 8, 10000),
 			XMLTokenBytes:      int(e.size("VIGIL_MAX_XML_TOKEN_BYTES", mib)),
 			Records:            e.integer("VIGIL_MAX_RECORDS", 5000000, 1, 1<<31-1),
+			RecordCount:        int64(e.integer("VIGIL_MAX_RECORD_COUNT", 1_000_000_000, 1, 1<<50)),
 		},
 	}
 	c.Auth = loadAuth(&e)
 	c.IMAP = loadIMAP(&e, c.Limits.FileBytes)
+	c.Encryption = loadEncryption(&e)
 	if e.err != nil {
 		return Config{}, e.err
 	}

@@ -67,12 +67,40 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"VIGIL_DATABASE_URL_FILE":       {"VIGIL_DATABASE_URL": "postgres://a", "VIGIL_DATABASE_URL_FILE": "/x"},
 		"VIGIL_REDIS_URL_FILE":          {"VIGIL_REDIS_URL_FILE": "/does/not/exist"},
 		"VIGIL_MAX_UPLOAD_BYTES":        {"VIGIL_MAX_FILE_BYTES": "2MiB", "VIGIL_MAX_UPLOAD_BYTES": "1MiB"},
+		"VIGIL_ENCRYPTION_KEY":          {"VIGIL_ENCRYPTION_KEY": "a passphrase is not a key"},
+		"VIGIL_ENCRYPTION_OLD_KEYS":     {"VIGIL_ENCRYPTION_KEY": strings.Repeat("ab", 32), "VIGIL_ENCRYPTION_OLD_KEYS": strings.Repeat("cd", 32) + ",short"},
+		"VIGIL_IMAP_TOKEN_DIR":          {"VIGIL_IMAP_TOKEN_DIR": "relative/tokens"},
 	}
 	for name, env := range cases {
 		_, err := Load(envOf(env))
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), name) {
 			t.Errorf("%v: error %v, want ErrInvalid naming %s", env, err, name)
 		}
+	}
+}
+
+func TestEncryptionKeys(t *testing.T) {
+	t.Parallel()
+	c, err := Load(envOf(map[string]string{"VIGIL_ENCRYPTION_KEY": strings.Repeat("ab", 32),
+		"VIGIL_ENCRYPTION_OLD_KEYS": strings.Repeat("cd", 32) + ", " + strings.Repeat("ef", 32)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Encryption.Key) != 32 || c.Encryption.Key[0] != 0xab || len(c.Encryption.OldKeys) != 2 || c.Encryption.OldKeys[1][0] != 0xef {
+		t.Fatalf("keys: %x %x", c.Encryption.Key, c.Encryption.OldKeys)
+	}
+	// Old keys alone would open values but seal nothing.
+	if _, err := Load(envOf(map[string]string{"VIGIL_ENCRYPTION_OLD_KEYS": strings.Repeat("cd", 32)})); err == nil ||
+		!strings.Contains(err.Error(), "VIGIL_ENCRYPTION_OLD_KEYS") {
+		t.Fatalf("old keys without a key: %v", err)
+	}
+	// A bad key is not echoed into logs.
+	_, err = Load(envOf(map[string]string{"VIGIL_ENCRYPTION_KEY": "hunter2-hunter2"}))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("bad key error %v: want an error that does not repeat the value", err)
+	}
+	if c, err := Load(envOf(nil)); err != nil || c.Encryption.Key != nil || c.IMAP.TokenDir != "" {
+		t.Fatalf("defaults: %+v %v", c.Encryption, err)
 	}
 }
 

@@ -16,8 +16,12 @@ import (
 type IMAP struct {
 	// Mailbox is nil when VIGIL_IMAP_HOST is empty: no mailbox from the environment.
 	Mailbox *mailbox.Config
-	// PollInterval is how often the scheduler polls it (VIGIL_IMAP_POLL_INTERVAL).
+	// PollInterval is how often the scheduler polls it (VIGIL_IMAP_POLL_INTERVAL), and the
+	// default for mailboxes added through the API.
 	PollInterval time.Duration
+	// TokenDir is VIGIL_IMAP_TOKEN_DIR: where API mailboxes' XOAUTH2 token files live ("" =
+	// API mailboxes authenticate by password only).
+	TokenDir string
 }
 
 // Configured reports whether a mailbox is set in the environment.
@@ -45,7 +49,7 @@ var imapVars = map[string]string{
 // loadIMAP reads the environment mailbox. maxFile is VIGIL_MAX_FILE_BYTES: a message larger
 // than the pipeline accepts is filed as invalid without being downloaded.
 func loadIMAP(e *env, maxFile int64) IMAP {
-	out := IMAP{PollInterval: e.duration("VIGIL_IMAP_POLL_INTERVAL", 15*time.Minute)}
+	out := IMAP{PollInterval: e.duration("VIGIL_IMAP_POLL_INTERVAL", 15*time.Minute), TokenDir: loadTokenDir(e)}
 	if out.PollInterval < time.Minute && e.err == nil {
 		e.fail("VIGIL_IMAP_POLL_INTERVAL", out.PollInterval.String(), "want at least 1m")
 	}

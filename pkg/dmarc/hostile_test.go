@@ -3,6 +3,7 @@ package dmarc
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -190,34 +191,40 @@ func TestBadRecordsSkipped(t *testing.T) {
 	t.Parallel()
 	good := record("192.0.2.100", "2")
 	tests := []struct {
-		name    string
-		records []string
-		warning string
-		total   int64
+		name     string
+		records  []string
+		warning  string
+		total    int64
+		maxCount int64 // 0: the default
 	}{
-		{"count -1", []string{record("192.0.2.1", "-1")}, `count "-1" is negative or beyond int64`, 2},
-		{"count abc", []string{record("192.0.2.1", "abc")}, `count "abc" is not a number`, 2},
-		{"count 1.5", []string{record("192.0.2.1", "1.5")}, `count "1.5" is not a number`, 2},
+		{"count -1", []string{record("192.0.2.1", "-1")}, `count "-1" is negative or beyond int64`, 2, 0},
+		{"count abc", []string{record("192.0.2.1", "abc")}, `count "abc" is not a number`, 2, 0},
+		{"count 1.5", []string{record("192.0.2.1", "1.5")}, `count "1.5" is not a number`, 2, 0},
 		{"count past 2^63", []string{record("192.0.2.1", "99999999999999999999")},
-			`count "99999999999999999999" is negative or beyond int64`, 2},
-		{"count empty", []string{record("192.0.2.1", " ")}, "no count", 2},
-		{"count missing", []string{strings.Replace(record("192.0.2.1", "1"), "<count>1</count>", "", 1)}, "no count", 2},
+			`count "99999999999999999999" is negative or beyond int64`, 2, 0},
+		{"count empty", []string{record("192.0.2.1", " ")}, "no count", 2, 0},
+		{"count missing", []string{strings.Replace(record("192.0.2.1", "1"), "<count>1</count>", "", 1)}, "no count", 2, 0},
+		{"count over the limit", []string{record("192.0.2.1", "1000000001")},
+			"count 1000000001 is over the limit of 1000000000 messages per record (VIGIL_MAX_RECORD_COUNT)", 2, 0},
 		{"sum overflow", []string{record("192.0.2.1", "9223372036854775800"), record("192.0.2.2", "9")},
-			"count 9 would overflow the report's message total", 9223372036854775800 + 2},
-		{"leading-zero IPv4", []string{record("01.2.3.4", "1")}, `invalid source_ip "01.2.3.4"`, 2},
-		{"CIDR", []string{record("192.0.2.0/24", "1")}, `invalid source_ip "192.0.2.0/24"`, 2},
-		{"zone", []string{record("fe80::1%eth0", "1")}, `invalid source_ip "fe80::1%eth0": address has a zone`, 2},
-		{"bad-ip", []string{record("bad-ip", "1")}, `invalid source_ip "bad-ip"`, 2},
-		{"no source IP", []string{record("", "3")}, "no source_ip", 2},
-		{"no source IP, count 0 (o2.pl)", []string{record("", "0")}, "no source IP and zero count", 2},
+			"count 9 would overflow the report's message total", 9223372036854775800 + 2, math.MaxInt64},
+		{"leading-zero IPv4", []string{record("01.2.3.4", "1")}, `invalid source_ip "01.2.3.4"`, 2, 0},
+		{"CIDR", []string{record("192.0.2.0/24", "1")}, `invalid source_ip "192.0.2.0/24"`, 2, 0},
+		{"zone", []string{record("fe80::1%eth0", "1")}, `invalid source_ip "fe80::1%eth0": address has a zone`, 2, 0},
+		{"bad-ip", []string{record("bad-ip", "1")}, `invalid source_ip "bad-ip"`, 2, 0},
+		{"no source IP", []string{record("", "3")}, "no source_ip", 2, 0},
+		{"no source IP, count 0 (o2.pl)", []string{record("", "0")}, "no source IP and zero count", 2, 0},
 		{"self-closed source_ip, count 0", []string{strings.Replace(record("", "0"), "<source_ip></source_ip>",
-			"<source_ip/>", 1)}, "no source IP and zero count", 2},
+			"<source_ip/>", 1)}, "no source IP and zero count", 2, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			recs := append(append([]string{}, tc.records...), good)
-			rep := mustParse(t, report(recs...))
+			rep, err := ParseBytes([]byte(report(recs...)), Limits{MaxCount: tc.maxCount})
+			if err != nil {
+				t.Fatal(err)
+			}
 			if !hasWarning(rep, tc.warning) || !hasWarning(rep, "skipped") {
 				t.Errorf("warnings %q lack %q", rep.Warnings, tc.warning)
 			}

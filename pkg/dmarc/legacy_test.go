@@ -26,7 +26,7 @@ import (
 // ---- from input.go ----
 // errTokenTooLong is returned by source when a token outgrows MaxTokenBytes; the parser turns
 // it into an ErrMalformed naming the limit.
-var legacyErrTokenTooLong = errors.New("token too long")
+var errLegacyTokenTooLong = errors.New("token too long")
 
 // readError marks an error from the caller's reader, so it is not mistaken for bad XML.
 type legacyReadError struct{ err error }
@@ -90,7 +90,7 @@ func (s *legacySource) ReadByte() (byte, error) {
 func (s *legacySource) slowByte() (byte, error) {
 	for s.pos >= s.lim {
 		if s.pos < s.n {
-			return 0, legacyErrTokenTooLong
+			return 0, errLegacyTokenTooLong
 		}
 		if err := s.fill(); err != nil {
 			return 0, err
@@ -404,7 +404,7 @@ func (p *legacyParser) xmlError(err error) error {
 	switch {
 	case err == io.EOF:
 		return io.EOF
-	case errors.Is(err, legacyErrTokenTooLong):
+	case errors.Is(err, errLegacyTokenTooLong):
 		return fmt.Errorf("%w: an XML token (text, tag or comment) exceeds %d bytes (line %d)",
 			ErrMalformed, p.lim.MaxTokenBytes, p.line())
 	case errors.As(err, &re):
@@ -971,6 +971,8 @@ func (p *legacyParser) skipReason(st *legacyRecordState) string {
 		return fmt.Sprintf("count %q is negative or beyond int64", st.count)
 	case st.countErr != nil:
 		return fmt.Sprintf("count %q is not a number", st.count)
+	case st.rec.Count > p.lim.MaxCount:
+		return fmt.Sprintf("count %d is over the limit of %d messages per record (VIGIL_MAX_RECORD_COUNT)", st.rec.Count, p.lim.MaxCount)
 	case st.rec.Count > math.MaxInt64-p.sum:
 		return fmt.Sprintf("count %d would overflow the report's message total", st.rec.Count)
 	}
@@ -1220,11 +1222,6 @@ type legacyDecoder struct {
 	hdrErr error // what Header returned, returned again by every later call
 	err    error // sticky: what ended Next (io.EOF included)
 	headed bool
-}
-
-// NewDecoder returns a Decoder reading r with the limits lim (zero fields: DefaultLimits).
-func newLegacyDecoder(r io.Reader, lim Limits) *legacyDecoder {
-	return &legacyDecoder{p: newLegacyParser(newLegacySource(r, lim.withDefaults().MaxTokenBytes), lim)}
 }
 
 // Header reads up to the first record that follows the metadata and policy, and returns the

@@ -302,7 +302,7 @@ func TestLimitsDefaults(t *testing.T) {
 	if got := (Limits{MaxDepth: -1, MaxRecords: 7}).withDefaults(); got.MaxDepth != 64 || got.MaxRecords != 7 {
 		t.Errorf("got %+v", got)
 	}
-	want := Limits{MaxDepth: 64, MaxTokenBytes: 1 << 20, MaxRecords: 5_000_000, MaxFutureSkew: 24 * time.Hour}
+	want := Limits{MaxDepth: 64, MaxTokenBytes: 1 << 20, MaxRecords: 5_000_000, MaxFutureSkew: 24 * time.Hour, MaxCount: 1_000_000_000}
 	if DefaultLimits != want {
 		t.Errorf("DefaultLimits %+v, documented %+v", DefaultLimits, want)
 	}

@@ -77,6 +77,8 @@ func (p *parser) skipReason(st *recordState) string {
 		return fmt.Sprintf("count %q is negative or beyond int64", st.count)
 	case st.countErr != nil:
 		return fmt.Sprintf("count %q is not a number", st.count)
+	case st.rec.Count > p.lim.MaxCount:
+		return fmt.Sprintf("count %d is over the limit of %d messages per record (VIGIL_MAX_RECORD_COUNT)", st.rec.Count, p.lim.MaxCount)
 	case st.rec.Count > math.MaxInt64-p.sum:
 		return fmt.Sprintf("count %d would overflow the report's message total", st.rec.Count)
 	}

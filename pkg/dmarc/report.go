@@ -69,6 +69,10 @@ type Limits struct {
 	MaxTokenBytes int           // longest single text node/tag with attributes/comment; default 1 MiB
 	MaxRecords    int           // <record> elements per report, skipped ones included; default 5,000,000
 	MaxFutureSkew time.Duration // how far in the future date_range may reach; default 24h
+	// MaxCount bounds one record's message count; default 1,000,000,000. A larger count is
+	// no real traffic (one source, one day), and counts summed over years of reports in the
+	// rollups must stay far from int64's limit, which a few hostile reports could reach.
+	MaxCount int64
 }
 
 // DefaultLimits are generous for every real report seen and small enough that a hostile file
@@ -78,6 +82,7 @@ var DefaultLimits = Limits{
 	MaxTokenBytes: 1 << 20,
 	MaxRecords:    5_000_000,
 	MaxFutureSkew: 24 * time.Hour,
+	MaxCount:      1_000_000_000,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -92,6 +97,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxFutureSkew <= 0 {
 		l.MaxFutureSkew = DefaultLimits.MaxFutureSkew
+	}
+	if l.MaxCount <= 0 {
+		l.MaxCount = DefaultLimits.MaxCount
 	}
 	return l
 }

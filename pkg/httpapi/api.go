@@ -39,6 +39,8 @@ type Deps struct {
 	Store      *store.Store
 	Ingest     *ingest.Service
 	Mail       *mailpoll.Service // nil: the mailbox routes answer 503
+	Queue      Queue             // nil: the task triggers answer 503
+	Tasks      TaskReader        // nil: GET /tasks/status answers 503
 	Analytics  *analytics.API    // nil: built on Store without an answer cache
 	Redis      Pinger
 	Monitoring http.Handler
@@ -116,7 +118,7 @@ func (a *API) table() []Route {
 		// Analyst: put reports in.
 		{post, "/api/upload", auth.Analyst, RateUpload, a.upload},
 
-		// Admin: accounts, the audit log, the queue.
+		// Admin: accounts, the audit log, mailboxes, the queue.
 		{get, "/users", auth.Admin, RateAPI, a.listUsers},
 		{post, "/users", auth.Admin, RateAPI, a.createUser},
 		{get, "/users/:id", auth.Admin, RateAPI, a.getUser},
@@ -124,7 +126,13 @@ func (a *API) table() []Route {
 		{del, "/users/:id", auth.Admin, RateAPI, a.deleteUser},
 		{get, "/audit", auth.Admin, RateAPI, a.listAudit},
 		{post, "/tasks/trigger/email-ingestion", auth.Admin, RateAPI, a.triggerMail},
+		{post, "/tasks/trigger/process-reports", auth.Admin, RateAPI, a.triggerProcess},
+		{get, "/tasks/status/:task_id", auth.Admin, RateAPI, a.taskStatus},
+		{get, "/api/mailboxes", auth.Admin, RateAPI, a.listMailboxes},
+		{post, "/api/mailboxes", auth.Admin, RateAPI, a.createMailbox},
 		{get, "/api/mailboxes/:id", auth.Admin, RateAPI, a.getMailbox},
+		{patch, "/api/mailboxes/:id", auth.Admin, RateAPI, a.updateMailbox},
+		{del, "/api/mailboxes/:id", auth.Admin, RateAPI, a.deleteMailbox},
 	}
 	// Viewer: the rollup answers (pkg/analytics), every one a read.
 	an := a.Analytics

@@ -3,6 +3,7 @@
 package importer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +51,9 @@ type Summary struct {
 }
 
 // Run imports every regular file under paths (folders are walked recursively; hidden files
-// and folders are skipped). One unreadable or bad file never stops the others.
+// and folders are skipped). One unreadable or bad file never stops the others. Files go through
+// the pipeline in batches (ingest.BatchLen): one durable commit stores a batch's originals and,
+// inline, one statement stores their reports.
 func (im *Importer) Run(ctx context.Context, paths []string) (Summary, error) {
 	files, err := collect(paths)
 	if err != nil {
@@ -61,40 +63,47 @@ func (im *Importer) Run(ctx context.Context, paths []string) (Summary, error) {
 	bar := im.bar(len(files))
 	var mu sync.Mutex
 	pending := map[int64]string{} // ingest id -> path, for files workers still have to process
-	work := make(chan string)
+	work := make(chan []file)
 	var wg sync.WaitGroup
 	var firstErr error
 	for range max(1, im.Concurrency) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for path := range work {
-				st, id, reason, reports, err := im.one(ctx, path)
+			for batch := range work {
+				outs, err := im.batch(ctx, batch)
 				mu.Lock()
-				switch {
-				case err != nil && firstErr == nil:
+				if err != nil && firstErr == nil {
 					firstErr = err
-				case err != nil:
-				case st == store.StatusPending:
-					pending[id] = path
-				default:
-					sum.add(path, st, reason, reports)
+				}
+				done := 0
+				for i, o := range outs {
+					if o.status == "" {
+						continue // not settled: an infrastructure error, reported in err
+					}
+					if o.status == store.StatusPending {
+						pending[o.id] = batch[i].path
+						continue
+					}
+					sum.add(batch[i].path, o.status, o.reason, o.reports)
+					done++
 				}
 				mu.Unlock()
-				if st != store.StatusPending {
-					bar.Add(1)
-				}
+				bar.Add(done)
 			}
 		}()
 	}
-	for _, p := range files {
+	sizes := make([]int64, len(files))
+	for i, f := range files {
+		sizes[i] = f.size
+	}
+	for start := 0; start < len(files) && ctx.Err() == nil; {
+		n := ingest.BatchLen(sizes[start:])
 		select {
-		case work <- p:
+		case work <- files[start : start+n]:
 		case <-ctx.Done():
 		}
-		if ctx.Err() != nil {
-			break
-		}
+		start += n
 	}
 	close(work)
 	wg.Wait()
@@ -121,33 +130,65 @@ func (s *Summary) add(path, status, reason string, reports int) {
 	}
 }
 
-// one hands a file to the pipeline and, inline, processes it. It returns the file's status
-// (pending while a worker still has it); err only for infrastructure failures.
-func (im *Importer) one(ctx context.Context, path string) (status string, id int64, reason string, reports int, err error) {
-	data, rerr := readCapped(path, im.MaxFile)
-	if rerr != nil {
-		return store.StatusFailed, 0, rerr.Error(), 0, nil
+// fileOutcome is what became of one file of a batch; status is pending while a worker still
+// has it, empty when an infrastructure error left it unsettled.
+type fileOutcome struct {
+	status, reason string
+	id             int64
+	reports        int
+}
+
+// batch hands files to the pipeline and, inline, processes them. err is for infrastructure
+// failures only; the files it could settle have their outcome even then.
+func (im *Importer) batch(ctx context.Context, batch []file) ([]fileOutcome, error) {
+	outs := make([]fileOutcome, len(batch))
+	var in []ingest.File
+	var at []int
+	for i, f := range batch {
+		data, err := readCapped(f.path, im.MaxFile)
+		if err != nil {
+			outs[i] = fileOutcome{status: store.StatusFailed, reason: err.Error()}
+			continue
+		}
+		in = append(in, ingest.File{Name: filepath.Base(f.path), Source: "import", SourceRef: f.path, ReceivedAt: time.Now(), Data: data})
+		at = append(at, i)
 	}
-	res, err := im.Ingest.Accept(ctx, ingest.File{Name: filepath.Base(path), Source: "import", SourceRef: path, ReceivedAt: time.Now(), Data: data})
+	res, err := im.Ingest.AcceptBatch(ctx, in)
 	if err != nil {
-		return "", 0, "", 0, err
+		return outs, err
 	}
-	switch res.Status {
-	case ingest.Rejected:
-		return store.StatusFailed, 0, res.Error, 0, nil
-	case ingest.Duplicate:
-		return store.StatusDuplicate, res.IngestID, res.Error, 0, nil
-	}
-	if im.Inline {
-		if err := im.Ingest.Process(ctx, res.IngestID); err != nil && !errors.Is(err, ingest.ErrPermanent) {
-			return "", 0, "", 0, err
+	var ids []int64
+	var idAt []int
+	for k, r := range res {
+		i := at[k]
+		switch r.Status {
+		case ingest.Rejected:
+			outs[i] = fileOutcome{status: store.StatusFailed, reason: r.Error}
+		case ingest.Duplicate:
+			outs[i] = fileOutcome{status: store.StatusDuplicate, id: r.IngestID, reason: r.Error}
+		default:
+			outs[i] = fileOutcome{status: store.StatusPending, id: r.IngestID}
+			ids, idAt = append(ids, r.IngestID), append(idAt, i)
 		}
 	}
-	ing, err := im.Store.GetIngest(ctx, res.IngestID)
-	if err != nil {
-		return "", 0, "", 0, err
+	if !im.Inline || len(ids) == 0 {
+		return outs, nil
 	}
-	return ing.Status, ing.ID, ing.Error, ing.ReportCount, nil
+	done, err := im.Ingest.ProcessBatch(ctx, ids)
+	var firstErr error
+	for k, i := range idAt {
+		switch {
+		case err != nil:
+			outs[i].status, firstErr = "", err
+		case done[k].Err != nil && !errors.Is(done[k].Err, ingest.ErrPermanent):
+			// Still pending: a later import or the sweep takes it up.
+			outs[i].status, firstErr = "", cmp.Or(firstErr, done[k].Err)
+		default:
+			p := done[k]
+			outs[i] = fileOutcome{status: p.Status, reason: p.Reason, id: p.IngestID, reports: p.Reports}
+		}
+	}
+	return outs, firstErr
 }
 
 // wait polls the database until workers have processed every file this import enqueued.
@@ -193,16 +234,22 @@ func (im *Importer) bar(n int) *progressbar.ProgressBar {
 		progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(), progressbar.OptionFullWidth())
 }
 
+// file is one file to import; its size (as listed) only shapes batches.
+type file struct {
+	path string
+	size int64
+}
+
 // collect lists the files to import, sorted for a stable order.
-func collect(paths []string) ([]string, error) {
-	var out []string
+func collect(paths []string) ([]file, error) {
+	var out []file
 	for _, root := range paths {
 		info, err := os.Stat(root)
 		if err != nil {
 			return nil, fmt.Errorf("import: %w", err)
 		}
 		if !info.IsDir() {
-			out = append(out, root)
+			out = append(out, file{root, info.Size()})
 			continue
 		}
 		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -216,7 +263,11 @@ func collect(paths []string) ([]string, error) {
 				return nil
 			}
 			if d.Type().IsRegular() {
-				out = append(out, p)
+				var size int64
+				if info, err := d.Info(); err == nil {
+					size = info.Size()
+				}
+				out = append(out, file{p, size})
 			}
 			return nil
 		})
@@ -224,7 +275,7 @@ func collect(paths []string) ([]string, error) {
 			return nil, fmt.Errorf("import: walk %s: %w", root, err)
 		}
 	}
-	sort.Strings(out)
+	slices.SortFunc(out, func(a, b file) int { return strings.Compare(a.path, b.path) })
 	return out, nil
 }
 

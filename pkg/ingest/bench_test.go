@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/vigilhq/vigil/pkg/corpus"
 	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
 )
 
@@ -60,11 +60,25 @@ func variant(data []byte, i int) []byte {
 }
 
 // runPipeline accepts and processes files with the given concurrency, as `api import` does on
-// one machine, and returns how many reports were stored.
+// one machine: each worker takes the next batch (ingest.BatchLen), stores the originals with
+// AcceptBatch (one durable commit) and processes them with ProcessBatch (claim, unwrap, parse,
+// store, finish). Every file must end processed.
 func runPipeline(b *testing.B, bu bundle, files [][]byte, workers int) {
 	b.Helper()
 	ctx := context.Background()
-	var next atomic.Int64
+	sizes := make([]int64, len(files))
+	for i, f := range files {
+		sizes[i] = int64(len(f))
+	}
+	var mu sync.Mutex
+	next := 0
+	take := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		start := next
+		next += ingest.BatchLen(sizes[start:])
+		return start, next
+	}
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	for range workers {
@@ -72,19 +86,35 @@ func runPipeline(b *testing.B, bu bundle, files [][]byte, workers int) {
 		go func() {
 			defer wg.Done()
 			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(files) {
+				start, end := take()
+				if start >= len(files) {
 					return
 				}
-				res, err := bu.svc.Accept(ctx, ingest.File{Name: "f.xml", Source: "bench", Data: files[i]})
-				if err == nil {
-					err = bu.svc.Process(ctx, res.IngestID)
+				batch := make([]ingest.File, 0, end-start)
+				for _, data := range files[start:end] {
+					batch = append(batch, ingest.File{Name: "f.xml", Source: "bench", Data: data})
 				}
-				if err != nil && !errors.Is(err, ingest.ErrPermanent) {
-					b.Error(err)
-				}
+				res, err := bu.svc.AcceptBatch(ctx, batch)
 				if err != nil {
-					failed.Add(1)
+					b.Error(err)
+					failed.Add(int64(len(batch)))
+					continue
+				}
+				ids := make([]int64, len(res))
+				for i, r := range res {
+					ids[i] = r.IngestID
+				}
+				done, err := bu.svc.ProcessBatch(ctx, ids)
+				if err != nil {
+					b.Error(err)
+					failed.Add(int64(len(batch)))
+					continue
+				}
+				for _, p := range done {
+					if p.Err != nil || p.Status != store.StatusProcessed {
+						b.Errorf("ingest %d: %s %s %v", p.IngestID, p.Status, p.Reason, p.Err)
+						failed.Add(1)
+					}
 				}
 			}
 		}()

@@ -80,21 +80,132 @@ const (
 // first, finds its own reports stored (linked, not duplicated) and the outcome is recorded
 // once. Errors wrapping ErrPermanent concern the file; others are worth retrying.
 func (s *Service) Process(ctx context.Context, id int64) error {
-	ing, raw, pending, err := s.store.Claim(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("ingest %d does not exist: %w", id, ErrPermanent)
-	}
-	if err != nil || !pending {
+	res, err := s.ProcessBatch(ctx, []int64{id})
+	if err != nil {
 		return err
 	}
-	run := &fileRun{svc: s, ctx: ctx, id: id}
-	data, err := decodeRaw(raw, s.lim.FileBytes)
+	return res[0].Err
+}
+
+// Processed is what ProcessBatch did with one file.
+type Processed struct {
+	IngestID int64
+	// Status is processed, duplicate or failed; for a file that was not pending (finished
+	// before, or a second delivery), its current status, pending when another attempt has it.
+	Status  string
+	Reason  string
+	Reports int // stored or linked: the file's report_count
+	// Err is nil, wraps ErrPermanent when the file failed (as Status says), or is an error of
+	// the infrastructure: the file stays pending, to be retried.
+	Err error
+}
+
+// batchRecords bounds the records of the complete reports ProcessBatch holds for one statement.
+const batchRecords = 20000
+
+// ProcessBatch is Process for several files, in as few statements as it can: one claims them
+// all, then the complete reports of as many files as fit batchRecords are stored and the
+// files finished in one more (a long report still streams in a transaction of its own). Each
+// file ends with its own outcome, as with Process; when the batch statement fails, each file
+// is stored alone, so a file the database refuses never sinks the others. The error is for a
+// failure before any file could be tried (the claim): then every file stays as it was.
+func (s *Service) ProcessBatch(ctx context.Context, ids []int64) ([]Processed, error) {
+	// An id given twice is processed once (the second claim would find it pending still).
+	at := make(map[int64]int, len(ids))
+	out := make([]Processed, 0, len(ids))
+	for _, id := range ids {
+		if _, ok := at[id]; !ok {
+			at[id] = len(out)
+			out = append(out, Processed{IngestID: id})
+		}
+	}
+	distinct := make([]int64, len(out))
+	for i, p := range out {
+		distinct[i] = p.IngestID
+	}
+	claimed, err := s.store.ClaimMany(ctx, distinct)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	if len(claimed) < len(out) {
+		if err := s.notClaimed(ctx, claimed, out); err != nil {
+			return nil, err
+		}
+	}
+	var runs []*fileRun
+	recs := 0
+	for _, c := range claimed {
+		run := s.walk(ctx, c)
+		if run.err != nil {
+			out[at[c.Ingest.ID]].Err = fmt.Errorf("ingest %d: %w", c.Ingest.ID, run.err)
+			continue
+		}
+		runs = append(runs, run)
+		if recs += run.pendingRecs; recs >= batchRecords {
+			s.saveRuns(ctx, runs)
+			s.finishRuns(ctx, runs, out, at)
+			runs, recs = nil, 0
+		}
+	}
+	s.saveRuns(ctx, runs)
+	s.finishRuns(ctx, runs, out, at)
+	if len(out) == len(ids) {
+		return out, nil
+	}
+	all := make([]Processed, len(ids))
+	for i, id := range ids {
+		all[i] = out[at[id]]
+	}
+	return all, nil
+}
+
+// notClaimed fills in the files ClaimMany left out: finished already, or unknown.
+func (s *Service) notClaimed(ctx context.Context, claimed []store.Claimed, out []Processed) error {
+	got := make(map[int64]bool, len(claimed))
+	for _, c := range claimed {
+		got[c.Ingest.ID] = true
+	}
+	var rest []int64
+	for _, p := range out {
+		if !got[p.IngestID] {
+			rest = append(rest, p.IngestID)
+		}
+	}
+	ings, err := s.store.GetIngests(ctx, rest)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	known := make(map[int64]store.Ingest, len(ings))
+	for _, ing := range ings {
+		known[ing.ID] = ing
+	}
+	for i, p := range out {
+		if got[p.IngestID] {
+			continue
+		}
+		ing, ok := known[p.IngestID]
+		if !ok {
+			out[i].Err = fmt.Errorf("ingest %d does not exist: %w", p.IngestID, ErrPermanent)
+			continue
+		}
+		out[i].Status, out[i].Reason, out[i].Reports = ing.Status, ing.Error, ing.ReportCount
+	}
+	return nil
+}
+
+// walk unwraps and parses one claimed file. Long reports and files with many reports are
+// stored as they are read; the rest of the file waits in run.pending for saveRuns. run.err is
+// set when the infrastructure failed (the file stays pending).
+func (s *Service) walk(ctx context.Context, c store.Claimed) *fileRun {
+	run := &fileRun{svc: s, ctx: ctx, id: c.Ingest.ID, filename: c.Ingest.Filename}
+	data, err := decodeRaw(c.Raw, c.Ingest.SizeBytes, s.lim.FileBytes)
 	if err == nil {
 		err = unwrap.Walk(data, s.lim.Unwrap, run.part)
 	}
 	var tr transient
 	if errors.As(err, &tr) {
-		return fmt.Errorf("ingest %d: %w", id, tr.err)
+		run.err = tr.err
+		return run
 	}
 	if errors.Is(err, unwrap.ErrUnrecognised) || errors.Is(err, unwrap.ErrEmpty) {
 		err = fmt.Errorf("not a DMARC aggregate report: %w", err)
@@ -102,26 +213,73 @@ func (s *Service) Process(ctx context.Context, id int64) error {
 	if err != nil {
 		run.o.fail("", err) // what was read before the problem is still stored
 	}
-	finished, err := run.finalFlush()
+	return run
+}
+
+// saveRuns stores the waiting reports of the runs and finishes each file whose reports all
+// turned out new (nearly always), in one statement; a failed statement is tried again file by
+// file, so that only a file the database refuses stays pending.
+func (s *Service) saveRuns(ctx context.Context, runs []*fileRun) {
+	if len(runs) == 0 {
+		return
+	}
+	files := make([]store.FileReports, len(runs))
+	for i, r := range runs {
+		assumed := r.o
+		assumed.stored += len(r.pending)
+		status, reason := assumed.status()
+		files[i] = store.FileReports{IngestID: r.id, Reports: r.pending,
+			Outcome: &store.Outcome{Status: status, Reason: reason, ReportCount: assumed.stored + assumed.dups}}
+	}
+	saved, finished, err := s.store.SaveFiles(ctx, files)
+	if err != nil && len(runs) > 1 && ctx.Err() == nil {
+		s.log.Warn("batch of files not stored together; storing them one by one", "files", len(runs), "err", err)
+		for _, r := range runs {
+			s.saveRuns(ctx, []*fileRun{r})
+		}
+		return
+	}
 	if err != nil {
-		return fmt.Errorf("ingest %d: %w", id, err)
+		for _, r := range runs {
+			r.err = err
+		}
+		return
 	}
-	status, reason := run.o.status()
-	if !finished {
-		if _, err := s.store.Finish(ctx, id, status, reason, run.o.stored+run.o.dups); err != nil {
-			return err
+	for i, r := range runs {
+		for _, sv := range saved[i] {
+			r.o.count(sv)
+		}
+		r.pending, r.pendingRecs, r.finished = nil, 0, finished[i]
+	}
+}
+
+// finishRuns records the outcome of files saveRuns could not finish, runs the after-store hook
+// and fills in out.
+func (s *Service) finishRuns(ctx context.Context, runs []*fileRun, out []Processed, at map[int64]int) {
+	for _, r := range runs {
+		p := &out[at[r.id]]
+		if r.err != nil {
+			p.Err = fmt.Errorf("ingest %d: %w", r.id, r.err)
+			continue
+		}
+		status, reason := r.o.status()
+		if !r.finished {
+			if _, err := s.store.Finish(ctx, r.id, status, reason, r.o.stored+r.o.dups); err != nil {
+				p.Err = err
+				continue
+			}
+		}
+		if r.o.stored > 0 && s.onNew != nil {
+			if err := s.onNew(ctx, r.id); err != nil {
+				s.log.Warn("after-store hook failed; the rollup catch-up will cover it", "ingest_id", r.id, "err", err)
+			}
+		}
+		s.log.Info("file processed", "ingest_id", r.id, "file", r.filename, "status", status, "reports", r.o.stored, "duplicates", r.o.dups, "problems", len(r.o.problems))
+		p.Status, p.Reason, p.Reports = status, reason, r.o.stored+r.o.dups
+		if status == store.StatusFailed {
+			p.Err = fmt.Errorf("ingest %d: %s: %w", r.id, reason, ErrPermanent)
 		}
 	}
-	if run.o.stored > 0 && s.onNew != nil {
-		if err := s.onNew(ctx, id); err != nil {
-			s.log.Warn("after-store hook failed; the rollup catch-up will cover it", "ingest_id", id, "err", err)
-		}
-	}
-	s.log.Info("file processed", "ingest_id", id, "file", ing.Filename, "status", status, "reports", run.o.stored, "duplicates", run.o.dups, "problems", len(run.o.problems))
-	if status == store.StatusFailed {
-		return fmt.Errorf("ingest %d: %s: %w", id, reason, ErrPermanent)
-	}
-	return nil
 }
 
 // fileRun is one attempt at one file.
@@ -129,9 +287,12 @@ type fileRun struct {
 	svc         *Service
 	ctx         context.Context
 	id          int64
+	filename    string
 	o           outcome
 	pending     []store.Parsed
 	pendingRecs int
+	finished    bool  // the outcome is recorded
+	err         error // of the infrastructure: the file stays pending
 }
 
 // part handles one payload. Problems with the part are noted and the walk goes on (one bad
@@ -202,27 +363,6 @@ func (r *fileRun) flush() error {
 	}
 	r.pending, r.pendingRecs = r.pending[:0], 0
 	return nil
-}
-
-// finalFlush stores the last collected reports and, when they all turn out new (nearly always),
-// records the file's outcome in the same statement.
-func (r *fileRun) finalFlush() (bool, error) {
-	if len(r.pending) == 0 {
-		return false, nil
-	}
-	assumed := r.o
-	assumed.stored += len(r.pending)
-	status, reason := assumed.status()
-	out := store.Outcome{Status: status, Reason: reason, ReportCount: assumed.stored + assumed.dups}
-	saved, finished, err := r.svc.store.SaveParsedAndFinish(r.ctx, r.id, r.pending, out)
-	if err != nil {
-		return false, err
-	}
-	for _, sv := range saved {
-		r.o.count(sv)
-	}
-	r.pending, r.pendingRecs = r.pending[:0], 0
-	return finished, nil
 }
 
 func (r *fileRun) flushTransient() error {

@@ -203,6 +203,8 @@ func (r *run) fetchBodies(ctx context.Context, cmd *imapclient.FetchCommand, b *
 		}
 	}()
 	answered := make(map[uint32]bool, len(b.fetch))
+	var group []Message // handed over together (Grouping)
+	var groupBytes int64
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		var uid uint32
 		var body []byte
@@ -239,22 +241,31 @@ func (r *run) fetchBodies(ctx context.Context, cmd *imapclient.FetchCommand, b *
 			r.problem(Problem{UID: uid, Size: m.size, Reason: problem + "; left in place to be read again"})
 			continue
 		}
-		d, err := r.handOver(ctx, Message{UID: uid, Size: m.size, Data: body, InternalDate: m.date, MessageID: messageID(body)})
-		if err != nil {
+		msg := Message{UID: uid, UIDValidity: r.res.State.UIDValidity, Size: m.size, Data: body, InternalDate: m.date, MessageID: messageID(body)}
+		if r.group.Messages > 1 {
+			// The body buffer is reused for the next message: a grouped message keeps a copy.
+			if len(group) > 0 && groupBytes+int64(len(body)) > r.group.Bytes {
+				if err := r.handOver(ctx, b, group); err != nil {
+					return err
+				}
+				group, groupBytes = group[:0], 0
+			}
+			msg.Data = bytes.Clone(body)
+			group, groupBytes = append(group, msg), groupBytes+int64(len(body))
+			if len(group) < r.group.Messages {
+				continue
+			}
+		} else {
+			group = append(group[:0], msg)
+		}
+		if err := r.handOver(ctx, b, group); err != nil {
 			return err
 		}
-		switch d {
-		case Archive:
-			r.res.Saved++
-			b.archive = append(b.archive, uid)
-		case Duplicate:
-			r.res.Duplicates++
-			b.archive = append(b.archive, uid)
-		case Invalid:
-			r.res.Invalid++
-			b.invalid = append(b.invalid, uid)
-		default:
-			return fmt.Errorf("sink: UID %d: unknown disposition %v", uid, d)
+		group, groupBytes = group[:0], 0
+	}
+	if len(group) > 0 {
+		if err := r.handOver(ctx, b, group); err != nil {
+			return err
 		}
 	}
 	for _, u := range toUint32s(b.fetch) {
@@ -293,15 +304,38 @@ func (r *run) readBody(lit imap.LiteralReader) ([]byte, string, error) {
 }
 
 // handOver calls the sink with the watchdog paused: the sink may take long (a slow database)
-// while the server, which has nothing to say meanwhile, must not be taken for dead.
-func (r *run) handOver(ctx context.Context, m Message) (Disposition, error) {
+// while the server, which has nothing to say meanwhile, must not be taken for dead. Then it
+// files each message of the group where its disposition says.
+func (r *run) handOver(ctx context.Context, b *batch, group []Message) error {
 	r.s.dog.pause()
-	defer r.s.dog.resume()
-	d, err := r.sink(ctx, m)
-	if err != nil {
-		return 0, fmt.Errorf("sink: UID %d: %w", m.UID, err)
+	ds, err := r.sink(ctx, group)
+	r.s.dog.resume()
+	if err == nil && len(ds) != len(group) {
+		err = fmt.Errorf("%d dispositions for %d messages", len(ds), len(group))
 	}
-	return d, cancelled(ctx)
+	if err != nil {
+		if len(group) == 1 {
+			return fmt.Errorf("sink: UID %d: %w", group[0].UID, err)
+		}
+		return fmt.Errorf("sink: UIDs %d-%d: %w", group[0].UID, group[len(group)-1].UID, err)
+	}
+	for i, d := range ds {
+		uid := group[i].UID
+		switch d {
+		case Archive:
+			r.res.Saved++
+			b.archive = append(b.archive, uid)
+		case Duplicate:
+			r.res.Duplicates++
+			b.archive = append(b.archive, uid)
+		case Invalid:
+			r.res.Invalid++
+			b.invalid = append(b.invalid, uid)
+		default:
+			return fmt.Errorf("sink: UID %d: unknown disposition %v", uid, d)
+		}
+	}
+	return cancelled(ctx)
 }
 
 // cancelled is checked between steps: the context's watch kills the connection, but only

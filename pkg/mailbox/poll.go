@@ -58,6 +58,7 @@ import (
 // Message is one e-mail handed to the sink.
 type Message struct {
 	UID          uint32
+	UIDValidity  uint32    // of the folder: UID is only meaningful with it
 	Size         int64     // RFC822.SIZE as the server reported it
 	Data         []byte    // the whole message; valid only until the sink returns (the buffer is reused)
 	InternalDate time.Time // when the server received it
@@ -94,6 +95,20 @@ func (d Disposition) String() string {
 // infrastructure failed (the database is down): the poll stops, nothing of that message, nor
 // of any message of its batch, is moved or flagged, and the next poll reads them again.
 type Sink func(ctx context.Context, m Message) (Disposition, error)
+
+// BatchSink is a Sink for several messages at once, so a database can store them with one
+// durable commit. It returns one Disposition per message, in order, once every message is
+// stored; an error means none may be acknowledged (as with Sink). The messages' Data stay
+// valid until it returns.
+type BatchSink func(ctx context.Context, msgs []Message) ([]Disposition, error)
+
+// Grouping says how many messages PollBatch hands a BatchSink at once: up to Messages, and
+// up to Bytes of message data (a larger message goes alone). Messages are grouped within one
+// fetch batch (Config.BatchSize) only, so nothing waits for a later round trip.
+type Grouping struct {
+	Messages int
+	Bytes    int64
+}
 
 // State is what the caller remembers per mailbox between polls.
 //
@@ -147,11 +162,25 @@ type Poller struct {
 // Poll reads every message of cfg.Folder not handled yet (per state), hands each to sink, and
 // acknowledges them batch by batch. See the package comment for the guarantees.
 func (p *Poller) Poll(ctx context.Context, cfg Config, state State, sink Sink) (Result, error) {
+	if sink == nil {
+		return Result{State: state}, errors.New("mailbox: nil sink")
+	}
+	one := func(ctx context.Context, msgs []Message) ([]Disposition, error) {
+		d, err := sink(ctx, msgs[0])
+		return []Disposition{d}, err
+	}
+	return p.PollBatch(ctx, cfg, state, one, Grouping{Messages: 1})
+}
+
+// PollBatch is Poll with messages handed to sink in groups (a copy of each body is held until
+// its group is stored, at most g.Bytes plus one message).
+func (p *Poller) PollBatch(ctx context.Context, cfg Config, state State, sink BatchSink, g Grouping) (Result, error) {
 	start := time.Now()
 	res := Result{State: state}
 	if sink == nil {
 		return res, errors.New("mailbox: nil sink")
 	}
+	g.Messages = max(g.Messages, 1)
 	if err := cfg.Validate(); err != nil {
 		return res, err
 	}
@@ -162,7 +191,7 @@ func (p *Poller) Poll(ctx context.Context, cfg Config, state State, sink Sink) (
 		res.Duration = time.Since(start)
 		return res, fmt.Errorf("mailbox %s@%s: %w", cfg.Username, cfg.Host, err)
 	}
-	r := &run{p: p, cfg: cfg, s: s, sink: sink, res: &res, log: log}
+	r := &run{p: p, cfg: cfg, s: s, sink: sink, group: g, res: &res, log: log}
 	err = r.poll(ctx)
 	if err != nil {
 		s.abort()
@@ -190,12 +219,13 @@ func (p *Poller) logger() *slog.Logger {
 
 // run is one poll of one mailbox.
 type run struct {
-	p    *Poller
-	cfg  Config
-	s    *session
-	sink Sink
-	res  *Result
-	log  *slog.Logger
+	p     *Poller
+	cfg   Config
+	s     *session
+	sink  BatchSink
+	group Grouping
+	res   *Result
+	log   *slog.Logger
 
 	blocked bool   // a message was left for the next poll: LastUID stays below it
 	buf     []byte // reused body buffer

@@ -83,7 +83,9 @@ func TestPollCorpus(t *testing.T) {
 	cfg := srv.config()
 	look := newPeek(t, cfg)
 	sink := newRecSink(t)
+	var validities []uint32
 	sink.check = func(m Message) {
+		validities = append(validities, m.UIDValidity)
 		for _, f := range look.flags("INBOX", m.UID) {
 			if f == imap.FlagSeen || f == imap.FlagDeleted {
 				t.Errorf("UID %d has %s while the sink still runs", m.UID, f)
@@ -104,6 +106,11 @@ func TestPollCorpus(t *testing.T) {
 	}
 	if res.State.LastUID != wantLast || res.State.UIDValidity == 0 {
 		t.Errorf("state %+v, want LastUID %d and a UIDVALIDITY", res.State, wantLast)
+	}
+	for _, v := range validities {
+		if v != res.State.UIDValidity {
+			t.Fatalf("a message carried UIDVALIDITY %d, the folder has %d", v, res.State.UIDValidity)
+		}
 	}
 	delivered := slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool { return slices.Contains(retry, u) })
 	if !slices.Equal(sink.uids, delivered) {
@@ -578,5 +585,80 @@ func TestEmptyBody(t *testing.T) {
 	}
 	if !slices.Equal(sink.uids, []uint32{first, last}) {
 		t.Errorf("sink saw %v", sink.uids)
+	}
+}
+
+// TestPollBatchGrouping: grouped hand-over gives every message once with its own bytes (the
+// body buffer is reused, so a group must hold copies), keeps groups within the message and
+// byte bounds and within one fetch batch, and a failing group leaves its whole fetch batch
+// unacknowledged.
+func TestPollBatchGrouping(t *testing.T) {
+	t.Parallel()
+	srv := newMemServer(t, memOpts{})
+	wantArchive, wantInvalid, uids, retry := seedMixed(t, srv, 40, 6)
+	cfg := srv.config()
+	cfg.BatchSize = 25
+	g := Grouping{Messages: 7, Bytes: 64 << 10}
+	sink := newRecSink(t)
+	var groups [][]uint32
+	fail := -1 // the group that fails, by number
+	batchOf := func(u uint32) int { return slices.Index(uids, u) / cfg.BatchSize }
+	grouped := func(ctx context.Context, msgs []Message) ([]Disposition, error) {
+		var size int64
+		var ids []uint32
+		for _, m := range msgs {
+			size += int64(len(m.Data))
+			ids = append(ids, m.UID)
+		}
+		if len(msgs) > g.Messages || (len(msgs) > 1 && size > g.Bytes) {
+			t.Errorf("group of %d messages, %d bytes: over %+v", len(msgs), size, g)
+		}
+		if batchOf(ids[0]) != batchOf(ids[len(ids)-1]) {
+			t.Errorf("group %v crosses fetch batches", ids)
+		}
+		if len(groups) == fail {
+			return nil, errDBDown
+		}
+		groups = append(groups, ids)
+		out := make([]Disposition, len(msgs))
+		for i, m := range msgs {
+			d, err := sink.sink(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = d
+		}
+		return out, nil
+	}
+	res, err := (&Poller{}).PollBatch(context.Background(), cfg, State{}, grouped, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Saved+res.Duplicates != total(wantArchive) || res.Invalid != total(wantInvalid) || res.Retry != len(retry) {
+		t.Errorf("result %+v; want %d archive, %d invalid, %d retry", res, total(wantArchive), total(wantInvalid), len(retry))
+	}
+	if len(groups) >= len(uids)-len(retry) {
+		t.Errorf("%d groups for %d messages: nothing was grouped", len(groups), len(uids))
+	}
+	look := newPeek(t, cfg)
+	sameKeys(t, "Archive", keysOf(look.folder("Archive")), wantArchive)
+	sameKeys(t, "Invalid", keysOf(look.folder("Invalid")), wantInvalid)
+
+	// A failing group: its fetch batch stays in INBOX, LastUID before it.
+	srv2 := newMemServer(t, memOpts{})
+	var uids2 []uint32
+	for i := range 30 {
+		uids2 = append(uids2, srv2.append(t, "INBOX", reportMail(i, 0)))
+	}
+	cfg2 := srv2.config()
+	cfg2.BatchSize = 10
+	groups, fail, uids = nil, 3, uids2 // groups of 7 and 3 per batch: the second batch's second group fails
+	res, err = (&Poller{}).PollBatch(context.Background(), cfg2, State{}, grouped, g)
+	if !errors.Is(err, errDBDown) || res.State.LastUID != uids2[9] {
+		t.Fatalf("failing group: %+v, %v; want LastUID %d", res, err, uids2[9])
+	}
+	look2 := newPeek(t, cfg2)
+	if a, in := len(look2.folder("Archive")), len(look2.folder("INBOX")); a != 10 || in != 20 {
+		t.Errorf("after a failing group: Archive %d, INBOX %d; want 10 and 20", a, in)
 	}
 }

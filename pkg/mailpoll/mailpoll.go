@@ -1,12 +1,14 @@
 // Package mailpoll runs mailbox polls for the pipeline: it keeps the IMAP mailboxes Vigil reads
-// in the mailboxes table (the one from VIGIL_IMAP_* as the row named "env"), polls one at a
-// time per mailbox under a database lease with pkg/mailbox, hands every message to
-// ingest.Service.Accept before the poller may move it, and remembers after every poll, failed
-// or not, how far the mailbox was read and what the poll did.
+// in the mailboxes table (the one from VIGIL_IMAP_* as the row named "env", others added
+// through the API with their passwords sealed by pkg/secretbox), polls one at a time per
+// mailbox under a database lease with pkg/mailbox, hands messages to ingest.Service.AcceptBatch
+// before the poller may move them, and remembers after every poll, failed or not, how far the
+// mailbox was read and what the poll did.
 //
-// The scheduler polls the environment mailbox every VIGIL_IMAP_POLL_INTERVAL (Jobs); an API
-// trigger polls every mailbox at once (TriggerAll). Both enqueue mailbox:poll tasks, which a
-// worker runs through HandlePoll.
+// Every minute the scheduler's mailbox:dispatch (HandleDispatch) enqueues a poll of each
+// enabled mailbox whose interval has begun a new period; an API trigger (Trigger) polls every
+// mailbox, or one, at once. Both enqueue mailbox:poll tasks, which a worker runs through
+// HandlePoll.
 package mailpoll
 
 import (
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +28,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailbox"
 	"github.com/vigilhq/vigil/pkg/schedule"
+	"github.com/vigilhq/vigil/pkg/secretbox"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/unwrap"
 	"github.com/vigilhq/vigil/tasks"
@@ -55,8 +59,9 @@ var (
 	// ErrAlreadyPolling: another poll of the mailbox holds its lease; this one did nothing.
 	ErrAlreadyPolling = errors.New("mailbox is already being polled")
 	// ErrNotConfigured: the mailbox row exists but there is nothing to connect with (the env
-	// mailbox after VIGIL_IMAP_HOST was unset, or an API mailbox: their credentials are not
-	// stored yet). Polling it again cannot help.
+	// mailbox after VIGIL_IMAP_HOST was unset, an API mailbox whose password this process
+	// cannot decrypt or whose token directory is not set, a disabled mailbox). Polling it
+	// again cannot help.
 	ErrNotConfigured = errors.New("mailbox has no usable configuration")
 )
 
@@ -70,38 +75,67 @@ type Service struct {
 	env      *mailbox.Config
 	interval time.Duration
 	enq      Enqueuer
+	keys     *secretbox.Keyring
+	tokenDir string
 	log      *slog.Logger
-	poller   *mailbox.Poller
 	now      func() time.Time
-	accept   func(context.Context, ingest.File) (ingest.Result, error) // ing.Accept; tests wrap it
+	accept   func(context.Context, []ingest.File) ([]ingest.Result, error) // ing.AcceptBatch; tests wrap it
 
 	mu    sync.Mutex
 	envID int64 // the env row's id once Init has run
 }
 
-// New builds the service. envMailbox is the mailbox from the environment (nil: none);
-// interval is how often Jobs polls it. maxMessageBytes caps the messages downloaded (keep it
-// the pipeline's file size limit). enq may be nil in processes that never enqueue.
-func New(st *store.Store, ing *ingest.Service, lim unwrap.Limits, maxMessageBytes int64, envMailbox *mailbox.Config,
-	interval time.Duration, enq Enqueuer, log *slog.Logger) *Service {
+// Deps is what New needs.
+type Deps struct {
+	Store  *store.Store
+	Ingest *ingest.Service
+	Limits unwrap.Limits
+	// MaxMessageBytes caps the messages downloaded (keep it the pipeline's file size limit).
+	MaxMessageBytes int64
+	// Env is the mailbox from the environment (nil: none).
+	Env *mailbox.Config
+	// Interval is how often mailboxes are polled unless one says otherwise.
+	Interval time.Duration
+	// Enqueuer may be nil in processes that never enqueue.
+	Enqueuer Enqueuer
+	// Keys seals and opens the passwords of API mailboxes; nil: this process cannot (the
+	// API refuses to store a password, and a poll of such a mailbox fails saying why).
+	Keys *secretbox.Keyring
+	// TokenDir is VIGIL_IMAP_TOKEN_DIR: the directory API mailboxes' XOAUTH2 token files
+	// are named in; "" allows none.
+	TokenDir string
+	Log      *slog.Logger
+}
+
+// New builds the service.
+func New(d Deps) *Service {
+	log := d.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var env *mailbox.Config
-	if envMailbox != nil {
-		c := *envMailbox
-		if maxMessageBytes > 0 && (c.MaxMessageBytes == 0 || c.MaxMessageBytes > maxMessageBytes) {
-			c.MaxMessageBytes = maxMessageBytes
+	if d.Env != nil {
+		c := *d.Env
+		if d.MaxMessageBytes > 0 && (c.MaxMessageBytes == 0 || c.MaxMessageBytes > d.MaxMessageBytes) {
+			c.MaxMessageBytes = d.MaxMessageBytes
 		}
 		env = &c
 	}
-	s := &Service{st: st, db: st.DB(), ing: ing, lim: lim, maxMsg: maxMessageBytes, env: env, interval: interval,
-		enq: enq, log: log, poller: &mailbox.Poller{Log: log}, now: func() time.Time { return time.Now().UTC() }}
-	if ing != nil {
-		s.accept = ing.Accept
+	interval := d.Interval
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	s := &Service{st: d.Store, db: d.Store.DB(), ing: d.Ingest, lim: d.Limits, maxMsg: d.MaxMessageBytes, env: env,
+		interval: interval, enq: d.Enqueuer, keys: d.Keys, tokenDir: d.TokenDir, log: log,
+		now: func() time.Time { return time.Now().UTC() }}
+	if d.Ingest != nil {
+		s.accept = d.Ingest.AcceptBatch
 	}
 	return s
 }
+
+// DefaultInterval is how often mailboxes are polled when nothing says otherwise.
+const DefaultInterval = 15 * time.Minute
 
 // row is one line of the mailboxes table.
 type row struct {
@@ -122,9 +156,30 @@ type row struct {
 	PollLeaseUntil      *time.Time
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+
+	// Settings of API mailboxes (migration 00005).
+	Enabled             bool
+	TLS                 string `gorm:"column:tls"`
+	AllowPlain          bool
+	ArchiveFolder       string
+	InvalidFolder       string
+	Policy              string
+	BatchSize           int
+	PollIntervalSeconds int
+	OAuth2TokenFile     string `gorm:"column:oauth2_token_file"`
+	CAPEM               string `gorm:"column:ca_pem"`
+	PasswordSealed      []byte
+	Progress            string
 }
 
 func (row) TableName() string { return "mailboxes" }
+
+// settings is an API mailbox's configuration without its credentials.
+func (r row) settings() mailbox.Config {
+	return mailbox.Config{Host: r.Host, Port: r.Port, Username: r.Username, TLS: mailbox.TLSMode(r.TLS),
+		AllowPlain: r.AllowPlain, CAPEM: r.CAPEM, Folder: r.Folder, ArchiveFolder: r.ArchiveFolder,
+		InvalidFolder: r.InvalidFolder, Policy: mailbox.Policy(r.Policy), BatchSize: r.BatchSize}
+}
 
 // Init writes the env mailbox's row (name "env"), creating it on the first start. When the
 // host, username or folder changed, it is another folder: the remembered UIDs mean nothing
@@ -138,16 +193,22 @@ func (s *Service) Init(ctx context.Context) error {
 	c := s.env.WithDefaults()
 	now := s.now()
 	var id int64
-	err := s.db.WithContext(ctx).Raw(`INSERT INTO mailboxes (name, source, host, port, username, folder, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	// The settings columns only mirror the environment here, for GET /api/mailboxes.
+	err := s.db.WithContext(ctx).Raw(`INSERT INTO mailboxes (name, source, host, port, username, folder,
+			tls, allow_plain, archive_folder, invalid_folder, policy, batch_size, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET
 			uid_validity = CASE WHEN mailboxes.host <> excluded.host OR mailboxes.username <> excluded.username
 				OR mailboxes.folder <> excluded.folder THEN 0 ELSE mailboxes.uid_validity END,
 			last_uid = CASE WHEN mailboxes.host <> excluded.host OR mailboxes.username <> excluded.username
 				OR mailboxes.folder <> excluded.folder THEN 0 ELSE mailboxes.last_uid END,
 			source = excluded.source, host = excluded.host, port = excluded.port,
-			username = excluded.username, folder = excluded.folder, updated_at = excluded.updated_at
-		RETURNING id`, EnvName, SourceEnv, c.Host, c.Port, c.Username, c.Folder, now, now).Scan(&id).Error
+			username = excluded.username, folder = excluded.folder, tls = excluded.tls,
+			allow_plain = excluded.allow_plain, archive_folder = excluded.archive_folder,
+			invalid_folder = excluded.invalid_folder, policy = excluded.policy,
+			batch_size = excluded.batch_size, updated_at = excluded.updated_at
+		RETURNING id`, EnvName, SourceEnv, c.Host, c.Port, c.Username, c.Folder, string(c.TLS), c.AllowPlain,
+		c.ArchiveFolder, c.InvalidFolder, string(c.Policy), c.BatchSize, now, now).Scan(&id).Error
 	if err != nil {
 		return fmt.Errorf("mailpoll: save the env mailbox: %w", err)
 	}
@@ -180,26 +241,62 @@ func (s *Service) EnvMailboxID(ctx context.Context) (int64, error) {
 	return s.envID, nil
 }
 
-// Jobs is the scheduler's job polling the env mailbox every interval (none without one).
+// DispatchInterval is how often the scheduler looks for mailboxes due a poll. Each mailbox's
+// own interval (VIGIL_IMAP_POLL_INTERVAL unless it sets one) decides when it is due.
+const DispatchInterval = time.Minute
+
+// Jobs is the scheduler's job: every DispatchInterval, a mailbox:dispatch task (one per
+// minute, whatever the number of ticks) enqueues the polls that are due.
 func (s *Service) Jobs() []schedule.Job {
-	if s.env == nil || s.interval <= 0 {
-		return nil
-	}
-	return []schedule.Job{{Name: tasks.TypeMailboxPoll + ":" + EnvName, Interval: s.interval, Build: func(period time.Time) (*asynq.Task, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		id, err := s.EnvMailboxID(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return tasks.NewMailboxPollTask(id, period)
-	}}}
+	return []schedule.Job{{Name: tasks.TypeMailboxDispatch, Interval: DispatchInterval, Build: tasks.NewMailboxDispatchTask}}
 }
 
-// TriggerAll enqueues a poll of every mailbox now and returns the task ids. The ids are keyed
-// to the minute: triggering again within it names the same tasks and enqueues nothing more.
-// A stale env row (VIGIL_IMAP_HOST unset since) is left out.
-func (s *Service) TriggerAll(ctx context.Context) ([]string, error) {
+// HandleDispatch enqueues a poll of every enabled mailbox for the period of its interval it
+// is in now. The poll's TaskID is keyed to that period and kept for an interval after it
+// ran, so the dispatches of the following minutes enqueue nothing more until the next period.
+func (s *Service) HandleDispatch(ctx context.Context, t *asynq.Task) error {
+	if s.enq == nil {
+		return errors.New("mailpoll: no task queue in this process")
+	}
+	if _, err := s.EnvMailboxID(ctx); err != nil {
+		return err
+	}
+	var rows []row
+	if err := s.db.WithContext(ctx).Select("id", "source", "enabled", "poll_interval_seconds").
+		Where("enabled").Order("id").Find(&rows).Error; err != nil {
+		return fmt.Errorf("mailpoll: list mailboxes: %w", err)
+	}
+	now := s.now()
+	var errs []error
+	for _, r := range rows {
+		if r.Source == SourceEnv && s.env == nil {
+			continue
+		}
+		every := s.intervalOf(r)
+		task, err := tasks.NewMailboxPollTask(r.ID, now.Truncate(every), every)
+		if err == nil {
+			_, err = s.enq.EnqueueContext(ctx, task)
+		}
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			errs = append(errs, fmt.Errorf("mailpoll: enqueue poll of mailbox %d: %w", r.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) intervalOf(r row) time.Duration {
+	if r.Source == SourceAPI && r.PollIntervalSeconds > 0 {
+		return time.Duration(r.PollIntervalSeconds) * time.Second
+	}
+	return s.interval
+}
+
+// Trigger enqueues a poll now of one mailbox (id > 0) or of every enabled one (id 0), and
+// returns the task ids. The ids are keyed to the minute: triggering again within it names the
+// same tasks and enqueues nothing more. A stale env row (VIGIL_IMAP_HOST unset since) is left
+// out of "every"; naming a disabled or stale mailbox is ErrNotConfigured, an unknown one
+// store.ErrNotFound.
+func (s *Service) Trigger(ctx context.Context, id int64) ([]string, error) {
 	if s.enq == nil {
 		return nil, errors.New("mailpoll: no task queue in this process")
 	}
@@ -207,7 +304,19 @@ func (s *Service) TriggerAll(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	var rows []row
-	if err := s.db.WithContext(ctx).Select("id", "source").Order("id").Find(&rows).Error; err != nil {
+	if id > 0 {
+		r, err := s.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case !r.Enabled:
+			return nil, fmt.Errorf("%w: mailbox %d is disabled (PATCH it with \"enabled\": true)", ErrNotConfigured, id)
+		case r.Source == SourceEnv && s.env == nil:
+			return nil, fmt.Errorf("%w: mailbox %d came from VIGIL_IMAP_HOST, which is not set any more", ErrNotConfigured, id)
+		}
+		rows = []row{r}
+	} else if err := s.db.WithContext(ctx).Select("id", "source").Where("enabled").Order("id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("mailpoll: list mailboxes: %w", err)
 	}
 	period := s.now().Truncate(time.Minute)
@@ -216,7 +325,7 @@ func (s *Service) TriggerAll(ctx context.Context) ([]string, error) {
 		if r.Source == SourceEnv && s.env == nil {
 			continue
 		}
-		t, err := tasks.NewMailboxPollTask(r.ID, period)
+		t, err := tasks.NewMailboxPollTask(r.ID, period, time.Hour)
 		if err != nil {
 			return ids, err
 		}
@@ -230,13 +339,19 @@ func (s *Service) TriggerAll(ctx context.Context) ([]string, error) {
 
 // HandlePoll runs a mailbox:poll task. A mailbox that cannot be configured or no longer exists
 // is not retried (asynq.SkipRetry); a poll already running makes this one a no-op; anything
-// else (server or database unreachable) is retried.
+// else (server or database unreachable) is retried. The poll's counts are the task's result,
+// for GET /tasks/status/{task_id}.
 func (s *Service) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	var p tasks.MailboxPollPayload
 	if err := tasks.Decode(t, &p); err != nil {
 		return err
 	}
-	_, err := s.Poll(ctx, p.MailboxID)
+	res, err := s.Poll(ctx, p.MailboxID)
+	if w := t.ResultWriter(); w != nil && !errors.Is(err, ErrAlreadyPolling) {
+		if b, jerr := json.Marshal(resultOf(res)); jerr == nil {
+			w.Write(b) // best effort: the mailbox row keeps the same counts
+		}
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -249,6 +364,9 @@ func (s *Service) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	return err
 }
 
+// passwordPurpose binds a sealed password to its use (secretbox authenticates it).
+const passwordPurpose = "vigil mailbox password"
+
 // config is what a mailbox row is polled with.
 func (s *Service) config(r row) (mailbox.Config, error) {
 	switch {
@@ -257,8 +375,40 @@ func (s *Service) config(r row) (mailbox.Config, error) {
 	case r.Source == SourceEnv:
 		return mailbox.Config{}, fmt.Errorf("%w: VIGIL_IMAP_HOST is not set (any more)", ErrNotConfigured)
 	}
-	// Issue 5: API mailboxes with their credentials stored (encrypted) in the database.
-	return mailbox.Config{}, fmt.Errorf("%w: credentials of mailboxes added through the API are not stored yet", ErrNotConfigured)
+	c := r.settings()
+	c.MaxMessageBytes = s.maxMsg
+	switch {
+	case r.OAuth2TokenFile != "":
+		path, err := s.tokenPath(r.OAuth2TokenFile)
+		if err != nil {
+			return mailbox.Config{}, fmt.Errorf("%w: %w", ErrNotConfigured, err)
+		}
+		c.OAuth2TokenFile = path
+	case r.PasswordSealed != nil:
+		if s.keys == nil {
+			return mailbox.Config{}, fmt.Errorf("%w: its password is encrypted and VIGIL_ENCRYPTION_KEY is not set in this process", ErrNotConfigured)
+		}
+		pw, err := s.keys.Open(r.PasswordSealed, passwordPurpose)
+		if err != nil {
+			return mailbox.Config{}, fmt.Errorf("%w: its password cannot be decrypted (%w): set the key it was stored with in VIGIL_ENCRYPTION_KEY or VIGIL_ENCRYPTION_OLD_KEYS, or PATCH a new password", ErrNotConfigured, err)
+		}
+		c.Password = string(pw)
+	default:
+		return mailbox.Config{}, fmt.Errorf("%w: no password or oauth2_token_file stored (PATCH one)", ErrNotConfigured)
+	}
+	return c, nil
+}
+
+// tokenPath resolves an API mailbox's token file name inside TokenDir. Only a plain file name
+// is accepted, so the name cannot leave the directory.
+func (s *Service) tokenPath(name string) (string, error) {
+	if s.tokenDir == "" {
+		return "", errors.New("oauth2_token_file: VIGIL_IMAP_TOKEN_DIR is not set in this process")
+	}
+	if name != filepath.Base(name) || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+		return "", fmt.Errorf("oauth2_token_file %q: a file name inside VIGIL_IMAP_TOKEN_DIR, not a path", name)
+	}
+	return filepath.Join(s.tokenDir, name), nil
 }
 
 func (s *Service) get(ctx context.Context, id int64) (row, error) {
@@ -282,7 +432,7 @@ func (s *Service) Poll(ctx context.Context, id int64) (mailbox.Result, error) {
 	lease := now.Add(LeaseDuration).Truncate(time.Microsecond) // PostgreSQL keeps microseconds
 	res := s.db.WithContext(ctx).Model(&row{}).
 		Where("id = ? AND (poll_lease_until IS NULL OR poll_lease_until < ?)", id, now).
-		Updates(map[string]any{"poll_lease_until": lease, "last_poll_at": now, "updated_at": now})
+		Updates(map[string]any{"poll_lease_until": lease, "last_poll_at": now, "updated_at": now, "progress": "{}"})
 	if res.Error != nil {
 		return mailbox.Result{}, fmt.Errorf("mailpoll: take the lease of mailbox %d: %w", id, res.Error)
 	}
@@ -310,14 +460,10 @@ func (s *Service) Poll(ctx context.Context, id int64) (mailbox.Result, error) {
 		cfg, err = s.config(r)
 	}
 	if err == nil {
+		s.reseal(dctx, r)
 		pctx, cancel := context.WithTimeout(ctx, PollTimeout)
-		// The sink names the UIDVALIDITY in each file's source reference; mailbox.Message does
-		// not carry it, so ask the server first (read-only). It changes only when the folder
-		// is re-created, which between this look and the poll is as good as never.
-		var chk mailbox.CheckResult
-		if chk, err = s.poller.Check(pctx, cfg); err == nil {
-			out, err = s.poller.Poll(pctx, cfg, state(r), s.sink(id, chk.UIDValidity))
-		}
+		p := &mailbox.Poller{Log: s.log, Progress: s.progress(pctx, id, lease)}
+		out, err = p.PollBatch(pctx, cfg, state(r), s.sink(id), mailbox.Grouping{Messages: ingest.BatchFiles, Bytes: ingest.BatchBytes})
 		cancel()
 	}
 	if err != nil {
@@ -331,6 +477,57 @@ func (s *Service) Poll(ctx context.Context, id int64) (mailbox.Result, error) {
 		return out, errors.Join(err, serr)
 	}
 	return out, err
+}
+
+// Progress is how far the running poll of a mailbox got, for GET /api/mailboxes/{id}.
+type Progress struct {
+	Done      int       `json:"done"`  // messages handled so far
+	Total     int       `json:"total"` // messages found to read in this poll
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// progressEvery spaces out progress writes: a backlog drains in batches of 100 messages,
+// which may take milliseconds each.
+const progressEvery = time.Second
+
+// progress writes the poll's progress to its row, at most every progressEvery and at the
+// start and end. A failed write only loses a progress figure.
+func (s *Service) progress(ctx context.Context, id int64, lease time.Time) func(done, total int) {
+	var last time.Time
+	return func(done, total int) {
+		now := s.now()
+		if done != 0 && done != total && now.Sub(last) < progressEvery {
+			return
+		}
+		last = now
+		b, _ := json.Marshal(Progress{Done: done, Total: total, UpdatedAt: now})
+		if err := s.db.WithContext(ctx).Model(&row{}).Where("id = ? AND poll_lease_until = ?", id, lease).
+			Update("progress", string(b)).Error; err != nil {
+			s.log.Debug("mailbox progress not saved", "mailbox_id", id, "err", err)
+		}
+	}
+}
+
+// reseal writes a password sealed with an old key again under the current one (key rotation:
+// once every mailbox was polled, the old key can go).
+func (s *Service) reseal(ctx context.Context, r row) {
+	if r.Source != SourceAPI || r.PasswordSealed == nil || s.keys == nil || !s.keys.NeedsReseal(r.PasswordSealed) {
+		return
+	}
+	pw, err := s.keys.Open(r.PasswordSealed, passwordPurpose)
+	if err != nil {
+		return
+	}
+	sealed, err := s.keys.Seal(pw, passwordPurpose)
+	if err == nil {
+		err = s.db.WithContext(ctx).Model(&row{}).Where("id = ? AND password_sealed = ?", r.ID, r.PasswordSealed).
+			Update("password_sealed", sealed).Error
+	}
+	if err != nil {
+		s.log.Warn("mailbox password not re-sealed with the current key", "mailbox_id", r.ID, "err", err)
+		return
+	}
+	s.log.Info("mailbox password re-sealed with the current key", "mailbox_id", r.ID, "key_id", s.keys.KeyID())
 }
 
 func state(r row) mailbox.State {
@@ -379,7 +576,7 @@ func (s *Service) save(ctx context.Context, id int64, lease time.Time, r mailbox
 	now := s.now()
 	set := map[string]any{
 		"uid_validity": int64(r.State.UIDValidity), "last_uid": int64(r.State.LastUID), "last_result": string(counts),
-		"poll_lease_until": nil, "updated_at": now,
+		"poll_lease_until": nil, "updated_at": now, "progress": "{}",
 	}
 	if perr == nil {
 		set["last_error"] = ""
@@ -409,87 +606,42 @@ func truncate(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
-// sink stores a message through the pipeline and says where it goes: nothing is moved before
-// Accept has stored it durably.
-func (s *Service) sink(id int64, uidValidity uint32) mailbox.Sink {
-	return func(ctx context.Context, m mailbox.Message) (mailbox.Disposition, error) {
+// sink stores a group of messages through the pipeline (one durable commit for all) and says
+// where each goes: nothing is moved before AcceptBatch has stored it.
+func (s *Service) sink(id int64) mailbox.BatchSink {
+	return func(ctx context.Context, msgs []mailbox.Message) ([]mailbox.Disposition, error) {
 		if s.accept == nil {
-			return 0, errors.New("mailpoll: no pipeline to store mail in")
+			return nil, errors.New("mailpoll: no pipeline to store mail in")
 		}
-		res, err := s.accept(ctx, ingest.File{
-			Name:       fmt.Sprintf("%d.eml", m.UID),
-			Source:     "imap",
-			SourceRef:  fmt.Sprintf("mailbox:%d uidvalidity:%d uid:%d message-id:%s", id, uidValidity, m.UID, m.MessageID),
-			ReceivedAt: m.InternalDate,
-			Data:       m.Data,
-		})
+		files := make([]ingest.File, len(msgs))
+		for i, m := range msgs {
+			files[i] = ingest.File{
+				Name:       fmt.Sprintf("%d.eml", m.UID),
+				Source:     "imap",
+				SourceRef:  fmt.Sprintf("mailbox:%d uidvalidity:%d uid:%d message-id:%s", id, m.UIDValidity, m.UID, m.MessageID),
+				ReceivedAt: m.InternalDate,
+				Data:       m.Data,
+			}
+		}
+		res, err := s.accept(ctx, files)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		switch res.Status {
-		case ingest.Rejected:
-			s.log.Info("mail refused by the pipeline; filed as invalid", "mailbox_id", id, "uid", m.UID, "reason", res.Error)
-			return mailbox.Invalid, nil
-		case ingest.Duplicate:
-			return mailbox.Duplicate, nil
+		out := make([]mailbox.Disposition, len(msgs))
+		for i, m := range msgs {
+			switch ok, reason := mailbox.Classify(m.Data, s.lim); {
+			case res[i].Status == ingest.Rejected:
+				s.log.Info("mail refused by the pipeline; filed as invalid", "mailbox_id", id, "uid", m.UID, "reason", res[i].Error)
+				out[i] = mailbox.Invalid
+			case !ok: // a second copy of a message without a report goes where the first went
+				s.log.Info("mail holds no report; filed as invalid", "mailbox_id", id, "uid", m.UID, "ingest_id", res[i].IngestID, "reason", reason)
+				out[i] = mailbox.Invalid
+			case res[i].Status == ingest.Duplicate:
+				out[i] = mailbox.Duplicate
+			default:
+				out[i] = mailbox.Archive
+			}
 		}
-		if ok, reason := mailbox.Classify(m.Data, s.lim); !ok {
-			s.log.Info("mail holds no report; filed as invalid", "mailbox_id", id, "uid", m.UID, "ingest_id", res.IngestID, "reason", reason)
-			return mailbox.Invalid, nil
-		}
-		return mailbox.Archive, nil
+		return out, nil
 	}
-}
-
-// MailboxStatus is a mailbox's progress and last poll, for the API.
-type MailboxStatus struct {
-	ID       int64  `json:"id"`
-	Name     string `json:"name"`
-	Source   string `json:"source"`
-	Host     string `json:"host"`
-	Port     int    `json:"port"`
-	Username string `json:"username"`
-	Folder   string `json:"folder"`
-	// Configured: a poll has something to connect with (false for a stale env row, and for
-	// API mailboxes until their credentials are stored).
-	Configured          bool        `json:"configured"`
-	UIDValidity         uint32      `json:"uid_validity"`
-	LastUID             uint32      `json:"last_uid"`
-	Polling             bool        `json:"polling"` // a poll holds the lease now
-	LastPollAt          *time.Time  `json:"last_poll_at"`
-	LastSuccessAt       *time.Time  `json:"last_success_at"`
-	LastError           string      `json:"last_error"`
-	LastResult          *PollResult `json:"last_result"` // nil before the first poll ended
-	ConsecutiveFailures int         `json:"consecutive_failures"`
-	CreatedAt           time.Time   `json:"created_at"`
-	UpdatedAt           time.Time   `json:"updated_at"`
-}
-
-// Status returns one mailbox's status; an unknown id is store.ErrNotFound (a 404).
-func (s *Service) Status(ctx context.Context, id int64) (MailboxStatus, error) {
-	r, err := s.get(ctx, id)
-	if err != nil {
-		return MailboxStatus{}, err
-	}
-	_, cerr := s.config(r)
-	st := MailboxStatus{ID: r.ID, Name: r.Name, Source: r.Source, Host: r.Host, Port: r.Port, Username: r.Username,
-		Folder: r.Folder, Configured: cerr == nil, UIDValidity: uint32(r.UIDValidity), LastUID: uint32(r.LastUID),
-		Polling:    r.PollLeaseUntil != nil && r.PollLeaseUntil.After(s.now()),
-		LastPollAt: utc(r.LastPollAt), LastSuccessAt: utc(r.LastSuccessAt), LastError: r.LastError,
-		ConsecutiveFailures: r.ConsecutiveFailures, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
-	if r.LastResult != "" && r.LastResult != "{}" {
-		var p PollResult
-		if err := json.Unmarshal([]byte(r.LastResult), &p); err == nil {
-			st.LastResult = &p
-		}
-	}
-	return st, nil
-}
-
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }

@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,13 +20,13 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/hibiken/asynq"
 
 	"github.com/vigilhq/vigil/pkg/corpus"
 	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailbox"
+	"github.com/vigilhq/vigil/pkg/secretbox"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
 	"github.com/vigilhq/vigil/pkg/unwrap"
@@ -42,51 +40,18 @@ const (
 
 // memServer is go-imap's in-memory IMAP server on a loopback listener (as in pkg/mailbox).
 type memServer struct {
-	user *imapmemserver.User
-	cfg  mailbox.Config
+	mem *testenv.MemIMAP
+	cfg mailbox.Config
 }
 
 func newMemServer(t *testing.T) *memServer {
 	t.Helper()
-	mem := imapmemserver.New()
-	user := imapmemserver.NewUser(testUser, testPass)
-	if err := user.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
-	mem.AddUser(user)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapMove: {}, imap.CapUIDPlus: {}, imap.CapESearch: {}},
-		InsecureAuth: true,
-		Logger:       log.New(io.Discard, "", 0),
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	p, _ := strconv.Atoi(port)
-	return &memServer{user: user, cfg: mailbox.Config{Host: host, Port: p, Username: testUser, Password: testPass,
+	m := testenv.NewMemIMAP(t, testUser, testPass)
+	return &memServer{mem: m, cfg: mailbox.Config{Host: m.Host, Port: m.Port, Username: testUser, Password: testPass,
 		TLS: mailbox.TLSNone, AllowPlain: true, OpTimeout: 10 * time.Second}}
 }
 
-type literal struct {
-	*bytes.Reader
-	n int64
-}
-
-func (l literal) Size() int64 { return l.n }
-
-func (m *memServer) append(t *testing.T, data []byte) {
-	t.Helper()
-	if _, err := m.user.Append("INBOX", literal{bytes.NewReader(data), int64(len(data))}, &imap.AppendOptions{}); err != nil {
-		t.Fatal(err)
-	}
-}
+func (m *memServer) append(t *testing.T, data []byte) { m.mem.Append(t, "INBOX", data) }
 
 // folder lists the content hashes of a folder's messages, as the server serves them; a
 // missing folder is empty.
@@ -170,9 +135,26 @@ func newIngest(st *store.Store) *ingest.Service {
 	return ingest.New(st, nil, nil, ingest.Limits{FileBytes: 50 << 20, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}, testenv.Logger())
 }
 
+// testKeys is a keyring for sealing passwords in tests.
+func testKeys(t *testing.T) *secretbox.Keyring {
+	t.Helper()
+	ring, err := secretbox.New(rawKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
+}
+
 func newService(t *testing.T, st *store.Store, ing *ingest.Service, cfg *mailbox.Config, enq Enqueuer) *Service {
 	t.Helper()
-	s := New(st, ing, unwrap.DefaultLimits, 50<<20, cfg, 15*time.Minute, enq, testenv.Logger())
+	return newServiceWith(t, Deps{Store: st, Ingest: ing, Env: cfg, Enqueuer: enq, Keys: testKeys(t)})
+}
+
+// newServiceWith fills the Deps every test shares.
+func newServiceWith(t *testing.T, d Deps) *Service {
+	t.Helper()
+	d.Limits, d.MaxMessageBytes, d.Interval, d.Log = unwrap.DefaultLimits, 50<<20, 15*time.Minute, testenv.Logger()
+	s := New(d)
 	if err := s.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -468,10 +450,10 @@ func TestPartialPollSavesState(t *testing.T) {
 		defer cancel()
 		calls := 0
 		accept := svc.accept
-		svc.accept = func(ctx context.Context, f ingest.File) (ingest.Result, error) {
+		svc.accept = func(ctx context.Context, f []ingest.File) ([]ingest.Result, error) {
 			if calls++; calls == 3 {
 				cancel() // the worker shuts down in the middle of the third message
-				return ingest.Result{}, ctx.Err()
+				return nil, ctx.Err()
 			}
 			return accept(ctx, f)
 		}
@@ -498,7 +480,7 @@ func TestPartialPollSavesState(t *testing.T) {
 
 func pollTask(t *testing.T, id int64) *asynq.Task {
 	t.Helper()
-	task, err := tasks.NewMailboxPollTask(id, time.Now())
+	task, err := tasks.NewMailboxPollTask(id, time.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,21 +528,40 @@ func TestInitResetsState(t *testing.T) {
 	})
 }
 
-// TriggerAll enqueues one poll per mailbox, keyed to the minute.
-func TestTriggerAll(t *testing.T) {
+// queued is a service with an env mailbox and a real task queue.
+type queued struct {
+	st    *store.Store
+	svc   *Service
+	insp  *asynq.Inspector
+	envID int64
+}
+
+func newQueued(t *testing.T, b testenv.Backend) queued {
+	t.Helper()
+	opt := b.Redis(t, 13)
+	client := asynq.NewClient(opt)
+	t.Cleanup(func() { client.Close() })
+	insp := asynq.NewInspector(opt)
+	t.Cleanup(func() { insp.Close() })
+	st := b.Store(t)
+	cfg := mailbox.Config{Host: "imap.example.org", Username: "u", Password: "p"}
+	svc := newService(t, st, nil, &cfg, client)
+	envID, err := svc.EnvMailboxID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return queued{st: st, svc: svc, insp: insp, envID: envID}
+}
+
+// Trigger enqueues one poll per enabled mailbox (or the one named), keyed to the minute.
+func TestTrigger(t *testing.T) {
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		ctx := context.Background()
-		opt := b.Redis(t, 13)
-		client := asynq.NewClient(opt)
-		defer client.Close()
-		insp := asynq.NewInspector(opt)
-		defer insp.Close()
-		st := b.Store(t)
-		cfg := mailbox.Config{Host: "imap.example.org", Username: "u", Password: "p"}
-		svc := newService(t, st, nil, &cfg, client)
+		q := newQueued(t, b)
+		st, svc, insp, envID := q.st, q.svc, q.insp, q.envID
 		now := time.Date(2026, 3, 1, 10, 17, 42, 0, time.UTC)
 		svc.now = func() time.Time { return now }
-		envID, _ := svc.EnvMailboxID(ctx)
+		// An API mailbox as an older version left it: no credentials stored.
 		if err := st.DB().Exec(`INSERT INTO mailboxes (name, source, host, port, username, folder, created_at, updated_at)
 			VALUES ('second', 'api', 'imap.example.com', 993, 'x', 'INBOX', ?, ?)`, now, now).Error; err != nil {
 			t.Fatal(err)
@@ -569,19 +570,33 @@ func TestTriggerAll(t *testing.T) {
 		if err := st.DB().Raw("SELECT id FROM mailboxes WHERE name = 'second'").Scan(&apiID).Error; err != nil {
 			t.Fatal(err)
 		}
+		off, err := svc.Create(ctx, Input{Name: ptr("off"), Host: ptr("imap.example.net"), Username: ptr("y"), Password: ptr("z"), Enabled: ptr(false)})
+		if err != nil {
+			t.Fatal(err)
+		}
 
-		ids, err := svc.TriggerAll(ctx)
+		ids, err := svc.Trigger(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		minute := now.Truncate(time.Minute).Unix()
 		want := []string{fmt.Sprintf("mailbox:poll:%d:%d", envID, minute), fmt.Sprintf("mailbox:poll:%d:%d", apiID, minute)}
 		if strings.Join(ids, ",") != strings.Join(want, ",") {
-			t.Fatalf("task ids %v, want %v", ids, want)
+			t.Fatalf("task ids %v, want %v (the disabled mailbox left out)", ids, want)
 		}
-		again, err := svc.TriggerAll(ctx) // the same minute: the same tasks, nothing more
+		again, err := svc.Trigger(ctx, 0) // the same minute: the same tasks, nothing more
 		if err != nil || strings.Join(again, ",") != strings.Join(want, ",") {
 			t.Fatalf("second trigger: %v, %v", again, err)
+		}
+		one, err := svc.Trigger(ctx, apiID)
+		if err != nil || len(one) != 1 || one[0] != want[1] {
+			t.Fatalf("trigger of mailbox %d: %v, %v", apiID, one, err)
+		}
+		if _, err := svc.Trigger(ctx, off.ID); !errors.Is(err, ErrNotConfigured) {
+			t.Fatalf("trigger of a disabled mailbox: %v", err)
+		}
+		if _, err := svc.Trigger(ctx, 9999); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("trigger of an unknown mailbox: %v", err)
 		}
 		pending, err := insp.ListPendingTasks(tasks.QueueIngest)
 		if err != nil {
@@ -600,29 +615,83 @@ func TestTriggerAll(t *testing.T) {
 			}
 		}
 
-		// The API mailbox cannot be polled yet: its task is not retried, and its status says why.
+		// The API mailbox without credentials cannot be polled: its task is not retried, and
+		// its status says why.
 		err = svc.HandlePoll(ctx, pollTask(t, apiID))
 		if !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, ErrNotConfigured) {
 			t.Fatalf("HandlePoll of an API mailbox: %v", err)
 		}
-		if s, _ := svc.Status(ctx, apiID); s.Configured || s.LastError == "" || s.ConsecutiveFailures != 1 || s.Polling {
+		if s, _ := svc.Status(ctx, apiID); s.Configured || !strings.Contains(s.ConfigError, "no password") || s.LastError == "" || s.ConsecutiveFailures != 1 || s.Polling {
 			t.Fatalf("status of the API mailbox: %+v", s)
 		}
 		if err := svc.HandlePoll(ctx, pollTask(t, 9999)); !errors.Is(err, asynq.SkipRetry) {
 			t.Fatalf("HandlePoll of an unknown mailbox: %v", err)
 		}
+	})
+}
 
-		// The scheduler's job polls the env mailbox.
+func ptr[T any](v T) *T { return &v }
+
+// The scheduler's dispatch polls each enabled mailbox once per period of its own interval.
+func TestDispatch(t *testing.T) {
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		q := newQueued(t, b)
+		svc, insp, envID := q.svc, q.insp, q.envID
+		now := time.Date(2026, 3, 1, 10, 17, 42, 0, time.UTC)
+		svc.now = func() time.Time { return now }
+		hourly, err := svc.Create(ctx, Input{Name: ptr("hourly"), Host: ptr("imap.example.net"), Username: ptr("y"), Password: ptr("z"), PollInterval: ptr("1h")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Create(ctx, Input{Name: ptr("off"), Host: ptr("imap.example.net"), Username: ptr("w"), Password: ptr("z"), Enabled: ptr(false)}); err != nil {
+			t.Fatal(err)
+		}
+
 		jobs := svc.Jobs()
-		if len(jobs) != 1 || jobs[0].Interval != 15*time.Minute {
+		if len(jobs) != 1 || jobs[0].Interval != time.Minute {
 			t.Fatalf("jobs %+v", jobs)
 		}
-		task, err := jobs[0].Build(now.Truncate(15 * time.Minute))
-		if err != nil || task.Type() != tasks.TypeMailboxPoll {
-			t.Fatalf("job task %v, %v", task, err)
+		dispatch, err := jobs[0].Build(now.Truncate(time.Minute))
+		if err != nil || dispatch.Type() != tasks.TypeMailboxDispatch {
+			t.Fatalf("job task %v, %v", dispatch, err)
 		}
-		if New(st, nil, unwrap.DefaultLimits, 0, nil, time.Minute, client, nil).Jobs() != nil {
-			t.Fatal("a job without an env mailbox")
+		queued := func() []string {
+			t.Helper()
+			pending, err := insp.ListPendingTasks(tasks.QueueIngest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, p := range pending {
+				ids = append(ids, p.ID)
+			}
+			slices.Sort(ids)
+			return ids
+		}
+		for minute := range 3 { // three dispatches within both periods: one poll each
+			now = time.Date(2026, 3, 1, 10, 17+minute, 42, 0, time.UTC)
+			if err := svc.HandleDispatch(ctx, dispatch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []string{
+			tasks.MailboxPollTaskID(envID, time.Date(2026, 3, 1, 10, 15, 0, 0, time.UTC)),
+			tasks.MailboxPollTaskID(hourly.ID, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)),
+		}
+		slices.Sort(want)
+		if got := queued(); !slices.Equal(got, want) {
+			t.Fatalf("queued %v, want %v", got, want)
+		}
+		// The next quarter: the env mailbox is due again, the hourly one is not.
+		now = time.Date(2026, 3, 1, 10, 30, 5, 0, time.UTC)
+		if err := svc.HandleDispatch(ctx, dispatch); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, tasks.MailboxPollTaskID(envID, time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC)))
+		slices.Sort(want)
+		if got := queued(); !slices.Equal(got, want) {
+			t.Fatalf("queued %v, want %v", got, want)
 		}
 	})
 }
@@ -645,9 +714,9 @@ func TestConfigErrorNotRetried(t *testing.T) {
 	})
 }
 
-// openapi-paths.json (merged into pkg/httpapi/openapi.json) describes the JSON Status answers.
+// pkg/httpapi/openapi.json describes the JSON Status answers as the code makes them.
 func TestOpenAPIFragmentMatchesStatus(t *testing.T) {
-	b, err := os.ReadFile("openapi-paths.json")
+	b, err := os.ReadFile("../httpapi/openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -702,7 +771,7 @@ func TestOpenAPIFragmentMatchesStatus(t *testing.T) {
 		{"problems", names(schemas["MailboxPollResult"].Properties["problems"].Items.Properties), keys(PollProblem{})},
 	} {
 		if !slices.Equal(c.doc, c.code) {
-			t.Errorf("%s: openapi-paths.json documents %v, the code answers %v", c.what, c.doc, c.code)
+			t.Errorf("%s: openapi.json documents %v, the code answers %v", c.what, c.doc, c.code)
 		}
 	}
 }

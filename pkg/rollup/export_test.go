@@ -1,4 +1,17 @@
 package rollup
 
+import "strings"
+
 // SetMaxHeld makes r write its rows every n rows, to test batches written in parts.
 func SetMaxHeld(r *Rollup, n int) { r.maxHeld = n }
+
+// Backfill is the SQL of the narrow-families migration that fills their tables.
+func Backfill(dialect string) string {
+	var b strings.Builder
+	for _, f := range Families {
+		if f.inMigration(6) {
+			b.WriteString(backfill(dialect, f))
+		}
+	}
+	return b.String()
+}

@@ -1,4 +1,4 @@
-// Package rollup maintains the analytics rollup tables: per-day and per-month aggregates of the
+// Package rollup maintains the analytics rollup tables: per-day, per-month (and per-year) aggregates of the
 // stored reports, so analytics answer from a few thousand rollup rows instead of scanning
 // years of records.
 //
@@ -64,10 +64,9 @@ func (r *Rollup) Apply(ctx context.Context, reportIDs []int64) error {
 	var errs []error
 	for start := 0; start < len(ids); start += r.batchReports() {
 		chunk := ids[start:min(start+r.batchReports(), len(ids))]
-		doms, err := r.applyWithRetry(ctx, chunk)
+		doms, err := r.applySplitting(ctx, chunk)
 		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
 		for _, d := range doms {
 			domains[d] = true
@@ -85,6 +84,24 @@ func (r *Rollup) Apply(ctx context.Context, reportIDs []int64) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// applySplitting applies ids in one transaction, or, when the database refuses that, in
+// halves, down to the single report it refuses: one report (say, counts summing past BIGINT)
+// must not hold back the rest of its batch, in Apply or in every later catch-up.
+func (r *Rollup) applySplitting(ctx context.Context, ids []int64) ([]string, error) {
+	doms, err := r.applyWithRetry(ctx, ids)
+	if err == nil || ctx.Err() != nil {
+		return doms, err
+	}
+	if len(ids) == 1 {
+		r.log.Error("rollup: report not applied; the catch-up will try it again", "report_id", ids[0], "err", err)
+		return nil, fmt.Errorf("rollup: report %d: %w", ids[0], err)
+	}
+	h := len(ids) / 2
+	d1, e1 := r.applySplitting(ctx, ids[:h])
+	d2, e2 := r.applySplitting(ctx, ids[h:])
+	return append(d1, d2...), errors.Join(e1, e2)
 }
 
 // applyWithRetry runs one batch, retrying when PostgreSQL picked it as a deadlock victim (two
@@ -389,18 +406,21 @@ func (k key) project(f *Family) key {
 	if !f.Has(DimPolicy) {
 		k.policy, k.matched = 0, 0
 	}
+	if !f.Has(DimOutcome) {
+		k.outcome, k.mask = 0, 0
+	}
 	return k
 }
 
 type value struct {
 	n           int64 // messages or reports
-	first, last int32 // days with messages, month tables of Sources families
+	first, last int32 // days with messages, month and year tables of Sources families
 }
 
 // table accumulates the rows one transaction adds to one rollup table.
 type table struct {
 	fam   *Family
-	month bool
+	grain Grain
 	rows  map[key]*value
 }
 
@@ -417,7 +437,7 @@ func (t *table) add(k key, n int64, day int32) bool {
 }
 
 type accumulator struct {
-	tables []*table // day and month table of each family, in Families order
+	tables []*table // every table of each family, in Families order
 	split  []int64
 	size   int // rows held, all tables
 	max    int
@@ -429,7 +449,9 @@ const maxHeld = 200_000
 func newAccumulator(max int) *accumulator {
 	a := &accumulator{max: max}
 	for _, f := range Families {
-		a.tables = append(a.tables, &table{fam: f, rows: map[key]*value{}}, &table{fam: f, month: true, rows: map[key]*value{}})
+		for _, g := range f.Grains() {
+			a.tables = append(a.tables, &table{fam: f, grain: g, rows: map[key]*value{}})
+		}
 	}
 	return a
 }
@@ -484,15 +506,13 @@ func (a *accumulator) addReport(rep report, d dims, recs []record, flush func() 
 				continue
 			}
 			day := span.First + int32(i)
+			starts := startsOf(day)
 			for _, t := range a.tables {
 				if t.fam.Kind == Reports {
 					continue
 				}
 				pk := k.project(t.fam)
-				pk.period = day
-				if t.month {
-					pk.period = MonthOf(day)
-				}
+				pk.period = starts[t.grain]
 				if t.add(pk, m, day) {
 					a.size++
 				}
@@ -500,14 +520,12 @@ func (a *accumulator) addReport(rep report, d dims, recs []record, flush func() 
 		}
 	}
 	first := DayOf(rep.DateBegin)
+	starts := startsOf(first)
 	for _, t := range a.tables {
 		if t.fam.Kind != Reports {
 			continue
 		}
-		period := first
-		if t.month {
-			period = MonthOf(first)
-		}
+		period := starts[t.grain]
 		if !t.fam.Has(DimIP) {
 			pk := key{period: period, domain: base.domain, org: base.org, mask: mask}.project(t.fam)
 			if t.add(pk, 1, first) {

@@ -27,9 +27,16 @@ import (
 // load stores n synthetic reports in files of 40 and returns the ingest ids and report ids.
 func load(t *testing.T, st *store.Store, seed uint64, n int) (ingests, reports []int64) {
 	t.Helper()
-	ctx := context.Background()
-	g := synth.New(synth.Config{Seed: seed, Domains: 4, Sources: 80, Reporters: 5, Days: 60, Reports: n, RecordsPerReport: 4,
+	return loadWith(t, st, synth.Config{Seed: seed, Domains: 4, Sources: 80, Reporters: 5, Days: 60, Reports: n, RecordsPerReport: 4,
 		MultiDayShare: 0.2, End: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)})
+}
+
+// loadWith stores the reports of cfg in files of 40.
+func loadWith(t *testing.T, st *store.Store, cfg synth.Config) (ingests, reports []int64) {
+	t.Helper()
+	ctx := context.Background()
+	g := synth.New(cfg)
+	seed := cfg.Seed
 	var batch []store.Parsed
 	flush := func() {
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%s-%d-%d", t.Name(), seed, len(reports))))
@@ -66,31 +73,39 @@ func load(t *testing.T, st *store.Store, seed uint64, n int) (ingests, reports [
 // snapshot reads every rollup table, sorted, as text.
 func snapshot(t *testing.T, st *store.Store) string {
 	t.Helper()
-	var b strings.Builder
+	var tables []string
 	for _, f := range rollup.Families {
-		for _, table := range []string{f.Day(), f.Month()} {
-			rows, err := st.DB().Raw("SELECT * FROM " + table).Rows()
-			if err != nil {
+		tables = append(tables, f.Tables()...)
+	}
+	return snapshotOf(t, st, tables)
+}
+
+// snapshotOf reads the tables, sorted, as text.
+func snapshotOf(t *testing.T, st *store.Store, tables []string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, table := range tables {
+		rows, err := st.DB().Raw("SELECT * FROM " + table).Rows()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		var lines []string
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
 				t.Fatal(err)
 			}
-			cols, _ := rows.Columns()
-			var lines []string
-			for rows.Next() {
-				vals := make([]any, len(cols))
-				ptrs := make([]any, len(cols))
-				for i := range vals {
-					ptrs[i] = &vals[i]
-				}
-				if err := rows.Scan(ptrs...); err != nil {
-					t.Fatal(err)
-				}
-				j, _ := json.Marshal(vals)
-				lines = append(lines, string(j))
-			}
-			rows.Close()
-			slices.Sort(lines)
-			fmt.Fprintf(&b, "%s (%d rows)\n%s\n", table, len(lines), strings.Join(lines, "\n"))
+			j, _ := json.Marshal(vals)
+			lines = append(lines, string(j))
 		}
+		rows.Close()
+		slices.Sort(lines)
+		fmt.Fprintf(&b, "%s (%d rows)\n%s\n", table, len(lines), strings.Join(lines, "\n"))
 	}
 	return b.String()
 }
@@ -100,7 +115,7 @@ func reset(t *testing.T, st *store.Store) {
 	t.Helper()
 	tables := []string{"rollup_applied"}
 	for _, f := range rollup.Families {
-		tables = append(tables, f.Day(), f.Month())
+		tables = append(tables, f.Tables()...)
 	}
 	for _, table := range tables {
 		if err := st.DB().Exec("DELETE FROM " + table).Error; err != nil {
@@ -139,7 +154,7 @@ func TestApplyIdempotentAndConcurrent(t *testing.T) {
 			if f.Kind == rollup.Reports {
 				continue
 			}
-			for _, table := range []string{f.Day(), f.Month()} {
+			for _, table := range f.Tables() {
 				if got := messageTotal(t, st, table); got != stored {
 					t.Errorf("%s holds %d messages, the reports %d", table, got, stored)
 				}

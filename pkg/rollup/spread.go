@@ -29,6 +29,16 @@ func NextMonth(d int32) int32 {
 	return DayOf(time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC))
 }
 
+// YearOf is the day number of the first day of d's year: year rollups use it as their period.
+func YearOf(d int32) int32 {
+	return DayOf(time.Date(DayTime(d).Year(), 1, 1, 0, 0, 0, 0, time.UTC))
+}
+
+// NextYear is the first day of the year after d's.
+func NextYear(d int32) int32 {
+	return DayOf(time.Date(DayTime(d).Year()+1, 1, 1, 0, 0, 0, 0, time.UTC))
+}
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) != (b < 0) {

@@ -184,3 +184,47 @@ func TestSplitReportLengths(t *testing.T) {
 		}
 	}
 }
+
+// Periods of every grain nest and follow each other without gaps.
+func TestGrains(t *testing.T) {
+	t.Parallel()
+	day := func(s string) int32 {
+		tm, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rollup.DayOf(tm)
+	}
+	cases := []struct {
+		g           rollup.Grain
+		d           string
+		start, next string
+	}{
+		{rollup.GrainDay, "2024-02-29", "2024-02-29", "2024-03-01"},
+		{rollup.GrainDekad, "2024-02-10", "2024-02-01", "2024-02-11"},
+		{rollup.GrainDekad, "2024-02-11", "2024-02-11", "2024-02-21"},
+		{rollup.GrainDekad, "2024-02-29", "2024-02-21", "2024-03-01"},
+		{rollup.GrainDekad, "2023-12-31", "2023-12-21", "2024-01-01"},
+		{rollup.GrainMonth, "2024-02-29", "2024-02-01", "2024-03-01"},
+		{rollup.GrainQuarter, "2024-06-30", "2024-04-01", "2024-07-01"},
+		{rollup.GrainQuarter, "2023-11-21", "2023-10-01", "2024-01-01"},
+		{rollup.GrainYear, "2024-11-21", "2024-01-01", "2025-01-01"},
+		{rollup.GrainYear, "1969-12-31", "1969-01-01", "1970-01-01"},
+	}
+	for _, c := range cases {
+		if got := c.g.Start(day(c.d)); got != day(c.start) {
+			t.Errorf("%v start of %s: %s, want %s", c.g, c.d, rollup.DayTime(got).Format(time.DateOnly), c.start)
+		}
+		if got := c.g.Next(day(c.d)); got != day(c.next) {
+			t.Errorf("%v after %s: %s, want %s", c.g, c.d, rollup.DayTime(got).Format(time.DateOnly), c.next)
+		}
+	}
+	for d := day("2023-01-01"); d < day("2025-01-01"); d++ {
+		for g := rollup.GrainDekad; g <= rollup.GrainYear; g++ {
+			s := g.Start(d)
+			if s > d || g.Next(d) <= d || (g-1).Start(s) != s || g.Start(g.Next(d)-1) != s {
+				t.Fatalf("%v of %s does not nest: start %d next %d", g, rollup.DayTime(d).Format(time.DateOnly), s, g.Next(d))
+			}
+		}
+	}
+}

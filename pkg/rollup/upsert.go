@@ -37,22 +37,17 @@ func (r *Rollup) upsert(ctx context.Context, tx *gorm.DB, a *accumulator) error 
 	return nil
 }
 
-func (t *table) name() string {
-	if t.month {
-		return t.fam.Month()
-	}
-	return t.fam.Day()
-}
+func (t *table) name() string { return t.fam.Table(t.grain) }
 
 func (t *table) cols() []string {
-	return append(slices.Clone(t.fam.PK), t.fam.Measures(t.month)...)
+	return append(slices.Clone(t.fam.PK), t.fam.Measures(t.grain)...)
 }
 
 // conflict is the ON CONFLICT clause: sums add up, first/last days widen. alias qualifies the
 // existing row (PostgreSQL needs it; SQLite reads unqualified names as the existing row).
 func (t *table) conflict(alias string) string {
 	var set []string
-	for _, m := range t.fam.Measures(t.month) {
+	for _, m := range t.fam.Measures(t.grain) {
 		switch m {
 		case "first_day":
 			set = append(set, fmt.Sprintf("first_day = %s(%sfirst_day, excluded.first_day)", pick(alias != "", "LEAST", "MIN"), alias))

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -26,14 +27,12 @@ type NewFile struct {
 // CreateIngest stores a raw file as pending. The same bytes twice are one file: created is
 // false and the first file's ingest is returned, whoever wins a concurrent race.
 func (s *Store) CreateIngest(ctx context.Context, f NewFile) (ing Ingest, created bool, err error) {
-	now := time.Now().UTC()
-	ing = Ingest{SHA256: f.SHA256, Filename: f.Filename, Source: f.Source, SourceRef: f.SourceRef,
-		SizeBytes: f.Size, Status: StatusPending, ReceivedAt: f.ReceivedAt.UTC(), CreatedAt: now, UpdatedAt: now}
+	ing = newIngestRow(f)
 	if s.dialect == Postgres {
 		err = s.createIngestPG(ctx, &ing, f)
 		created = err == nil && ing.ID != 0
 	} else {
-		err = s.createIngest(ctx, &ing, f, &created)
+		err = s.write(ctx, func(tx *gorm.DB) error { return s.createIngest(ctx, tx, &ing, f, &created) })
 	}
 	if err != nil {
 		return Ingest{}, false, fmt.Errorf("store: create ingest: %w", err)
@@ -65,18 +64,180 @@ func (s *Store) createIngestPG(ctx context.Context, ing *Ingest, f NewFile) erro
 	return err
 }
 
-func (s *Store) createIngest(ctx context.Context, ing *Ingest, f NewFile, created *bool) error {
-	return s.write(ctx, func(tx *gorm.DB) error {
-		res := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "sha256"}}, DoNothing: true}).Create(ing)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
+func newIngestRow(f NewFile) Ingest {
+	now := time.Now().UTC()
+	return Ingest{SHA256: f.SHA256, Filename: f.Filename, Source: f.Source, SourceRef: f.SourceRef,
+		SizeBytes: f.Size, Status: StatusPending, ReceivedAt: f.ReceivedAt.UTC(), CreatedAt: now, UpdatedAt: now}
+}
+
+// createIngest inserts the file and its original in tx; created stays false when the same
+// bytes were stored before.
+func (s *Store) createIngest(ctx context.Context, tx *gorm.DB, ing *Ingest, f NewFile, created *bool) error {
+	res := tx.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "sha256"}}, DoNothing: true}).Create(ing)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return nil
+	}
+	*created = true
+	return tx.Create(&RawFile{IngestID: ing.ID, Encoding: f.Encoding, Data: f.Data}).Error
+}
+
+// Stored says what CreateIngests did with one file: ID is its ingest, new or (Created false)
+// the earlier one with the same bytes.
+type Stored struct {
+	ID      int64
+	Created bool
+}
+
+// CreateIngests is CreateIngest for several files with one durable commit: on PostgreSQL one
+// statement, on SQLite one transaction. A commit waits for the WAL to reach the disk, so one
+// for a batch instead of one per file is most of what a batch saves. The same bytes twice in
+// files, or already stored, give the first file's ingest, as CreateIngest does.
+func (s *Store) CreateIngests(ctx context.Context, files []NewFile) ([]Stored, error) {
+	out := make([]Stored, len(files))
+	var err error
+	if s.dialect == Postgres {
+		err = s.createIngestsPG(ctx, files, out)
+	} else {
+		err = s.write(ctx, func(tx *gorm.DB) error {
+			for i, f := range files {
+				ing := newIngestRow(f)
+				if err := s.createIngest(ctx, tx, &ing, f, &out[i].Created); err != nil {
+					return err
+				}
+				if !out[i].Created {
+					if err := tx.Select("id").Where("sha256 = ?", f.SHA256).Take(&ing).Error; err != nil {
+						return fmt.Errorf("find ingest by sha256: %w", err)
+					}
+				}
+				out[i].ID = ing.ID
+			}
 			return nil
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: create %d ingests: %w", len(files), err)
+	}
+	return out, nil
+}
+
+// createIngestsSQL inserts every file not stored yet, with its original, and returns the ones it
+// inserted. Files go in by SHA-256 order: two batches racing on the same files then wait for
+// each other instead of deadlocking.
+const createIngestsSQL = `WITH inp AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::timestamptz[], $7::text[], $8::bytea[])
+	AS t(sha256, filename, source, source_ref, size_bytes, received_at, encoding, data)
+), ing AS (
+	INSERT INTO ingests (sha256, filename, source, source_ref, size_bytes, status, received_at, created_at, updated_at)
+	SELECT sha256, filename, source, source_ref, size_bytes, 'pending', received_at, $9, $9 FROM inp ORDER BY sha256
+	ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256
+), raw AS (
+	INSERT INTO raw_files (ingest_id, encoding, data) SELECT ing.id, inp.encoding, inp.data FROM ing JOIN inp ON inp.sha256 = ing.sha256
+)
+SELECT id, sha256 FROM ing`
+
+func (s *Store) createIngestsPG(ctx context.Context, files []NewFile, out []Stored) error {
+	first := make(map[string]int, len(files)) // sha256 → first file with it
+	var sums, names, sources, refs, encs []string
+	var sizes []int64
+	var received []time.Time
+	var data [][]byte
+	for i, f := range files {
+		if _, ok := first[f.SHA256]; ok {
+			continue
 		}
-		*created = true
-		return tx.Create(&RawFile{IngestID: ing.ID, Encoding: f.Encoding, Data: f.Data}).Error
-	})
+		first[f.SHA256] = i
+		sums, names, sources, refs = append(sums, f.SHA256), append(names, f.Filename), append(sources, f.Source), append(refs, f.SourceRef)
+		sizes, received, encs, data = append(sizes, f.Size), append(received, f.ReceivedAt.UTC()), append(encs, f.Encoding), append(data, f.Data)
+	}
+	db := s.db.WithContext(ctx) // the durable pool: the original must survive a crash
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	rows, err := sqlDB.QueryContext(ctx, createIngestsSQL, sums, names, sources, refs, sizes, received, encs, data, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	ids := make(map[string]int64, len(sums))
+	for rows.Next() {
+		var id int64
+		var sum string
+		if err := rows.Scan(&id, &sum); err != nil {
+			rows.Close()
+			return err
+		}
+		ids[sum] = id
+		out[first[sum]].Created = true
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if len(ids) < len(sums) {
+		// Stored before (or by a concurrent batch, which ON CONFLICT waited for): find them.
+		var known []Ingest
+		if err := db.Select("id", "sha256").Where("sha256 IN ?", sums).Find(&known).Error; err != nil {
+			return fmt.Errorf("find ingests by sha256: %w", err)
+		}
+		for _, k := range known {
+			ids[k.SHA256] = k.ID
+		}
+	}
+	for i, f := range files {
+		if out[i].ID = ids[f.SHA256]; out[i].ID == 0 {
+			return fmt.Errorf("ingest with sha256 %s neither created nor found", f.SHA256)
+		}
+	}
+	return nil
+}
+
+// Claimed is a file claimed for a parse attempt, with its original.
+type Claimed struct {
+	Ingest Ingest // ID, Filename and SizeBytes are set
+	Raw    RawFile
+}
+
+// ClaimMany is Claim for several files in one statement; files not pending are left out.
+func (s *Store) ClaimMany(ctx context.Context, ids []int64) ([]Claimed, error) {
+	if s.dialect != Postgres {
+		var out []Claimed
+		for _, id := range ids {
+			ing, raw, ok, err := s.Claim(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = append(out, Claimed{Ingest: ing, Raw: raw})
+			}
+		}
+		return out, nil
+	}
+	ids = slices.Sorted(slices.Values(ids)) // lock rows in one order, like every other batch
+	rows, err := s.rawDB(ctx).QueryContext(ctx, `WITH upd AS (UPDATE ingests SET attempts = attempts + 1, updated_at = $2
+		WHERE id = ANY($1) AND status = 'pending' RETURNING id, filename, size_bytes)
+		SELECT upd.id, upd.filename, upd.size_bytes, r.encoding, r.data FROM upd JOIN raw_files r ON r.ingest_id = upd.id`, ids, time.Now().UTC())
+	if err != nil {
+		return nil, fmt.Errorf("store: claim %d ingests: %w", len(ids), err)
+	}
+	defer rows.Close()
+	out := make([]Claimed, 0, len(ids))
+	for rows.Next() {
+		var c Claimed
+		if err := rows.Scan(&c.Ingest.ID, &c.Ingest.Filename, &c.Ingest.SizeBytes, &c.Raw.Encoding, &c.Raw.Data); err != nil {
+			return nil, fmt.Errorf("store: claim %d ingests: %w", len(ids), err)
+		}
+		c.Raw.IngestID = c.Ingest.ID
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: claim %d ingests: %w", len(ids), err)
+	}
+	return out, nil
 }
 
 // GetIngest returns one ingest or ErrNotFound.

@@ -56,8 +56,14 @@ type Outcome struct {
 // (on PostgreSQL a single statement, committed asynchronously: the original is durable
 // already, and a save lost in a crash leaves the file pending for the sweep).
 func (s *Store) SaveParsed(ctx context.Context, ingestID int64, reps []Parsed) ([]Saved, error) {
-	saved, _, err := s.saveParsed(ctx, ingestID, reps, nil)
-	return saved, err
+	if len(reps) == 0 {
+		return nil, nil
+	}
+	saved, _, err := s.SaveFiles(ctx, []FileReports{{IngestID: ingestID, Reports: reps}})
+	if err != nil {
+		return nil, err
+	}
+	return saved[0], nil
 }
 
 // SaveParsedAndFinish is SaveParsed for a file's last reports that also records the file's
@@ -65,61 +71,98 @@ func (s *Store) SaveParsed(ctx context.Context, ingestID int64, reps []Parsed) (
 // finished is false otherwise (a report was already stored), and the caller records the outcome
 // with Finish once it knows it.
 func (s *Store) SaveParsedAndFinish(ctx context.Context, ingestID int64, reps []Parsed, out Outcome) (saved []Saved, finished bool, err error) {
-	return s.saveParsed(ctx, ingestID, reps, &out)
-}
-
-func (s *Store) saveParsed(ctx context.Context, ingestID int64, reps []Parsed, fin *Outcome) ([]Saved, bool, error) {
 	if len(reps) == 0 {
 		return nil, false, nil
 	}
-	rows := make([]Report, len(reps))
-	for i, p := range reps {
-		r, err := completeRow(ingestID, p)
-		if err != nil {
-			return nil, false, err
+	all, done, err := s.SaveFiles(ctx, []FileReports{{IngestID: ingestID, Reports: reps, Outcome: &out}})
+	if err != nil {
+		return nil, false, err
+	}
+	return all[0], done[0], nil
+}
+
+// FileReports is what SaveFiles stores for one file: complete reports, and the file's outcome
+// should they all be new (nil: leave the file pending, more is to come).
+type FileReports struct {
+	IngestID int64
+	Reports  []Parsed
+	Outcome  *Outcome
+}
+
+// SaveFiles stores the complete reports of several files, links each to its file and finishes
+// each file that has an Outcome and whose reports all turned out new (finished[i]); a file
+// with no reports and an Outcome is simply finished. The call is atomic: on PostgreSQL one
+// statement with a fixed text (see saveFilesSQL), committed asynchronously like SaveParsed; on
+// SQLite one transaction. A file not finished here (a report was already stored) is finished
+// by the caller with Finish once it knows the real outcome. One statement for a batch of small
+// files instead of one per file is what lets `api import` keep up with thousands a second.
+func (s *Store) SaveFiles(ctx context.Context, files []FileReports) (saved [][]Saved, finished []bool, err error) {
+	if len(files) == 0 {
+		return nil, nil, nil
+	}
+	rows := make([][]Report, len(files))
+	for i, f := range files {
+		rows[i] = make([]Report, len(f.Reports))
+		for j, p := range f.Reports {
+			if rows[i][j], err = completeRow(f.IngestID, p); err != nil {
+				return nil, nil, fmt.Errorf("store: report of ingest %d: %w", f.IngestID, err)
+			}
 		}
-		rows[i] = r
 	}
 	if s.dialect == Postgres {
-		return s.saveParsedPG(ctx, rows, reps, fin)
+		saved, finished, err = s.saveFilesPG(ctx, files, rows)
+	} else {
+		saved, finished, err = s.saveFilesTx(ctx, files, rows)
 	}
-	out := make([]Saved, len(reps))
-	finished := false
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: save reports of ingest %d and %d more: %w", files[0].IngestID, len(files)-1, err)
+	}
+	return saved, finished, nil
+}
+
+// saveFilesTx is SaveFiles in one transaction, report by report (SQLite).
+func (s *Store) saveFilesTx(ctx context.Context, files []FileReports, rows [][]Report) ([][]Saved, []bool, error) {
+	saved := make([][]Saved, len(files))
+	finished := make([]bool, len(files))
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		allNew := true
-		for i := range rows {
-			res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows[i])
-			if res.Error != nil {
-				return fmt.Errorf("insert report: %w", res.Error)
-			}
-			if res.RowsAffected == 0 {
-				allNew = false
-				saved, err := linkExisting(tx, rows[i])
+		for i, f := range files {
+			saved[i] = make([]Saved, len(rows[i]))
+			allNew := true
+			for j := range rows[i] {
+				sv, isNew, err := s.saveOne(ctx, tx, &rows[i][j], f.Reports[j].Records)
 				if err != nil {
 					return err
 				}
-				out[i] = saved
+				saved[i][j], allNew = sv, allNew && isNew
+			}
+			if f.Outcome == nil || !allNew {
 				continue
 			}
-			if _, _, err := s.insertRecords(ctx, tx, rows[i].ID, reps[i].Records, true, nil); err != nil {
-				return err
-			}
-			out[i] = Saved{ReportID: rows[i].ID}
-			if err := link(tx, ingestID, out[i]); err != nil {
+			var err error
+			if finished[i], err = s.finish(ctx, tx, f.IngestID, *f.Outcome); err != nil {
 				return err
 			}
 		}
-		if fin == nil || !allNew {
-			return nil
-		}
-		var err error
-		finished, err = s.finish(ctx, tx, ingestID, *fin)
-		return err
+		return nil
 	})
-	if err != nil {
-		return nil, false, fmt.Errorf("store: save reports of ingest %d: %w", ingestID, err)
+	return saved, finished, err
+}
+
+// saveOne inserts a complete report with its records and link, or links the existing one.
+func (s *Store) saveOne(ctx context.Context, tx *gorm.DB, row *Report, recs []dmarc.Record) (Saved, bool, error) {
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(row)
+	if res.Error != nil {
+		return Saved{}, false, fmt.Errorf("insert report: %w", res.Error)
 	}
-	return out, finished, nil
+	if res.RowsAffected == 0 {
+		sv, err := linkExisting(tx, *row)
+		return sv, false, err
+	}
+	if _, _, err := s.insertRecords(ctx, tx, row.ID, recs, true, nil); err != nil {
+		return Saved{}, false, err
+	}
+	sv := Saved{ReportID: row.ID}
+	return sv, true, link(tx, row.IngestID, sv)
 }
 
 // completeRow is the report row of a complete report, totals included.
@@ -141,7 +184,21 @@ func completeRow(ingestID int64, p Parsed) (Report, error) {
 // end, so a copy broken further down fails as a broken file.
 func (s *Store) SaveReport(ctx context.Context, ingestID int64, h *dmarc.Report, head []dmarc.Record, next func() (dmarc.Record, error), warnings func() []string) (Saved, error) {
 	var out Saved
-	err := s.writeAsync(ctx, func(tx *gorm.DB) error {
+	var err error
+	if s.dialect == Postgres {
+		out, err = s.saveReportPG(ctx, ingestID, h, head, next, warnings)
+	} else {
+		err = s.saveReportTx(ctx, ingestID, h, head, next, warnings, &out)
+	}
+	if err != nil {
+		return Saved{}, fmt.Errorf("store: save report %q from %s: %w", h.ReportID, h.OrgName, err)
+	}
+	return out, nil
+}
+
+// saveReportTx is SaveReport through gorm, records in multi-row INSERT batches (SQLite).
+func (s *Store) saveReportTx(ctx context.Context, ingestID int64, h *dmarc.Report, head []dmarc.Record, next func() (dmarc.Record, error), warnings func() []string, out *Saved) error {
+	return s.writeAsync(ctx, func(tx *gorm.DB) error {
 		rep := reportRow(ingestID, h)
 		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rep)
 		if res.Error != nil {
@@ -152,7 +209,7 @@ func (s *Store) SaveReport(ctx context.Context, ingestID int64, h *dmarc.Report,
 				return err
 			}
 			var err error
-			out, err = linkExisting(tx, rep)
+			*out, err = linkExisting(tx, rep)
 			return err
 		}
 		n, msgs, err := s.insertRecords(ctx, tx, rep.ID, head, false, next)
@@ -164,13 +221,9 @@ func (s *Store) SaveReport(ctx context.Context, ingestID int64, h *dmarc.Report,
 		}).Error; err != nil {
 			return fmt.Errorf("update report totals: %w", err)
 		}
-		out = Saved{ReportID: rep.ID}
-		return link(tx, ingestID, out)
+		*out = Saved{ReportID: rep.ID}
+		return link(tx, ingestID, *out)
 	})
-	if err != nil {
-		return Saved{}, fmt.Errorf("store: save report %q from %s: %w", h.ReportID, h.OrgName, err)
-	}
-	return out, nil
 }
 
 func messageTotal(sum int64, recs []dmarc.Record) (int64, error) {

@@ -1,0 +1,82 @@
+package ingest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/testenv"
+	"github.com/vigilhq/vigil/tasks"
+)
+
+// redisDBRequeue keeps this test's queue apart from TestQueueAndSweep's worker.
+const redisDBRequeue = 14
+
+// POST /tasks/trigger/process-reports: every file pending at the trigger is parsed, however
+// recently it arrived, and the task's result counts them.
+func TestRequeue(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		redisOpt := b.Redis(t, redisDBRequeue)
+		client := asynq.NewClient(redisOpt)
+		defer client.Close()
+		insp := asynq.NewInspector(redisOpt)
+		defer insp.Close()
+		bu := setup(t, b, client, insp)
+		lost := ingest.New(bu.st, nil, nil, limits(), testenv.Logger()) // stores, enqueues nothing
+		var ids []int64
+		for name, rel := range map[string]string{
+			"a.xml": niceXML,
+			"b.zip": "dmarc_report_reader/tests/fixtures/multi-report.zip",
+			"c.xml": "dmarc-report-viewer/testdata/dmarc-reports/yahoo.xml",
+		} {
+			r, err := lost.Accept(ctx, ingest.File{Name: name, Source: "test", Data: corpusFile(t, rel)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, r.IngestID)
+		}
+
+		srv := asynq.NewServer(redisOpt, asynq.Config{Concurrency: 4, Queues: tasks.Queues(), LogLevel: asynq.FatalLevel})
+		mux := asynq.NewServeMux()
+		mux.HandleFunc(tasks.TypeReportParse, bu.svc.HandleParse)
+		mux.HandleFunc(tasks.TypeIngestRequeue, bu.svc.HandleRequeue)
+		if err := srv.Start(mux); err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Shutdown()
+
+		now := time.Now().Add(time.Second) // the files arrived just now: the sweep's grace would skip them
+		task, err := tasks.NewIngestRequeueTask(now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Enqueue(task); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			waitStatus(t, bu.st, id, store.StatusProcessed)
+		}
+		if n := bu.totalReports(t); n != 5 {
+			t.Fatalf("%d reports, want 5", n)
+		}
+		var info *asynq.TaskInfo
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			info, err = insp.GetTaskInfo(tasks.QueueDefault, tasks.IngestRequeueTaskID(now))
+			if err == nil && info.State == asynq.TaskStateCompleted {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("requeue task: %+v %v", info, err)
+			}
+		}
+		if string(info.Result) != `{"enqueued":3}` {
+			t.Fatalf("requeue result %s, want 3 enqueued", info.Result)
+		}
+	})
+}
