@@ -16,7 +16,8 @@ import (
 const (
 	TypeReportParse = "report:parse"
 	TypeIngestSweep = "ingest:sweep"
-	// TypeIngestRequeue enqueues every pending file now (POST /tasks/trigger/process-reports).
+	// TypeIngestRequeue enqueues every pending file now, and on request every failed one
+	// (POST /tasks/trigger/process-reports).
 	TypeIngestRequeue = "ingest:requeue"
 	TypeScheduleTick  = "schedule:tick"
 )
@@ -78,26 +79,34 @@ func NewIngestSweepTask(period time.Time) (*asynq.Task, error) {
 	), nil
 }
 
-// IngestRequeuePayload: files pending since before Before are enqueued again.
+// IngestRequeuePayload: files pending since before Before are enqueued again; with Failed,
+// files that failed before Before are also put back to pending and enqueued (after a parser
+// fix, or once the cause of "given up after N attempts" is gone).
 type IngestRequeuePayload struct {
 	Before time.Time `json:"before"`
+	Failed bool      `json:"failed,omitempty"`
 }
 
-// IngestRequeueTaskID keys a requeue to its minute, so a double click enqueues one.
-func IngestRequeueTaskID(before time.Time) string {
-	return fmt.Sprintf("%s:%d", TypeIngestRequeue, before.Truncate(time.Minute).Unix())
+// IngestRequeueTaskID keys a requeue to its minute and kind, so a double click enqueues one.
+func IngestRequeueTaskID(before time.Time, failed bool) string {
+	id := fmt.Sprintf("%s:%d", TypeIngestRequeue, before.Truncate(time.Minute).Unix())
+	if failed {
+		id += ":failed"
+	}
+	return id
 }
 
-// NewIngestRequeueTask enqueues again every file still pending at before. Its result (the
-// count) stays readable for a day through GET /tasks/status/{task_id}.
-func NewIngestRequeueTask(before time.Time) (*asynq.Task, error) {
-	b, err := json.Marshal(IngestRequeuePayload{Before: before.UTC()})
+// NewIngestRequeueTask enqueues again every file still pending at before (and, with failed,
+// every file failed by then). Its result (the counts) stays readable for a day through
+// GET /tasks/status/{task_id}.
+func NewIngestRequeueTask(before time.Time, failed bool) (*asynq.Task, error) {
+	b, err := json.Marshal(IngestRequeuePayload{Before: before.UTC(), Failed: failed})
 	if err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
 	return asynq.NewTask(TypeIngestRequeue, b,
 		asynq.Queue(QueueDefault),
-		asynq.TaskID(IngestRequeueTaskID(before)),
+		asynq.TaskID(IngestRequeueTaskID(before, failed)),
 		asynq.MaxRetry(3),
 		asynq.Timeout(30*time.Minute),
 		asynq.Retention(24*time.Hour),

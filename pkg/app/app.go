@@ -137,7 +137,8 @@ func IngestLimits(l config.Limits) ingest.Limits {
 			MaxRatio: l.DecompressionRatio, RatioFloorBytes: 10 << 20, MaxEntries: l.ArchiveEntries,
 			MaxDepth: l.Nesting, MaxMessageDepth: 3,
 		},
-		Parse: dmarc.Limits{MaxDepth: l.XMLDepth, MaxTokenBytes: l.XMLTokenBytes, MaxRecords: l.Records, MaxCount: l.RecordCount},
+		Parse:       dmarc.Limits{MaxDepth: l.XMLDepth, MaxTokenBytes: l.XMLTokenBytes, MaxRecords: l.Records, MaxCount: l.RecordCount},
+		MaxAttempts: l.ParseAttempts,
 	}
 }
 

@@ -217,6 +217,15 @@ func TestMailboxThroughAPI(t *testing.T) {
 		if got := waitTask(t, c, req.TaskID); string(got.Result) != `{"enqueued":0}` {
 			t.Fatalf("requeue result %s", got.Result)
 		}
+		// With failed files too: the mail without a report is read again, and fails again.
+		sendJSON(t, c, http.MethodPost, "/tasks/trigger/process-reports", map[string]any{"failed": true}, http.StatusAccepted, &req)
+		if !strings.HasSuffix(req.TaskID, ":failed") {
+			t.Fatalf("task id %q", req.TaskID)
+		}
+		if got := waitTask(t, c, req.TaskID); string(got.Result) != `{"enqueued":1,"reset":1}` {
+			t.Fatalf("requeue with failed: result %s", got.Result)
+		}
+		sendJSON(t, c, http.MethodPost, "/tasks/trigger/process-reports", map[string]any{"failed": "yes"}, http.StatusBadRequest, nil)
 		sendJSON(t, c, http.MethodGet, "/tasks/status/mailbox:poll:999:1", nil, http.StatusNotFound, nil)
 
 		// Disable, list, delete.

@@ -50,6 +50,7 @@ type Limits struct {
 	XMLTokenBytes      int
 	Records            int   // records per report
 	RecordCount        int64 // messages one record may count
+	ParseAttempts      int   // attempts at one file before it fails (0: unbounded)
 }
 
 // Embedded reports whether the process runs the all-in-one default (no external stores).
@@ -91,6 +92,7 @@ func Load(getenv func(string) string) (Config, error) {
 			XMLTokenBytes:      int(e.size("VIGIL_MAX_XML_TOKEN_BYTES", mib)),
 			Records:            e.integer("VIGIL_MAX_RECORDS", 5000000, 1, 1<<31-1),
 			RecordCount:        int64(e.integer("VIGIL_MAX_RECORD_COUNT", 1_000_000_000, 1, 1<<50)),
+			ParseAttempts:      e.integer("VIGIL_MAX_PARSE_ATTEMPTS", 10, 0, 1000),
 		},
 	}
 	c.Auth = loadAuth(&e)

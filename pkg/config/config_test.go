@@ -17,7 +17,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTPAddr != ":8000" || c.DataDir != "./data" || !c.Embedded() || c.Limits.FileBytes != 50<<20 || c.Limits.UploadFiles != 200 {
+	if c.HTTPAddr != ":8000" || c.DataDir != "./data" || !c.Embedded() || c.Limits.FileBytes != 50<<20 || c.Limits.UploadFiles != 200 || c.Limits.ParseAttempts != 10 {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.SQLitePath() != filepath.Join("data", "vigil.db") {
@@ -30,12 +30,12 @@ func TestValues(t *testing.T) {
 	c, err := Load(envOf(map[string]string{
 		"VIGIL_HTTP_ADDR": "127.0.0.1:9000", "VIGIL_MAX_FILE_BYTES": "10MiB", "VIGIL_MAX_DECOMPRESSED_BYTES": "1GB",
 		"VIGIL_SWEEP_GRACE": "90s", "VIGIL_LOG_FORMAT": "JSON", "VIGIL_DATABASE_URL": "postgres://u:p@db/vigil",
-		"VIGIL_REDIS_URL": "redis://localhost:6379/2",
+		"VIGIL_REDIS_URL": "redis://localhost:6379/2", "VIGIL_MAX_PARSE_ATTEMPTS": "0",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Limits.FileBytes != 10<<20 || c.Limits.DecompressedBytes != 1e9 || c.SweepGrace != 90*time.Second || c.LogFormat != "json" || c.Embedded() {
+	if c.Limits.FileBytes != 10<<20 || c.Limits.DecompressedBytes != 1e9 || c.SweepGrace != 90*time.Second || c.LogFormat != "json" || c.Embedded() || c.Limits.ParseAttempts != 0 {
 		t.Fatalf("values: %+v", c)
 	}
 }
@@ -62,6 +62,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"VIGIL_LOG_FORMAT":              {"VIGIL_LOG_FORMAT": "xml"},
 		"VIGIL_MAX_FILE_BYTES":          {"VIGIL_MAX_FILE_BYTES": "lots"},
 		"VIGIL_MAX_UPLOAD_FILES":        {"VIGIL_MAX_UPLOAD_FILES": "0"},
+		"VIGIL_MAX_PARSE_ATTEMPTS":      {"VIGIL_MAX_PARSE_ATTEMPTS": "-1"},
 		"VIGIL_MAX_DECOMPRESSION_RATIO": {"VIGIL_MAX_DECOMPRESSION_RATIO": "-1"},
 		"VIGIL_SWEEP_INTERVAL":          {"VIGIL_SWEEP_INTERVAL": "5"},
 		"VIGIL_DATABASE_URL_FILE":       {"VIGIL_DATABASE_URL": "postgres://a", "VIGIL_DATABASE_URL_FILE": "/x"},

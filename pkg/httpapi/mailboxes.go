@@ -77,21 +77,33 @@ func (a *API) triggerMail(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, map[string]any{"task_ids": ids})
 }
 
-// triggerProcess enqueues every file still pending (one task; its result counts them).
+// triggerProcessBody is the optional body of POST /tasks/trigger/process-reports.
+type triggerProcessBody struct {
+	Failed bool `json:"failed"` // also re-parse files that failed
+}
+
+// triggerProcess enqueues every file still pending, and with {"failed": true} every failed
+// one too (one task; its result counts them).
 func (a *API) triggerProcess(c echo.Context) error {
 	if a.Queue == nil {
 		return problem(http.StatusServiceUnavailable, "no task queue in this process")
 	}
+	var in triggerProcessBody
+	if c.Request().ContentLength != 0 {
+		if err := readJSON(c, &in); err != nil {
+			return err
+		}
+	}
 	now := a.now().UTC()
-	t, err := tasks.NewIngestRequeueTask(now)
+	t, err := tasks.NewIngestRequeueTask(now, in.Failed)
 	if err != nil {
 		return err
 	}
-	id := tasks.IngestRequeueTaskID(now)
+	id := tasks.IngestRequeueTaskID(now, in.Failed)
 	if _, err := a.Queue.EnqueueContext(c.Request().Context(), t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue %s: %w", id, err)
 	}
-	a.record(c, audit.Entry{Action: audit.TaskTrigger, Target: "process-reports", Details: map[string]any{"task_id": id}})
+	a.record(c, audit.Entry{Action: audit.TaskTrigger, Target: "process-reports", Details: map[string]any{"task_id": id, "failed": in.Failed}})
 	return c.JSON(http.StatusAccepted, map[string]any{"task_id": id})
 }
 

@@ -36,6 +36,10 @@ type Limits struct {
 	FileBytes int64
 	Unwrap    unwrap.Limits
 	Parse     dmarc.Limits
+	// MaxAttempts bounds the parse attempts of one file (0: no bound). A file whose attempts
+	// keep ending without an outcome (its reports refused by the database, or a worker that
+	// dies on it) would otherwise be retried for ever; past the bound it fails with the reason.
+	MaxAttempts int
 }
 
 // Service is the pipeline. Enqueuer may be nil: then files are only stored and the caller runs

@@ -135,8 +135,13 @@ func (s *Service) ProcessBatch(ctx context.Context, ids []int64) ([]Processed, e
 	var runs []*fileRun
 	recs := 0
 	for _, c := range claimed {
+		if s.lim.MaxAttempts > 0 && c.Ingest.Attempts > s.lim.MaxAttempts {
+			out[at[c.Ingest.ID]] = s.giveUp(ctx, c.Ingest)
+			continue
+		}
 		run := s.walk(ctx, c)
 		if run.err != nil {
+			s.noteAttempt(ctx, c.Ingest.ID, run.err)
 			out[at[c.Ingest.ID]].Err = fmt.Errorf("ingest %d: %w", c.Ingest.ID, run.err)
 			continue
 		}
@@ -157,6 +162,46 @@ func (s *Service) ProcessBatch(ctx context.Context, ids []int64) ([]Processed, e
 		all[i] = out[at[id]]
 	}
 	return all, nil
+}
+
+// giveUp fails a file whose attempts are spent, with why the last one did not finish. An
+// attempt that recorded nothing was cut short: the worker stopped (killed, crashed, out of
+// memory) or its task timed out while on this file.
+func (s *Service) giveUp(ctx context.Context, ing store.Ingest) Processed {
+	last := ing.Error
+	if last == "" {
+		last = "the worker stopped before finishing (killed, crashed, out of memory or timed out)"
+	}
+	reason := fmt.Sprintf("given up after %d attempts (VIGIL_MAX_PARSE_ATTEMPTS); the last one ended: %s", s.lim.MaxAttempts, last)
+	p := Processed{IngestID: ing.ID, Status: store.StatusFailed, Reason: reason}
+	if _, err := s.store.Finish(ctx, ing.ID, store.StatusFailed, reason, 0); err != nil {
+		p.Status, p.Reason, p.Err = "", "", fmt.Errorf("ingest %d: %w", ing.ID, err)
+		return p
+	}
+	s.log.Warn("file given up", "ingest_id", ing.ID, "file", ing.Filename, "reason", reason)
+	p.Err = fmt.Errorf("ingest %d: %s: %w", ing.ID, reason, ErrPermanent)
+	return p
+}
+
+// noteAttempt keeps why an attempt on a file that stays pending did not finish. It is best
+// effort: the database that just failed may well refuse this too.
+func (s *Service) noteAttempt(ctx context.Context, id int64, err error) {
+	if ctx.Err() != nil { // shutting down or timed out: nothing to say about the file
+		return
+	}
+	if nerr := s.store.NoteAttemptError(ctx, id, truncateReason(err.Error())); nerr != nil {
+		s.log.Debug("could not note why an attempt failed", "ingest_id", id, "err", nerr)
+	}
+}
+
+// truncateReason keeps a database's error message (which may quote a whole statement) short
+// enough for an ingest's error field.
+func truncateReason(s string) string {
+	const limit = 1000
+	if len(s) <= limit {
+		return s
+	}
+	return strings.ToValidUTF8(s[:limit], "") + "…"
 }
 
 // notClaimed fills in the files ClaimMany left out: finished already, or unknown.
@@ -259,12 +304,14 @@ func (s *Service) finishRuns(ctx context.Context, runs []*fileRun, out []Process
 	for _, r := range runs {
 		p := &out[at[r.id]]
 		if r.err != nil {
+			s.noteAttempt(ctx, r.id, r.err)
 			p.Err = fmt.Errorf("ingest %d: %w", r.id, r.err)
 			continue
 		}
 		status, reason := r.o.status()
 		if !r.finished {
 			if _, err := s.store.Finish(ctx, r.id, status, reason, r.o.stored+r.o.dups); err != nil {
+				s.noteAttempt(ctx, r.id, err)
 				p.Err = err
 				continue
 			}

@@ -52,7 +52,7 @@ func TestRequeue(t *testing.T) {
 		defer srv.Shutdown()
 
 		now := time.Now().Add(time.Second) // the files arrived just now: the sweep's grace would skip them
-		task, err := tasks.NewIngestRequeueTask(now)
+		task, err := tasks.NewIngestRequeueTask(now, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestRequeue(t *testing.T) {
 		}
 		var info *asynq.TaskInfo
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			info, err = insp.GetTaskInfo(tasks.QueueDefault, tasks.IngestRequeueTaskID(now))
+			info, err = insp.GetTaskInfo(tasks.QueueDefault, tasks.IngestRequeueTaskID(now, false))
 			if err == nil && info.State == asynq.TaskStateCompleted {
 				break
 			}
@@ -77,6 +77,52 @@ func TestRequeue(t *testing.T) {
 		}
 		if string(info.Result) != `{"enqueued":3}` {
 			t.Fatalf("requeue result %s, want 3 enqueued", info.Result)
+		}
+
+		// With failed: a file that failed (as under an older parser) is read again and now
+		// stored; one that cannot be read fails again, with its reason; processed files and
+		// their reports are left alone.
+		fixed, err := lost.Accept(ctx, ingest.File{Name: "fixed.xml", Source: "test", Data: reportXML("fixed", "192.0.2.9")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk, err := lost.Accept(ctx, ingest.File{Name: "junk.txt", Source: "test", Data: []byte("not a report")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bu.st.Finish(ctx, fixed.IngestID, store.StatusFailed, "an older parser could not read it", 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := lost.Process(ctx, junk.IngestID); err == nil {
+			t.Fatal("junk processed without error")
+		}
+		later := time.Now().Add(time.Minute + time.Second) // another minute: another task
+		task, err = tasks.NewIngestRequeueTask(later, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Enqueue(task); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, bu.st, fixed.IngestID, store.StatusProcessed)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			info, err = insp.GetTaskInfo(tasks.QueueDefault, tasks.IngestRequeueTaskID(later, true))
+			if err == nil && info.State == asynq.TaskStateCompleted {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("requeue task: %+v %v", info, err)
+			}
+		}
+		if string(info.Result) != `{"enqueued":2,"reset":2}` {
+			t.Fatalf("requeue result %s, want the 2 failed files reset and enqueued", info.Result)
+		}
+		j := waitStatus(t, bu.st, junk.IngestID, store.StatusFailed)
+		if j.Attempts != 1 || j.Error == "" {
+			t.Fatalf("junk after the re-run: %d attempts, %q; want one fresh attempt and a reason", j.Attempts, j.Error)
+		}
+		if n := bu.totalReports(t); n != 6 {
+			t.Fatalf("%d reports, want 6", n)
 		}
 	})
 }

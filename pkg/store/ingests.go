@@ -195,7 +195,9 @@ func (s *Store) createIngestsPG(ctx context.Context, files []NewFile, out []Stor
 
 // Claimed is a file claimed for a parse attempt, with its original.
 type Claimed struct {
-	Ingest Ingest // ID, Filename and SizeBytes are set
+	// ID, Filename, SizeBytes, Attempts (this one included) and Error (of the last attempt
+	// that failed on something other than the file) are set.
+	Ingest Ingest
 	Raw    RawFile
 }
 
@@ -219,8 +221,8 @@ func (s *Store) ClaimMany(ctx context.Context, ids []int64) ([]Claimed, error) {
 	}
 	ids = slices.Sorted(slices.Values(ids)) // lock rows in one order, like every other batch
 	rows, err := s.rawDB(ctx).QueryContext(ctx, `WITH upd AS (UPDATE ingests SET attempts = attempts + 1, updated_at = $2
-		WHERE id = ANY($1) AND status = 'pending' RETURNING id, filename, size_bytes)
-		SELECT upd.id, upd.filename, upd.size_bytes, r.encoding, r.data FROM upd JOIN raw_files r ON r.ingest_id = upd.id`, ids, time.Now().UTC())
+		WHERE id = ANY($1) AND status = 'pending' RETURNING id, filename, size_bytes, attempts, error)
+		SELECT upd.id, upd.filename, upd.size_bytes, upd.attempts, upd.error, r.encoding, r.data FROM upd JOIN raw_files r ON r.ingest_id = upd.id`, ids, time.Now().UTC())
 	if err != nil {
 		return nil, fmt.Errorf("store: claim %d ingests: %w", len(ids), err)
 	}
@@ -228,7 +230,7 @@ func (s *Store) ClaimMany(ctx context.Context, ids []int64) ([]Claimed, error) {
 	out := make([]Claimed, 0, len(ids))
 	for rows.Next() {
 		var c Claimed
-		if err := rows.Scan(&c.Ingest.ID, &c.Ingest.Filename, &c.Ingest.SizeBytes, &c.Raw.Encoding, &c.Raw.Data); err != nil {
+		if err := rows.Scan(&c.Ingest.ID, &c.Ingest.Filename, &c.Ingest.SizeBytes, &c.Ingest.Attempts, &c.Ingest.Error, &c.Raw.Encoding, &c.Raw.Data); err != nil {
 			return nil, fmt.Errorf("store: claim %d ingests: %w", len(ids), err)
 		}
 		c.Raw.IngestID = c.Ingest.ID
@@ -238,6 +240,15 @@ func (s *Store) ClaimMany(ctx context.Context, ids []int64) ([]Claimed, error) {
 		return nil, fmt.Errorf("store: claim %d ingests: %w", len(ids), err)
 	}
 	return out, nil
+}
+
+// NoteAttemptError keeps on a file that stays pending why its last attempt did not finish
+// (the database refused its reports, or was unreachable half-way), so that people see it and
+// a file given up on later says why.
+func (s *Store) NoteAttemptError(ctx context.Context, id int64, reason string) error {
+	return s.writeStmt(ctx, func(db *gorm.DB) error {
+		return db.Model(&Ingest{}).Where("id = ? AND status = ?", id, StatusPending).Update("error", reason).Error
+	})
 }
 
 // GetIngest returns one ingest or ErrNotFound.
@@ -297,9 +308,9 @@ func (s *Store) Claim(ctx context.Context, id int64) (ing Ingest, raw RawFile, o
 	if s.dialect == Postgres {
 		// One round trip: the update and the original's bytes together.
 		row := s.rawDB(ctx).QueryRowContext(ctx, `WITH upd AS (UPDATE ingests SET attempts = attempts + 1, updated_at = $2
-			WHERE id = $1 AND status = 'pending' RETURNING id, filename)
-			SELECT upd.id, upd.filename, r.encoding, r.data FROM upd JOIN raw_files r ON r.ingest_id = upd.id`, id, now)
-		err = row.Scan(&ing.ID, &ing.Filename, &raw.Encoding, &raw.Data)
+			WHERE id = $1 AND status = 'pending' RETURNING id, filename, size_bytes, attempts, error)
+			SELECT upd.id, upd.filename, upd.size_bytes, upd.attempts, upd.error, r.encoding, r.data FROM upd JOIN raw_files r ON r.ingest_id = upd.id`, id, now)
+		err = row.Scan(&ing.ID, &ing.Filename, &ing.SizeBytes, &ing.Attempts, &ing.Error, &raw.Encoding, &raw.Data)
 		if err == nil {
 			raw.IngestID = id
 			return ing, raw, true, nil
@@ -356,11 +367,12 @@ func (s *Store) finish(ctx context.Context, db *gorm.DB, id int64, o Outcome) (b
 	return res.RowsAffected == 1, res.Error
 }
 
-// ResetIngest puts a file back to pending so it is parsed again (after a parser fix).
+// ResetIngest puts a file back to pending so it is parsed again (after a parser fix), with
+// its attempts counted from zero again.
 func (s *Store) ResetIngest(ctx context.Context, id int64) error {
 	return s.write(ctx, func(tx *gorm.DB) error {
 		return tx.Model(&Ingest{}).Where("id = ?", id).
-			Updates(map[string]any{"status": StatusPending, "error": "", "updated_at": time.Now().UTC(), "processed_at": nil}).Error
+			Updates(map[string]any{"status": StatusPending, "error": "", "attempts": 0, "updated_at": time.Now().UTC(), "processed_at": nil}).Error
 	})
 }
 
@@ -372,6 +384,29 @@ func (s *Store) StalePending(ctx context.Context, before time.Time, limit int) (
 		Order("id").Limit(limit).Pluck("id", &ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: stale pending: %w", err)
+	}
+	return ids, nil
+}
+
+// ResetFailed puts up to limit files that failed before before back to pending, as
+// ResetIngest does, and returns them. Their updated_at becomes now, so repeated calls with
+// the same before move on to the next ones.
+func (s *Store) ResetFailed(ctx context.Context, before time.Time, limit int) ([]int64, error) {
+	var ids []int64
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		ids = ids[:0]
+		if err := tx.Model(&Ingest{}).Where("status = ? AND updated_at < ?", StatusFailed, before.UTC()).
+			Order("id").Limit(limit).Pluck("id", &ids).Error; err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		return tx.Model(&Ingest{}).Where("id IN ? AND status = ?", ids, StatusFailed).
+			Updates(map[string]any{"status": StatusPending, "error": "", "attempts": 0, "updated_at": time.Now().UTC(), "processed_at": nil}).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: reset failed files: %w", err)
 	}
 	return ids, nil
 }
