@@ -246,9 +246,17 @@ func (e *benchEnv) scopes() []struct{ name, query string } {
 	if prefix.Addr().Is6() {
 		prefix = netip.PrefixFrom(prefix.Addr(), 48)
 	}
+	// Mid-year: about eight months from the middle of a dekad to the middle of another, so the
+	// planner cannot answer with whole years or quarters alone (issue 3 timed whole years).
+	now := time.Now().UTC()
+	from := time.Date(now.Year(), now.Month()-10, 14, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	to := time.Date(now.Year(), now.Month()-2, 17, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	mid := "start=" + from + "&end=" + to
 	return append(out,
 		struct{ name, query string }{"source-ip", "days=365&source_ip=" + url.QueryEscape(e.topIP)},
-		struct{ name, query string }{"cidr", "days=365&source_ip_range=" + url.QueryEscape(prefix.Masked().String())})
+		struct{ name, query string }{"cidr", "days=365&source_ip_range=" + url.QueryEscape(prefix.Masked().String())},
+		struct{ name, query string }{"mid-year-all-domains", mid},
+		struct{ name, query string }{"mid-year-one-domain", mid + "&domain=" + url.QueryEscape(e.domain)})
 }
 
 // measure issues b.N requests and reports their latency percentiles.

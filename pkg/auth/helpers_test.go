@@ -2,6 +2,8 @@ package auth_test
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -52,7 +54,8 @@ func setup(t *testing.T, b testenv.Backend) bundle {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: opt.Addr, Password: opt.Password, DB: opt.DB})
 	t.Cleanup(func() { rdb.Close() })
-	th := auth.NewThrottle(ratelimit.New(rdb, "test:"+t.Name()+":"), throttleCfg)
+	// The random part keeps a rerun under -count=N apart from the first (one flush per process).
+	th := auth.NewThrottle(ratelimit.New(rdb, fmt.Sprintf("test:%s:%x:", t.Name(), rand.Uint64())), throttleCfg)
 	svc, err := auth.New(st.DB(), auth.Config{Secret: secret, Params: fastParams}, th)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -23,8 +25,9 @@ var real struct {
 }
 
 // limiter gives a test its own limiter: a fresh miniredis, or the real server's database under
-// a prefix named after the test.
-func limiter(t *testing.T, b testenv.Backend) (*ratelimit.Limiter, *redis.Client) {
+// a prefix of its own (named after the test, plus a random part: -count=N reruns a name in one
+// process, after the database was flushed).
+func limiter(t *testing.T, b testenv.Backend) (l *ratelimit.Limiter, c *redis.Client, prefix string) {
 	t.Helper()
 	var opt asynq.RedisClientOpt
 	if b.Real() {
@@ -33,9 +36,10 @@ func limiter(t *testing.T, b testenv.Backend) (*ratelimit.Limiter, *redis.Client
 	} else {
 		opt = b.Redis(t, redisDB)
 	}
-	c := redis.NewClient(&redis.Options{Addr: opt.Addr, Password: opt.Password, DB: opt.DB})
+	c = redis.NewClient(&redis.Options{Addr: opt.Addr, Password: opt.Password, DB: opt.DB})
 	t.Cleanup(func() { c.Close() })
-	return ratelimit.New(c, "test:"+t.Name()+":"), c
+	prefix = fmt.Sprintf("test:%s:%x:", t.Name(), rand.Uint64())
+	return ratelimit.New(c, prefix), c, prefix
 }
 
 func TestParseRate(t *testing.T) {
@@ -61,7 +65,7 @@ func TestAllowWindow(t *testing.T) {
 	t.Parallel()
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		t.Parallel()
-		l, c := limiter(t, b)
+		l, c, prefix := limiter(t, b)
 		ctx := context.Background()
 		rate := ratelimit.Rate{N: 3, Per: time.Minute}
 		for i := 1; i <= 5; i++ {
@@ -84,7 +88,7 @@ func TestAllowWindow(t *testing.T) {
 			t.Fatal("class upload refused by class api's count")
 		}
 		// Every key has an expiry: no counter lives for ever.
-		keys, _ := c.Keys(ctx, "test:"+t.Name()+":*").Result()
+		keys, _ := c.Keys(ctx, prefix+"*").Result()
 		if len(keys) != 3 {
 			t.Fatalf("keys %v", keys)
 		}
@@ -104,7 +108,7 @@ func TestConcurrentCountsAreExact(t *testing.T) {
 	t.Parallel()
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		t.Parallel()
-		l, _ := limiter(t, b)
+		l, _, _ := limiter(t, b)
 		ctx := context.Background()
 		p := ratelimit.Lockout{MaxFailures: 5, Window: time.Minute, Base: time.Second, Max: time.Minute}
 		var wg sync.WaitGroup
@@ -148,7 +152,7 @@ func TestLockoutBacksOff(t *testing.T) {
 	}
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		t.Parallel()
-		l, c := limiter(t, b)
+		l, c, prefix := limiter(t, b)
 		ctx := context.Background()
 		for i := int64(1); i <= 7; i++ {
 			n, lock, err := l.Fail(ctx, "acct", "bob", p)
@@ -161,7 +165,7 @@ func TestLockoutBacksOff(t *testing.T) {
 			}
 		}
 		// The counter outlives the longest lock, so the next failure after it backs off further.
-		keys, _ := c.Keys(ctx, "test:"+t.Name()+":*:n").Result()
+		keys, _ := c.Keys(ctx, prefix+"*:n").Result()
 		if len(keys) != 1 || c.PTTL(ctx, keys[0]).Val() < 10*time.Minute {
 			t.Fatalf("counter keys %v", keys)
 		}
