@@ -65,17 +65,7 @@ func TestRequeue(t *testing.T) {
 		if n := bu.totalReports(t); n != 5 {
 			t.Fatalf("%d reports, want 5", n)
 		}
-		var info *asynq.TaskInfo
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			info, err = insp.GetTaskInfo(tasks.QueueDefault, tasks.IngestRequeueTaskID(now, false))
-			if err == nil && info.State == asynq.TaskStateCompleted {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("requeue task: %+v %v", info, err)
-			}
-		}
-		if string(info.Result) != `{"enqueued":3}` {
+		if info := requeueDone(t, insp, now, false); string(info.Result) != `{"enqueued":3}` {
 			t.Fatalf("requeue result %s, want 3 enqueued", info.Result)
 		}
 
@@ -105,16 +95,7 @@ func TestRequeue(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitStatus(t, bu.st, fixed.IngestID, store.StatusProcessed)
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			info, err = insp.GetTaskInfo(tasks.QueueDefault, tasks.IngestRequeueTaskID(later, true))
-			if err == nil && info.State == asynq.TaskStateCompleted {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("requeue task: %+v %v", info, err)
-			}
-		}
-		if string(info.Result) != `{"enqueued":2,"reset":2}` {
+		if info := requeueDone(t, insp, later, true); string(info.Result) != `{"enqueued":2,"reset":2}` {
 			t.Fatalf("requeue result %s, want the 2 failed files reset and enqueued", info.Result)
 		}
 		j := waitStatus(t, bu.st, junk.IngestID, store.StatusFailed)
@@ -125,4 +106,18 @@ func TestRequeue(t *testing.T) {
 			t.Fatalf("%d reports, want 6", n)
 		}
 	})
+}
+
+// requeueDone waits for the requeue task of that minute and kind to complete.
+func requeueDone(t *testing.T, insp *asynq.Inspector, before time.Time, failed bool) *asynq.TaskInfo {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, err := insp.GetTaskInfo(tasks.QueueDefault, tasks.IngestRequeueTaskID(before, failed))
+		if err == nil && info.State == asynq.TaskStateCompleted {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("requeue task: %+v %v", info, err)
+		}
+	}
 }
