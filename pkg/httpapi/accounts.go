@@ -22,6 +22,14 @@ import (
 // maxJSONBody bounds every JSON request body (SECURITY-CASES D.31).
 const maxJSONBody = 1 << 20
 
+// readOptionalJSON is readJSON for routes whose body may be left out: no body leaves v as it is.
+func readOptionalJSON(c echo.Context, v any) error {
+	if c.Request().ContentLength == 0 {
+		return nil
+	}
+	return readJSON(c, v)
+}
+
 // readJSON decodes a JSON object body into v, refusing other content types (415), bodies over
 // 1 MiB (413), unknown fields and wrong types (400 naming the field), so a client cannot slip
 // in a field the handler did not mean to take (mass assignment).

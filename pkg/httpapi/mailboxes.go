@@ -61,10 +61,8 @@ func (a *API) triggerMail(c echo.Context) error {
 		return err
 	}
 	var in triggerMailBody
-	if c.Request().ContentLength != 0 {
-		if err := readJSON(c, &in); err != nil {
-			return err
-		}
+	if err := readOptionalJSON(c, &in); err != nil {
+		return err
 	}
 	if in.MailboxID < 0 {
 		return badParam("mailbox_id", "want a mailbox id, or leave it out for every mailbox")
@@ -89,10 +87,8 @@ func (a *API) triggerProcess(c echo.Context) error {
 		return problem(http.StatusServiceUnavailable, "no task queue in this process")
 	}
 	var in triggerProcessBody
-	if c.Request().ContentLength != 0 {
-		if err := readJSON(c, &in); err != nil {
-			return err
-		}
+	if err := readOptionalJSON(c, &in); err != nil {
+		return err
 	}
 	now := a.now().UTC()
 	t, err := tasks.NewIngestRequeueTask(now, in.Failed)

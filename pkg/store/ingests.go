@@ -372,8 +372,13 @@ func (s *Store) finish(ctx context.Context, db *gorm.DB, id int64, o Outcome) (b
 func (s *Store) ResetIngest(ctx context.Context, id int64) error {
 	return s.write(ctx, func(tx *gorm.DB) error {
 		return tx.Model(&Ingest{}).Where("id = ?", id).
-			Updates(map[string]any{"status": StatusPending, "error": "", "attempts": 0, "updated_at": time.Now().UTC(), "processed_at": nil}).Error
+			Updates(resetColumns()).Error
 	})
+}
+
+// resetColumns is what putting a file back to pending writes: a fresh start, attempts included.
+func resetColumns() map[string]any {
+	return map[string]any{"status": StatusPending, "error": "", "attempts": 0, "updated_at": time.Now().UTC(), "processed_at": nil}
 }
 
 // StalePending lists files still pending whose last touch is older than before: their task
@@ -403,7 +408,7 @@ func (s *Store) ResetFailed(ctx context.Context, before time.Time, limit int) ([
 			return nil
 		}
 		return tx.Model(&Ingest{}).Where("id IN ? AND status = ?", ids, StatusFailed).
-			Updates(map[string]any{"status": StatusPending, "error": "", "attempts": 0, "updated_at": time.Now().UTC(), "processed_at": nil}).Error
+			Updates(resetColumns()).Error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: reset failed files: %w", err)
