@@ -453,22 +453,34 @@ const SweepBatch = 5000
 
 // Sweep re-enqueues files pending for longer than grace and returns how many it enqueued.
 func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
-	ids, err := s.store.StalePending(ctx, s.now().Add(-grace), SweepBatch)
-	if err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	n := 0
-	for _, id := range ids {
-		if err := s.requeue(ctx, id); err != nil {
-			return n, err
-		}
-		n++
-	}
-	if err := s.store.TouchIngests(ctx, ids); err != nil {
+	n, err := s.requeueStale(ctx, s.now().Add(-grace))
+	if err != nil || n == 0 {
 		return n, err
 	}
 	s.log.Info("sweep re-enqueued pending files", "count", n)
 	return n, nil
+}
+
+// requeueStale enqueues again up to SweepBatch files pending since before and marks them
+// touched, so that the next round (or sweep) moves on to others; it says how many it took.
+func (s *Service) requeueStale(ctx context.Context, before time.Time) (int, error) {
+	ids, err := s.store.StalePending(ctx, before, SweepBatch)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	if err := s.requeueAll(ctx, ids); err != nil {
+		return 0, err
+	}
+	return len(ids), s.store.TouchIngests(ctx, ids)
+}
+
+func (s *Service) requeueAll(ctx context.Context, ids []int64) error {
+	for _, id := range ids {
+		if err := s.requeue(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // requeue enqueues a parse task, reviving one that asynq archived after its retries ran out

@@ -30,18 +30,11 @@ func (s *Service) HandleRequeue(ctx context.Context, t *asynq.Task) error {
 	var res RequeueResult
 	for {
 		// Touched files get a newer updated_at than p.Before, so each round finds new ones.
-		ids, err := s.store.StalePending(ctx, p.Before, SweepBatch)
+		n, err := s.requeueStale(ctx, p.Before)
 		if err != nil {
 			return err
 		}
-		if err := s.requeueAll(ctx, ids); err != nil {
-			return err
-		}
-		if err := s.store.TouchIngests(ctx, ids); err != nil {
-			return err
-		}
-		res.Enqueued += len(ids)
-		if len(ids) < SweepBatch {
+		if res.Enqueued += n; n < SweepBatch {
 			break
 		}
 	}
@@ -69,15 +62,6 @@ func (s *Service) HandleRequeue(ctx context.Context, t *asynq.Task) error {
 			return fmt.Errorf("ingest: %w", err)
 		}
 		w.Write(b)
-	}
-	return nil
-}
-
-func (s *Service) requeueAll(ctx context.Context, ids []int64) error {
-	for _, id := range ids {
-		if err := s.requeue(ctx, id); err != nil {
-			return err
-		}
 	}
 	return nil
 }
