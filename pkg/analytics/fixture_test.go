@@ -84,7 +84,7 @@ func save(t testing.TB, st *store.Store, reps []store.Parsed) []int64 {
 	t.Helper()
 	ctx := context.Background()
 	sum := sha256.Sum256([]byte(fmt.Sprintf("fixture-%d-%d", time.Now().UnixNano(), ingestSeq.Add(1))))
-	ing, _, err := st.CreateIngest(ctx, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: "fixture.xml", Source: "test",
+	ing, err := st.CreateIngest(ctx, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: "fixture.xml", Source: "test",
 		Size: 1, ReceivedAt: dataEnd, Encoding: "identity", Data: []byte("x")})
 	if err != nil {
 		t.Fatal(err)

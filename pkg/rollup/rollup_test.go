@@ -40,7 +40,7 @@ func loadWith(t *testing.T, st *store.Store, cfg synth.Config) (ingests, reports
 	var batch []store.Parsed
 	flush := func() {
 		sum := sha256.Sum256([]byte(fmt.Sprintf("%s-%d-%d", t.Name(), seed, len(reports))))
-		ing, _, err := st.CreateIngest(ctx, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: "f.xml", Source: "test", Size: 1,
+		ing, err := st.CreateIngest(ctx, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: "f.xml", Source: "test", Size: 1,
 			ReceivedAt: time.Now(), Encoding: "identity", Data: []byte("x")})
 		if err != nil {
 			t.Fatal(err)
@@ -318,7 +318,7 @@ func TestApplyLongReport(t *testing.T) {
 				Disposition: "none", DKIM: "pass", SPF: "fail", HeaderFrom: "long.example"})
 		}
 		sum := sha256.Sum256([]byte(t.Name()))
-		ing, _, err := st.CreateIngest(ctx, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: "long.xml", Source: "test", Size: 1,
+		ing, err := st.CreateIngest(ctx, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: "long.xml", Source: "test", Size: 1,
 			ReceivedAt: end, Encoding: "identity", Data: []byte("x")})
 		if err != nil {
 			t.Fatal(err)

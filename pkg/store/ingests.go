@@ -24,44 +24,14 @@ type NewFile struct {
 	Data       []byte
 }
 
-// CreateIngest stores a raw file as pending. The same bytes twice are one file: created is
-// false and the first file's ingest is returned, whoever wins a concurrent race.
-func (s *Store) CreateIngest(ctx context.Context, f NewFile) (ing Ingest, created bool, err error) {
-	ing = newIngestRow(f)
-	if s.dialect == Postgres {
-		err = s.createIngestPG(ctx, &ing, f)
-		created = err == nil && ing.ID != 0
-	} else {
-		err = s.write(ctx, func(tx *gorm.DB) error { return s.createIngest(ctx, tx, &ing, f, &created) })
-	}
+// CreateIngest is CreateIngests for one file: the same bytes twice are one file, whoever wins
+// a concurrent race (Created is false and ID is the first file's).
+func (s *Store) CreateIngest(ctx context.Context, f NewFile) (Stored, error) {
+	out, err := s.CreateIngests(ctx, []NewFile{f})
 	if err != nil {
-		return Ingest{}, false, fmt.Errorf("store: create ingest: %w", err)
+		return Stored{}, err
 	}
-	if !created {
-		if err := s.db.WithContext(ctx).Where("sha256 = ?", f.SHA256).Take(&ing).Error; err != nil {
-			return Ingest{}, false, fmt.Errorf("store: find ingest by sha256: %w", err)
-		}
-	}
-	return ing, created, nil
-}
-
-// createIngestPG writes the file and its original in one durable statement; ing.ID stays 0
-// when the same bytes were stored before.
-func (s *Store) createIngestPG(ctx context.Context, ing *Ingest, f NewFile) error {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
-	}
-	err = sqlDB.QueryRowContext(ctx, `WITH ing AS (INSERT INTO ingests
-		(sha256, filename, source, source_ref, size_bytes, status, received_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $7) ON CONFLICT (sha256) DO NOTHING RETURNING id),
-		raw AS (INSERT INTO raw_files (ingest_id, encoding, data) SELECT id, $8, $9 FROM ing)
-		SELECT id FROM ing`, ing.SHA256, ing.Filename, ing.Source, ing.SourceRef, ing.SizeBytes, ing.ReceivedAt, ing.CreatedAt,
-		f.Encoding, f.Data).Scan(&ing.ID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	return err
+	return out[0], nil
 }
 
 func newIngestRow(f NewFile) Ingest {

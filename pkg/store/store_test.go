@@ -77,10 +77,10 @@ func noWarnings() []string { return nil }
 func newIngest(t *testing.T, st *store.Store, name string) int64 {
 	t.Helper()
 	sum := sha256.Sum256([]byte(name))
-	ing, created, err := st.CreateIngest(context.Background(), store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: name,
+	ing, err := st.CreateIngest(context.Background(), store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: name,
 		Source: "test", Size: 1, ReceivedAt: time.Now(), Encoding: "identity", Data: []byte("x")})
-	if err != nil || !created {
-		t.Fatalf("create ingest %s: created=%v err=%v", name, created, err)
+	if err != nil || !ing.Created {
+		t.Fatalf("create ingest %s: created=%v err=%v", name, ing.Created, err)
 	}
 	return ing.ID
 }
@@ -256,7 +256,7 @@ func TestCreateIngestSameBytesConcurrently(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ing, c, err := st.CreateIngest(context.Background(), store.NewFile{SHA256: fmt.Sprintf("%064d", 42), Source: "test", Size: 1,
+				ing, err := st.CreateIngest(context.Background(), store.NewFile{SHA256: fmt.Sprintf("%064d", 42), Source: "test", Size: 1,
 					ReceivedAt: time.Now(), Encoding: "identity", Data: []byte("x")})
 				if err != nil {
 					t.Error(err)
@@ -265,7 +265,7 @@ func TestCreateIngestSameBytesConcurrently(t *testing.T) {
 				mu.Lock()
 				defer mu.Unlock()
 				ids[ing.ID] = true
-				if c {
+				if ing.Created {
 					created++
 				}
 			}()

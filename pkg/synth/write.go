@@ -97,12 +97,12 @@ func Write(ctx context.Context, st *store.Store, g *Generator, writers int, prog
 func writeFile(ctx context.Context, st *store.Store, cfg Config, n int, batch []store.Parsed) error {
 	name := fmt.Sprintf("synth-%d-%d-%d", cfg.Seed, cfg.End.Unix(), n)
 	sum := sha256.Sum256([]byte(name))
-	ing, created, err := st.CreateIngest(ctx, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: name + ".xml",
+	ing, err := st.CreateIngest(ctx, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: name + ".xml",
 		Source: "synth", Size: 9, ReceivedAt: batch[0].Header.DateEnd, Encoding: "identity", Data: []byte("synthetic")})
 	if err != nil {
 		return err
 	}
-	if !created {
+	if !ing.Created {
 		return fmt.Errorf("synth: %s was generated before (same seed and end day): use another seed or an empty database", name)
 	}
 	out := store.Outcome{Status: store.StatusProcessed, ReportCount: len(batch)}
