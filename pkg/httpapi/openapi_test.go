@@ -1,0 +1,71 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestMergeSpec(t *testing.T) {
+	t.Parallel()
+	base := []byte(`{"openapi":"3.1.0","paths":{"/a":{"get":{}}},"components":{"schemas":{"A":{"type":"object"}}}}`)
+	tests := []struct {
+		name    string
+		frags   []string
+		paths   []string
+		schemas []string
+		err     string
+	}{
+		{name: "none", paths: []string{"/a"}, schemas: []string{"A"}},
+		{name: "adds paths and schemas", frags: []string{`{"paths":{"/b":{"get":{}}},"components":{"schemas":{"B":{}},"parameters":{"p":{}}}}`},
+			paths: []string{"/a", "/b"}, schemas: []string{"A", "B"}},
+		{name: "duplicate path", frags: []string{`{"paths":{"/a":{"post":{}}}}`}, err: `path "/a" is defined twice`},
+		{name: "duplicate schema across fragments", frags: []string{`{"components":{"schemas":{"C":{}}}}`, `{"components":{"schemas":{"C":{}}}}`},
+			err: `component schemas "C" is defined twice`},
+		{name: "bad fragment", frags: []string{`{`}, err: "fragment 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var frags [][]byte
+			for _, f := range tc.frags {
+				frags = append(frags, []byte(f))
+			}
+			out, err := mergeSpec(base, frags...)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc struct {
+				Paths      map[string]any `json:"paths"`
+				Components struct {
+					Schemas map[string]any `json:"schemas"`
+				} `json:"components"`
+			}
+			if err := json.Unmarshal(out, &doc); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tc.paths {
+				if doc.Paths[p] == nil {
+					t.Errorf("path %s missing from %s", p, out)
+				}
+			}
+			if len(doc.Paths) != len(tc.paths) || len(doc.Components.Schemas) != len(tc.schemas) {
+				t.Errorf("got %d paths and %d schemas, want %d and %d", len(doc.Paths), len(doc.Components.Schemas), len(tc.paths), len(tc.schemas))
+			}
+		})
+	}
+}
+
+// The embedded base and every feature fragment merge without a clash.
+func TestServedSpecMerges(t *testing.T) {
+	t.Parallel()
+	if _, err := spec(); err != nil {
+		t.Fatal(err)
+	}
+}
