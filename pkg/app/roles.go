@@ -14,6 +14,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/logging"
 	"github.com/vigilhq/vigil/pkg/schedule"
+	"github.com/vigilhq/vigil/pkg/web"
 	"github.com/vigilhq/vigil/tasks"
 )
 
@@ -99,7 +100,7 @@ func (a *App) NewHTTP() (*http.Server, error) {
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
 	e := httpapi.New(httpapi.Deps{
 		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Queue: a.queue(), Tasks: a.inspector(), Redis: redisPinger{a},
-		Analytics: analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics")}), Monitoring: mon, TempDir: tmp, Log: a.Log.With("component", "http"),
+		Analytics: analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics")}), Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
 		Auth:   a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, CORSOrigins: a.Cfg.Auth.CORSOrigins,

@@ -19,6 +19,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/web"
 )
 
 // Limits bound what one upload request may carry.
@@ -44,6 +45,7 @@ type Deps struct {
 	Analytics  *analytics.API    // nil: built on Store without an answer cache
 	Redis      Pinger
 	Monitoring http.Handler
+	Web        *web.Site // nil: the embedded dashboard is built here
 	Limits     Limits
 	TempDir    string // where uploads are spooled before they are stored
 	Log        *slog.Logger
@@ -141,6 +143,14 @@ func (a *API) table() []Route {
 	}
 	for _, r := range an.Routes() { // a nil *analytics.API still lists its routes (for Routes)
 		rs = append(rs, Route{r.Method, r.Path, auth.Viewer, RateAPI, r.Handler})
+	}
+	// Public: the dashboard's page and assets (pkg/web); its data comes through the routes above.
+	site := a.Web
+	if site == nil {
+		site = web.New()
+	}
+	for _, r := range site.Routes() {
+		rs = append(rs, Route{r.Method, r.Path, auth.Public, RateNone, r.Handler})
 	}
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)

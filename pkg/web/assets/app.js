@@ -1,0 +1,164 @@
+// The dashboard's shell: session, navigation, hash router, theme and help. Pages are modules
+// exporting render(main, params, ctx) that may return a cleanup function.
+import { h, clear, errorBox, notice, loading } from './dom.js';
+import { session, login, logout, resume } from './api.js';
+import { openHelp } from './help.js';
+import * as overview from './overview.js';
+import * as reports from './reports.js';
+import * as upload from './upload.js';
+import * as admin from './admin.js';
+
+const ROLES = { viewer: 1, analyst: 2, admin: 3 };
+
+// Every page: its hash path, its nav label, the least role that may open it.
+const pages = [
+  { path: 'overview', label: 'Overview', role: 'viewer', mod: overview },
+  { path: 'reports', label: 'Reports', role: 'viewer', mod: reports },
+  { path: 'upload', label: 'Upload', role: 'analyst', mod: upload },
+  { path: 'keys', label: 'API keys', role: 'viewer', mod: { render: admin.keys } },
+  { path: 'admin/users', label: 'Users', role: 'admin', mod: { render: admin.users } },
+  { path: 'admin/mailboxes', label: 'Mailboxes', role: 'admin', mod: { render: admin.mailboxes } },
+  { path: 'admin/audit', label: 'Audit log', role: 'admin', mod: { render: admin.audit } },
+];
+const hidden = [{ path: 'report', role: 'viewer', mod: { render: reports.detail } }];
+
+export const can = (role) => session.me && ROLES[session.me.role] >= ROLES[role];
+
+/** parseHash reads #/path/arg?query into {path, arg, params}. */
+export function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const [p, q] = raw.split('?');
+  const parts = (p || '').split('/').filter(Boolean);
+  let path = parts.join('/');
+  let arg = null;
+  if (parts[0] === 'report' && parts.length > 1) { path = 'report'; arg = decodeURIComponent(parts[1]); }
+  return { path: path || 'overview', arg, params: new URLSearchParams(q || '') };
+}
+
+/** go navigates to a page with params (an object or URLSearchParams). */
+export function go(path, params) {
+  const q = new URLSearchParams(params || {});
+  for (const [k, v] of [...q]) if (v === '') q.delete(k);
+  const s = q.toString();
+  location.hash = '#/' + path + (s ? '?' + s : '');
+}
+
+let cleanup = null;
+let rendering = 0;
+
+async function route() {
+  const main = document.getElementById('main');
+  if (cleanup) { try { cleanup(); } catch { /* page already gone */ } cleanup = null; }
+  const seq = ++rendering;
+  if (!session.me) { renderLogin(main); return; }
+  const { path, arg, params } = parseHash();
+  const page = [...pages, ...hidden].find((p) => p.path === path);
+  renderNav(path);
+  if (!page) {
+    clear(main, h('h1', {}, 'Not found'), h('p', {}, 'There is no such page. '), h('a', { href: '#/overview' }, 'Go to the overview'));
+    return;
+  }
+  if (!can(page.role)) {
+    clear(main, h('h1', {}, 'Not allowed'), h('p', { role: 'alert' }, `This page needs the ${page.role} role; you are signed in as ${session.me.role}.`));
+    return;
+  }
+  document.title = (page.label || 'Report') + ' · Vigil';
+  clear(main, loading());
+  try {
+    const c = await page.mod.render(main, params, { arg, go, can });
+    if (seq === rendering) cleanup = typeof c === 'function' ? c : null;
+    else if (typeof c === 'function') c();
+  } catch (e) {
+    if (seq === rendering) clear(main, errorBox(e));
+  }
+}
+
+function renderNav(current) {
+  const nav = document.getElementById('nav');
+  const items = pages.filter((p) => can(p.role)).map((p) =>
+    h('a', { href: '#/' + p.path, 'aria-current': current === p.path || (current === 'report' && p.path === 'reports') ? 'page' : undefined }, p.label));
+  if (can('admin')) items.push(h('a', { href: '/monitoring/', target: '_blank', rel: 'noopener', title: 'Asynqmon: log in with any user name and an admin API key as the password' }, 'Queue monitor ↗'));
+  clear(nav, ...items);
+  const who = document.getElementById('who');
+  clear(who,
+    h('span', { class: 'me', title: session.me.email }, session.me.name || session.me.email, ' ', h('span', { class: 'badge badge-neutral', title: 'Your role' }, session.me.role)),
+    h('button', { type: 'button', class: 'icon', 'aria-label': 'Help (press ?)', title: 'Help (press ?)', onclick: openHelp }, '?'),
+    h('button', { type: 'button', class: 'icon', 'aria-label': 'Switch light or dark theme', title: 'Switch light or dark theme', onclick: toggleTheme }, '◐'),
+    h('button', { type: 'button', class: 'secondary', onclick: doLogout }, 'Log out'));
+}
+
+async function doLogout() {
+  await logout().catch(() => {});
+  notice('You are logged out.');
+  showLoggedOut();
+}
+
+function showLoggedOut(msg) {
+  clear(document.getElementById('nav'));
+  clear(document.getElementById('who'));
+  if (msg) notice(msg, 'error');
+  route();
+}
+session.onLogout = (msg) => { session.me = null; showLoggedOut(msg); };
+
+function renderLogin(main) {
+  document.title = 'Log in · Vigil';
+  clear(document.getElementById('nav'));
+  clear(document.getElementById('who'));
+  const err = h('div', { 'aria-live': 'assertive' });
+  const email = h('input', { type: 'email', name: 'email', autocomplete: 'username', required: true, id: 'login-email' });
+  const password = h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true, id: 'login-password' });
+  const btn = h('button', { type: 'submit' }, 'Log in');
+  const form = h('form', { class: 'login card', onsubmit: async (e) => {
+    e.preventDefault();
+    btn.disabled = true;
+    clear(err);
+    try {
+      await login(email.value.trim(), password.value);
+      password.value = '';
+      if (!location.hash || location.hash === '#/login') location.hash = '#/overview';
+      route();
+    } catch (ex) {
+      clear(err, errorBox(ex));
+    } finally {
+      btn.disabled = false;
+    }
+  } },
+  h('h1', {}, 'Log in to Vigil'),
+  h('div', { class: 'field' }, h('label', { for: 'login-email' }, 'E-mail'), email),
+  h('div', { class: 'field' }, h('label', { for: 'login-password' }, 'Password'), password),
+  err, btn);
+  clear(main, form);
+  email.focus();
+}
+
+function applyTheme(t) {
+  if (t) document.documentElement.dataset.theme = t;
+  else delete document.documentElement.dataset.theme;
+  window.dispatchEvent(new Event('vigil-theme'));
+}
+function toggleTheme() {
+  const dark = document.documentElement.dataset.theme
+    ? document.documentElement.dataset.theme === 'dark'
+    : matchMedia('(prefers-color-scheme: dark)').matches;
+  const t = dark ? 'light' : 'dark';
+  localStorage.setItem('vigil.theme', t);
+  applyTheme(t);
+}
+
+document.addEventListener('keydown', (e) => {
+  const tag = (e.target.tagName || '').toLowerCase();
+  if (e.key === '?' && !['input', 'textarea', 'select'].includes(tag) && !e.ctrlKey && !e.metaKey) {
+    e.preventDefault();
+    openHelp();
+  }
+});
+
+window.addEventListener('hashchange', route);
+
+async function start() {
+  applyTheme(localStorage.getItem('vigil.theme'));
+  await resume();
+  route();
+}
+start();
