@@ -50,6 +50,7 @@ async function route() {
   const main = document.getElementById('main');
   if (cleanup) { try { cleanup(); } catch { /* page already gone */ } cleanup = null; }
   const seq = ++rendering;
+  delete main.dataset.state; // pages set it to "ready" when drawn (the browser test waits on it)
   if (!session.me) { renderLogin(main); return; }
   const { path, arg, params } = parseHash();
   const page = [...pages, ...hidden].find((p) => p.path === path);

@@ -1,6 +1,6 @@
 // DOM helpers. Every string lands in the page as a text node or an attribute value, never as
 // markup: report fields are attacker-controlled, and the page's CSP (Trusted Types) makes any
-// HTML sink such as innerHTML throw anyway.
+// HTML-parsing sink throw anyway.
 
 /** h builds an element: h('a', {href: '#/x', class: 'btn', onclick: fn}, 'text', child...). */
 export function h(tag, attrs, ...children) {

@@ -93,7 +93,10 @@ export function chartData(d) {
 function config(name, data, onPick) {
   const c = colours();
   const pf = [c.pass, c.fail];
-  const stacked = { x: { stacked: true }, y: { stacked: true, beginAtZero: true } };
+  // Long series (years of days) would make Chart.js measure every label: sample a few and
+  // show a dozen ticks instead.
+  const few = { sampleSize: 24, maxTicksLimit: 12, maxRotation: 0, autoSkip: true };
+  const stacked = { x: { stacked: true, ticks: few }, y: { stacked: true, beginAtZero: true } };
   const hbar = { indexAxis: 'y', scales: { x: { stacked: true, beginAtZero: true }, y: { stacked: true } } };
   const pick = onPick && {
     onClick: (e, els, chart) => { if (els.length) onPick(chart.data.labels[els[0].index]); },
@@ -114,7 +117,7 @@ function config(name, data, onPick) {
       return { type: 'line', data: { labels: data.labels, datasets: [
         { ...data.datasets[0], borderColor: c.fail, backgroundColor: c.fail, pointRadius: 0, borderWidth: 1 },
         { ...data.datasets[1], borderColor: c.accent, backgroundColor: c.accent, pointRadius: 0, borderWidth: 2, borderDash: [6, 3] }] },
-      options: { scales: { y: { beginAtZero: true, suggestedMax: 100 } }, spanGaps: true } };
+      options: { scales: { x: { ticks: few }, y: { beginAtZero: true, suggestedMax: 100 } }, spanGaps: true, normalized: true } };
   }
   return null;
 }
@@ -222,7 +225,8 @@ export async function render(main, params, { go }) {
   clear(body, cardsEl, grid);
   body.removeAttribute('aria-busy');
   const drawAll = () => {
-    for (const [name] of CHARTS) draw(canvases[name], config(name, chartData(data)[name], picks[name]));
+    const cdNow = chartData(data);
+    for (const [name] of CHARTS) draw(canvases[name], config(name, cdNow[name], picks[name]));
   };
   drawAll();
   main.dataset.state = 'ready';

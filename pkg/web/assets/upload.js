@@ -30,7 +30,7 @@ function row(file) {
   const bar = h('progress', { max: '100', value: '0', 'aria-label': `Upload of ${file.name}` });
   const status = h('span', { class: 'status' }, badge('sending', 'Being sent to the server'));
   const detail = h('span', { class: 'muted detail' });
-  const li = h('li', { class: 'upload' }, h('span', { class: 'name' }, file.name), h('span', { class: 'muted' }, num(file.size) + ' B'), bar, status, detail);
+  const li = h('li', { class: 'upload', dataset: { status: 'sending' } }, h('span', { class: 'name' }, file.name), h('span', { class: 'muted' }, num(file.size) + ' B'), bar, status, detail);
   return { li, bar, status, detail, set(state, tip, msg) { clear(status, badge(state, tip)); detail.textContent = msg || ''; li.dataset.status = state; } };
 }
 
