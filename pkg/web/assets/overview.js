@@ -32,8 +32,8 @@ const CHARTS = [
   ['dispositions', 'Disposition breakdown', 'What receivers did with the messages: none (delivered), quarantine, reject, pass.'],
   ['alignment', 'SPF/DKIM alignment', 'Messages by which mechanisms passed aligned with the From domain: both, DKIM only, SPF only, neither.'],
   ['policy', 'Policy compliance', 'Messages by the published policy (p=) and whether the receiver’s disposition matched it.'],
-  ['trend', 'Failure-rate trend', 'The share of messages failing DMARC per day, with its 7-day moving average.'],
   ['orgs', 'Top reporting organisations', 'The receivers that reported the most messages, split into DMARC pass and fail. Click a bar to filter by that organisation.'],
+  ['trend', 'Failure-rate trend', 'The share of messages failing DMARC per day, with its 7-day moving average.'],
 ];
 
 // fetchAll asks the seven endpoints behind the cards and charts at once.
@@ -95,7 +95,7 @@ function config(name, data, onPick) {
   const pf = [c.pass, c.fail];
   // Long series (years of days) would make Chart.js measure every label: sample a few and
   // show a dozen ticks instead.
-  const few = { sampleSize: 24, maxTicksLimit: 12, maxRotation: 0, autoSkip: true };
+  const few = { sampleSize: 24, maxTicksLimit: 10, maxRotation: 0, autoSkip: true, autoSkipPadding: 16 };
   const stacked = { x: { stacked: true, ticks: few }, y: { stacked: true, beginAtZero: true } };
   const hbar = { indexAxis: 'y', scales: { x: { stacked: true, beginAtZero: true }, y: { stacked: true } } };
   const pick = onPick && {
@@ -130,7 +130,7 @@ function describe(title, data) {
 
 function cards(s) {
   const card = (label, value, tip) => h('div', { class: 'stat card', title: tip, tabindex: '0', role: 'group', 'aria-label': `${label}: ${value}. ${tip}` },
-    h('div', { class: 'stat-label' }, label, h('span', { class: 'tip', 'aria-hidden': 'true' }, ' ⓘ')), h('div', { class: 'stat-value' }, value));
+    h('div', { class: 'stat-label' }, label, h('span', { class: 'tip', 'aria-hidden': 'true' }, 'i')), h('div', { class: 'stat-value' }, value));
   return h('section', { class: 'stats', 'aria-label': 'Summary' },
     card('Reports', num(s.total_reports), 'Aggregate reports received for this selection'),
     card('Messages', num(s.total_messages), 'Messages the reports counted'),
@@ -182,6 +182,9 @@ export async function render(main, params, { go }) {
   const apply = (nf) => go('overview', nf);
   const pick = (key) => (value) => go('overview', { ...f, [key]: value });
   const picks = { domains: pick('domain'), sources: pick('source_ip'), orgs: pick('org_name') };
+  // The domain list and the answers are asked for at once: one round trip, not two.
+  const dataP = fetchAll(f);
+  dataP.catch(() => {}); // handled below, after the form is drawn
   const domains = await get('/api/domains', { page_size: 500 }).then((d) => d.items.map((x) => x.domain)).catch(() => []);
   const status = h('span', { class: 'muted', role: 'status', 'aria-live': 'polite' });
   let paused = sessionStorage.getItem('vigil.paused') === '1';
@@ -198,7 +201,7 @@ export async function render(main, params, { go }) {
 
   let data;
   try {
-    data = await fetchAll(f);
+    data = await dataP;
   } catch (e) {
     clear(body, errorBox(e));
     body.removeAttribute('aria-busy');
@@ -213,12 +216,13 @@ export async function render(main, params, { go }) {
     main.dataset.state = 'ready';
     return null;
   }
+  const fetched = performance.now();
   const cd = chartData(data);
   const canvases = {};
   const grid = h('section', { class: 'charts', 'aria-label': 'Charts' }, CHARTS.map(([name, title, tip]) => {
     canvases[name] = h('canvas', { id: 'chart-' + name, role: 'img', 'aria-label': describe(title, cd[name]) });
     return h('figure', { class: 'chart card' + (name === 'timeline' || name === 'trend' ? ' wide' : '') },
-      h('figcaption', { title: tip }, title, h('span', { class: 'tip', 'aria-hidden': 'true' }, ' ⓘ'), h('span', { class: 'sr-only' }, '. ' + tip)),
+      h('figcaption', { title: tip }, title, h('span', { class: 'tip', 'aria-hidden': 'true' }, 'i'), h('span', { class: 'sr-only' }, '. ' + tip)),
       h('div', { class: 'chart-box' }, canvases[name]));
   }));
   let cardsEl = cards(data.summary);
@@ -232,6 +236,7 @@ export async function render(main, params, { go }) {
   main.dataset.state = 'ready';
   // How long from the route to every chart drawn (the browser test reports it).
   window.vigilOverviewMs = performance.now() - t0;
+  window.vigilOverviewFetchMs = fetched - t0;
   status.textContent = 'Updated ' + new Date().toLocaleTimeString();
 
   const onTheme = () => drawAll();
