@@ -465,17 +465,39 @@ func TestDashboardInBrowser(t *testing.T) {
 	var timings [][2]any
 	p.eval(`performance.getEntriesByType('resource').filter(e => e.name.includes('/api/')).slice(-8).map(e => [new URL(e.name).pathname, Math.round(e.duration)])`, &timings)
 	t.Logf("overview requests (warm), ms each: %v", timings)
+	var drawMs map[string]float64
+	p.eval(`window.vigilDrawMs`, &drawMs)
+	t.Logf("overview charts drawn in ms each: %v", drawMs)
 	checkOverview(t, p, admin, url.Values{})
 	p.shoot("overview")
 	p.a11y("overview")
 
 	// The domain filter through its control; the others through the advanced panel or the URL.
+	// A click on a domain's bar filters by that domain.
+	var h string
+	var xy [2]float64
+	p.eval(`(() => {
+		const c = Chart.getChart('chart-domains');
+		c.canvas.scrollIntoView({block: 'center'});
+		const i = c.data.labels.indexOf('ueber.net');
+		const bar = c.getDatasetMeta(0).data[i];
+		const r = c.canvas.getBoundingClientRect();
+		return [r.left + (bar.base + bar.x) / 2, r.top + bar.y];
+	})()`, &xy)
+	p.run(js(`document.getElementById('main').dataset.state = ''`), chromedp.MouseClickXY(xy[0], xy[1]),
+		chromedp.WaitVisible(chromedp.CSS(`main[data-state="ready"]`)))
+	checkOverview(t, p, admin, url.Values{"domain": {"ueber.net"}})
+	p.eval(`location.hash`, &h)
+	if !strings.Contains(h, "domain=ueber.net") {
+		t.Errorf("a click on the ueber.net bar went to %s", h)
+	}
+	p.open("#/overview")
+
 	// Choosing a domain applies it at once (SetValue fires the change event a person's choice does).
 	p.run(js(`document.getElementById('main').dataset.state = ''`),
 		chromedp.SetValue(chromedp.CSS(`select[name=domain]`), "example.com"),
 		chromedp.WaitVisible(chromedp.CSS(`main[data-state="ready"]`)))
 	checkOverview(t, p, admin, url.Values{"domain": {"example.com"}})
-	var h string
 	p.eval(`location.hash`, &h)
 	if !strings.Contains(h, "domain=example.com") {
 		t.Errorf("the domain filter is not in the URL: %s", h)

@@ -117,11 +117,14 @@ export async function request(method, path, { body, params, anonymous, retried, 
   const ctype = resp.headers.get('Content-Type') || '';
   const data = ctype.includes('json') ? await resp.json().catch(() => ({})) : {};
   if (!resp.ok) {
+    const err = new ApiError(resp.status, data);
     if (resp.status === 429) {
-      const after = resp.headers.get('Retry-After');
-      data.detail = (data.detail || 'Too many requests') + (after ? ` (try again in ${after} s)` : '');
+      const after = Number(resp.headers.get('Retry-After')) || 0;
+      err.retryAfter = after;
+      err.detail = (err.detail || 'Too many requests') + (after ? ` (try again in ${after} s)` : '');
+      err.message = err.detail;
     }
-    throw new ApiError(resp.status, data);
+    throw err;
   }
   return data;
 }

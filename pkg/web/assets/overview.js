@@ -230,7 +230,12 @@ export async function render(main, params, { go }) {
   body.removeAttribute('aria-busy');
   const drawAll = () => {
     const cdNow = chartData(data);
-    for (const [name] of CHARTS) draw(canvases[name], config(name, cdNow[name], picks[name]));
+    window.vigilDrawMs = {}; // per chart, for the browser test's figures
+    for (const [name] of CHARTS) {
+      const t = performance.now();
+      draw(canvases[name], config(name, cdNow[name], picks[name]));
+      window.vigilDrawMs[name] = Math.round(performance.now() - t);
+    }
   };
   drawAll();
   main.dataset.state = 'ready';

@@ -59,24 +59,36 @@ async function send(files, list, stopped) {
   }
 }
 
-// poll asks for each pending file's state about once a second until none is pending.
+// poll asks for each pending file's state until none is pending: after 1 s, then less and less
+// often (up to every 10 s), since a big upload's files each cost a request per round. A 429 or
+// a server that does not answer leaves the files pending and waits; only an answer that the
+// file is unknown ends one as failed.
 async function poll(pending, stopped) {
+  let delay = POLL_MS;
   while (pending.length && !stopped()) {
-    await new Promise((res) => setTimeout(res, POLL_MS));
+    await new Promise((res) => setTimeout(res, delay));
+    delay = Math.min(delay * 1.5, 10000);
     for (let k = pending.length - 1; k >= 0; k--) {
       const [id, r] = pending[k];
+      let ing;
       try {
-        const ing = await get(`/api/ingests/${id}`);
-        if (ing.status === 'pending') continue;
-        const n = (ing.report_ids || []).length;
-        if (ing.status === 'processed') r.set('processed', 'Parsed and stored', `${n} report${n === 1 ? '' : 's'}` + (ing.error ? ` (${ing.error})` : ''));
-        else if (ing.status === 'duplicate') r.set('duplicate', 'Every report in it was already stored', ing.error || 'already stored');
-        else r.set('failed', 'The file could not be read as a report', ing.error);
-        pending.splice(k, 1);
+        ing = await get(`/api/ingests/${id}`);
       } catch (e) {
+        if (e.status === 429 || e.status === 0 || e.status >= 500) {
+          r.detail.textContent = `processing… (status not available: ${e.detail || e.message})`;
+          delay = Math.max(delay, (e.retryAfter || 5) * 1000);
+          break;
+        }
         r.set('failed', 'Its state could not be read', e.detail || e.message);
         pending.splice(k, 1);
+        continue;
       }
+      if (ing.status === 'pending') continue;
+      const n = (ing.report_ids || []).length;
+      if (ing.status === 'processed') r.set('processed', 'Parsed and stored', `${n} report${n === 1 ? '' : 's'}` + (ing.error ? ` (${ing.error})` : ''));
+      else if (ing.status === 'duplicate') r.set('duplicate', 'Every report in it was already stored', ing.error || 'already stored');
+      else r.set('failed', 'The file could not be read as a report', ing.error);
+      pending.splice(k, 1);
     }
   }
 }
