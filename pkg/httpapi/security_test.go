@@ -1,9 +1,13 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,6 +67,94 @@ func TestKeysCannotMakeKeysAndShareTheUsersBudget(t *testing.T) {
 		}
 		if rec := f.asRole(auth.Viewer).do(t, http.MethodGet, "/api/domains", nil, ""); rec.Code != 200 {
 			t.Fatalf("another user: %d", rec.Code)
+		}
+	})
+}
+
+// logBuffer collects a test's log lines; safe for concurrent writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Issue 18: the admin and account flows, failures included (a 409 on PATCH /users/{id} with a
+// new password fails an UPDATE that carries its hash), log no password, hash, token or key at
+// any level.
+func TestNoSecretsInLogs(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		var logs logBuffer
+		f := newAuthFixture(t, b, fixtureOptions{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		secrets := []string{password}
+		const p1, p2, p3 = "first secret passphrase 81", "second secret passphrase 82", "third secret passphrase 83"
+		secrets = append(secrets, p1, p2, p3)
+		rec := f.json(t, http.MethodPost, "/users", map[string]any{"email": "sam@example.com", "password": p1, "role": "analyst", "name": "Sam"})
+		if rec.Code != 201 {
+			t.Fatalf("create: %d %s", rec.Code, rec.Body)
+		}
+		id := int64(decode[map[string]any](t, rec)["id"].(float64))
+		// The 409: the e-mail is taken, and the row update carried the new password's hash.
+		if rec := f.json(t, http.MethodPatch, fmt.Sprintf("/users/%d", id), map[string]any{"email": "admin@example.com", "password": p2}); rec.Code != 409 {
+			t.Fatalf("patch to a taken e-mail: %d %s", rec.Code, rec.Body)
+		}
+		if rec := f.json(t, http.MethodPost, "/users", map[string]any{"email": "sam@example.com", "password": p2, "role": "viewer"}); rec.Code != 409 {
+			t.Fatalf("create with a taken e-mail: %d %s", rec.Code, rec.Body)
+		}
+		f.as("").json(t, http.MethodPost, "/auth/login", map[string]any{"email": "sam@example.com", "password": p2})
+		tok := f.login(t, "sam@example.com", p1)
+		secrets = append(secrets, tok.AccessToken, tok.RefreshToken)
+		sam := f.as("Bearer " + tok.AccessToken)
+		rec = sam.json(t, http.MethodPost, "/users/api-keys", map[string]any{"name": "script"})
+		if rec.Code != 201 {
+			t.Fatalf("key: %d %s", rec.Code, rec.Body)
+		}
+		key := decode[map[string]any](t, rec)["key"].(string)
+		secrets = append(secrets, key)
+		withKey(f, http.MethodGet, "/api/reports", key, "")
+		withKey(f, http.MethodGet, "/api/reports", key[:len(key)-1]+"x", "")
+		rec = f.as("").json(t, http.MethodPost, "/auth/refresh", map[string]any{"refresh_token": tok.RefreshToken})
+		if rec.Code != 200 {
+			t.Fatalf("refresh: %d %s", rec.Code, rec.Body)
+		}
+		next := decode[auth.Tokens](t, rec)
+		secrets = append(secrets, next.AccessToken, next.RefreshToken)
+		f.as("").json(t, http.MethodPost, "/auth/refresh", map[string]any{"refresh_token": tok.RefreshToken}) // a replay
+		sam = f.as("Bearer " + f.login(t, "sam@example.com", p1).AccessToken)
+		sam.json(t, http.MethodPatch, "/users/me", map[string]any{"password": p3, "current_password": p2})
+		if rec := sam.json(t, http.MethodPatch, "/users/me", map[string]any{"password": p3, "current_password": p1}); rec.Code != 200 {
+			t.Fatalf("own password change: %d %s", rec.Code, rec.Body)
+		}
+		f.json(t, http.MethodPatch, fmt.Sprintf("/users/%d", id), map[string]any{"password": p2})
+		f.do(t, http.MethodDelete, fmt.Sprintf("/users/%d", id), nil, "")
+
+		var hashes []string
+		if err := f.st.DB().Raw("SELECT password_hash FROM users").Scan(&hashes).Error; err != nil {
+			t.Fatal(err)
+		}
+		var keyHashes []string
+		f.st.DB().Raw("SELECT key_hash FROM api_keys").Scan(&keyHashes)
+		secrets = append(append(secrets, hashes...), keyHashes...)
+		out := logs.String()
+		if !strings.Contains(out, "query failed") {
+			t.Fatalf("no failed statement was logged, so this test proves nothing:\n%s", out)
+		}
+		for _, s := range append(secrets, "$argon2id$", "vgl_") {
+			if s != "" && strings.Contains(out, s) {
+				t.Errorf("the log carries %.24q…", s)
+			}
 		}
 	})
 }
