@@ -198,7 +198,7 @@ func (a *API) updateMe(c echo.Context) error {
 		if in.CurrentPassword == nil {
 			return badParam("current_password", "required to change the password")
 		}
-		if err := a.Auth.ChangePassword(ctx, p.User.ID, *in.CurrentPassword, *in.Password); err != nil {
+		if err := a.Auth.ChangePassword(ctx, p.User.ID, *in.CurrentPassword, *in.Password, auth.Meta{IP: c.RealIP(), UserAgent: c.Request().UserAgent()}); err != nil {
 			if ie := (*auth.InvalidError)(nil); errors.As(err, &ie) && ie.Field == "current_password" {
 				a.record(c, audit.Entry{Action: audit.PasswordChange, Outcome: audit.Failure, Target: fmt.Sprintf("user:%d", p.User.ID)})
 			}

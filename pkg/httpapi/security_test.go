@@ -158,3 +158,28 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 	})
 }
+
+// Issue 18: current_password on PATCH /users/me is guessed against the login lockout: after
+// the account's threshold of wrong ones, even the right one is a 429 with Retry-After.
+func TestCurrentPasswordIsThrottled(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		f := newAuthFixture(t, b, fixtureOptions{})
+		v := f.asRole(auth.Viewer)
+		codes := map[int]int{}
+		for range 12 {
+			codes[v.json(t, http.MethodPatch, "/users/me", map[string]any{"password": "a brand new passphrase", "current_password": "not it at all"}).Code]++
+		}
+		if codes[400] != 5 || codes[429] != 7 {
+			t.Fatalf("12 wrong current passwords: %v, want 5×400 then 429s", codes)
+		}
+		rec := v.json(t, http.MethodPatch, "/users/me", map[string]any{"password": "a brand new passphrase", "current_password": password})
+		if rec.Code != 429 || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("the right current password after 12 wrong ones: %d %s, want 429", rec.Code, rec.Body)
+		}
+		if rec := f.as("").json(t, http.MethodPost, "/auth/login", map[string]any{"email": "viewer@example.com", "password": password}); rec.Code != 429 {
+			t.Fatalf("login of the locked account: %d, want 429", rec.Code)
+		}
+	})
+}
