@@ -137,7 +137,8 @@ func (a *App) buildAuth() error {
 		return err
 	}
 	a.Limiter = ratelimit.New(a.Redis, "vigil:")
-	th := auth.NewThrottle(a.Limiter, auth.ThrottleConfig{Account: a.Cfg.Auth.LoginAccount, Address: a.Cfg.Auth.LoginAddress})
+	th := auth.NewThrottle(a.Limiter, auth.ThrottleConfig{Account: a.Cfg.Auth.LoginAccount, Address: a.Cfg.Auth.LoginAddress,
+		IPv6Prefix: a.Cfg.Auth.IPv6Prefix})
 	a.Auth, err = auth.New(a.Store.DB(), auth.Config{Secret: secret, AccessTTL: a.Cfg.Auth.AccessTTL, RefreshTTL: a.Cfg.Auth.RefreshTTL}, th)
 	if err != nil {
 		return err

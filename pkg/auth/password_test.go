@@ -337,3 +337,28 @@ func TestLockoutHoldsAgainstABurst(t *testing.T) {
 		})
 	}
 }
+
+// Issue 18: the addresses of one IPv6 /64 share a failure count, so rotating through them
+// does not reset the address's lockout; another /64 is another client.
+func TestIPv6AddressesCountPerNetwork(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		s := setup(t, b)
+		s.user(t, "v6@example.com", auth.Viewer)
+		for i := range throttleCfg.Address.MaxFailures {
+			ip := fmt.Sprintf("2001:db8:77:1:%x::%x", i, i+1)
+			email := fmt.Sprintf("guess%d@example.com", i) // another account each time
+			if _, _, err := s.svc.Login(s.ctx, email, "wrong password guess", auth.Meta{IP: ip}); !errors.Is(err, auth.ErrInvalidCredentials) {
+				t.Fatalf("failure %d: %v", i+1, err)
+			}
+		}
+		var locked *auth.LockedError
+		if _, _, err := s.svc.Login(s.ctx, "v6@example.com", goodPassword, auth.Meta{IP: "2001:db8:77:1:ffff::99"}); !errors.As(err, &locked) {
+			t.Fatalf("a fresh address in the same /64: %v, want locked", err)
+		}
+		if _, _, err := s.svc.Login(s.ctx, "v6@example.com", goodPassword, auth.Meta{IP: "2001:db8:77:2::1"}); err != nil {
+			t.Fatalf("another /64: %v", err)
+		}
+	})
+}

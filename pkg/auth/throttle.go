@@ -29,6 +29,9 @@ var ErrThrottleUnavailable = errors.New("login is unavailable for now: the faile
 type ThrottleConfig struct {
 	Account ratelimit.Lockout
 	Address ratelimit.Lockout
+	// IPv6Prefix is how many leading bits of an IPv6 address are one client's address
+	// (0: ratelimit.DefaultIPv6Prefix, a /64).
+	IPv6Prefix int
 }
 
 // Throttle counts failed logins per account and per address (SECURITY-CASES D.29). Unknown
@@ -55,6 +58,9 @@ func accountSubject(email string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// address is the subject of an address's counters: an IPv6 address counts with its /64.
+func (t *Throttle) address(ip string) string { return ratelimit.AddressSubject(ip, t.cfg.IPv6Prefix) }
+
 func unavailable(err error) error { return fmt.Errorf("%w (%v)", ErrThrottleUnavailable, err) }
 
 // begin reserves one attempt for the account and one for the address before the password is
@@ -70,7 +76,7 @@ func (t *Throttle) begin(ctx context.Context, email, ip string) error {
 	}
 	addr := ratelimit.Attempt{Allowed: true}
 	if ip != "" {
-		if addr, err = t.l.Reserve(ctx, classAddress, ip, t.cfg.Address); err != nil {
+		if addr, err = t.l.Reserve(ctx, classAddress, t.address(ip), t.cfg.Address); err != nil {
 			return unavailable(err)
 		}
 	}
@@ -96,7 +102,7 @@ func (t *Throttle) finish(ctx context.Context, email, ip string, err error) erro
 		terr = t.l.Release(ctx, classAccount, acct, t.cfg.Account)
 	}
 	if terr == nil && ip != "" {
-		terr = t.l.Release(ctx, classAddress, ip, t.cfg.Address)
+		terr = t.l.Release(ctx, classAddress, t.address(ip), t.cfg.Address)
 	}
 	if terr != nil {
 		return unavailable(terr)
@@ -109,7 +115,7 @@ func (t *Throttle) Failures(ctx context.Context, email, ip string) (account, add
 	if account, err = t.l.Failures(ctx, classAccount, accountSubject(email)); err != nil {
 		return 0, 0, err
 	}
-	address, err = t.l.Failures(ctx, classAddress, ip)
+	address, err = t.l.Failures(ctx, classAddress, t.address(ip))
 	return account, address, err
 }
 

@@ -53,6 +53,7 @@ type Deps struct {
 	Limiter        *ratelimit.Limiter
 	Rates          Rates
 	TrustedProxies []netip.Prefix // may set X-Forwarded-For
+	IPv6Prefix     int            // leading bits of an IPv6 address that are one client (0: /64)
 	CORSOrigins    []string
 }
 

@@ -77,7 +77,7 @@ func (a *API) guard(rt Route) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if rt.Role == auth.Public {
-				if err := a.limit(c, rt.Rate, "ip:"+c.RealIP()); err != nil {
+				if err := a.limit(c, rt.Rate, "ip:"+ratelimit.AddressSubject(c.RealIP(), a.IPv6Prefix)); err != nil {
 					return err
 				}
 				return next(c)
