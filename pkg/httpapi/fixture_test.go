@@ -61,6 +61,7 @@ type fixtureOptions struct {
 	origins    []string
 	monitoring http.Handler
 	log        *slog.Logger // nil: testenv.Logger(); given, the store and the API log there
+	redis      httpapi.Pinger
 }
 
 var roleEmails = map[auth.Role]string{auth.Viewer: "viewer@example.com", auth.Analyst: "analyst@example.com", auth.Admin: "admin@example.com"}
@@ -95,7 +96,8 @@ func newAuthFixture(t *testing.T, b testenv.Backend, o fixtureOptions) fixture {
 	svc := ingest.New(st, nil, nil, ingest.Limits{FileBytes: o.limits.FileBytes, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}, testenv.Logger())
 	al := audit.New(st.DB())
 	e := httpapi.New(httpapi.Deps{Store: st, Ingest: svc, Limits: o.limits, TempDir: t.TempDir(), Log: o.log,
-		Auth: as, Audit: al, Limiter: lim, Rates: o.rates, TrustedProxies: o.proxies, CORSOrigins: o.origins, Monitoring: o.monitoring})
+		Auth: as, Audit: al, Limiter: lim, Rates: o.rates, TrustedProxies: o.proxies, CORSOrigins: o.origins, Monitoring: o.monitoring,
+		Redis: o.redis})
 	f := fixture{e: e, st: st, svc: svc, auth: as, audit: al, creds: map[auth.Role]string{}}
 	for role, email := range roleEmails {
 		if _, err := as.CreateUser(context.Background(), auth.NewUser{Email: email, Password: password, Role: role, Name: role.String()}); err != nil {

@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -182,4 +184,37 @@ func TestCurrentPasswordIsThrottled(t *testing.T) {
 			t.Fatalf("login of the locked account: %d, want 429", rec.Code)
 		}
 	})
+}
+
+// downRedis fails its ping the way a driver does, naming an internal address.
+type downRedis struct{}
+
+func (downRedis) Ping(context.Context) error {
+	return errors.New("dial tcp 10.1.2.3:16383: connect: connection refused")
+}
+
+// Issue 18: /ready tells an anonymous caller which dependency is down, never the driver's
+// error; an admin gets the detail.
+func TestReadyHidesDetailFromAnonymousCallers(t *testing.T) {
+	t.Parallel()
+	f := newAuthFixture(t, testenv.Backends()[0], fixtureOptions{redis: downRedis{}})
+	for _, c := range []struct {
+		who    string
+		f      fixture
+		detail bool
+	}{
+		{"anonymous", f.as(""), false},
+		{"a forged token", f.as("Bearer not-a-token"), false},
+		{"a viewer", f.asRole(auth.Viewer), false},
+		{"an admin", f.asRole(auth.Admin), true},
+	} {
+		rec := c.f.do(t, http.MethodGet, "/ready", nil, "")
+		body := rec.Body.String()
+		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(body, `"redis":"`) || !strings.Contains(body, `"database":"ok"`) {
+			t.Fatalf("%s: %d %s", c.who, rec.Code, body)
+		}
+		if got := strings.Contains(body, "10.1.2.3") || strings.Contains(body, "refused"); got != c.detail {
+			t.Errorf("%s: detail shown %v, want %v: %s", c.who, got, c.detail, body)
+		}
+	}
 }
