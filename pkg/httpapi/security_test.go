@@ -218,3 +218,34 @@ func TestReadyHidesDetailFromAnonymousCallers(t *testing.T) {
 		}
 	}
 }
+
+// Issue 18: a JSON body that is not UTF-8, raw or through an unpaired surrogate escape, is a
+// 400; encoding/json would have turned it into U+FFFD and so set another password than the
+// one sent. A proper surrogate pair is a character like any other.
+func TestPasswordsAreStrictUTF8(t *testing.T) {
+	t.Parallel()
+	f := newAuthFixture(t, testenv.Backends()[0], fixtureOptions{})
+	post := func(fx fixture, path, body string) *httptest.ResponseRecorder {
+		return fx.do(t, http.MethodPost, path, strings.NewReader(body), "application/json")
+	}
+	for name, pw := range map[string]string{
+		"raw invalid bytes":   "long enough password \xff\xfe",
+		"a lone high escape":  `long enough password \ud800`,
+		"a lone low escape":   `long enough password \udc00 tail`,
+		"a reversed pair":     `long enough password \udc00\ud800`,
+		"a high at the end":   `long enough password \ud83d`,
+		"a high before ascii": `long enough password \ud83d\u0041`,
+	} {
+		rec := post(f, "/users", `{"email":"utf@example.com","role":"viewer","password":"`+pw+`"}`)
+		if rec.Code != 400 || !strings.Contains(rec.Body.String(), "UTF-8") && !strings.Contains(rec.Body.String(), "surrogate") {
+			t.Errorf("create with %s: %d %s, want 400", name, rec.Code, rec.Body)
+		}
+		if rec := post(f.as(""), "/auth/login", `{"email":"viewer@example.com","password":"`+pw+`"}`); rec.Code != 400 {
+			t.Errorf("login with %s: %d %s, want 400", name, rec.Code, rec.Body)
+		}
+	}
+	if rec := post(f, "/users", `{"email":"utf@example.com","role":"viewer","password":"long enough password \ud83d\ude00 \\ud800"}`); rec.Code != 201 {
+		t.Fatalf("a surrogate pair and an escaped backslash: %d %s", rec.Code, rec.Body)
+	}
+	f.login(t, "utf@example.com", "long enough password \U0001F600 \\ud800")
+}
