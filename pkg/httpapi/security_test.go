@@ -249,3 +249,24 @@ func TestPasswordsAreStrictUTF8(t *testing.T) {
 	}
 	f.login(t, "utf@example.com", "long enough password \U0001F600 \\ud800")
 }
+
+// Issue 18: an uploaded file's name is stored without bidi overrides or other invisible
+// characters, so "report<U+202E>lmx.exe" cannot pass for an XML file in a listing.
+func TestUploadedNamesLoseBidiCharacters(t *testing.T) {
+	t.Parallel()
+	f := newAuthFixture(t, testenv.Backends()[0], fixtureOptions{})
+	body, ctype := multipartBody(t, []part{{"files", "report\u202Elmx.exe\u200B", []byte("<feedback/>")}})
+	rec := f.asRole(auth.Analyst).do(t, http.MethodPost, "/api/upload", body, ctype)
+	if rec.Code != 202 {
+		t.Fatalf("upload: %d %s", rec.Code, rec.Body)
+	}
+	got := decode[map[string][]map[string]any](t, rec)["files"]
+	if len(got) != 1 || got[0]["filename"] != "reportlmx.exe" {
+		t.Fatalf("upload answer %v", got)
+	}
+	id := int64(got[0]["ingest_id"].(float64))
+	rec = f.do(t, http.MethodGet, fmt.Sprintf("/api/ingests/%d", id), nil, "")
+	if name := decode[map[string]any](t, rec)["filename"]; name != "reportlmx.exe" {
+		t.Fatalf("stored name %q", name)
+	}
+}
