@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -204,9 +205,13 @@ func checkEviction(ctx context.Context, r redis.UniversalClient, log *slog.Logge
 }
 
 // startMiniRedis runs the in-process Redis of the embedded default. miniredis only ages keys
-// when told to, so a ticker moves its clock with the wall clock.
+// when told to, so a ticker moves its clock with the wall clock. It listens on loopback, where
+// every local user can connect, so it asks for a password generated at each start and known to
+// this process only: no one else can read or clear the login counters or enqueue tasks.
 func (a *App) startMiniRedis() error {
 	m := miniredis.NewMiniRedis()
+	password := rand.Text()
+	m.RequireAuth(password)
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
 		return fmt.Errorf("embedded redis: %w", err)
 	}
@@ -226,9 +231,9 @@ func (a *App) startMiniRedis() error {
 		}
 	}()
 	a.mini, a.stopMini = m, cancel
-	opt := asynq.RedisClientOpt{Addr: m.Addr()}
+	opt := asynq.RedisClientOpt{Addr: m.Addr(), Password: password}
 	a.RedisOpt = opt
-	a.Redis = redis.NewClient(&redis.Options{Addr: m.Addr()})
+	a.Redis = redis.NewClient(&redis.Options{Addr: m.Addr(), Password: password})
 	a.Client = asynq.NewClient(opt)
 	a.Inspector = asynq.NewInspector(opt)
 	return nil

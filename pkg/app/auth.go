@@ -83,6 +83,9 @@ func secretKeys(cfg config.Config, generate bool) (*secretbox.Keyring, error) {
 func dataDirSecret(dir, name string, gen func() (string, error), check func(string) error) (string, error) {
 	path := filepath.Join(dir, name)
 	if b, err := os.ReadFile(path); err == nil {
+		if err := privateFile(path); err != nil {
+			return "", err
+		}
 		s := strings.TrimSpace(string(b))
 		if err := check(s); err != nil {
 			return "", fmt.Errorf("%s: %w: delete it to have a new one generated (what it protected is lost)", path, err)
@@ -112,6 +115,21 @@ func dataDirSecret(dir, name string, gen func() (string, error), check func(stri
 	return s, f.Close()
 }
 
+// privateFile makes path readable by its owner only, whatever mode it was created with (by an
+// older version, by hand, or under a loose umask).
+func privateFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return fmt.Errorf("make %s private (chmod 600): %w", path, err)
+		}
+	}
+	return nil
+}
+
 // buildAuth makes the auth service, the audit log and the rate limiter of the api role.
 func (a *App) buildAuth() error {
 	secret, err := jwtSecret(a.Cfg)
@@ -119,7 +137,8 @@ func (a *App) buildAuth() error {
 		return err
 	}
 	a.Limiter = ratelimit.New(a.Redis, "vigil:")
-	th := auth.NewThrottle(a.Limiter, auth.ThrottleConfig{Account: a.Cfg.Auth.LoginAccount, Address: a.Cfg.Auth.LoginAddress})
+	th := auth.NewThrottle(a.Limiter, auth.ThrottleConfig{Account: a.Cfg.Auth.LoginAccount, Address: a.Cfg.Auth.LoginAddress,
+		IPv6Prefix: a.Cfg.Auth.IPv6Prefix})
 	a.Auth, err = auth.New(a.Store.DB(), auth.Config{Secret: secret, AccessTTL: a.Cfg.Auth.AccessTTL, RefreshTTL: a.Cfg.Auth.RefreshTTL}, th)
 	if err != nil {
 		return err

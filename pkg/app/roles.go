@@ -103,7 +103,7 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		Analytics: analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics")}), Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
 		Auth:   a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
-		TrustedProxies: a.Cfg.Auth.TrustedProxies, CORSOrigins: a.Cfg.Auth.CORSOrigins,
+		TrustedProxies: a.Cfg.Auth.TrustedProxies, IPv6Prefix: a.Cfg.Auth.IPv6Prefix, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})
 	return &http.Server{
 		Addr:              a.Cfg.HTTPAddr,

@@ -77,9 +77,17 @@ type NewKey struct {
 	ExpiresAt *time.Time
 }
 
+// ErrKeyCreatesKey refuses a key made with another key: keys are made from a login session.
+var ErrKeyCreatesKey = fmt.Errorf("%w: API keys are created with a login session (Authorization: Bearer), not with another API key", ErrForbidden)
+
 // CreateKey makes a key for p's user, with a role no higher than p's (a viewer key cannot
-// mint an admin key). It answers the key and its secret, which is not stored.
+// mint an admin key). It answers the key and its secret, which is not stored. Only a login
+// session may make keys: a key that made keys could outlive its own expiry and revocation
+// through them (issue 18), so a leaked key stays bounded by what it is.
 func (s *Service) CreateKey(ctx context.Context, p Principal, n NewKey) (Key, string, error) {
+	if p.KeyID != 0 {
+		return Key{}, "", ErrKeyCreatesKey
+	}
 	name := strings.TrimSpace(n.Name)
 	if name == "" || utf8.RuneCountInString(name) > 100 || strings.ContainsAny(name, "\x00\r\n") {
 		return Key{}, "", invalid("name", "want 1 to 100 characters on one line")

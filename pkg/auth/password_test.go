@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -278,6 +279,86 @@ func TestLastAdminStays(t *testing.T) {
 		}
 		if admins != 1 {
 			t.Fatalf("%d active admins after concurrent demotions, want 1", admins)
+		}
+	})
+}
+
+// Issue 18: the lockout holds against a burst. 40 concurrent wrong logins on one account, from
+// one address or from 40, with the right password among them, get at most the account's
+// threshold of password verifications; every other attempt is refused without one.
+func TestLockoutHoldsAgainstABurst(t *testing.T) {
+	t.Parallel()
+	for name, spread := range map[string]bool{"one address": false, "40 addresses": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+				t.Parallel()
+				s := setup(t, b)
+				s.user(t, "burst@example.com", auth.Admin)
+				before := auth.Verifications(s.svc)
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				outcomes := map[string]int{}
+				for i := range 40 {
+					wg.Go(func() {
+						ip := "198.51.100.9"
+						if spread {
+							ip = fmt.Sprintf("198.51.100.%d", 100+i)
+						}
+						pw := "wrong password guess"
+						if i == 24 {
+							pw = goodPassword
+						}
+						_, _, err := s.svc.Login(s.ctx, "burst@example.com", pw, auth.Meta{IP: ip})
+						var locked *auth.LockedError
+						mu.Lock()
+						defer mu.Unlock()
+						switch {
+						case err == nil:
+							outcomes["ok"]++
+						case errors.Is(err, auth.ErrInvalidCredentials):
+							outcomes["wrong"]++
+						case errors.As(err, &locked):
+							outcomes["locked"]++
+						default:
+							t.Errorf("attempt %d: %v", i, err)
+						}
+					})
+				}
+				wg.Wait()
+				limit := int64(throttleCfg.Account.MaxFailures)
+				if v := auth.Verifications(s.svc) - before; v > limit {
+					t.Fatalf("%d password verifications for 40 concurrent attempts (%v), want at most %d", v, outcomes, limit)
+				}
+				if outcomes["ok"]+outcomes["wrong"] > int(limit) || outcomes["locked"] < 40-int(limit) {
+					t.Fatalf("outcomes %v: want at most %d verified, the rest locked out", outcomes, limit)
+				}
+			})
+		})
+	}
+}
+
+// Issue 18: the addresses of one IPv6 /64 share a failure count, so rotating through them
+// does not reset the address's lockout; another /64 is another client.
+func TestIPv6AddressesCountPerNetwork(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		s := setup(t, b)
+		s.user(t, "v6@example.com", auth.Viewer)
+		for i := range throttleCfg.Address.MaxFailures {
+			ip := fmt.Sprintf("2001:db8:77:1:%x::%x", i, i+1)
+			email := fmt.Sprintf("guess%d@example.com", i) // another account each time
+			if _, _, err := s.svc.Login(s.ctx, email, "wrong password guess", auth.Meta{IP: ip}); !errors.Is(err, auth.ErrInvalidCredentials) {
+				t.Fatalf("failure %d: %v", i+1, err)
+			}
+		}
+		var locked *auth.LockedError
+		if _, _, err := s.svc.Login(s.ctx, "v6@example.com", goodPassword, auth.Meta{IP: "2001:db8:77:1:ffff::99"}); !errors.As(err, &locked) {
+			t.Fatalf("a fresh address in the same /64: %v, want locked", err)
+		}
+		if _, _, err := s.svc.Login(s.ctx, "v6@example.com", goodPassword, auth.Meta{IP: "2001:db8:77:2::1"}); err != nil {
+			t.Fatalf("another /64: %v", err)
 		}
 	})
 }

@@ -29,6 +29,9 @@ var ErrThrottleUnavailable = errors.New("login is unavailable for now: the faile
 type ThrottleConfig struct {
 	Account ratelimit.Lockout
 	Address ratelimit.Lockout
+	// IPv6Prefix is how many leading bits of an IPv6 address are one client's address
+	// (0: ratelimit.DefaultIPv6Prefix, a /64).
+	IPv6Prefix int
 }
 
 // Throttle counts failed logins per account and per address (SECURITY-CASES D.29). Unknown
@@ -55,52 +58,54 @@ func accountSubject(email string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// address is the subject of an address's counters: an IPv6 address counts with its /64.
+func (t *Throttle) address(ip string) string { return ratelimit.AddressSubject(ip, t.cfg.IPv6Prefix) }
+
 func unavailable(err error) error { return fmt.Errorf("%w (%v)", ErrThrottleUnavailable, err) }
 
-// check refuses when either lock is on; the refused attempt is counted as a failure too, so a
-// client that keeps trying while locked stays locked for longer.
-func (t *Throttle) check(ctx context.Context, email, ip string) error {
-	acct, err := t.l.Locked(ctx, classAccount, accountSubject(email))
+// begin reserves one attempt for the account and one for the address before the password is
+// verified, and refuses when either is locked or its attempts in the window reach past the
+// threshold. Counting first is what makes the lockout hold against a burst: of any number of
+// concurrent guesses on an account at most its threshold get a password verification. Every
+// attempt is counted as a failure until finish says otherwise; a refused attempt stays counted,
+// so a client that keeps trying while locked stays locked for longer.
+func (t *Throttle) begin(ctx context.Context, email, ip string) error {
+	acct, err := t.l.Reserve(ctx, classAccount, accountSubject(email), t.cfg.Account)
 	if err != nil {
 		return unavailable(err)
 	}
-	var addr time.Duration
+	addr := ratelimit.Attempt{Allowed: true}
 	if ip != "" {
-		if addr, err = t.l.Locked(ctx, classAddress, ip); err != nil {
+		if addr, err = t.l.Reserve(ctx, classAddress, t.address(ip), t.cfg.Address); err != nil {
 			return unavailable(err)
 		}
 	}
-	if acct == 0 && addr == 0 {
+	if acct.Allowed && addr.Allowed {
 		return nil
 	}
-	lock, err := t.fail(ctx, email, ip)
-	if err != nil {
-		return err
-	}
-	return &LockedError{RetryAfter: max(acct, addr, lock)}
+	return &LockedError{RetryAfter: max(acct.Lock, addr.Lock, time.Second)}
 }
 
-// fail counts a failure for the account and the address and answers the longer lock it set.
-func (t *Throttle) fail(ctx context.Context, email, ip string) (time.Duration, error) {
-	_, lock, err := t.l.Fail(ctx, classAccount, accountSubject(email), t.cfg.Account)
-	if err != nil {
-		return 0, unavailable(err)
+// finish settles an attempt that begin allowed. A wrong password stays counted. A success
+// forgets the account's failures and takes back the address's attempt, never its other
+// failures: a client with one valid account must not reset its own counter to guess at others.
+// An attempt cut short by something else (the database) is taken back from both.
+func (t *Throttle) finish(ctx context.Context, email, ip string, err error) error {
+	if errors.Is(err, ErrInvalidCredentials) {
+		return nil
 	}
-	if ip != "" {
-		_, addr, err := t.l.Fail(ctx, classAddress, ip, t.cfg.Address)
-		if err != nil {
-			return 0, unavailable(err)
-		}
-		lock = max(lock, addr)
+	acct := accountSubject(email)
+	var terr error
+	if err == nil {
+		terr = t.l.Reset(ctx, classAccount, acct)
+	} else {
+		terr = t.l.Release(ctx, classAccount, acct, t.cfg.Account)
 	}
-	return lock, nil
-}
-
-// succeed forgets the account's failures. The address's stay: a client with one valid
-// account must not reset its own counter to guess at others.
-func (t *Throttle) succeed(ctx context.Context, email string) error {
-	if err := t.l.Reset(ctx, classAccount, accountSubject(email)); err != nil {
-		return unavailable(err)
+	if terr == nil && ip != "" {
+		terr = t.l.Release(ctx, classAddress, t.address(ip), t.cfg.Address)
+	}
+	if terr != nil {
+		return unavailable(terr)
 	}
 	return nil
 }
@@ -110,7 +115,7 @@ func (t *Throttle) Failures(ctx context.Context, email, ip string) (account, add
 	if account, err = t.l.Failures(ctx, classAccount, accountSubject(email)); err != nil {
 		return 0, 0, err
 	}
-	address, err = t.l.Failures(ctx, classAddress, ip)
+	address, err = t.l.Failures(ctx, classAddress, t.address(ip))
 	return account, address, err
 }
 

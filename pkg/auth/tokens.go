@@ -142,23 +142,18 @@ func (s *Service) authenticate(ctx context.Context, email, password string) (use
 // and opens a session: a refresh-token family of its own.
 func (s *Service) Login(ctx context.Context, email, password string, m Meta) (Tokens, User, error) {
 	if s.throttle != nil {
-		if err := s.throttle.check(ctx, email, m.IP); err != nil {
+		if err := s.throttle.begin(ctx, email, m.IP); err != nil {
 			return Tokens{}, User{}, err
 		}
 	}
 	r, err := s.authenticate(ctx, email, password)
-	if err != nil {
-		if s.throttle != nil && errors.Is(err, ErrInvalidCredentials) {
-			if _, terr := s.throttle.fail(ctx, email, m.IP); terr != nil {
-				return Tokens{}, User{}, terr
-			}
-		}
-		return Tokens{}, User{}, err
-	}
 	if s.throttle != nil {
-		if err := s.throttle.succeed(ctx, email); err != nil {
-			return Tokens{}, User{}, err
+		if terr := s.throttle.finish(ctx, email, m.IP, err); terr != nil && err == nil {
+			return Tokens{}, User{}, terr
 		}
+	}
+	if err != nil {
+		return Tokens{}, User{}, err
 	}
 	now := s.now()
 	sess := sessionRow{ID: rand.Text(), UserID: r.ID, Generation: 1, IP: m.IP, UserAgent: truncate(m.UserAgent, 400),

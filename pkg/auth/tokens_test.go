@@ -225,7 +225,9 @@ func TestAccountChangesRevoke(t *testing.T) {
 			name   string
 			change func(id int64) error
 		}{
-			{"own password change", func(id int64) error { return s.svc.ChangePassword(s.ctx, id, goodPassword, newPassword) }},
+			{"own password change", func(id int64) error {
+				return s.svc.ChangePassword(s.ctx, id, goodPassword, newPassword, auth.Meta{IP: "192.0.2.1"})
+			}},
 			{"admin password reset", func(id int64) error {
 				_, _, err := s.svc.UpdateUser(s.ctx, id, auth.Patch{Password: &newPassword})
 				return err

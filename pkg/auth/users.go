@@ -317,13 +317,29 @@ func (s *Service) keepAnAdmin(tx *gorm.DB) error {
 }
 
 // ChangePassword is a user's change of their own password: it needs the current one, and it
-// revokes every session and API key of the user (the caller logs in again).
-func (s *Service) ChangePassword(ctx context.Context, id int64, current, next string) error {
+// revokes every session and API key of the user (the caller logs in again). The current
+// password is guessed against the same lockout as logins (the account's and the address's
+// counters), so a stolen session cannot try passwords faster than the login form allows.
+func (s *Service) ChangePassword(ctx context.Context, id int64, current, next string, m Meta) error {
 	r, err := s.userRow(ctx, s.db, id)
 	if err != nil {
 		return err
 	}
-	ok, err := s.hash.verify(ctx, current, r.PasswordHash)
+	if s.throttle != nil {
+		if err := s.throttle.begin(ctx, r.Email, m.IP); err != nil {
+			return err
+		}
+	}
+	ok, err := s.verifyCurrent(ctx, current, r.PasswordHash)
+	if s.throttle != nil {
+		verdict := err
+		if err == nil && !ok {
+			verdict = ErrInvalidCredentials
+		}
+		if terr := s.throttle.finish(ctx, r.Email, m.IP, verdict); terr != nil && verdict == nil {
+			return terr
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -332,6 +348,15 @@ func (s *Service) ChangePassword(ctx context.Context, id int64, current, next st
 	}
 	_, _, err = s.UpdateUser(ctx, id, Patch{Password: &next})
 	return err
+}
+
+// verifyCurrent checks a password given to confirm a change. Like a login it is strict UTF-8
+// and bounded: anything else cannot be the password.
+func (s *Service) verifyCurrent(ctx context.Context, pw, hash string) (bool, error) {
+	if len(pw) > MaxPasswordBytes {
+		return false, nil
+	}
+	return s.hash.verify(ctx, pw, hash)
 }
 
 // UpdateName is a user's change of their own display name.

@@ -25,6 +25,10 @@ type Auth struct {
 	// Failed logins lock an account (the e-mail tried) and a client address out.
 	LoginAccount ratelimit.Lockout
 	LoginAddress ratelimit.Lockout
+	// IPv6Prefix is how many leading bits of an IPv6 address name one client for the
+	// per-address counters (login lockout, auth rate limit): a /64 by default, since one
+	// client usually holds a whole /64 to rotate through.
+	IPv6Prefix int
 
 	Rates RateLimits
 
@@ -65,6 +69,7 @@ func loadAuth(e *env) Auth {
 			Base:        e.duration("VIGIL_LOGIN_LOCKOUT", time.Minute),
 			Max:         e.duration("VIGIL_LOGIN_LOCKOUT_MAX", 15*time.Minute),
 		},
+		IPv6Prefix: e.integer("VIGIL_CLIENT_IPV6_PREFIX", ratelimit.DefaultIPv6Prefix, 32, 128),
 		Rates: RateLimits{
 			API:       e.rate("VIGIL_RATE_LIMIT_API", "100/1m"),
 			Upload:    e.rate("VIGIL_RATE_LIMIT_UPLOAD", "20/1h"),

@@ -33,6 +33,9 @@ func TestAuthDefaults(t *testing.T) {
 	if a.LoginAccount != (ratelimit.Lockout{MaxFailures: 5, Window: 15 * time.Minute, Base: time.Minute, Max: 15 * time.Minute}) || a.LoginAddress.MaxFailures != 20 {
 		t.Fatalf("lockout defaults %+v %+v", a.LoginAccount, a.LoginAddress)
 	}
+	if a.IPv6Prefix != 64 {
+		t.Fatalf("IPv6 prefix %d, want /64 by default", a.IPv6Prefix)
+	}
 	if a.TrustedProxies != nil || a.CORSOrigins != nil {
 		t.Fatalf("proxies %v, origins %v: want none by default", a.TrustedProxies, a.CORSOrigins)
 	}
@@ -87,6 +90,7 @@ func TestAuthErrorsNameTheVariable(t *testing.T) {
 		"VIGIL_RATE_LIMIT_API":             {"VIGIL_RATE_LIMIT_API": "100"},
 		"VIGIL_RATE_LIMIT_UPLOAD":          {"VIGIL_RATE_LIMIT_UPLOAD": "0/h"},
 		"VIGIL_TRUSTED_PROXIES":            {"VIGIL_TRUSTED_PROXIES": "10.0.0.0/8,proxy.local"},
+		"VIGIL_CLIENT_IPV6_PREFIX":         {"VIGIL_CLIENT_IPV6_PREFIX": "16"},
 		"VIGIL_CORS_ORIGINS":               {"VIGIL_CORS_ORIGINS": "*"},
 	}
 	for _, bad := range []string{"null", "https://*.example.com", "https://example.com/path", "example.com", "ftp://example.com"} {

@@ -2,6 +2,7 @@ package dmarc
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -158,6 +159,11 @@ func (p *parser) trailing() error {
 		kind, err := p.token()
 		if err == io.EOF {
 			return nil
+		}
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			// The input itself failed after the report (a container's checksum, checked only
+			// at its end, or a cut stream): its error names the fault, not what follows.
+			return err
 		}
 		if err != nil {
 			return fmt.Errorf("trailing data after </feedback>: %w", err)

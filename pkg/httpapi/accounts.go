@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -30,9 +31,65 @@ func readOptionalJSON(c echo.Context, v any) error {
 	return readJSON(c, v)
 }
 
+// strictUTF8 refuses a JSON text that is not UTF-8 (RFC 8259 §8.1), raw or through an
+// unpaired surrogate escape such as "\ud800". encoding/json would turn either into U+FFFD
+// without a word, so a password of invalid bytes would silently become another password
+// (issue 18).
+func strictUTF8(body []byte) error {
+	if !utf8.Valid(body) {
+		return errors.New("not valid UTF-8")
+	}
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' || i+1 >= len(body) {
+			continue
+		}
+		if body[i+1] != 'u' {
+			i++ // an escape of one character, such as \\ or \"
+			continue
+		}
+		r, ok := hex4(body[i+2:])
+		switch {
+		case !ok:
+			i++
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return errors.New("an unpaired surrogate escape (\\u" + string(body[i+2:i+6]) + ") is not a character")
+		case r >= 0xD800 && r <= 0xDBFF:
+			if lo, ok := hex4(body[min(i+8, len(body)):]); i+7 < len(body) && body[i+6] == '\\' && body[i+7] == 'u' && ok && lo >= 0xDC00 && lo <= 0xDFFF {
+				i += 11
+				continue
+			}
+			return errors.New("an unpaired surrogate escape (\\u" + string(body[i+2:i+6]) + ") is not a character")
+		default:
+			i += 5
+		}
+	}
+	return nil
+}
+
+// hex4 reads the 4 hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
 // readJSON decodes a JSON object body into v, refusing other content types (415), bodies over
 // 1 MiB (413), unknown fields and wrong types (400 naming the field), so a client cannot slip
-// in a field the handler did not mean to take (mass assignment).
+// in a field the handler did not mean to take (mass assignment), and text that is not UTF-8.
 func readJSON(c echo.Context, v any) error {
 	req := c.Request()
 	if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
@@ -45,6 +102,9 @@ func readJSON(c echo.Context, v any) error {
 			return problem(http.StatusRequestEntityTooLarge, "request body exceeds %d bytes", maxJSONBody)
 		}
 		return problem(http.StatusBadRequest, "unreadable body: %v", err)
+	}
+	if err := strictUTF8(body); err != nil {
+		return problem(http.StatusBadRequest, "invalid JSON body: %v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -198,7 +258,7 @@ func (a *API) updateMe(c echo.Context) error {
 		if in.CurrentPassword == nil {
 			return badParam("current_password", "required to change the password")
 		}
-		if err := a.Auth.ChangePassword(ctx, p.User.ID, *in.CurrentPassword, *in.Password); err != nil {
+		if err := a.Auth.ChangePassword(ctx, p.User.ID, *in.CurrentPassword, *in.Password, auth.Meta{IP: c.RealIP(), UserAgent: c.Request().UserAgent()}); err != nil {
 			if ie := (*auth.InvalidError)(nil); errors.As(err, &ie) && ie.Field == "current_password" {
 				a.record(c, audit.Entry{Action: audit.PasswordChange, Outcome: audit.Failure, Target: fmt.Sprintf("user:%d", p.User.ID)})
 			}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -55,6 +56,7 @@ type Deps struct {
 	Limiter        *ratelimit.Limiter
 	Rates          Rates
 	TrustedProxies []netip.Prefix // may set X-Forwarded-For
+	IPv6Prefix     int            // leading bits of an IPv6 address that are one client (0: /64)
 	CORSOrigins    []string
 }
 
@@ -181,17 +183,27 @@ func (a *API) health(c echo.Context) error {
 }
 
 // ready answers 503 naming the dependency that is down, so an orchestrator stops routing here.
+// Anyone may ask, so an anonymous caller learns only which dependency is down; the driver's
+// error (internal addresses, ports, user names) goes to the log, and to admins (issue 18).
 func (a *API) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
 	checks := map[string]string{"database": "ok", "redis": "ok"}
+	detail := a.isAdmin(c)
 	status := http.StatusOK
+	down := func(name string, err error) {
+		a.log.Warn("not ready", "dependency", name, "err", err)
+		checks[name], status = "unavailable", http.StatusServiceUnavailable
+		if detail {
+			checks[name] = err.Error()
+		}
+	}
 	if err := a.Store.Ping(ctx); err != nil {
-		checks["database"], status = err.Error(), http.StatusServiceUnavailable
+		down("database", err)
 	}
 	if a.Redis != nil {
 		if err := a.Redis.Ping(ctx); err != nil {
-			checks["redis"], status = err.Error(), http.StatusServiceUnavailable
+			down("redis", err)
 		}
 	}
 	state := "ready"
@@ -199,6 +211,27 @@ func (a *API) ready(c echo.Context) error {
 		state = "unavailable"
 	}
 	return c.JSON(status, map[string]any{"status": state, "checks": checks})
+}
+
+// isAdmin tells whether a public route's caller sent valid admin credentials. Nothing is
+// refused here: without them the caller is simply anonymous.
+func (a *API) isAdmin(c echo.Context) bool {
+	if a.Auth == nil {
+		return false
+	}
+	req := c.Request()
+	var p auth.Principal
+	var err error
+	scheme, cred, _ := strings.Cut(req.Header.Get(echo.HeaderAuthorization), " ")
+	switch key := strings.TrimSpace(req.Header.Get("X-API-Key")); {
+	case key != "":
+		p, err = a.Auth.VerifyKey(req.Context(), key)
+	case strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(cred) != "":
+		p, err = a.Auth.VerifyAccess(req.Context(), strings.TrimSpace(cred))
+	default:
+		return false
+	}
+	return err == nil && p.Role >= auth.Admin
 }
 
 // List is the envelope of every list response (DESIGN.md).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -22,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
 	"github.com/vigilhq/vigil/pkg/unwrap"
 )
@@ -58,6 +60,8 @@ type fixtureOptions struct {
 	proxies    []netip.Prefix
 	origins    []string
 	monitoring http.Handler
+	log        *slog.Logger // nil: testenv.Logger(); given, the store and the API log there
+	redis      httpapi.Pinger
 }
 
 var roleEmails = map[auth.Role]string{auth.Viewer: "viewer@example.com", auth.Analyst: "analyst@example.com", auth.Admin: "admin@example.com"}
@@ -72,7 +76,13 @@ func newAuthFixture(t *testing.T, b testenv.Backend, o fixtureOptions) fixture {
 	if o.rates == nil {
 		o.rates = httpapi.Rates{httpapi.RateAPI: {N: 10000, Per: time.Minute}, httpapi.RateUpload: {N: 10000, Per: time.Minute}, httpapi.RateAuth: {N: 10000, Per: time.Minute}}
 	}
-	st := b.Store(t)
+	var st *store.Store
+	if o.log == nil {
+		o.log = testenv.Logger()
+		st = b.Store(t)
+	} else {
+		st = storeLoggingTo(t, b, o.log)
+	}
 	rdb := testRedis(t, b)
 	lim := ratelimit.New(rdb, fmt.Sprintf("test:%s:%d:", t.Name(), fixtureSeq.Add(1)))
 	throttle := auth.NewThrottle(lim, auth.ThrottleConfig{
@@ -85,8 +95,9 @@ func newAuthFixture(t *testing.T, b testenv.Backend, o fixtureOptions) fixture {
 	}
 	svc := ingest.New(st, nil, nil, ingest.Limits{FileBytes: o.limits.FileBytes, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}, testenv.Logger())
 	al := audit.New(st.DB())
-	e := httpapi.New(httpapi.Deps{Store: st, Ingest: svc, Limits: o.limits, TempDir: t.TempDir(), Log: testenv.Logger(),
-		Auth: as, Audit: al, Limiter: lim, Rates: o.rates, TrustedProxies: o.proxies, CORSOrigins: o.origins, Monitoring: o.monitoring})
+	e := httpapi.New(httpapi.Deps{Store: st, Ingest: svc, Limits: o.limits, TempDir: t.TempDir(), Log: o.log,
+		Auth: as, Audit: al, Limiter: lim, Rates: o.rates, TrustedProxies: o.proxies, CORSOrigins: o.origins, Monitoring: o.monitoring,
+		Redis: o.redis})
 	f := fixture{e: e, st: st, svc: svc, auth: as, audit: al, creds: map[auth.Role]string{}}
 	for role, email := range roleEmails {
 		if _, err := as.CreateUser(context.Background(), auth.NewUser{Email: email, Password: password, Role: role, Name: role.String()}); err != nil {
@@ -96,6 +107,20 @@ func newAuthFixture(t *testing.T, b testenv.Backend, o fixtureOptions) fixture {
 	}
 	f.cred = f.creds[auth.Admin]
 	return f
+}
+
+// storeLoggingTo opens and migrates the backend's fresh database with log as its logger.
+func storeLoggingTo(t *testing.T, b testenv.Backend, log *slog.Logger) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), b.DatabaseURL(t), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // as returns the fixture acting with another Authorization header ("" for none).

@@ -29,8 +29,8 @@ type Route struct {
 	h      echo.HandlerFunc
 }
 
-// RateClass names a rate limit. Authenticated routes count per user or API key, public ones per
-// client address.
+// RateClass names a rate limit. Authenticated routes count per user (all of a user's tokens
+// and keys together), public ones per client address.
 type RateClass string
 
 // Rate classes, each configured by a VIGIL_RATE_LIMIT_* variable.
@@ -77,7 +77,7 @@ func (a *API) guard(rt Route) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if rt.Role == auth.Public {
-				if err := a.limit(c, rt.Rate, "ip:"+c.RealIP()); err != nil {
+				if err := a.limit(c, rt.Rate, "ip:"+ratelimit.AddressSubject(c.RealIP(), a.IPv6Prefix)); err != nil {
 					return err
 				}
 				return next(c)
@@ -92,11 +92,9 @@ func (a *API) guard(rt Route) echo.MiddlewareFunc {
 			c.Set("vigil.principal", p)
 			req := c.Request()
 			c.SetRequest(req.WithContext(context.WithValue(req.Context(), ctxKey{}, p)))
-			subject := "user:" + strconv.FormatInt(p.User.ID, 10)
-			if p.KeyID != 0 {
-				subject = "key:" + strconv.FormatInt(p.KeyID, 10)
-			}
-			if err := a.limit(c, rt.Rate, subject); err != nil {
+			// One bucket per user, whichever of their tokens or keys the request carries: keys
+			// of their own must not multiply a user's budget (issue 18).
+			if err := a.limit(c, rt.Rate, "user:"+strconv.FormatInt(p.User.ID, 10)); err != nil {
 				return err
 			}
 			return next(c)

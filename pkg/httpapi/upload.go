@@ -7,9 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/labstack/echo/v4"
 
@@ -101,7 +99,7 @@ func (a *API) spool(r *http.Request) ([]spooled, error) {
 }
 
 func (a *API) spoolPart(part io.Reader) (spooled, error) {
-	name := cleanName(partName(part))
+	name := ingest.CleanName(partName(part))
 	tmp, err := os.CreateTemp(a.TempDir, "upload-*")
 	if err != nil {
 		return spooled{name: name}, fmt.Errorf("spool upload: %w", err)
@@ -157,24 +155,6 @@ func (a *API) store1(c echo.Context, f spooled) (UploadResult, error) {
 		out.IngestID = &id
 	}
 	return out, nil
-}
-
-// cleanName keeps a sender's file name as a label: no directories, no control characters,
-// bounded length. Files are stored by id, so a name never reaches the file system.
-func cleanName(s string) string {
-	if i := strings.LastIndexAny(s, `/\`); i >= 0 {
-		s = s[i+1:]
-	}
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > 255 {
-		s = s[:255]
-	}
-	return strings.ToValidUTF8(s, "")
 }
 
 // IngestView is a file's state.

@@ -147,7 +147,7 @@ func (s *Service) AcceptBatch(ctx context.Context, files []File) ([]Result, erro
 		if f.ReceivedAt.IsZero() {
 			f.ReceivedAt = s.now()
 		}
-		nf = append(nf, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: f.Name, Source: f.Source,
+		nf = append(nf, store.NewFile{SHA256: hex.EncodeToString(sum[:]), Filename: CleanName(f.Name), Source: f.Source,
 			SourceRef: f.SourceRef, Size: int64(len(f.Data)), ReceivedAt: f.ReceivedAt, Encoding: enc, Data: data})
 		idx = append(idx, i)
 	}

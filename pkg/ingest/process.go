@@ -42,11 +42,22 @@ func (o *outcome) count(s store.Saved) {
 }
 
 func (o *outcome) fail(path string, err error) {
-	if path == "" {
-		o.problems = append(o.problems, err.Error())
-		return
+	p := err.Error()
+	if path != "" {
+		p = fmt.Sprintf("%s: %v", path, err)
 	}
-	o.problems = append(o.problems, fmt.Sprintf("%s: %v", path, err))
+	// One fault can surface twice (a bad checksum fails the parser's read and then the
+	// container's own check): say it once.
+	for i, q := range o.problems {
+		switch {
+		case strings.Contains(q, p):
+			return
+		case strings.Contains(p, q):
+			o.problems[i] = p
+			return
+		}
+	}
+	o.problems = append(o.problems, p)
 }
 
 // status decides the file's end state: processed when any report is new, duplicate when every

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -154,7 +156,7 @@ func (s *session) open(ctx context.Context, cfg Config) error {
 		tc.NextProtos = []string{"imap"} // as go-imap's own DialTLS does
 		tconn := tls.Client(conn, tc)
 		if err := tconn.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("TLS handshake: %w", err)
+			return fmt.Errorf("TLS handshake: %w", protocolError(err))
 		}
 		s.c = imapclient.New(tconn, opts)
 	case TLSStartTLS:
@@ -162,14 +164,14 @@ func (s *session) open(ctx context.Context, cfg Config) error {
 		// the plain connection: there is no silent fall-back to plain text.
 		c, err := imapclient.NewStartTLS(conn, opts)
 		if err != nil {
-			return fmt.Errorf("STARTTLS: %w", err)
+			return fmt.Errorf("STARTTLS: %w", protocolError(err))
 		}
 		s.c = c
 	default:
 		s.c = imapclient.New(conn, opts)
 	}
 	if err := s.c.WaitGreeting(); err != nil {
-		return fmt.Errorf("greeting: %w", err)
+		return fmt.Errorf("greeting: %w", protocolError(err))
 	}
 	if err := s.login(ctx, cfg); err != nil {
 		return err
@@ -177,7 +179,7 @@ func (s *session) open(ctx context.Context, cfg Config) error {
 	// Servers announce more after login (MOVE, UIDPLUS...), so ask again.
 	caps, err := s.c.Capability().Wait()
 	if err != nil {
-		return fmt.Errorf("CAPABILITY: %w", err)
+		return fmt.Errorf("CAPABILITY: %w", protocolError(err))
 	}
 	s.caps = caps
 	return nil
@@ -194,7 +196,7 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 func (s *session) login(ctx context.Context, cfg Config) error {
 	if cfg.Password != "" {
 		if err := s.c.Login(cfg.Username, cfg.Password).Wait(); err != nil {
-			return fmt.Errorf("LOGIN as %s: %w", cfg.Username, err)
+			return fmt.Errorf("LOGIN as %s: %w", cfg.Username, protocolError(err))
 		}
 		return nil
 	}
@@ -203,7 +205,7 @@ func (s *session) login(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if err := s.c.Authenticate(&xoauth2{user: cfg.Username, token: token}); err != nil {
-		return fmt.Errorf("AUTHENTICATE XOAUTH2 as %s: %w", cfg.Username, err)
+		return fmt.Errorf("AUTHENTICATE XOAUTH2 as %s: %w", cfg.Username, protocolError(err))
 	}
 	return nil
 }
@@ -248,8 +250,12 @@ func (x *xoauth2) Start() (string, []byte, error) {
 }
 
 func (x *xoauth2) Next(challenge []byte) ([]byte, error) {
-	return nil, fmt.Errorf("server rejected the token: %s", strings.TrimSpace(string(challenge)))
+	return nil, fmt.Errorf("%w: %.200s", errTokenRejected, strings.TrimSpace(string(challenge)))
 }
+
+// errTokenRejected: the server took AUTHENTICATE XOAUTH2 (so it speaks IMAP) and answered the
+// token with an error, whose text (JSON from the provider) is the reason.
+var errTokenRejected = errors.New("server rejected the token")
 
 // abort kills the connection and waits, for a bounded time, for go-imap to notice. It never
 // blocks longer than a few seconds, whatever state go-imap is in.
@@ -289,6 +295,51 @@ func (s *session) explain(err error) error {
 		return fmt.Errorf("%w: the server made no progress for %s: %v", ErrTimeout, s.dog.timeout, err)
 	}
 	return err
+}
+
+// ErrNotIMAP: what answered at the mailbox's address does not speak IMAP (an SSH or a web
+// server, say). The error says only that: repeating what it sent would let whoever sets a
+// mailbox's address read other services' banners through the worker (issue 18).
+var ErrNotIMAP = errors.New("the server did not answer as an IMAP server")
+
+// ErrNoTLS: the server answered, but not with TLS.
+var ErrNoTLS = errors.New("the server did not answer with TLS")
+
+// protocolError keeps an error of the connection's set-up if it tells only what went wrong:
+// an IMAP server's own status response, a TLS verdict, a network failure. Anything else (a
+// greeting or response that is not IMAP at all) becomes ErrNotIMAP, whose text carries none
+// of the bytes the far end sent.
+func protocolError(err error) error {
+	var ie *imap.Error
+	var rh tls.RecordHeaderError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var alert tls.AlertError
+	var nerr net.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie), errors.Is(err, errTokenRejected):
+		return err // the server answered in IMAP: its status text is the reason
+	case errors.As(err, &rh):
+		return ErrNoTLS
+	case errors.As(err, &unknown):
+		return errors.New("the server's certificate is signed by an unknown authority")
+	case errors.As(err, &host):
+		return fmt.Errorf("the server's certificate is not valid for %s", host.Host)
+	case errors.As(err, &invalid):
+		return errors.New("the server's certificate is invalid (expired, not yet valid, or not for a server)")
+	case errors.As(err, &alert):
+		return err // a TLS alert: one of a fixed set of names
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: it closed the connection", ErrNotIMAP)
+	case errors.As(err, &nerr), errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err // the connection failed or was cut; explain() tells why
+	case strings.HasPrefix(err.Error(), "imapclient: server sent PREAUTH"):
+		return err // go-imap's own words
+	}
+	return ErrNotIMAP
 }
 
 // ErrTimeout: the server stopped answering in the middle of an operation (a dead peer, or a

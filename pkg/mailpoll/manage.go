@@ -108,6 +108,9 @@ func (s *Service) Update(ctx context.Context, id int64, in Input) (MailboxStatus
 	if err := s.apply(&r, in); err != nil {
 		return MailboxStatus{}, err
 	}
+	if err := needsCredential(before, r, in); err != nil {
+		return MailboxStatus{}, err
+	}
 	// Only the columns that change, so two PATCHes of different fields do not undo each other.
 	set := map[string]any{}
 	for col, v := range map[string][2]any{
@@ -144,6 +147,40 @@ func (s *Service) Update(ctx context.Context, id int64, in Input) (MailboxStatus
 	}
 	s.log.Info("mailbox updated", "mailbox_id", id, "name", r.Name)
 	return s.Status(ctx, id)
+}
+
+// needsCredential refuses to send a stored credential anywhere but where it was given for: a
+// change of the server (host, port), of how it is reached (TLS mode, allow_plain, CA) or of
+// the account (username) takes the password, or the token file, again in the same request.
+// Otherwise an admin could point a mailbox at a server of their own and have the next poll
+// deliver the stored password there, which "write-only" would not survive (issue 18).
+func needsCredential(before, after row, in Input) error {
+	var changed []string
+	for _, f := range []struct {
+		name string
+		diff bool
+	}{
+		{"host", !strings.EqualFold(before.Host, after.Host)},
+		{"port", before.Port != after.Port},
+		{"tls", before.TLS != after.TLS},
+		{"allow_plain", before.AllowPlain != after.AllowPlain},
+		{"ca_pem", before.CAPEM != after.CAPEM},
+		{"username", before.Username != after.Username},
+	} {
+		if f.diff {
+			changed = append(changed, f.name)
+		}
+	}
+	given := (in.Password != nil && *in.Password != "") || (in.OAuth2TokenFile != nil && strings.TrimSpace(*in.OAuth2TokenFile) != "")
+	if len(changed) == 0 || given {
+		return nil
+	}
+	field := "password"
+	if after.OAuth2TokenFile != "" {
+		field = "oauth2_token_file"
+	}
+	return fmt.Errorf("%w: %s: required again when %s change: the stored one is sent only to the server and account it was given for",
+		ErrInvalid, field, strings.Join(changed, ", "))
 }
 
 // Delete removes an API mailbox. What it delivered stays; a poll running meanwhile finishes

@@ -3,12 +3,22 @@ package mailpoll
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/secretbox"
@@ -244,4 +254,94 @@ func rawKey(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// Issue 18: a PATCH that points a mailbox at another server, changes how it is reached or whose
+// account it reads needs the password again; without it the change is refused, nothing is
+// stored, and the next poll goes where it went before: a listener standing for an admin's own
+// server receives nothing. With the password the change is made (and the listener is reached).
+func TestMovingAMailboxNeedsItsPassword(t *testing.T) {
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		ctx := context.Background()
+		srv := newMemServer(t)
+		st := b.Store(t)
+		svc := newServiceWith(t, Deps{Store: st, Ingest: newIngest(st), Keys: testKeys(t)})
+		c := srv.cfg
+		m, err := svc.Create(ctx, Input{Name: ptr("mem"), Host: ptr(c.Host), Port: ptr(c.Port), Username: ptr(c.Username),
+			Password: ptr(c.Password), TLS: ptr("none"), AllowPlain: ptr(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var reached atomic.Int64
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				reached.Add(1)
+				conn.Close()
+			}
+		}()
+		port := ln.Addr().(*net.TCPAddr).Port
+		for _, p := range []struct {
+			field string
+			in    Input
+		}{
+			{"port", Input{Port: ptr(port)}},
+			{"host", Input{Host: ptr("localhost"), Port: ptr(port)}},
+			{"tls", Input{TLS: ptr("starttls")}},
+			{"allow_plain", Input{AllowPlain: ptr(false), TLS: ptr("tls")}},
+			{"ca_pem", Input{CAPEM: ptr(testCAPEM(t)), TLS: ptr("tls")}},
+			{"username", Input{Username: ptr("someone-else@example.org")}},
+			{"port with an empty password", Input{Port: ptr(port), Password: ptr("")}},
+		} {
+			_, err := svc.Update(ctx, m.ID, p.in)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "password: required again") {
+				t.Errorf("%s without the password: %v, want ErrInvalid naming the password", p.field, err)
+			}
+		}
+		if got, _ := svc.Status(ctx, m.ID); got.Port != c.Port || got.Host != c.Host || got.Username != c.Username || got.TLS != "none" {
+			t.Fatalf("refused changes stored: %+v", got)
+		}
+		if _, err := svc.Poll(ctx, m.ID); err != nil {
+			t.Fatalf("poll of the unchanged mailbox: %v", err)
+		}
+		if n := reached.Load(); n != 0 {
+			t.Fatalf("the other server got %d connections", n)
+		}
+		// Changes that send the password nowhere new need no password.
+		if _, err := svc.Update(ctx, m.ID, Input{Folder: ptr("Reports"), BatchSize: ptr(20), Enabled: ptr(true)}); err != nil {
+			t.Fatalf("folder change: %v", err)
+		}
+		// With the password, the move is made and the poll goes there.
+		if _, err := svc.Update(ctx, m.ID, Input{Port: ptr(port), Password: ptr("a-password-for-the-new-server")}); err != nil {
+			t.Fatalf("port change with the password: %v", err)
+		}
+		svc.Poll(ctx, m.ID)
+		if reached.Load() == 0 {
+			t.Fatal("the changed mailbox did not reach its new server")
+		}
+	})
+}
+
+// testCAPEM is a self-signed certificate in PEM, as a mailbox's ca_pem takes.
+func testCAPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		BasicConstraintsValid: true, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }

@@ -31,10 +31,17 @@ func (p Lockout) LockFor(n int64) time.Duration {
 	return min(d, p.Max)
 }
 
-// fail counts a failure and, past the threshold, sets the lock with its backoff, in one step.
-// Both keys share a hash tag so the script also runs on Redis Cluster. The counter lives at
-// least as long as the lock plus a window, so the failure after a lock ends locks for longer.
-var fail = redis.NewScript(`
+// reserve counts an attempt before it is made, and says in the same step whether it may be
+// made: the attempt is refused when the subject is already locked, or when the failures and
+// attempts still in flight reach past the threshold. Counting first is what stops a burst:
+// were the lock checked before the count, every request of a burst would be checked before
+// any of its failures was recorded (issue 18). From the threshold on the attempt also sets the
+// lock with its backoff, so the threshold-th attempt is the last one allowed until it either
+// fails (the lock stays) or succeeds (the caller resets or releases). Both keys share a hash
+// tag so the script also runs on Redis Cluster. The counter lives at least as long as the lock
+// plus a window, so the failure after a lock ends locks for longer.
+var reserve = redis.NewScript(`
+local held = redis.call('PTTL', KEYS[2])
 local n = redis.call('INCR', KEYS[1])
 local window = tonumber(ARGV[1])
 local threshold = tonumber(ARGV[2])
@@ -56,7 +63,21 @@ if threshold > 0 and n >= threshold then
   redis.call('SET', KEYS[2], '1', 'PX', lock)
   if ttl < lock + window then redis.call('PEXPIRE', KEYS[1], lock + window) end
 end
-return {n, lock}
+local allowed = 1
+if held > 0 or (threshold > 0 and n > threshold) then allowed = 0 end
+if held < 0 then held = 0 end
+return {n, lock, allowed, held}
+`)
+
+// release takes back an attempt that turned out not to be a failure. Below the threshold
+// again, the lock that attempt set goes too (every attempt refused while locked is counted,
+// so a lock earned by failures is never below the threshold).
+var release = redis.NewScript(`
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then n = redis.call('DECR', KEYS[1]) end
+local threshold = tonumber(ARGV[1])
+if threshold > 0 and n < threshold then redis.call('DEL', KEYS[2]) end
+return n
 `)
 
 func (l *Limiter) lockKeys(class, subject string) []string {
@@ -64,15 +85,33 @@ func (l *Limiter) lockKeys(class, subject string) []string {
 	return []string{base + ":n", base + ":lock"}
 }
 
-// Fail records one failure of subject and returns the failures counted in the window and the
-// lock it set (0 when none).
-func (l *Limiter) Fail(ctx context.Context, class, subject string, p Lockout) (int64, time.Duration, error) {
-	v, err := fail.Run(ctx, l.rdb, l.lockKeys(class, subject), p.Window.Milliseconds(), p.MaxFailures,
+// Attempt is the outcome of one reserved attempt.
+type Attempt struct {
+	Allowed bool          // the attempt may be made
+	Count   int64         // attempts counted in the window, this one included
+	Lock    time.Duration // how long the subject is locked now (0 when it is not)
+}
+
+// Reserve counts one attempt of subject, to be made only when Allowed. A refused attempt
+// counts too, so a client that keeps trying while locked stays locked for longer. An attempt
+// that fails needs nothing more; one that succeeds calls Reset or Release.
+func (l *Limiter) Reserve(ctx context.Context, class, subject string, p Lockout) (Attempt, error) {
+	v, err := reserve.Run(ctx, l.rdb, l.lockKeys(class, subject), p.Window.Milliseconds(), p.MaxFailures,
 		p.Base.Milliseconds(), p.Max.Milliseconds()).Int64Slice()
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return Attempt{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return v[0], time.Duration(v[1]) * time.Millisecond, nil
+	ms := time.Millisecond
+	return Attempt{Allowed: v[2] == 1, Count: v[0], Lock: max(time.Duration(v[1])*ms, time.Duration(v[3])*ms)}, nil
+}
+
+// Release takes back one reserved attempt that was not a failure (a success that must not
+// clear the subject's other failures, or an attempt cut short by an unrelated error).
+func (l *Limiter) Release(ctx context.Context, class, subject string, p Lockout) error {
+	if err := release.Run(ctx, l.rdb, l.lockKeys(class, subject), p.MaxFailures).Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Locked returns how long subject stays locked (0 when it is not).

@@ -115,7 +115,7 @@ func TestConcurrentCountsAreExact(t *testing.T) {
 		allowed := make(chan bool, 50)
 		for range 50 {
 			wg.Go(func() {
-				if _, _, err := l.Fail(ctx, "acct", "alice", p); err != nil {
+				if _, err := l.Reserve(ctx, "acct", "alice", p); err != nil {
 					t.Error(err)
 				}
 				res, err := l.Allow(ctx, "api", "alice", ratelimit.Rate{N: 10, Per: time.Minute})
@@ -155,7 +155,8 @@ func TestLockoutBacksOff(t *testing.T) {
 		l, c, prefix := limiter(t, b)
 		ctx := context.Background()
 		for i := int64(1); i <= 7; i++ {
-			n, lock, err := l.Fail(ctx, "acct", "bob", p)
+			a, err := l.Reserve(ctx, "acct", "bob", p)
+			n, lock := a.Count, a.Lock
 			if err != nil || n != i || lock != p.LockFor(i) {
 				t.Fatalf("failure %d: n=%d lock=%v err=%v, want lock %v", i, n, lock, err, p.LockFor(i))
 			}

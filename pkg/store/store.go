@@ -78,6 +78,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("store: create data dir: %w", err)
 		}
+		if err := privateDatabase(path); err != nil {
+			return nil, err
+		}
 		s.db, err = gorm.Open(sqlite.Open(sqliteDSN(path)), gcfg)
 		s.async = s.db
 	default:
@@ -250,6 +253,33 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 	if pending {
 		cur, _ := p.GetDBVersion(ctx)
 		return fmt.Errorf("%w: database is at version %d; run `api migrate` first", ErrStaleSchema, cur)
+	}
+	return nil
+}
+
+// privateDatabase makes the SQLite database and its -wal and -shm files readable by their
+// owner only, whatever the data dir's mode or the umask: they hold password hashes and sealed
+// secrets. SQLite creates -wal and -shm with the database file's permissions, so creating that
+// file 0600 before the driver does covers the files made later.
+func privateDatabase(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: create %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return fmt.Errorf("store: make %s private (chmod 600): %w", p, err)
+			}
+		}
 	}
 	return nil
 }
