@@ -40,8 +40,9 @@ type ReportParsePayload struct {
 // sweep) yields one task.
 func ReportParseTaskID(ingestID int64) string { return fmt.Sprintf("report:parse:%d", ingestID) }
 
-// NewReportParseTask parses one ingest. Permanent failures return asynq.SkipRetry from the
-// handler; transient ones (database down) retry with asynq's backoff.
+// NewReportParseTask parses one ingest. A file rejected for its content completes the task
+// (the outcome is on the ingest and in the task's result); transient failures (database down)
+// retry with asynq's backoff.
 func NewReportParseTask(ingestID int64) (*asynq.Task, error) {
 	b, err := json.Marshal(ReportParsePayload{IngestID: ingestID})
 	if err != nil {
