@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -146,7 +147,7 @@ func (a *App) runWorker(ctx context.Context) error {
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	<-ctx.Done()
+	a.heartbeat(ctx, "worker")
 	srv.Shutdown()
 	return nil
 }
@@ -159,18 +160,20 @@ func (a *App) runScheduler(ctx context.Context) error {
 	if err := s.Start(); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
-	<-ctx.Done()
+	a.heartbeat(ctx, "scheduler")
 	s.Shutdown()
 	return nil
 }
 
-func (a *App) runHTTP(ctx context.Context) error {
+// runHTTP serves on ln, already bound, until ctx ends.
+func (a *App) runHTTP(ctx context.Context, ln net.Listener) error {
 	srv, err := a.NewHTTP()
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)
