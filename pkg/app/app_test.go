@@ -271,7 +271,7 @@ func TestServeEmbedded(t *testing.T) {
 	base := "http://" + cfg.HTTPAddr
 	waitHTTP(t, base)
 	// The first start logged a generated admin password, once: log in with it.
-	c := login(t, base, config.DefaultAdminEmail, generatedPassword(t, logs))
+	c := login(t, base, config.DefaultAdminEmail, generatedPassword(t, cfg, logs))
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var ing map[string]any
 		getJSON(t, c, fmt.Sprintf("/api/ingests/%d", res.IngestID), &ing)
