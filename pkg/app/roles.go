@@ -36,8 +36,9 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 		ShutdownTimeout: a.Cfg.ShutdownTimeout,
 		Logger:          logging.Asynq{L: log},
 		LogLevel:        asynq.WarnLevel,
-		// A file rejected for good is recorded on its ingest; asynq need not count it as a
-		// failure of the queue.
+		// A file rejected for its content completes its task (the outcome is on the ingest);
+		// what still returns SkipRetry (an undecodable payload, a mailbox refused for good) is
+		// archived by asynq, and no SkipRetry error is retried as a failure meanwhile.
 		IsFailure: func(err error) bool { return !errors.Is(err, asynq.SkipRetry) },
 	})
 	mux := asynq.NewServeMux()
