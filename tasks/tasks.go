@@ -40,8 +40,9 @@ type ReportParsePayload struct {
 // sweep) yields one task.
 func ReportParseTaskID(ingestID int64) string { return fmt.Sprintf("report:parse:%d", ingestID) }
 
-// NewReportParseTask parses one ingest. Permanent failures return asynq.SkipRetry from the
-// handler; transient ones (database down) retry with asynq's backoff.
+// NewReportParseTask parses one ingest. A file rejected for its content completes the task
+// (the outcome is on the ingest and in the task's result); transient failures (database down)
+// retry with asynq's backoff.
 func NewReportParseTask(ingestID int64) (*asynq.Task, error) {
 	b, err := json.Marshal(ReportParsePayload{IngestID: ingestID})
 	if err != nil {
@@ -117,13 +118,40 @@ func NewIngestRequeueTask(before time.Time, failed bool) (*asynq.Task, error) {
 // the tick handler turns a tick into the real task keyed to the period, so two schedulers or a
 // restarted one cannot run a period twice (DESIGN.md).
 type ScheduleTickPayload struct {
-	Job      string        `json:"job"`
-	Interval time.Duration `json:"interval"`
+	Job      string   `json:"job"`
+	Interval Interval `json:"interval"`
+}
+
+// Interval is a duration written as Go's duration text ("5m0s") so the queue monitor shows
+// it readably (nanoseconds read as 300000000000); it also reads the bare nanoseconds that
+// ticks registered by an older scheduler carry.
+type Interval time.Duration
+
+// MarshalJSON writes the duration text.
+func (d Interval) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads duration text or nanoseconds.
+func (d *Interval) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var ns int64
+		if err := json.Unmarshal(b, &ns); err != nil {
+			return fmt.Errorf("interval: want duration text such as \"5m0s\": %s", b)
+		}
+		*d = Interval(ns)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("interval: %w", err)
+	}
+	*d = Interval(v)
+	return nil
 }
 
 // NewScheduleTickTask is what the scheduler registers for each periodic job.
 func NewScheduleTickTask(job string, interval time.Duration) (*asynq.Task, error) {
-	b, err := json.Marshal(ScheduleTickPayload{Job: job, Interval: interval})
+	b, err := json.Marshal(ScheduleTickPayload{Job: job, Interval: Interval(interval)})
 	if err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}

@@ -4,13 +4,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/vigilhq/vigil/pkg/app"
+	"github.com/vigilhq/vigil/pkg/cli"
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/logging"
 )
@@ -21,37 +19,41 @@ const usage = `usage:
   api import PATH...   import report files and folders (recursive)
   api healthcheck      exit 0 when the local api answers /health
   api admin create EMAIL          create an admin (password: VIGIL_ADMIN_PASSWORD or generated)
-  api admin reset-password EMAIL  set a user's password the same way; revokes their sessions`
+  api admin reset-password EMAIL  set a user's password the same way; revokes their sessions
+Settings are VIGIL_* environment variables (docs/configuration.md). Exit codes: 0 done,
+1 failed, 2 bad command line or settings.`
+
+var commands = []cli.Command{
+	{Name: ""}, {Name: "migrate"}, {Name: "healthcheck"},
+	{Name: "import", MinArgs: 1, MaxArgs: -1, Raw: true},
+	{Name: "admin create", MinArgs: 1, MaxArgs: 1}, {Name: "admin reset-password", MinArgs: 1, MaxArgs: 1},
+}
 
 func main() {
+	cmd, args, code := cli.Parse(os.Args[1:], usage, commands, os.Stdout, os.Stderr)
+	if code >= 0 {
+		os.Exit(code)
+	}
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)
-		os.Exit(2)
+		os.Exit(cli.ExitUsage)
 	}
 	log := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.SignalContext(log)
 	defer stop()
-	args := os.Args[1:]
-	cmd := "serve"
-	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
-	}
-	switch {
-	case cmd == "serve":
+	switch cmd {
+	case "":
 		err = app.Serve(ctx, cfg, log)
-	case cmd == "healthcheck":
+	case "healthcheck":
 		err = app.Healthcheck(ctx, cfg)
-	case cmd == "migrate":
+	case "migrate":
 		err = app.Migrate(ctx, cfg, log, os.Stdout)
-	case cmd == "admin" && len(args) == 2:
-		err = app.Admin(ctx, cfg, log, args[0], args[1], os.Stdout)
-	case cmd == "import" && len(args) > 0:
+	case "admin create", "admin reset-password":
+		err = app.Admin(ctx, cfg, log, cmd[len("admin "):], args[0], os.Stdout)
+	case "import":
 		// The summary (printed by Import) lists failed files; they do not fail the command.
 		_, err = app.Import(ctx, cfg, log, args, os.Stderr, os.Stdout)
-	default:
-		fmt.Fprintln(os.Stderr, usage)
-		os.Exit(2)
 	}
 	if err != nil {
 		log.Error("vigil stopped", "err", err)

@@ -1,30 +1,44 @@
 // Command scheduler runs Vigil's scheduler role against the PostgreSQL and Redis named by
-// VIGIL_DATABASE_URL and VIGIL_REDIS_URL.
+// VIGIL_DATABASE_URL and VIGIL_REDIS_URL. `scheduler healthcheck` checks that one runs on this host.
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/vigilhq/vigil/pkg/app"
+	"github.com/vigilhq/vigil/pkg/cli"
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/logging"
 )
 
+const usage = `usage:
+  scheduler               run the scheduler role (needs VIGIL_DATABASE_URL and VIGIL_REDIS_URL)
+  scheduler healthcheck   exit 0 when a scheduler on this host wrote its heartbeat in the last 30s
+Settings are VIGIL_* environment variables (docs/configuration.md). Exit codes: 0 done,
+1 failed, 2 bad command line or settings.`
+
 func main() {
+	cmd, _, code := cli.Parse(os.Args[1:], usage, []cli.Command{{Name: ""}, {Name: "healthcheck"}}, os.Stdout, os.Stderr)
+	if code >= 0 {
+		os.Exit(code)
+	}
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)
-		os.Exit(2)
+		os.Exit(cli.ExitUsage)
 	}
 	log := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.SignalContext(log)
 	defer stop()
-	if err := app.Scheduler(ctx, cfg, log); err != nil {
-		log.Error("vigil scheduler stopped", "err", err)
+	msg := "vigil scheduler stopped"
+	if cmd == "healthcheck" {
+		msg, err = "unhealthy", app.RoleHealthcheck(ctx, cfg, "scheduler")
+	} else {
+		err = app.Scheduler(ctx, cfg, log)
+	}
+	if err != nil {
+		log.Error(msg, "err", err)
 		os.Exit(1)
 	}
 }

@@ -141,3 +141,11 @@ func Int(c echo.Context, name string, def, lo, hi int) (int, error) {
 	}
 	return n, nil
 }
+
+// Window reads days, or start and end, alone (for lists whose dates are not a report's period,
+// such as when files were received): the same values and the same 400s as Filter's window.
+func Window(c echo.Context, now time.Time) (start, end time.Time, err error) {
+	var f store.Filter
+	err = readWindow(&f, c.QueryParam("days"), c.QueryParam("start"), c.QueryParam("end"), now)
+	return f.Start, f.End, err
+}

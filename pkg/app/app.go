@@ -266,7 +266,7 @@ func (a *App) Close() {
 func TempDir(cfg config.Config) (string, error) {
 	d := filepath.Join(cfg.DataDir, "tmp")
 	if err := os.MkdirAll(d, 0o750); err != nil {
-		return "", fmt.Errorf("create %s: %w", d, err)
+		return "", fmt.Errorf("%w: VIGIL_DATA_DIR %s must be writable by the user running vigil (uid %d): %w", config.ErrInvalid, cfg.DataDir, os.Getuid(), err)
 	}
 	return d, nil
 }

@@ -127,7 +127,9 @@ func (c api) do(t *testing.T, method, path, ctype string, body io.Reader) *http.
 
 func waitHTTP(t *testing.T, base string) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	// Generous: the embedded default migrates SQLite first, which under -race on a loaded
+	// machine took over 20 s.
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if resp, err := http.Get(base + "/health"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -135,7 +137,7 @@ func waitHTTP(t *testing.T, base string) {
 			}
 		}
 	}
-	t.Fatalf("%s/health did not answer within 20s", base)
+	t.Fatalf("%s/health did not answer within 90s", base)
 }
 
 func corpusFiles(t *testing.T, rels ...string) map[string][]byte {
@@ -271,7 +273,7 @@ func TestServeEmbedded(t *testing.T) {
 	base := "http://" + cfg.HTTPAddr
 	waitHTTP(t, base)
 	// The first start logged a generated admin password, once: log in with it.
-	c := login(t, base, config.DefaultAdminEmail, generatedPassword(t, logs))
+	c := login(t, base, config.DefaultAdminEmail, generatedPassword(t, cfg, logs))
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var ing map[string]any
 		getJSON(t, c, fmt.Sprintf("/api/ingests/%d", res.IngestID), &ing)

@@ -155,14 +155,16 @@ func rates(r config.RateLimits) httpapi.Rates {
 
 // bootstrapAdmin creates the first admin when there are no users at all (DESIGN.md): from
 // VIGIL_ADMIN_EMAIL and VIGIL_ADMIN_PASSWORD, or, on the embedded default without a password,
-// with a generated one that is logged this once.
+// with a generated one kept in the data dir (passwordFile) until it is changed. Passwords are
+// never logged: logs travel further than a 0600 file, and a log overwritten at the next start
+// (`make run | tee vigil.log`) lost the only copy.
 func (a *App) bootstrapAdmin(ctx context.Context) error {
 	n, err := a.Auth.CountUsers(ctx)
 	if err != nil {
 		return fmt.Errorf("count users: %w", err)
 	}
 	if n > 0 {
-		return nil
+		return a.checkPasswordFile(ctx)
 	}
 	email, pw := a.Cfg.Auth.AdminEmail, a.Cfg.Auth.AdminPassword
 	generated := pw == ""
@@ -188,8 +190,12 @@ func (a *App) bootstrapAdmin(ctx context.Context) error {
 	id := u.ID
 	a.Audit.Record(ctx, audit.Entry{Actor: "vigil (first start)", Action: audit.UserCreate, Target: fmt.Sprintf("user:%d", id), Details: map[string]any{"email": email, "role": "admin"}})
 	if generated {
-		a.Log.Warn("created the first admin with a generated password, shown only this once: log in with it, then change it (PATCH /users/me) or reset it with `api admin reset-password`",
-			"email", email, "password", pw)
+		path, err := writePasswordFile(a.Cfg.DataDir, email, pw)
+		if err != nil {
+			return err
+		}
+		a.Log.Warn("created the first admin with a generated password, kept in password_file (0600) until it is changed: log in with it, then change it (PATCH /users/me) or reset it with `api admin reset-password`",
+			"email", email, "password_file", path)
 	} else {
 		a.Log.Info("created the first admin from VIGIL_ADMIN_EMAIL and VIGIL_ADMIN_PASSWORD", "email", email)
 	}
@@ -237,5 +243,56 @@ func Admin(ctx context.Context, cfg config.Config, log *slog.Logger, cmd, email 
 	if generated {
 		fmt.Fprintf(out, "password: %s\n", pw)
 	}
+	return nil
+}
+
+// passwordFile keeps the embedded default's generated first-admin password: "EMAIL PASSWORD"
+// would need parsing by the README's snippet, so the file holds the password alone.
+const passwordFile = "admin-password"
+
+func writePasswordFile(dir, email, pw string) (string, error) {
+	path := filepath.Join(dir, passwordFile)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("create %s: %w", dir, err)
+	}
+	// Created 0600 and replaced whole: a file left by an older data dir is never reused.
+	os.Remove(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		_, err = f.WriteString(pw + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("keep the first admin's password (%s) in %s: %w", email, path, err)
+	}
+	return path, nil
+}
+
+// checkPasswordFile runs at every later start: while the generated password still opens the
+// first admin's account, it says where it is; once changed, the file is deleted.
+func (a *App) checkPasswordFile(ctx context.Context) error {
+	path := filepath.Join(a.Cfg.DataDir, passwordFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	email := a.Cfg.Auth.AdminEmail
+	ok, err := a.Auth.PasswordIs(ctx, email, strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("check %s: %w", path, err)
+	}
+	if ok {
+		a.Log.Info("the first admin's generated password is in password_file until it is changed", "email", email, "password_file", path)
+		return nil
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	a.Log.Info("removed the generated first-admin password file: that password was changed", "email", email, "password_file", path)
 	return nil
 }

@@ -1,10 +1,8 @@
 package app_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -41,51 +39,63 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// generatedPassword finds the first-start admin password in JSON logs, and checks it is
-// logged exactly once.
-func generatedPassword(t *testing.T, logs *syncBuffer) string {
+// generatedPassword reads the first-start admin password from the data dir, where README's
+// snippet reads it, and checks the file is 0600 and that no log line carries the password.
+func generatedPassword(t *testing.T, cfg config.Config, logs *syncBuffer) string {
 	t.Helper()
-	var found []string
-	sc := bufio.NewScanner(strings.NewReader(logs.String()))
-	for sc.Scan() {
-		var rec map[string]any
-		if json.Unmarshal(sc.Bytes(), &rec) == nil {
-			if pw, ok := rec["password"].(string); ok {
-				found = append(found, pw)
-			}
-		}
+	path := filepath.Join(cfg.DataDir, "admin-password")
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v %v, want a 0600 file", path, fi, err)
 	}
-	if len(found) != 1 || len(found[0]) < 12 {
-		t.Fatalf("generated password logged %d times: %q\n%s", len(found), found, logs.String())
+	b, _ := os.ReadFile(path)
+	pw := strings.TrimSpace(string(b))
+	if len(pw) < 12 {
+		t.Fatalf("generated password %q too short", pw)
 	}
-	return found[0]
+	if strings.Contains(logs.String(), pw) {
+		t.Fatalf("the generated password was logged:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), path) {
+		t.Fatalf("the log does not say where the password is (%s):\n%s", path, logs)
+	}
+	return pw
 }
 
-// The embedded default keeps its generated JWT secret and users across a restart, and logs a
-// generated password only at the very first start.
-func TestEmbeddedRestartKeepsSecretAndUsers(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig(t, nil)
-	logs := &syncBuffer{}
+// serveUntil runs the embedded default until stop is called, which waits for it to end.
+func serveUntil(t *testing.T, cfg config.Config, logs *syncBuffer) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Serve(ctx, cfg, jsonLogger(logs)) }()
-	base := "http://" + cfg.HTTPAddr
-	waitHTTP(t, base)
-	c := login(t, base, config.DefaultAdminEmail, generatedPassword(t, logs))
-	cancel()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatal(err)
+	waitHTTP(t, "http://"+cfg.HTTPAddr)
+	return func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
 	}
+}
+
+// The embedded default keeps its generated JWT secret and users across a restart. The
+// generated password stays in the data dir, so README's login works at every start (issue
+// 19: it was logged once and `make run | tee vigil.log` overwrote it), until it is changed.
+func TestEmbeddedRestartKeepsSecretAndUsers(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, nil)
+	base := "http://" + cfg.HTTPAddr
+	logs := &syncBuffer{}
+	stop := serveUntil(t, cfg, logs)
+	c := login(t, base, config.DefaultAdminEmail, generatedPassword(t, cfg, logs))
+	stop()
 	if fi, err := os.Stat(filepath.Join(cfg.DataDir, "jwt-secret")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("jwt-secret: %v %v", fi, err)
 	}
 	again := &syncBuffer{}
-	run(t, "serve again", func(ctx context.Context) error { return app.Serve(ctx, cfg, jsonLogger(again)) })
-	waitHTTP(t, base)
-	if strings.Contains(again.String(), "password") {
-		t.Fatalf("second start logged a password:\n%s", again)
-	}
+	stop = serveUntil(t, cfg, again)
+	// The second start says where the password still is, and it still logs in.
+	pw := generatedPassword(t, cfg, again)
+	login(t, base, config.DefaultAdminEmail, pw)
 	// The token of the first run is still good: same secret, session in the database.
 	resp := c.do(t, http.MethodGet, "/users/me", "", nil)
 	resp.Body.Close()
@@ -99,6 +109,22 @@ func TestEmbeddedRestartKeepsSecretAndUsers(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("GET /api/reports without credentials: %d, want 401", resp.StatusCode)
+	}
+	// Changed: the next start forgets the file.
+	body := `{"current_password":"` + pw + `","password":"a brand new admin passphrase"}`
+	resp = c.do(t, http.MethodPatch, "/users/me", "application/json", strings.NewReader(body))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("change password: %d", resp.StatusCode)
+	}
+	stop()
+	third := &syncBuffer{}
+	serveUntil(t, cfg, third)()
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "admin-password")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("admin-password after the password changed: %v, want it removed", err)
+	}
+	if !strings.Contains(third.String(), "removed the generated first-admin password file") {
+		t.Fatalf("removal not logged:\n%s", third)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -33,14 +34,26 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := a.bootstrapAdmin(ctx); err != nil {
 		return err
 	}
+	// Uploads are spooled in the data dir: an unwritable one must stop the start, not the
+	// first upload.
+	if _, err := TempDir(cfg); err != nil {
+		return err
+	}
+	// Bind first: a port in use stops the start here, before anything says it listens or
+	// starts work that the failure would then cancel.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http: VIGIL_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	log.Info("vigil api listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(cfg.HTTPAddr), "monitoring", "http://"+displayAddr(cfg.HTTPAddr)+"/monitoring")
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.runHTTP(ctx) })
+	g.Go(func() error { return a.runHTTP(ctx, ln) })
 	if a.Embedded() {
 		log.Info("embedded mode: api, worker and scheduler in one process on SQLite and an in-process Redis; "+
 			"set VIGIL_DATABASE_URL and VIGIL_REDIS_URL to run on PostgreSQL and Redis",
 			"database", strings.TrimPrefix(DatabaseURL(cfg), "sqlite://"))
 		// The in-process Redis starts empty: files left pending by the last run are re-enqueued now.
-		if n, err := a.Ingest.Sweep(ctx, 0); err != nil {
+		if n, err := a.Ingest.Sweep(ctx, 0); err != nil && ctx.Err() == nil {
 			log.Warn("start-up sweep failed", "err", err)
 		} else if n > 0 {
 			log.Info("re-enqueued files left pending by the previous run", "count", n)
@@ -48,7 +61,6 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		g.Go(func() error { return a.runWorker(ctx) })
 		g.Go(func() error { return a.runScheduler(ctx) })
 	}
-	log.Info("vigil api listening", "addr", cfg.HTTPAddr, "url", "http://"+displayAddr(cfg.HTTPAddr), "monitoring", "http://"+displayAddr(cfg.HTTPAddr)+"/monitoring")
 	return g.Wait()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -36,8 +37,9 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 		ShutdownTimeout: a.Cfg.ShutdownTimeout,
 		Logger:          logging.Asynq{L: log},
 		LogLevel:        asynq.WarnLevel,
-		// A file rejected for good is recorded on its ingest; asynq need not count it as a
-		// failure of the queue.
+		// A file rejected for its content completes its task (the outcome is on the ingest);
+		// what still returns SkipRetry (an undecodable payload, a mailbox refused for good) is
+		// archived by asynq, and no SkipRetry error is retried as a failure meanwhile.
 		IsFailure: func(err error) bool { return !errors.Is(err, asynq.SkipRetry) },
 	})
 	mux := asynq.NewServeMux()
@@ -147,7 +149,7 @@ func (a *App) runWorker(ctx context.Context) error {
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	<-ctx.Done()
+	a.heartbeat(ctx, "worker")
 	srv.Shutdown()
 	return nil
 }
@@ -160,18 +162,20 @@ func (a *App) runScheduler(ctx context.Context) error {
 	if err := s.Start(); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
-	<-ctx.Done()
+	a.heartbeat(ctx, "scheduler")
 	s.Shutdown()
 	return nil
 }
 
-func (a *App) runHTTP(ctx context.Context) error {
+// runHTTP serves on ln, already bound, until ctx ends.
+func (a *App) runHTTP(ctx context.Context, ln net.Listener) error {
 	srv, err := a.NewHTTP()
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)

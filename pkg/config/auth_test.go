@@ -24,7 +24,7 @@ func TestAuthDefaults(t *testing.T) {
 		t.Fatalf("auth defaults: %+v", a)
 	}
 	want := RateLimits{
-		API: ratelimit.Rate{N: 100, Per: time.Minute}, Upload: ratelimit.Rate{N: 20, Per: time.Hour},
+		API: ratelimit.Rate{N: 600, Per: time.Minute, Burst: 300}, Upload: ratelimit.Rate{N: 600, Per: time.Hour, Burst: 200},
 		ExportCSV: ratelimit.Rate{N: 10, Per: time.Minute}, ExportPDF: ratelimit.Rate{N: 5, Per: time.Minute}, Auth: ratelimit.Rate{N: 30, Per: time.Minute},
 	}
 	if a.Rates != want {
@@ -50,7 +50,7 @@ func TestAuthValues(t *testing.T) {
 		"VIGIL_JWT_SECRET": strings.Repeat("s", 32), "VIGIL_JWT_ACCESS_TTL": "5m", "VIGIL_JWT_REFRESH_TTL": "24h",
 		"VIGIL_ADMIN_EMAIL": "Root@Example.com", "VIGIL_ADMIN_PASSWORD_FILE": pw,
 		"VIGIL_LOGIN_MAX_FAILURES": "3", "VIGIL_LOGIN_ADDRESS_MAX_FAILURES": "50", "VIGIL_LOGIN_LOCKOUT": "30s", "VIGIL_LOGIN_LOCKOUT_MAX": "1h",
-		"VIGIL_RATE_LIMIT_API": "1000/1m", "VIGIL_RATE_LIMIT_UPLOAD": "off", "VIGIL_RATE_LIMIT_EXPORT_PDF": "2/h",
+		"VIGIL_RATE_LIMIT_API": "1000/1m burst 50", "VIGIL_RATE_LIMIT_UPLOAD": "off", "VIGIL_RATE_LIMIT_EXPORT_PDF": "2/h",
 		"VIGIL_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,::1", "VIGIL_CORS_ORIGINS": "https://vigil.example.com, http://localhost:3000",
 	}))
 	if err != nil {
@@ -63,7 +63,7 @@ func TestAuthValues(t *testing.T) {
 	if a.LoginAccount.MaxFailures != 3 || a.LoginAddress.MaxFailures != 50 || a.LoginAccount.Base != 30*time.Second || a.LoginAddress.Max != time.Hour {
 		t.Fatalf("lockouts %+v %+v", a.LoginAccount, a.LoginAddress)
 	}
-	if a.Rates.API.N != 1000 || !a.Rates.Upload.Off() || a.Rates.ExportPDF != (ratelimit.Rate{N: 2, Per: time.Hour}) {
+	if a.Rates.API != (ratelimit.Rate{N: 1000, Per: time.Minute, Burst: 50}) || !a.Rates.Upload.Off() || a.Rates.ExportPDF != (ratelimit.Rate{N: 2, Per: time.Hour}) {
 		t.Fatalf("rates %+v", a.Rates)
 	}
 	wantProxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("::1/128")}

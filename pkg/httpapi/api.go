@@ -108,6 +108,7 @@ func (a *API) table() []Route {
 		{post, "/auth/logout", auth.Public, RateAuth, a.logout},
 
 		// Viewer: read what was ingested; one's own account and keys.
+		{get, "/api/ingests", auth.Viewer, RateAPI, a.listIngests},
 		{get, "/api/ingests/:id", auth.Viewer, RateAPI, a.getIngest},
 		{get, "/api/reports", auth.Viewer, RateAPI, a.listReports},
 		{get, "/api/reports/:id", auth.Viewer, RateAPI, a.getReport},

@@ -190,7 +190,7 @@ func (a *API) limit(c echo.Context, class RateClass, subject string) error {
 		return nil
 	}
 	h := c.Response().Header()
-	h.Set("RateLimit-Limit", strconv.Itoa(rate.N))
+	h.Set("RateLimit-Limit", strconv.FormatInt(res.Limit, 10)) // the burst: what may come at once
 	h.Set("RateLimit-Remaining", strconv.FormatInt(res.Remaining, 10))
 	if !res.Allowed {
 		return tooMany(c, res.RetryAfter, "rate limit of %s for %s requests exceeded", rate, class)

@@ -25,7 +25,7 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{web.OpenAPI}
+	return [][]byte{IngestsSpec, web.OpenAPI}
 }
 
 // spec is the merged document, built once: the inputs are embedded, so the result never

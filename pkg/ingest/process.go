@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +18,7 @@ import (
 )
 
 // ErrPermanent wraps failures that retrying cannot fix (the file itself is bad). It is recorded
-// on the ingest; the task handler turns it into asynq.SkipRetry.
+// on the ingest; the task handler completes the task with that outcome as its result.
 var ErrPermanent = errors.New("permanent failure")
 
 // transient marks an error of the infrastructure (database, context) met while storing: the
@@ -446,17 +447,43 @@ func readUpTo(next func() (dmarc.Record, error), n int) ([]dmarc.Record, bool, e
 	return out, false, nil
 }
 
-// HandleParse is the report:parse task handler.
+// ParseResult is what a report:parse task leaves as its result (shown in the queue monitor and
+// by GET /tasks/status/{id}): the file's outcome, the same as GET /api/ingests/{id} says.
+type ParseResult struct {
+	IngestID int64  `json:"ingest_id"`
+	Status   string `json:"status"`
+	Reports  int    `json:"reports"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// HandleParse is the report:parse task handler. A file rejected for its content (unreadable,
+// not a report, over a limit) is an outcome, recorded on the ingest: the task completes, so
+// asynq neither retries nor archives it and its failure rate means infrastructure trouble
+// only. Errors of the infrastructure (database down) are returned and retried with backoff.
 func (s *Service) HandleParse(ctx context.Context, t *asynq.Task) error {
 	var p tasks.ReportParsePayload
 	if err := tasks.Decode(t, &p); err != nil {
 		return err
 	}
-	err := s.Process(ctx, p.IngestID)
-	if errors.Is(err, ErrPermanent) {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	res, err := s.ProcessBatch(ctx, []int64{p.IngestID})
+	if err != nil {
+		return err
 	}
-	return err
+	r := res[0]
+	if r.Err != nil && !errors.Is(r.Err, ErrPermanent) {
+		return r.Err
+	}
+	if r.Err != nil {
+		s.log.Info("file rejected for its content; recorded on the ingest", "ingest_id", r.IngestID, "reason", r.Reason)
+	}
+	if w := t.ResultWriter(); w != nil {
+		b, _ := json.Marshal(ParseResult{IngestID: r.IngestID, Status: r.Status, Reports: r.Reports, Reason: r.Reason})
+		if _, err := w.Write(b); err != nil {
+			// The outcome is in the database; a result the queue could not keep loses nothing.
+			s.log.Debug("could not write the task result", "ingest_id", r.IngestID, "err", err)
+		}
+	}
+	return nil
 }
 
 // SweepBatch bounds one sweep; the next period picks up the rest.

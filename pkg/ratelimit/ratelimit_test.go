@@ -45,59 +45,124 @@ func limiter(t *testing.T, b testenv.Backend) (l *ratelimit.Limiter, c *redis.Cl
 func TestParseRate(t *testing.T) {
 	t.Parallel()
 	good := map[string]ratelimit.Rate{
-		"100/1m": {100, time.Minute}, "20/h": {20, time.Hour}, "5/30s": {5, 30 * time.Second},
-		"1000/d": {1000, 24 * time.Hour}, "10 / 2h": {10, 2 * time.Hour}, "off": {}, "OFF": {},
+		"100/1m": {N: 100, Per: time.Minute}, "20/h": {N: 20, Per: time.Hour}, "5/30s": {N: 5, Per: 30 * time.Second},
+		"1000/d": {N: 1000, Per: 24 * time.Hour}, "10 / 2h": {N: 10, Per: 2 * time.Hour}, "off": {}, "OFF": {},
+		"600/1m burst 300": {N: 600, Per: time.Minute, Burst: 300}, "600/m burst=50": {N: 600, Per: time.Minute, Burst: 50},
+		" 60/1m  BURST 1000 ": {N: 60, Per: time.Minute, Burst: 1000},
 	}
 	for in, want := range good {
 		got, err := ratelimit.ParseRate(in)
 		if err != nil || got != want {
 			t.Errorf("ParseRate(%q) = %v, %v; want %v", in, got, err, want)
 		}
+		if again, err := ratelimit.ParseRate(got.String()); err != nil || again != got && !(got.Burst == got.N && again.Burst == 0) {
+			t.Errorf("ParseRate(%q.String() = %q) = %v, %v", in, got.String(), again, err)
+		}
 	}
-	for _, bad := range []string{"", "100", "0/m", "-1/m", "x/m", "10/", "10/fortnight", "10/10ms", "10/xd"} {
+	for _, bad := range []string{"", "100", "0/m", "-1/m", "x/m", "10/", "10/fortnight", "10/10ms", "10/xd",
+		"10/m burst", "10/m burst 0", "10/m burst x", "burst 5"} {
 		if r, err := ratelimit.ParseRate(bad); err == nil {
 			t.Errorf("ParseRate(%q) = %v, want an error", bad, r)
 		}
 	}
 }
 
-func TestAllowWindow(t *testing.T) {
+// clock is a hand-moved clock for the buckets' refill.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestAllowBucket(t *testing.T) {
 	t.Parallel()
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		t.Parallel()
-		l, c, prefix := limiter(t, b)
+		_, c, prefix := limiter(t, b)
+		clk := &clock{t: time.Unix(1_800_000_000, 0)}
+		l := ratelimit.NewWithClock(c, prefix, clk.now)
 		ctx := context.Background()
-		rate := ratelimit.Rate{N: 3, Per: time.Minute}
-		for i := 1; i <= 5; i++ {
-			res, err := l.Allow(ctx, "api", "user:1", rate)
+		allow := func(subject string, rate ratelimit.Rate) ratelimit.Result {
+			t.Helper()
+			res, err := l.Allow(ctx, "api", subject, rate)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := i <= 3; res.Allowed != want || res.Count != int64(i) {
-				t.Fatalf("event %d: %+v, want allowed=%v", i, res, want)
+			return res
+		}
+		// 60/1m burst 5: five at once, then one a second.
+		rate := ratelimit.Rate{N: 60, Per: time.Minute, Burst: 5}
+		for i := 1; i <= 5; i++ {
+			if res := allow("user:1", rate); !res.Allowed || res.Remaining != int64(5-i) || res.Limit != 5 {
+				t.Fatalf("event %d: %+v, want allowed with %d left of 5", i, res, 5-i)
 			}
-			if !res.Allowed && (res.RetryAfter <= 0 || res.RetryAfter > time.Minute) {
-				t.Fatalf("event %d: retry after %v, want within the window", i, res.RetryAfter)
+		}
+		res := allow("user:1", rate)
+		if res.Allowed || res.RetryAfter != time.Second {
+			t.Fatalf("event 6: %+v, want refused for 1s", res)
+		}
+		// Refused requests take nothing: hammering does not push the next token back.
+		for range 20 {
+			allow("user:1", rate)
+		}
+		clk.add(999 * time.Millisecond)
+		if res := allow("user:1", rate); res.Allowed || res.RetryAfter != time.Millisecond {
+			t.Fatalf("after 999ms: %+v, want refused for 1ms more", res)
+		}
+		clk.add(time.Millisecond)
+		if res := allow("user:1", rate); !res.Allowed || res.Remaining != 0 {
+			t.Fatalf("after 1s: %+v, want one token", res)
+		}
+		// A quiet spell refills the bucket, never beyond the burst.
+		clk.add(time.Hour)
+		for i := 1; i <= 5; i++ {
+			if res := allow("user:1", rate); !res.Allowed {
+				t.Fatalf("after an hour, event %d refused: %+v", i, res)
 			}
 		}
-		// Another subject and another class have their own counters.
-		if res, _ := l.Allow(ctx, "api", "user:2", rate); !res.Allowed {
-			t.Fatal("user 2 refused by user 1's count")
+		if res := allow("user:1", rate); res.Allowed {
+			t.Fatalf("after an hour, event 6 allowed: the bucket outgrew its burst")
 		}
-		if res, _ := l.Allow(ctx, "upload", "user:1", rate); !res.Allowed {
-			t.Fatal("class upload refused by class api's count")
+		// Without a burst the bucket holds N.
+		plain := ratelimit.Rate{N: 3, Per: time.Minute}
+		for i := 1; i <= 4; i++ {
+			res := allow("user:2", plain)
+			if want := i <= 3; res.Allowed != want {
+				t.Fatalf("3/1m event %d: %+v, want allowed=%v", i, res, want)
+			}
+			if i == 4 && res.RetryAfter != 20*time.Second {
+				t.Fatalf("3/1m refused for %v, want 20s (one token's worth)", res.RetryAfter)
+			}
 		}
-		// Every key has an expiry: no counter lives for ever.
+		// Another subject and another class have their own buckets.
+		if res := allow("user:3", plain); !res.Allowed {
+			t.Fatal("user 3 refused by user 2's bucket")
+		}
+		if res, _ := l.Allow(ctx, "upload", "user:2", plain); !res.Allowed {
+			t.Fatal("class upload refused by class api's bucket")
+		}
+		// Every key expires once its bucket would be full again: no bucket lives for ever.
 		keys, _ := c.Keys(ctx, prefix+"*").Result()
-		if len(keys) != 3 {
+		if len(keys) != 4 {
 			t.Fatalf("keys %v", keys)
 		}
 		for _, k := range keys {
-			if ttl := c.PTTL(ctx, k).Val(); ttl <= 0 || ttl > time.Minute {
+			if ttl := c.PTTL(ctx, k).Val(); ttl <= 0 || ttl > time.Minute+time.Second {
 				t.Errorf("%s: ttl %v", k, ttl)
 			}
 		}
-		if res, _ := l.Allow(ctx, "api", "user:1", ratelimit.Rate{}); !res.Allowed {
+		if res := allow("user:2", ratelimit.Rate{}); !res.Allowed {
 			t.Fatal("an off rate refused")
 		}
 	})
