@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/vigilhq/vigil/pkg/analytics"
 )
 
 // openAPISpec is the base description of the API: the routes pkg/httpapi serves itself and the
@@ -23,12 +25,15 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{}
+	return [][]byte{analytics.OpenAPI}
 }
 
 // spec is the merged document, built once: the inputs are embedded, so the result never
 // changes while the process runs.
 var spec = sync.OnceValues(func() ([]byte, error) { return mergeSpec(openAPISpec, specFragments()...) })
+
+// Spec is the served OpenAPI document: the base merged with every fragment.
+func Spec() ([]byte, error) { return spec() }
 
 func (a *API) openAPI(c echo.Context) error {
 	b, err := spec()
