@@ -28,6 +28,7 @@ import (
 )
 
 type fixture struct {
+	t     testing.TB
 	e     *echo.Echo
 	st    *store.Store
 	svc   *ingest.Service
@@ -74,6 +75,7 @@ func (f fixture) do(t *testing.T, method, path string, body io.Reader, ctype str
 	f.authorize(req)
 	rec := httptest.NewRecorder()
 	f.e.ServeHTTP(rec, req)
+	checkContract(t, req, rec)
 	return rec
 }
 
