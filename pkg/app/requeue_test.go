@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/pkg/apiclient"
 	"github.com/vigilhq/vigil/pkg/app"
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/testenv"
@@ -102,19 +103,41 @@ func TestRequeueFailedDuringIngestion(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	time.Sleep(300 * time.Millisecond)
 
-	var trig struct {
-		TaskID string `json:"task_id"`
+	// Through the client generated from /openapi.json (pkg/apiclient), as an outside Go
+	// program would call it; every answer is also checked against the document.
+	cl, err := apiclient.NewClientWithResponses(base, apiclient.WithHTTPClient(contractClient(t)),
+		apiclient.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+			req.Header.Set("Authorization", c.cred)
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
 	}
-	sendJSON(t, c, http.MethodPost, "/tasks/trigger/process-reports", map[string]any{"failed": true}, http.StatusAccepted, &trig)
-	st := waitTaskEscaped(t, c, trig.TaskID)
+	ctx := context.Background()
+	failed := true
+	trig, err := cl.TriggerProcessReportsWithResponse(ctx, apiclient.TriggerProcessReportsJSONRequestBody{Failed: &failed})
+	if err != nil || trig.JSON202 == nil {
+		t.Fatalf("trigger: %v %d %s", err, trig.StatusCode(), trig.Body)
+	}
+	id := trig.JSON202.TaskId
+	// Followed percent-encoded, as TypeScript clients send it (encodeURIComponent).
+	st := waitTaskEscaped(t, c, id)
 	if st.State != "completed" || st.Retried != 0 || st.LastError != "" {
-		t.Fatalf("task %s: %s after %d retries, last error %q; want completed on the first attempt", trig.TaskID, st.State, st.Retried, st.LastError)
+		t.Fatalf("task %s: %s after %d retries, last error %q; want completed on the first attempt", id, st.State, st.Retried, st.LastError)
 	}
-	var res struct {
-		Reset int `json:"reset"`
+	got, err := cl.TaskStatusWithResponse(ctx, id)
+	if err != nil || got.JSON200 == nil || got.JSON200.Result == nil {
+		t.Fatalf("task status: %v %d %s", err, got.StatusCode(), got.Body)
 	}
-	if err := json.Unmarshal(st.Result, &res); err != nil || res.Reset != broken {
-		t.Fatalf("result %s, want reset %d", st.Result, broken)
+	res, err := got.JSON200.Result.AsRequeueResult()
+	if err != nil || res.Reset == nil || *res.Reset != broken || got.JSON200.Retried != 0 {
+		t.Fatalf("result %s (%v), want reset %d on the first attempt", got.Body, err, broken)
+	}
+	// A typed rollup through the client: an end far away is the open end, in a bounded answer.
+	end := "9999-12-31"
+	tl, err := cl.RollupTimelineWithResponse(ctx, &apiclient.RollupTimelineParams{End: &end})
+	if err != nil || tl.JSON200 == nil || len(tl.JSON200.Points) > 3660 {
+		t.Fatalf("timeline: %v %d %.300s", err, tl.StatusCode(), tl.Body)
 	}
 	if uploadErr != nil {
 		t.Fatal(uploadErr)
