@@ -28,8 +28,10 @@ func queryParams() map[string]apiparams.Set {
 		"GET /health": none, "GET /ready": none, "GET /openapi.json": none,
 		"POST /auth/login": none, "POST /auth/refresh": none, "POST /auth/logout": none,
 		"GET /api/ingests/:id": none, "GET /api/reports": filtered, "GET /api/reports/:id": none,
-		"GET /api/reports/:id/records": filtered, "GET /api/domains": filtered,
-		"GET /users/me": none, "PATCH /users/me": none,
+		// Records take the record-level filters only: the report is already chosen.
+		"GET /api/reports/:id/records": page.With("source_ip", "source_ip_range", "dkim_result", "spf_result", "disposition"),
+		"GET /api/domains":             filtered,
+		"GET /users/me":                none, "PATCH /users/me": none,
 		"GET /users/api-keys": page, "POST /users/api-keys": none, "DELETE /users/api-keys/:id": none,
 		"POST /api/upload": none,
 		"GET /users":       page, "POST /users": none, "GET /users/:id": none, "PATCH /users/:id": none, "DELETE /users/:id": none,
