@@ -47,6 +47,18 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
+.PHONY: generate
+generate: ## regenerate the typed API client (pkg/apiclient) from the served OpenAPI document (fetches oapi-codegen once)
+	$(GO) generate ./pkg/apiclient
+
+SPEC_LINT_DIR ?=
+.PHONY: lint-spec
+lint-spec: ## lint the served OpenAPI document with redocly and spectral installed in SPEC_LINT_DIR (npm install @redocly/cli @stoplight/spectral-cli there first)
+	@test -n "$(SPEC_LINT_DIR)" -a -x "$(SPEC_LINT_DIR)/node_modules/.bin/redocly" || { echo "set SPEC_LINT_DIR to a folder where @redocly/cli and @stoplight/spectral-cli are installed"; exit 1; }
+	$(GO) run ./pkg/apiclient/internal/dumpspec $(SPEC_LINT_DIR)/openapi.json
+	cd $(SPEC_LINT_DIR) && node_modules/.bin/redocly lint --format=stylish openapi.json
+	cd $(SPEC_LINT_DIR) && printf 'extends: ["spectral:oas"]\n' > .spectral.yaml && node_modules/.bin/spectral lint --fail-severity=warn openapi.json
+
 .PHONY: build
 build: ## build static binaries into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/scheduler

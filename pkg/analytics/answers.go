@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/rollup"
 )
 
@@ -106,11 +107,13 @@ type Point struct {
 	Dispositions      Dispositions `json:"dispositions"`
 }
 
-// Timeline is GET /api/rollup/timeline.
+// Timeline is GET /api/rollup/timeline. Interval is the one the points use: the one asked
+// for (RequestedInterval), or a coarser one when that would make more than maxPoints points.
 type Timeline struct {
-	Interval string  `json:"interval"`
-	Window   Window  `json:"window"`
-	Points   []Point `json:"points"`
+	Interval          string  `json:"interval"`
+	RequestedInterval string  `json:"requested_interval"`
+	Window            Window  `json:"window"`
+	Points            []Point `json:"points"`
 }
 
 // TrendPoint is one day of GET /api/rollup/failure-trend. moving_average_7d is the failure
@@ -124,10 +127,12 @@ type TrendPoint struct {
 	MovingAverage7d   *float64 `json:"moving_average_7d"`
 }
 
-// FailureTrend is GET /api/rollup/failure-trend.
+// FailureTrend is GET /api/rollup/failure-trend. Truncated says the series was cut to its
+// last maxPoints days: without a start, the data reached further back than that.
 type FailureTrend struct {
-	Window Window       `json:"window"`
-	Points []TrendPoint `json:"points"`
+	Window    Window       `json:"window"`
+	Truncated bool         `json:"truncated"`
+	Points    []TrendPoint `json:"points"`
 }
 
 // Source is one item of GET /api/rollup/sources. reporters counts the reporters that saw the
@@ -401,8 +406,14 @@ func (e *engine) daily(ctx context.Context, s scope, dayOnly bool) (map[int32]*[
 	return out, err
 }
 
+// maxPoints bounds a series: as many daily points as the longest days=N window. It keeps
+// every answer small (a point is a few hundred bytes) whatever start and end say.
+const maxPoints = apiparams.MaxFilterDays
+
 // seriesBounds is the first and last day of a series over the window: an open start begins at
-// the first day with data, an open end runs to today (or later data).
+// the first day with data; the series ends at the window's end, but never after today or the
+// last day with data, whichever is later (an end of 9999-12-31 is an open end, not 2.9 million
+// empty days).
 func seriesBounds(w window, periods []int32, today int32) (first, last int32, ok bool) {
 	slices.Sort(periods)
 	switch {
@@ -413,16 +424,37 @@ func seriesBounds(w window, periods []int32, today int32) (first, last int32, ok
 	default:
 		return 0, 0, false
 	}
-	switch {
-	case w.hasTo:
-		last = w.to - 1
-	default:
-		last = today
-		if len(periods) > 0 {
-			last = max(last, periods[len(periods)-1])
-		}
+	last = today
+	if len(periods) > 0 {
+		last = max(last, periods[len(periods)-1])
+	}
+	if w.hasTo {
+		last = min(last, w.to-1)
 	}
 	return first, last, first <= last
+}
+
+// countBuckets is how many interval buckets hold the days first..last.
+func countBuckets(interval string, first, last int32) int64 {
+	switch interval {
+	case "week":
+		return int64(bucketOf("week", last)-bucketOf("week", first))/7 + 1
+	case "month":
+		ft, lt := rollup.DayTime(first), rollup.DayTime(last)
+		return int64(lt.Year()-ft.Year())*12 + int64(lt.Month()-ft.Month()) + 1
+	}
+	return int64(last-first) + 1
+}
+
+// coarser is the next interval up, "" after month.
+func coarser(interval string) string {
+	switch interval {
+	case "day":
+		return "week"
+	case "week":
+		return "month"
+	}
+	return ""
 }
 
 // bucketOf is the first day of the interval bucket holding day d: the day, the Monday of its
@@ -449,7 +481,7 @@ func nextBucket(interval string, b int32) int32 {
 }
 
 func (e *engine) timeline(ctx context.Context, s scope, interval string, today int32) (Timeline, error) {
-	out := Timeline{Interval: interval, Window: windowOut(s.win), Points: []Point{}}
+	out := Timeline{Interval: interval, RequestedInterval: interval, Window: windowOut(s.win), Points: []Point{}}
 	data, err := e.daily(ctx, s, interval != "month")
 	if err != nil {
 		return out, err
@@ -462,6 +494,15 @@ func (e *engine) timeline(ctx context.Context, s scope, interval string, today i
 	if !ok {
 		return out, nil
 	}
+	// A window too long for the interval is answered at a coarser one (said in interval):
+	// ten years of days become weeks, a century of weeks months. Day or week data sums into
+	// months as well as into their own buckets.
+	for countBuckets(interval, first, last) > maxPoints {
+		if interval = coarser(interval); interval == "" {
+			return out, apiparams.BadParam("start", "the window holds more than %d months; give a start and end at most %d months apart", maxPoints, maxPoints)
+		}
+	}
+	out.Interval = interval
 	byBucket := map[int32]int{}
 	for b := bucketOf(interval, first); b <= last; b = nextBucket(interval, b) {
 		start, end := max(b, first), min(nextBucket(interval, b)-1, last)
@@ -518,6 +559,12 @@ func (e *engine) failureTrend(ctx context.Context, s scope, today int32) (Failur
 	first, last, ok := seriesBounds(s.win, periods, today)
 	if !ok {
 		return out, nil
+	}
+	if n := int64(last-first) + 1; n > maxPoints {
+		if s.win.hasFrom {
+			return out, apiparams.BadParam("start", "the failure trend has a point per day, and %d days are more than %d: give a start and end closer together", n, maxPoints)
+		}
+		first, out.Truncated = last-maxPoints+1, true
 	}
 	msgs := func(d int32) (all, fail int64) {
 		by := data[d]

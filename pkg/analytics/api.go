@@ -13,6 +13,7 @@ package analytics
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,12 @@ import (
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
 )
+
+// OpenAPI is this package's fragment of the API description (paths and schemas of the rollup
+// endpoints), merged into the served document by pkg/httpapi.
+//
+//go:embed openapi.json
+var OpenAPI []byte
 
 // Deps are what the API needs. Redis may be nil (no cache); Now defaults to time.Now.
 type Deps struct {
@@ -113,6 +120,9 @@ func (r request) key(endpoint string) string {
 
 // serve parses the common filters, then answers from the cache or by compute.
 func (a *API) serve(c echo.Context, endpoint string, parse func(echo.Context, *request) error, compute func(context.Context, scope, request) (any, error)) error {
+	if err := params[endpoint].Check(c); err != nil {
+		return err
+	}
 	now := a.now()
 	f, err := apiparams.Filter(c, now)
 	if err != nil {
@@ -155,6 +165,28 @@ func (a *API) serve(c echo.Context, endpoint string, parse func(echo.Context, *r
 		return err
 	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, v.([]byte))
+}
+
+// params are the query parameters each endpoint takes: the common filters and its own.
+var params = map[string]apiparams.Set{
+	"summary":             apiparams.FilterSet,
+	"alignment":           apiparams.FilterSet,
+	"alignment-breakdown": apiparams.FilterSet,
+	"sources":             apiparams.FilterSet.With("limit", "page"),
+	"top-organizations":   apiparams.FilterSet.With("limit", "page"),
+	"policy":              apiparams.FilterSet.With("page", "page_size"),
+	"timeline":            apiparams.FilterSet.With("interval"),
+	"failure-trend":       apiparams.FilterSet,
+}
+
+// Params lists the query parameters of each endpoint by path, for tests that compare them
+// with the OpenAPI document.
+func Params() map[string][]string {
+	out := map[string][]string{}
+	for endpoint, s := range params {
+		out["/api/rollup/"+endpoint] = s.Names()
+	}
+	return out
 }
 
 // computeTimeout bounds one answer's queries.

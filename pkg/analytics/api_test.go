@@ -28,21 +28,32 @@ func TestBadParameters(t *testing.T) {
 		{"summary", "days=x", "parameter days: want a whole number from 1 to 3660"},
 		{"summary", "days=3661", "parameter days: want a whole number from 1 to 3660"},
 		{"summary", "days=7&start=2024-01-01", "parameter days: give either days or start/end, not both"},
-		{"alignment", "start=yesterday", "parameter start: want a date (2006-01-02) or an RFC 3339 time"},
-		{"alignment", "end=2024-13-01", "parameter end: want a date (2006-01-02) or an RFC 3339 time"},
+		{"alignment", "start=yesterday", "parameter start: want a date such as 2024-01-31 or an RFC 3339 time such as 2024-01-31T00:00:00Z"},
+		{"alignment", "end=2024-13-01", "parameter end: want a date such as 2024-01-31 or an RFC 3339 time such as 2024-01-31T00:00:00Z"},
 		{"alignment-breakdown", "start=2024-02-01&end=2024-01-01", "parameter end: must be after start"},
 		{"timeline", "source_ip=300.1.1.1", "parameter source_ip: want an IPv4 or IPv6 address"},
 		{"timeline", "source_ip=fe80::1%25eth0", "parameter source_ip: want an IPv4 or IPv6 address"},
 		{"failure-trend", "source_ip_range=192.0.2.0/33", "parameter source_ip_range: want a CIDR prefix such as 192.0.2.0/24 or 2001:db8::/32"},
 		{"failure-trend", "source_ip_range=192.0.2.1", "parameter source_ip_range: want a CIDR prefix such as 192.0.2.0/24 or 2001:db8::/32"},
-		{"sources", "dkim_result=neutral", "parameter dkim_result: want one of pass, fail"},
-		{"sources", "spf_result=softfail", "parameter spf_result: want one of pass, fail"},
-		{"sources", "disposition=discard", "parameter disposition: want one of none, quarantine, reject, pass"},
+		{"sources", "dkim_result=neutral", "parameter dkim_result: want one of pass, fail (lower-case)"},
+		{"sources", "spf_result=softfail", "parameter spf_result: want one of pass, fail (lower-case)"},
+		{"sources", "disposition=discard", "parameter disposition: want one of none, quarantine, reject, pass (lower-case)"},
 		{"sources", "limit=0", "parameter limit: want a whole number from 1 to 500"},
 		{"sources", "limit=501", "parameter limit: want a whole number from 1 to 500"},
 		{"top-organizations", "page=0", "parameter page: want a whole number from 1 to 1000000"},
 		{"policy", "page_size=abc", "parameter page_size: want a whole number from 1 to 500"},
 		{"timeline", "interval=year", "parameter interval: want one of day, week, month"},
+		// Enums are exact, as the OpenAPI document says.
+		{"sources", "dkim_result=PASS", "parameter dkim_result: want one of pass, fail (lower-case)"},
+		{"sources", "disposition=%20reject", "parameter disposition: want one of none, quarantine, reject, pass (lower-case)"},
+		// Unknown and repeated parameters are refused, not ignored.
+		{"summary", "interval=day", "parameter interval: not a parameter of this endpoint (it takes days, disposition, dkim_result, domain, end, org_name, source_ip, source_ip_range, spf_result, start)"},
+		{"sources", "page_size=5&foo=1", "parameters foo, page_size: not parameters of this endpoint (it takes days, disposition, dkim_result, domain, end, limit, org_name, page, source_ip, source_ip_range, spf_result, start)"},
+		{"policy", "limit=5", "parameter limit: not a parameter of this endpoint (it takes days, disposition, dkim_result, domain, end, org_name, page, page_size, source_ip, source_ip_range, spf_result, start)"},
+		{"policy", "page_size=5&page_size=6", "parameter page_size: given 2 times; give it once"},
+		// A window too long for any series: more than 3660 months, or 3660 days of trend.
+		{"timeline", "start=1000-01-01&end=9999-12-31", "parameter start: the window holds more than 3660 months; give a start and end at most 3660 months apart"},
+		{"failure-trend", "start=2000-01-01&end=2024-01-01", "parameter start: the failure trend has a point per day, and 8767 days are more than 3660: give a start and end closer together"},
 	}
 	for _, c := range cases {
 		q, _ := url.ParseQuery(c.query)
@@ -54,7 +65,7 @@ func TestBadParameters(t *testing.T) {
 	}
 	// Values the list endpoints accept are accepted here too.
 	for _, ok := range []string{"days=3660", "start=2024-01-01T10:00:00Z", "end=2024-01-01", "source_ip=::ffff:192.0.2.1",
-		"source_ip_range=::ffff:192.0.2.0/120", "dkim_result=PASS", "disposition=%20Reject%20", "domain=Example.COM.", "limit=500&page=3"} {
+		"source_ip_range=::ffff:192.0.2.0/120", "dkim_result=pass", "disposition=reject", "domain=Example.COM.", "end=9999-12-31", "start=0001-01-01", "limit=500&page=3"} {
 		q, _ := url.ParseQuery(ok)
 		if status := srv.getRaw(t, "/api/rollup/sources", q, nil); status != http.StatusOK {
 			t.Errorf("sources?%s: status %d, want 200", ok, status)
@@ -66,7 +77,7 @@ func TestBadParameters(t *testing.T) {
 // properties equal to the JSON fields of the type the handler returns.
 func TestOpenAPIFragment(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile("openapi-paths.json")
+	raw, err := os.ReadFile("openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +100,7 @@ func TestOpenAPIFragment(t *testing.T) {
 		routes = append(routes, r.Method+" "+r.Path)
 		op := doc.Paths[r.Path][strings.ToLower(r.Method)]
 		if op == nil {
-			t.Errorf("%s %s is not in openapi-paths.json", r.Method, r.Path)
+			t.Errorf("%s %s is not in openapi.json", r.Method, r.Path)
 			continue
 		}
 		if op["x-vigil-min-role"] != "viewer" {

@@ -361,17 +361,20 @@ func seriesDays(q query, ps []piece, today int32) (int32, int32, bool) {
 			first = min(first, p.day)
 		}
 	}
-	if !q.hasTo {
-		last = today
-		for _, p := range ps {
-			last = max(last, p.day)
-		}
+	// The series never runs past today or the last data, whichever is later, even when the
+	// window's end is later.
+	last = today
+	for _, p := range ps {
+		last = max(last, p.day)
+	}
+	if q.hasTo {
+		last = min(last, q.to-1)
 	}
 	return first, last, first <= last
 }
 
 func bruteTimeline(ps []piece, q query, interval string, today int32) analytics.Timeline {
-	out := analytics.Timeline{Interval: interval, Window: windowOf(q), Points: []analytics.Point{}}
+	out := analytics.Timeline{Interval: interval, RequestedInterval: interval, Window: windowOf(q), Points: []analytics.Point{}}
 	first, last, ok := seriesDays(q, ps, today)
 	if !ok {
 		return out

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,7 +20,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/apicontract"
 	"github.com/vigilhq/vigil/pkg/dmarc"
+	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/synth"
@@ -68,6 +71,17 @@ func (s *server) getRaw(t testing.TB, path string, params url.Values, out any) i
 	req := httptest.NewRequest(http.MethodGet, path+"?"+params.Encode(), nil)
 	rec := httptest.NewRecorder()
 	s.e.ServeHTTP(rec, req)
+	if rec.Code == http.StatusOK {
+		// Every answer the tests see must be one the served /openapi.json allows. Errors are
+		// rendered by this fixture, not the API's problem handler: pkg/httpapi checks those.
+		v, err := contract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Check(req, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+			t.Errorf("contract: %v", err)
+		}
+	}
 	if out != nil {
 		if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
 			t.Fatalf("%s?%s: decode %s: %v", path, params.Encode(), rec.Body.String(), err)
@@ -75,6 +89,14 @@ func (s *server) getRaw(t testing.TB, path string, params url.Values, out any) i
 	}
 	return rec.Code
 }
+
+var contract = sync.OnceValues(func() (*apicontract.Validator, error) {
+	spec, err := httpapi.Spec()
+	if err != nil {
+		return nil, err
+	}
+	return apicontract.New(spec)
+})
 
 // ingestSeq keeps synthetic file names unique within a test binary.
 var ingestSeq atomic.Int64

@@ -13,12 +13,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/pkg/apicontract"
 	"github.com/vigilhq/vigil/pkg/app"
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/corpus"
+	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
@@ -118,11 +121,30 @@ func (c api) do(t *testing.T, method, path, ctype string, body io.Reader) *http.
 		req.Header.Set("Content-Type", ctype)
 	}
 	req.Header.Set("Authorization", c.cred)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := contractClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+var contract = sync.OnceValues(func() (*apicontract.Validator, error) {
+	spec, err := httpapi.Spec()
+	if err != nil {
+		return nil, err
+	}
+	return apicontract.New(spec)
+})
+
+// contractClient checks every answer against the served /openapi.json: the end-to-end tests
+// only ever see responses the document allows.
+func contractClient(t *testing.T) *http.Client {
+	t.Helper()
+	v, err := contract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: apicontract.Transport{V: v, Fail: func(err error) { t.Errorf("contract: %v", err) }}}
 }
 
 func waitHTTP(t *testing.T, base string) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -111,11 +112,13 @@ func readJSON(c echo.Context, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		switch {
+		case errors.As(err, &te) && te.Field == "":
+			return problem(http.StatusBadRequest, "the body must be a JSON object")
 		case errors.As(err, &te):
-			return badParam(te.Field, "want a %s", te.Type)
+			return badParam(te.Field, "want %s", jsonKind(te.Type))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return badParam(name, "not a field this request takes")
+			return apiparams.Fail(apiparams.KindUnknownField, "parameter "+name+": not a field this request takes")
 		default:
 			// Errors from a field's own UnmarshalJSON (a role name) land here.
 			return problem(http.StatusBadRequest, "invalid JSON body: %v", err)
@@ -125,6 +128,32 @@ func readJSON(c echo.Context, v any) error {
 		return problem(http.StatusBadRequest, "invalid JSON body: more than one value")
 	}
 	return nil
+}
+
+// jsonKind names the JSON value a Go type takes, for people (never "a int64").
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another kind of value"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "another kind of value"
 }
 
 // record writes an audit entry for the request's principal (or the anonymous actor given).
@@ -370,23 +399,37 @@ type KeyCreated struct {
 }
 
 func (a *API) listKeys(c echo.Context) error {
+	pg, err := pageParams(c)
+	if err != nil {
+		return err
+	}
 	keys, err := a.Auth.ListKeys(c.Request().Context(), principal(c).User.ID)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, List[auth.Key]{Items: keys, Total: int64(len(keys)), Page: 1, PageSize: max(len(keys), 1)})
+	// A user has few keys: they are paged here, like every other list, not in the query.
+	lo := min(len(keys), (pg.Number-1)*pg.Size)
+	items := keys[lo:min(len(keys), lo+pg.Size)]
+	return c.JSON(http.StatusOK, List[auth.Key]{Items: items, Total: int64(len(keys)), Page: pg.Number, PageSize: pg.Size})
 }
 
 func (a *API) createKey(c echo.Context) error {
 	var in struct {
 		Name      string     `json:"name"`
 		Role      *auth.Role `json:"role"`
-		ExpiresAt *time.Time `json:"expires_at"`
+		ExpiresAt *string    `json:"expires_at"` // read here, so a bad one is a 400 naming it
 	}
 	if err := readJSON(c, &in); err != nil {
 		return err
 	}
-	n := auth.NewKey{Name: in.Name, ExpiresAt: in.ExpiresAt}
+	n := auth.NewKey{Name: in.Name}
+	if in.ExpiresAt != nil {
+		t, err := time.Parse(time.RFC3339, *in.ExpiresAt)
+		if err != nil {
+			return badParam("expires_at", "want an RFC 3339 time such as 2030-01-01T00:00:00Z")
+		}
+		n.ExpiresAt = &t
+	}
 	if in.Role != nil {
 		n.Role = *in.Role
 	}
@@ -427,12 +470,12 @@ func (a *API) listAudit(c echo.Context) error {
 	}
 	if v := c.QueryParam("start"); v != "" {
 		if f.Since, err = apiparams.DateOrTime(v, false); err != nil {
-			return badParam("start", "want a date (2006-01-02) or an RFC 3339 time")
+			return badParam("start", "want a date such as 2024-01-31 or an RFC 3339 time such as 2024-01-31T00:00:00Z")
 		}
 	}
 	if v := c.QueryParam("end"); v != "" {
 		if f.Until, err = apiparams.DateOrTime(v, true); err != nil {
-			return badParam("end", "want a date (2006-01-02) or an RFC 3339 time")
+			return badParam("end", "want a date such as 2024-01-31 or an RFC 3339 time such as 2024-01-31T00:00:00Z")
 		}
 	}
 	entries, total, err := a.Audit.List(c.Request().Context(), f, pg.Number, pg.Size)

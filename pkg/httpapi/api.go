@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/ingest"
@@ -63,13 +64,14 @@ type Deps struct {
 // API holds the handlers' dependencies.
 type API struct {
 	Deps
-	log *slog.Logger
-	now func() time.Time
+	log    *slog.Logger
+	now    func() time.Time
+	params map[string]apiparams.Set // the query parameters of each route (queryParams)
 }
 
 // New builds the echo server with every route registered.
 func New(d Deps) *echo.Echo {
-	a := &API{Deps: d, log: d.Log, now: time.Now}
+	a := &API{Deps: d, log: d.Log, now: time.Now, params: queryParams()}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.errorHandler

@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,7 @@ import (
 )
 
 type fixture struct {
+	t     testing.TB
 	e     *echo.Echo
 	st    *store.Store
 	svc   *ingest.Service
@@ -73,6 +75,7 @@ func (f fixture) do(t *testing.T, method, path string, body io.Reader, ctype str
 	f.authorize(req)
 	rec := httptest.NewRecorder()
 	f.e.ServeHTTP(rec, req)
+	checkContract(t, req, rec)
 	return rec
 }
 
@@ -189,6 +192,17 @@ func TestUploadAndRead(t *testing.T) {
 		if doms.Total != 1 || doms.Items[0].Domain != "example.com" || doms.Items[0].MessageCount != r.MessageCount {
 			t.Fatalf("domains: %+v", doms)
 		}
+		// The last day there is counts whole, without overflowing into year 10000 (which
+		// SQLite compared as text, so nothing matched).
+		for _, end := range []string{"9999-12-31", "9999-12-31T23:59:59Z", "9999-12-31T20:00:00-05:00"} {
+			q := "?start=2000-01-01&end=" + url.QueryEscape(end)
+			if l := decode[httpapi.List[httpapi.ReportView]](t, f.do(t, http.MethodGet, "/api/reports"+q, nil, "")); l.Total != 1 {
+				t.Errorf("reports%s: total %d, want 1", q, l.Total)
+			}
+			if l := decode[httpapi.List[httpapi.DomainView]](t, f.do(t, http.MethodGet, "/api/domains"+q, nil, "")); l.Total != 1 {
+				t.Errorf("domains%s: total %d, want 1", q, l.Total)
+			}
+		}
 	})
 }
 
@@ -232,29 +246,44 @@ func TestProblems(t *testing.T) {
 	f := newFixture(t, b, defaultLimits)
 	cases := []struct {
 		method, path, ctype string
+		body                string
 		status              int
-		detail              string
+		kind, detail        string
 	}{
-		{http.MethodGet, "/api/reports?page_size=501", "", 400, "page_size"},
-		{http.MethodGet, "/api/reports?page=0", "", 400, "page"},
-		{http.MethodGet, "/api/reports?days=abc", "", 400, "days"},
-		{http.MethodGet, "/api/reports?days=3&start=2024-01-01", "", 400, "days"},
-		{http.MethodGet, "/api/reports?start=yesterday", "", 400, "start"},
-		{http.MethodGet, "/api/reports?start=2024-02-01&end=2024-01-01", "", 400, "end"},
-		{http.MethodGet, "/api/reports?source_ip=01.2.3.4", "", 400, "source_ip"},
-		{http.MethodGet, "/api/reports?source_ip_range=10.0.0.0/33", "", 400, "source_ip_range"},
-		{http.MethodGet, "/api/reports?dkim_result=maybe", "", 400, "dkim_result"},
-		{http.MethodGet, "/api/reports?disposition=drop", "", 400, "disposition"},
-		{http.MethodGet, "/api/reports/abc", "", 400, "id"},
-		{http.MethodGet, "/api/reports/999", "", 404, "report 999"},
-		{http.MethodGet, "/api/reports/999/records", "", 404, "report 999"},
-		{http.MethodGet, "/api/ingests/999", "", 404, "ingest 999"},
-		{http.MethodGet, "/api/nowhere", "", 404, ""},
-		{http.MethodPost, "/api/upload", "application/json", 415, "multipart/form-data"},
-		{http.MethodPost, "/api/upload", "multipart/form-data; boundary=x", 400, ""},
+		{http.MethodGet, "/api/reports?page_size=501", "", "", 400, "bad-parameter", "parameter page_size:"},
+		{http.MethodGet, "/api/reports?page=0", "", "", 400, "bad-parameter", "parameter page:"},
+		{http.MethodGet, "/api/reports?days=abc", "", "", 400, "bad-parameter", "parameter days:"},
+		{http.MethodGet, "/api/reports?days=3&start=2024-01-01", "", "", 400, "bad-parameter", "parameter days:"},
+		{http.MethodGet, "/api/reports?start=yesterday", "", "", 400, "bad-parameter", "parameter start: want a date such as 2024-01-31"},
+		{http.MethodGet, "/api/reports?start=2024-02-01&end=2024-01-01", "", "", 400, "bad-parameter", "parameter end:"},
+		{http.MethodGet, "/api/reports?source_ip=01.2.3.4", "", "", 400, "bad-parameter", "parameter source_ip:"},
+		{http.MethodGet, "/api/reports?source_ip_range=10.0.0.0/33", "", "", 400, "bad-parameter", "parameter source_ip_range:"},
+		{http.MethodGet, "/api/reports?dkim_result=maybe", "", "", 400, "bad-parameter", "parameter dkim_result:"},
+		{http.MethodGet, "/api/reports?spf_result=PASS", "", "", 400, "bad-parameter", "parameter spf_result: want one of pass, fail (lower-case)"},
+		{http.MethodGet, "/api/reports?disposition=drop", "", "", 400, "bad-parameter", "parameter disposition:"},
+		{http.MethodGet, "/api/reports?foo=bar", "", "", 400, "unknown-parameter", "parameter foo: not a parameter of this endpoint (it takes days, disposition"},
+		{http.MethodGet, "/api/reports?page_size=5&page_size=6", "", "", 400, "repeated-parameter", "parameter page_size: given 2 times"},
+		{http.MethodGet, "/users/me?verbose=1", "", "", 400, "unknown-parameter", "parameter verbose: not a parameter of this endpoint (it takes no query parameters)"},
+		{http.MethodGet, "/audit?outcome=success&limit=5", "", "", 400, "unknown-parameter", "parameter limit:"},
+		{http.MethodGet, "/users/api-keys?page_size=0", "", "", 400, "bad-parameter", "parameter page_size:"},
+		{http.MethodGet, "/api/reports/abc", "", "", 400, "bad-parameter", "parameter id: want a whole number from 1"},
+		{http.MethodGet, "/api/reports/0", "", "", 400, "bad-parameter", "parameter id: want a whole number from 1"},
+		{http.MethodGet, "/api/reports/999", "", "", 404, "not-found", "report 999"},
+		{http.MethodGet, "/api/reports/999/records", "", "", 404, "not-found", "report 999"},
+		{http.MethodGet, "/api/ingests/999", "", "", 404, "not-found", "ingest 999"},
+		{http.MethodGet, "/api/nowhere", "", "", 404, "not-found", "no route for GET /api/nowhere"},
+		{http.MethodDelete, "/api/reports", "", "", 405, "method-not-allowed", "DELETE /api/reports is not served"},
+		{http.MethodPost, "/api/upload", "application/json", "{}", 415, "unsupported-media-type", "multipart/form-data"},
+		{http.MethodPost, "/api/upload", "multipart/form-data; boundary=x", "{}", 400, "bad-request", ""},
+		{http.MethodPost, "/users/api-keys", "application/json", `{"name":"k","expires_at":"2030-01-01"}`, 400, "bad-parameter", "parameter expires_at: want an RFC 3339 time such as 2030-01-01T00:00:00Z"},
+		{http.MethodPost, "/users/api-keys", "application/json", `{"name":5}`, 400, "bad-parameter", "parameter name: want a string"},
+		{http.MethodPost, "/users/api-keys", "application/json", `[1]`, 400, "bad-request", "the body must be a JSON object"},
+		{http.MethodPost, "/users/api-keys", "application/json", `{"nam":"k"}`, 400, "unknown-field", "parameter nam: not a field this request takes"},
+		{http.MethodPost, "/users/api-keys", "text/plain", `{"name":"k"}`, 415, "unsupported-media-type", "application/json"},
+		{http.MethodPost, "/users", "application/json", `{"email":"a@example.com","password":"x","role":"viewer","name":"n","active":1}`, 400, "unknown-field", "parameter active:"},
 	}
 	for _, c := range cases {
-		rec := f.do(t, c.method, c.path, strings.NewReader("{}"), c.ctype)
+		rec := f.do(t, c.method, c.path, strings.NewReader(c.body), c.ctype)
 		if rec.Code != c.status {
 			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, rec.Code, rec.Body, c.status)
 			continue
@@ -263,14 +292,57 @@ func TestProblems(t *testing.T) {
 			t.Errorf("%s %s: content type %q", c.method, c.path, ct)
 		}
 		p := decode[httpapi.Problem](t, rec)
-		if p.Status != c.status || p.Title == "" || !strings.Contains(p.Detail, c.detail) {
-			t.Errorf("%s %s: problem %+v, want status %d and detail naming %q", c.method, c.path, p, c.status, c.detail)
+		if p.Status != c.status || p.Title == "" || p.Detail == p.Title || !strings.Contains(p.Detail, c.detail) || p.Type != httpapi.ProblemTypeBase+c.kind {
+			t.Errorf("%s %s: problem %+v, want status %d, type %s and a detail containing %q", c.method, c.path, p, c.status, c.kind, c.detail)
+		}
+		for _, internal := range []string{"int64", "2006-01-02", "Go ", "json:"} {
+			if strings.Contains(p.Detail, internal) {
+				t.Errorf("%s %s: detail %q shows %q", c.method, c.path, p.Detail, internal)
+			}
 		}
 	}
-	for _, ok := range []string{"/api/reports?source_ip_range=::ffff:192.0.2.0/120", "/api/reports?source_ip=2001:DB8::1", "/api/reports?days=30&dkim_result=PASS", "/api/reports?start=2024-01-01T00:00:00Z&end=2024-02-01"} {
+	for _, ok := range []string{"/api/reports?source_ip_range=::ffff:192.0.2.0/120", "/api/reports?source_ip=2001:DB8::1", "/api/reports?days=30&dkim_result=pass",
+		"/api/reports?start=2024-01-01T00:00:00Z&end=2024-02-01", "/users/api-keys?page=2&page_size=1", "/audit?outcome=success&page_size=5"} {
 		if rec := f.do(t, http.MethodGet, ok, nil, ""); rec.Code != http.StatusOK {
 			t.Errorf("GET %s: %d %s", ok, rec.Code, rec.Body)
 		}
+	}
+}
+
+// Every kind a problem can have is documented in docs/api.md and in the Problem schema.
+func TestProblemKindsDocumented(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := httpapi.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Enum []string `json:"enum"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	enum := spec.Components.Schemas["Problem"].Properties["type"].Enum
+	for _, k := range httpapi.ProblemKinds() {
+		if !strings.Contains(string(doc), "`"+k+"`") {
+			t.Errorf("problem kind %s is not in docs/api.md", k)
+		}
+		if !slices.Contains(enum, httpapi.ProblemTypeBase+k) {
+			t.Errorf("problem type %s is not in the Problem schema's enum %v", httpapi.ProblemTypeBase+k, enum)
+		}
+	}
+	if len(enum) != len(httpapi.ProblemKinds())+1 || !slices.Contains(enum, "about:blank") {
+		t.Errorf("the Problem schema lists %d types, the handler knows %d kinds and about:blank", len(enum), len(httpapi.ProblemKinds()))
 	}
 }
 

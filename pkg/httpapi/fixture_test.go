@@ -17,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vigilhq/vigil/pkg/apicontract"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/dmarc"
@@ -98,7 +99,7 @@ func newAuthFixture(t *testing.T, b testenv.Backend, o fixtureOptions) fixture {
 	e := httpapi.New(httpapi.Deps{Store: st, Ingest: svc, Limits: o.limits, TempDir: t.TempDir(), Log: o.log,
 		Auth: as, Audit: al, Limiter: lim, Rates: o.rates, TrustedProxies: o.proxies, CORSOrigins: o.origins, Monitoring: o.monitoring,
 		Redis: o.redis})
-	f := fixture{e: e, st: st, svc: svc, auth: as, audit: al, creds: map[auth.Role]string{}}
+	f := fixture{t: t, e: e, st: st, svc: svc, auth: as, audit: al, creds: map[auth.Role]string{}}
 	for role, email := range roleEmails {
 		if _, err := as.CreateUser(context.Background(), auth.NewUser{Email: email, Password: password, Role: role, Name: role.String()}); err != nil {
 			t.Fatal(err)
@@ -156,5 +157,27 @@ func (f fixture) req(req *http.Request) *httptest.ResponseRecorder {
 	f.authorize(req)
 	rec := httptest.NewRecorder()
 	f.e.ServeHTTP(rec, req)
+	checkContract(f.t, req, rec)
 	return rec
+}
+
+var contract = sync.OnceValues(func() (*apicontract.Validator, error) {
+	spec, err := httpapi.Spec()
+	if err != nil {
+		return nil, err
+	}
+	return apicontract.New(spec)
+})
+
+// checkContract fails the test when an answer is not one /openapi.json allows: every response
+// the tests of this package receive is checked against the served document.
+func checkContract(t testing.TB, req *http.Request, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	v, err := contract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Check(req, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+		t.Errorf("contract: %v", err)
+	}
 }

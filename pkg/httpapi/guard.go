@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 )
@@ -75,6 +76,10 @@ func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
 // a role below the route's, 429 past the rate limit.
 func (a *API) guard(rt Route) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		params, strict := a.params[rt.Method+" "+rt.Path]
+		if strict {
+			next = checkParams(params, next)
+		}
 		return func(c echo.Context) error {
 			if rt.Role == auth.Public {
 				if err := a.limit(c, rt.Rate, "ip:"+ratelimit.AddressSubject(c.RealIP(), a.IPv6Prefix)); err != nil {
@@ -99,6 +104,17 @@ func (a *API) guard(rt Route) echo.MiddlewareFunc {
 			}
 			return next(c)
 		}
+	}
+}
+
+// checkParams refuses a query with a parameter outside params, or one given twice, after
+// authentication (a caller without credentials learns nothing about the route).
+func checkParams(params apiparams.Set, next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := params.Check(c); err != nil {
+			return err
+		}
+		return next(c)
 	}
 }
 

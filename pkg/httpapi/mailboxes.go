@@ -50,7 +50,7 @@ func mailError(err error) error {
 
 // triggerMailBody optionally names one mailbox.
 type triggerMailBody struct {
-	MailboxID int64 `json:"mailbox_id"`
+	MailboxID *int64 `json:"mailbox_id"` // nil: every enabled mailbox
 }
 
 // triggerMail enqueues a poll of every enabled mailbox, or of the one named, now (keyed to
@@ -64,10 +64,15 @@ func (a *API) triggerMail(c echo.Context) error {
 	if err := readOptionalJSON(c, &in); err != nil {
 		return err
 	}
-	if in.MailboxID < 0 {
-		return badParam("mailbox_id", "want a mailbox id, or leave it out for every mailbox")
+	var id int64 // 0: every enabled mailbox
+	if in.MailboxID != nil {
+		// 0 is not "all": a client that meant one mailbox and sent a zero value would poll
+		// every one.
+		if id = *in.MailboxID; id < 1 {
+			return badParam("mailbox_id", "want a mailbox id from 1, or leave it out for every mailbox")
+		}
 	}
-	ids, err := m.Trigger(c.Request().Context(), in.MailboxID)
+	ids, err := m.Trigger(c.Request().Context(), id)
 	if err != nil {
 		return mailError(err)
 	}
@@ -127,7 +132,10 @@ func (a *API) taskStatus(c echo.Context) error {
 	if a.Tasks == nil {
 		return problem(http.StatusServiceUnavailable, "no task queue in this process")
 	}
-	id := c.Param("task_id")
+	id, err := pathParam(c, "task_id")
+	if err != nil {
+		return err
+	}
 	if id == "" || len(id) > maxTaskID || strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
 		return badParam("task_id", "want a task id as a trigger returned it")
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/vigilhq/vigil/pkg/web"
+	"github.com/vigilhq/vigil/pkg/analytics"
 )
 
 // openAPISpec is the base description of the API: the routes pkg/httpapi serves itself and the
@@ -25,12 +26,15 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{IngestsSpec, web.OpenAPI}
+	return [][]byte{analytics.OpenAPI, IngestsSpec, web.OpenAPI}
 }
 
 // spec is the merged document, built once: the inputs are embedded, so the result never
 // changes while the process runs.
 var spec = sync.OnceValues(func() ([]byte, error) { return mergeSpec(openAPISpec, specFragments()...) })
+
+// Spec is the served OpenAPI document: the base merged with every fragment.
+func Spec() ([]byte, error) { return spec() }
 
 func (a *API) openAPI(c echo.Context) error {
 	b, err := spec()
@@ -53,6 +57,7 @@ func mergeSpec(base []byte, frags ...[]byte) ([]byte, error) {
 		if err := json.Unmarshal(raw, &f); err != nil {
 			return nil, fmt.Errorf("openapi fragment %d: %w", i, err)
 		}
+		nullable30(f)
 		if err := mergeInto(doc, "paths", f["paths"], fmt.Sprintf("fragment %d path", i)); err != nil {
 			return nil, err
 		}
@@ -78,6 +83,38 @@ func mergeSpec(base []byte, frags ...[]byte) ([]byte, error) {
 		}
 	}
 	return json.MarshalIndent(doc, "", " ")
+}
+
+// nullable30 rewrites OpenAPI 3.1 nullable types in a fragment ("type": ["string", "null"])
+// as the 3.0 document says them ("type": "string", "nullable": true): the served document is
+// 3.0.3, which every common client generator and validator reads, and a fragment written for
+// 3.1 would otherwise make it invalid.
+func nullable30(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		if ts, ok := x["type"].([]any); ok {
+			var rest []any
+			for _, t := range ts {
+				if t == "null" {
+					x["nullable"] = true
+				} else {
+					rest = append(rest, t)
+				}
+			}
+			if len(rest) == 1 {
+				x["type"] = rest[0]
+			} else {
+				x["type"] = rest
+			}
+		}
+		for _, e := range x {
+			nullable30(e)
+		}
+	case []any:
+		for _, e := range x {
+			nullable30(e)
+		}
+	}
 }
 
 func mergeInto(dst map[string]any, key string, src any, what string) error {

@@ -10,11 +10,12 @@ func TestMergeSpec(t *testing.T) {
 	t.Parallel()
 	base := []byte(`{"openapi":"3.1.0","paths":{"/a":{"get":{}}},"components":{"schemas":{"A":{"type":"object"}}}}`)
 	tests := []struct {
-		name    string
-		frags   []string
-		paths   []string
-		schemas []string
-		err     string
+		name     string
+		frags    []string
+		paths    []string
+		schemas  []string
+		err      string
+		contains string
 	}{
 		{name: "none", paths: []string{"/a"}, schemas: []string{"A"}},
 		{name: "adds paths and schemas", frags: []string{`{"paths":{"/b":{"get":{}}},"components":{"schemas":{"B":{}},"parameters":{"p":{}}}}`},
@@ -23,6 +24,11 @@ func TestMergeSpec(t *testing.T) {
 		{name: "duplicate schema across fragments", frags: []string{`{"components":{"schemas":{"C":{}}}}`, `{"components":{"schemas":{"C":{}}}}`},
 			err: `component schemas "C" is defined twice`},
 		{name: "bad fragment", frags: []string{`{`}, err: "fragment 0"},
+		{name: "3.1 nullable types become 3.0", frags: []string{`{"components":{"schemas":{"N":{"type":"object","properties":{"a":{"type":["string","null"]}}}}}}`},
+			paths: []string{"/a"}, schemas: []string{"A", "N"}, contains: `"a": {
+      "nullable": true,
+      "type": "string"
+     }`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,6 +60,9 @@ func TestMergeSpec(t *testing.T) {
 				if doc.Paths[p] == nil {
 					t.Errorf("path %s missing from %s", p, out)
 				}
+			}
+			if !strings.Contains(string(out), tc.contains) {
+				t.Errorf("merged document lacks %s:\n%s", tc.contains, out)
 			}
 			if len(doc.Paths) != len(tc.paths) || len(doc.Components.Schemas) != len(tc.schemas) {
 				t.Errorf("got %d paths and %d schemas, want %d and %d", len(doc.Paths), len(doc.Components.Schemas), len(tc.paths), len(tc.schemas))

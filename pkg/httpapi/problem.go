@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/store"
 )
@@ -21,6 +22,55 @@ type Problem struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// ProblemTypeBase prefixes every problem type: a tag URI (RFC 4151), the kind of URI RFC 9457
+// (section 3.1.1) suggests for types that are identifiers rather than pages. The kinds are
+// listed in docs/api.md and the Problem schema of /openapi.json; they never change meaning.
+const ProblemTypeBase = "tag:vigilhq.github.io,2026:problem:"
+
+// Problem kinds beyond those of pkg/apiparams (bad-parameter, unknown-parameter,
+// repeated-parameter, unknown-field). A status without a more precise kind has its own
+// (statusKinds).
+const (
+	kindBadRequest   apiparams.Kind = "bad-request"
+	kindLocked       apiparams.Kind = "locked"
+	kindRateLimited  apiparams.Kind = "rate-limited"
+	kindInvalidLogin apiparams.Kind = "invalid-credentials"
+)
+
+// statusKinds is the kind of a problem by its status, when nothing more precise is known.
+var statusKinds = map[int]apiparams.Kind{
+	http.StatusBadRequest:            kindBadRequest,
+	http.StatusUnauthorized:          "unauthenticated",
+	http.StatusForbidden:             "forbidden",
+	http.StatusNotFound:              "not-found",
+	http.StatusMethodNotAllowed:      "method-not-allowed",
+	http.StatusConflict:              "conflict",
+	http.StatusRequestEntityTooLarge: "too-large",
+	http.StatusUnsupportedMediaType:  "unsupported-media-type",
+	http.StatusUnprocessableEntity:   "invalid-settings",
+	http.StatusTooManyRequests:       kindRateLimited,
+	http.StatusInternalServerError:   "internal",
+	http.StatusServiceUnavailable:    "unavailable",
+}
+
+// ProblemKinds lists every kind a problem may have, for the documentation test.
+func ProblemKinds() []string {
+	kinds := []string{string(apiparams.KindBadParameter), string(apiparams.KindUnknownParameter),
+		string(apiparams.KindRepeatedParameter), string(apiparams.KindUnknownField), string(kindLocked), string(kindInvalidLogin)}
+	for _, k := range statusKinds {
+		kinds = append(kinds, string(k))
+	}
+	return kinds
+}
+
+// problemType is the type URI of a kind ("" for about:blank).
+func problemType(k apiparams.Kind) string {
+	if k == "" {
+		return "about:blank"
+	}
+	return ProblemTypeBase + string(k)
+}
+
 // problem builds an error the error handler renders as application/problem+json.
 func problem(status int, format string, args ...any) error {
 	return echo.NewHTTPError(status, fmt.Sprintf(format, args...))
@@ -28,7 +78,7 @@ func problem(status int, format string, args ...any) error {
 
 // badParam is the 400 for a query parameter; the detail names it (DESIGN.md).
 func badParam(name, format string, args ...any) error {
-	return problem(http.StatusBadRequest, "parameter %s: %s", name, fmt.Sprintf(format, args...))
+	return apiparams.BadParam(name, format, args...)
 }
 
 // errorHandler maps every error to a problem document in one place.
@@ -37,29 +87,30 @@ func (a *API) errorHandler(err error, c echo.Context) {
 		return
 	}
 	status, detail := http.StatusInternalServerError, "internal error"
+	var kind apiparams.Kind
 	var he *echo.HTTPError
 	var invalid *auth.InvalidError
 	var locked *auth.LockedError
 	switch {
 	case errors.As(err, &he):
 		status = he.Code
-		if m, ok := he.Message.(string); ok {
+		if m, ok := he.Message.(string); ok && m != http.StatusText(status) {
 			detail = m
 		} else {
-			detail = http.StatusText(status)
+			detail = routerDetail(c, status)
 		}
-		if he.Internal != nil {
+		if !errors.As(he.Internal, &kind) && he.Internal != nil {
 			a.log.Debug("http error", "status", status, "err", he.Internal)
 		}
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, auth.ErrNotFound):
 		status, detail = http.StatusNotFound, err.Error()
 	case errors.As(err, &invalid):
-		status, detail = http.StatusBadRequest, "parameter "+invalid.Error()
+		status, detail, kind = http.StatusBadRequest, "parameter "+invalid.Error(), apiparams.KindBadParameter
 	case errors.As(err, &locked):
 		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.FormatInt(int64((locked.RetryAfter+time.Second-1)/time.Second), 10))
-		status, detail = http.StatusTooManyRequests, locked.Error()
+		status, detail, kind = http.StatusTooManyRequests, locked.Error(), kindLocked
 	case errors.Is(err, auth.ErrInvalidCredentials):
-		status, detail = http.StatusUnauthorized, auth.ErrInvalidCredentials.Error()
+		status, detail, kind = http.StatusUnauthorized, auth.ErrInvalidCredentials.Error(), kindInvalidLogin
 	case errors.Is(err, auth.ErrUnauthenticated):
 		status, detail = http.StatusUnauthorized, "invalid, expired or revoked token"
 	case errors.Is(err, auth.ErrForbidden):
@@ -73,7 +124,10 @@ func (a *API) errorHandler(err error, c echo.Context) {
 	default:
 		a.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}
-	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
+	if kind == "" {
+		kind = statusKinds[status]
+	}
+	p := Problem{Type: problemType(kind), Title: http.StatusText(status), Status: status, Detail: detail}
 	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
 	if c.Request().Method == http.MethodHead {
 		c.Response().WriteHeader(status)
@@ -82,4 +136,20 @@ func (a *API) errorHandler(err error, c echo.Context) {
 	if err := c.JSON(status, p); err != nil {
 		a.log.Error("write problem", "err", err)
 	}
+}
+
+// routerDetail says more than the title for the errors echo raises itself (no route, a
+// method the route does not take) and any other bare status.
+func routerDetail(c echo.Context, status int) string {
+	req := c.Request()
+	switch status {
+	case http.StatusNotFound:
+		return fmt.Sprintf("no route for %s %s", req.Method, req.URL.Path)
+	case http.StatusMethodNotAllowed:
+		if allow := c.Response().Header().Get(echo.HeaderAllow); allow != "" {
+			return fmt.Sprintf("%s %s is not served; the methods allowed are %s", req.Method, req.URL.Path, allow)
+		}
+		return fmt.Sprintf("%s %s is not served", req.Method, req.URL.Path)
+	}
+	return http.StatusText(status)
 }

@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,7 +82,10 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		if err := privateDatabase(path); err != nil {
 			return nil, err
 		}
-		s.db, err = gorm.Open(sqlite.Open(sqliteDSN(path)), gcfg)
+		var sqlDB *sql.DB
+		if sqlDB, err = openSQLite(sqliteDSN(path)); err == nil {
+			s.db, err = gorm.Open(sqlite.Dialector{Conn: sqlDB}, gcfg)
+		}
 		s.async = s.db
 	default:
 		return nil, fmt.Errorf("store: unsupported database URL scheme in %q", redact(dsn))
@@ -129,9 +133,10 @@ func withParam(dsn, key, value string) string {
 }
 
 // sqliteDSN sets what every connection needs: WAL so readers and the writer coexist, a busy
-// timeout so a second process waits instead of failing, immediate transactions so a writer
-// takes its lock at BEGIN (a deferred one that upgrades later can fail with SQLITE_BUSY no
-// timeout helps), foreign keys on, and a sortable time format.
+// timeout so a second process waits instead of failing, foreign keys on, and a sortable time
+// format. Write transactions begin IMMEDIATE (a deferred one that upgrades later can fail with
+// SQLITE_BUSY no timeout helps): the driver ignores _txlock next to _time_format, so
+// openSQLite does it (sqlitetx.go); _txlock stays for a driver that honours it.
 func sqliteDSN(path string) string {
 	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
