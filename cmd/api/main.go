@@ -18,7 +18,7 @@ import (
 const usage = `usage:
   api                  serve the API (and, with nothing configured, the whole platform)
   api migrate          apply database migrations
-  api import PATH...   import report files and folders (recursive)
+  api import PATH...   import report files and folders (recursive); api import --help for flags
   api healthcheck      exit 0 when the local api answers /health
   api admin create EMAIL          create an admin (password: VIGIL_ADMIN_PASSWORD or generated)
   api admin reset-password EMAIL  set a user's password the same way; revokes their sessions`
@@ -46,9 +46,8 @@ func main() {
 		err = app.Migrate(ctx, cfg, log, os.Stdout)
 	case cmd == "admin" && len(args) == 2:
 		err = app.Admin(ctx, cfg, log, args[0], args[1], os.Stdout)
-	case cmd == "import" && len(args) > 0:
-		// The summary (printed by Import) lists failed files; they do not fail the command.
-		_, err = app.Import(ctx, cfg, log, args, os.Stderr, os.Stdout)
+	case cmd == "import":
+		os.Exit(app.ImportCommand(ctx, cfg, log, args, os.Stderr, os.Stdout, os.Stderr))
 	default:
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)

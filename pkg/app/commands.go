@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -105,9 +107,68 @@ func Import(ctx context.Context, cfg config.Config, log *slog.Logger, paths []st
 	// so the database's round trips overlap (2 on 2 cores only just made 2,000 reports/s).
 	im := &importer.Importer{Ingest: a.Ingest, Store: a.Store, Inline: inline, Concurrency: cfg.WorkerConcurrency,
 		MaxFile: cfg.Limits.FileBytes, Progress: progress}
+	if progress != nil {
+		// One line per file would scroll the bar away; the summary names every failed file.
+		a.Ingest.LogFilesAt(slog.LevelDebug)
+	}
 	sum, err := im.Run(ctx, paths)
 	sum.Print(out)
 	return sum, err
+}
+
+// Exit codes of `api import` (docs/operations.md): scripts tell a clean import from one that
+// left files failed or unfinished without parsing the summary.
+const (
+	ExitOK       = 0 // every file processed, or a duplicate of a processed one
+	ExitError    = 1 // the import could not run or stopped (database down, interrupted)
+	ExitUsage    = 2 // bad command line
+	ExitFailures = 3 // some files failed or are unfinished (see the summary); --accept-failures turns this into 0
+)
+
+const importUsage = `usage: api import [--accept-failures] [--no-progress] PATH...
+
+Imports report files and folders (recursive; hidden files skipped) through the pipeline:
+inline without VIGIL_REDIS_URL, else through the queue (waiting for the workers). Prints a
+summary; exit status 0 when every file was processed or is a duplicate of a processed one,
+3 when any failed or is unfinished (stored, processed later), 1 when the import stopped,
+2 for a bad command line.
+
+flags:`
+
+// ImportCommand runs `api import` with its command line and returns the exit status. The
+// progress bar goes to progress (nil or --no-progress: none), the summary to out.
+func ImportCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args []string, progress, out, errOut io.Writer) int {
+	fs := flag.NewFlagSet("api import", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	accept := fs.Bool("accept-failures", false, "exit 0 even when files failed (they are still listed)")
+	quiet := fs.Bool("no-progress", false, "no progress bar")
+	fs.Usage = func() {
+		fmt.Fprintln(errOut, importUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(errOut, "api import: no PATH given")
+		fs.Usage()
+		return ExitUsage
+	}
+	if *quiet {
+		progress = nil
+	}
+	sum, err := Import(ctx, cfg, log, fs.Args(), progress, out)
+	switch {
+	case err != nil:
+		log.Error("import stopped", "err", err)
+		return ExitError
+	case !sum.OK() && !*accept:
+		return ExitFailures
+	}
+	return ExitOK
 }
 
 // Healthcheck asks this host's api for /health; container images have no curl.

@@ -321,7 +321,7 @@ func (s *Service) finishRuns(ctx context.Context, runs []*fileRun, out []Process
 				s.log.Warn("after-store hook failed; the rollup catch-up will cover it", "ingest_id", r.id, "err", err)
 			}
 		}
-		s.log.Info("file processed", "ingest_id", r.id, "file", r.filename, "status", status, "reports", r.o.stored, "duplicates", r.o.dups, "problems", len(r.o.problems))
+		s.log.Log(ctx, s.fileLevel, "file processed", "ingest_id", r.id, "file", r.filename, "status", status, "reports", r.o.stored, "duplicates", r.o.dups, "problems", len(r.o.problems))
 		p.Status, p.Reason, p.Reports = status, reason, r.o.stored+r.o.dups
 		if status == store.StatusFailed {
 			p.Err = fmt.Errorf("ingest %d: %s: %w", r.id, reason, ErrPermanent)
