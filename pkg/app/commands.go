@@ -37,16 +37,21 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.runHTTP(ctx) })
+	if !a.Embedded() {
+		// A file stored by an api killed before it could enqueue it has no task: enqueue every
+		// pending file now (workers do the same when they start, and the embedded worker too).
+		go func() {
+			if n, err := a.Ingest.RequeuePending(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("start-up re-enqueue of pending files failed; the workers and the sweep will", "err", err)
+			} else if n > 0 {
+				log.Info("pending files enqueued again at start-up", "files", n)
+			}
+		}()
+	}
 	if a.Embedded() {
 		log.Info("embedded mode: api, worker and scheduler in one process on SQLite and an in-process Redis; "+
 			"set VIGIL_DATABASE_URL and VIGIL_REDIS_URL to run on PostgreSQL and Redis",
 			"database", strings.TrimPrefix(DatabaseURL(cfg), "sqlite://"))
-		// The in-process Redis starts empty: files left pending by the last run are re-enqueued now.
-		if n, err := a.Ingest.Sweep(ctx, 0); err != nil {
-			log.Warn("start-up sweep failed", "err", err)
-		} else if n > 0 {
-			log.Info("re-enqueued files left pending by the previous run", "count", n)
-		}
 		g.Go(func() error { return a.runWorker(ctx) })
 		g.Go(func() error { return a.runScheduler(ctx) })
 	}

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -53,6 +54,9 @@ type Service struct {
 	now       func() time.Time
 	onNew     func(ctx context.Context, ingestID int64) error
 	fileLevel slog.Level // of the one line per processed file
+	// outage is set when a task met the database or Redis unreachable; Watch recovers once
+	// they answer again.
+	outage atomic.Bool
 }
 
 // LogFilesAt sets the level of the line logged for each processed file (Info by default):

@@ -443,7 +443,16 @@ func (s *Service) HandleParse(ctx context.Context, t *asynq.Task) error {
 	}
 	err := s.Process(ctx, p.IngestID)
 	if errors.Is(err, ErrPermanent) {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	} else if err != nil {
+		s.NoteOutage(err)
+		return err
+	}
+	// The outcome was committed asynchronously: make it durable before the task completes,
+	// or a database crash could put the file back to pending with nothing queued to retry it.
+	if derr := s.store.Durable(ctx); derr != nil {
+		s.NoteOutage(derr)
+		return fmt.Errorf("ingest %d: %w", p.IngestID, derr)
 	}
 	return err
 }
