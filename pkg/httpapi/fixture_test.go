@@ -22,6 +22,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
 	"github.com/vigilhq/vigil/pkg/unwrap"
 )
@@ -58,6 +59,7 @@ type fixtureOptions struct {
 	proxies    []netip.Prefix
 	origins    []string
 	monitoring http.Handler
+	store      *store.Store // nil: a fresh one of the backend
 }
 
 var roleEmails = map[auth.Role]string{auth.Viewer: "viewer@example.com", auth.Analyst: "analyst@example.com", auth.Admin: "admin@example.com"}
@@ -72,7 +74,10 @@ func newAuthFixture(t *testing.T, b testenv.Backend, o fixtureOptions) fixture {
 	if o.rates == nil {
 		o.rates = httpapi.Rates{httpapi.RateAPI: {N: 10000, Per: time.Minute}, httpapi.RateUpload: {N: 10000, Per: time.Minute}, httpapi.RateAuth: {N: 10000, Per: time.Minute}}
 	}
-	st := b.Store(t)
+	st := o.store
+	if st == nil {
+		st = b.Store(t)
+	}
 	rdb := testRedis(t, b)
 	lim := ratelimit.New(rdb, fmt.Sprintf("test:%s:%d:", t.Name(), fixtureSeq.Add(1)))
 	throttle := auth.NewThrottle(lim, auth.ThrottleConfig{
