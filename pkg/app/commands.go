@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -162,7 +163,7 @@ func ImportCommand(ctx context.Context, cfg config.Config, log *slog.Logger, arg
 		fs.Usage()
 		return ExitUsage
 	}
-	if *quiet {
+	if *quiet || !terminal(progress) {
 		progress = nil
 	}
 	sum, err := Import(ctx, cfg, log, fs.Args(), progress, out)
@@ -174,6 +175,17 @@ func ImportCommand(ctx context.Context, cfg config.Config, log *slog.Logger, arg
 		return ExitFailures
 	}
 	return ExitOK
+}
+
+// terminal says whether w is a terminal: a bar redrawn ten times a second is for a person,
+// not for a log file or a pipe.
+func terminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return w != nil
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
 // Healthcheck asks this host's api for /health; container images have no curl.

@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/vigilhq/vigil/pkg/dmarc"
+	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/testenv"
+	"github.com/vigilhq/vigil/pkg/unwrap"
+)
+
+// Fault tests: the built binaries, killed with SIGKILL as an outside fault-injection run
+// does. Redis databases 38–39 of testenv's list.
+const (
+	redisDBWorkerKill = 38
+	redisDBStartup    = 39
+)
+
+var bins struct {
+	dir string
+	err error
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vigil-fault-")
+	if err == nil {
+		for _, b := range []string{"api", "worker"} {
+			out, berr := exec.Command("go", "build", "-o", filepath.Join(dir, b), "../"+b).CombinedOutput()
+			if berr != nil {
+				err = fmt.Errorf("build %s: %v\n%s", b, berr, out)
+				break
+			}
+		}
+	}
+	bins.dir, bins.err = dir, err
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func binary(t *testing.T, name string) string {
+	t.Helper()
+	if bins.err != nil {
+		t.Fatal(bins.err)
+	}
+	return filepath.Join(bins.dir, name)
+}
+
+func reportXML(id string) []byte {
+	return []byte(fmt.Sprintf(`<?xml version="1.0"?><feedback><report_metadata><org_name>fault.example</org_name>`+
+		`<email>d@fault.example</email><report_id>%s</report_id><date_range><begin>1704067200</begin><end>1704153599</end>`+
+		`</date_range></report_metadata><policy_published><domain>example.com</domain><p>none</p></policy_published>`+
+		`<record><row><source_ip>192.0.2.9</source_ip><count>4</count><policy_evaluated><disposition>none</disposition>`+
+		`<dkim>pass</dkim><spf>fail</spf></policy_evaluated></row><identifiers><header_from>example.com</header_from>`+
+		`</identifiers><auth_results><spf><domain>example.com</domain><result>fail</result></spf></auth_results></record></feedback>`, id))
+}
+
+func writeReports(t *testing.T, dir string, n int) {
+	t.Helper()
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("r%05d.xml", i)), reportXML(fmt.Sprintf("%s-%d", t.Name(), i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// env is the environment of a subprocess: the test's own PATH and HOME, plus vars.
+func env(vars map[string]string) []string {
+	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "VIGIL_LOG_LEVEL=warn"}
+	for k, v := range vars {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func count(t *testing.T, st *store.Store, where string) int {
+	t.Helper()
+	var n int64
+	// The subprocess may hold SQLite's write lock; reads never wait for it in WAL mode.
+	if err := st.DB().Raw("SELECT count(*) FROM " + where).Scan(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return int(n)
+}
+
+var summaryRE = regexp.MustCompile(`(\d+) files: (\d+) processed \((\d+) reports\), (\d+) duplicate, (\d+) failed`)
+
+// `api import` killed with SIGKILL half-way, then run again: the rerun processes what the
+// first left pending, counts it processed, and exits 0 only because every file is processed
+// or a duplicate of a processed one (issue 20, 1).
+func TestImportKilledThenRerun(t *testing.T) {
+	t.Parallel()
+	files := t.TempDir()
+	const n = 3000
+	writeReports(t, files, n)
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		ctx := context.Background()
+		dbURL := b.DatabaseURL(t)
+		st, err := store.Open(ctx, dbURL, testenv.Logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if _, err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		vars := map[string]string{"VIGIL_DATA_DIR": t.TempDir(), "VIGIL_DATABASE_URL": dbURL}
+		first := exec.Command(binary(t, "api"), "import", "--no-progress", files)
+		first.Env = env(vars)
+		if err := first.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		// Killed when files are stored and not parsed yet, as with the 96 files of the issue.
+		for count(t, st, "ingests WHERE status = 'processed'") < 100 || count(t, st, "ingests WHERE status = 'pending'") == 0 {
+			if time.Now().After(deadline) {
+				first.Process.Kill()
+				t.Fatal("first import never had 100 files processed and others pending in 2 minutes")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		first.Process.Signal(syscall.SIGKILL)
+		first.Wait()
+		done, pending := count(t, st, "ingests WHERE status = 'processed'"), count(t, st, "ingests WHERE status = 'pending'")
+		t.Logf("killed the first import: %d files processed, %d stored and pending", done, pending)
+		if pending == 0 {
+			t.Fatal("no file left pending by the kill; nothing to test")
+		}
+
+		rerun := exec.Command(binary(t, "api"), "import", "--no-progress", files)
+		rerun.Env = env(vars)
+		var stdout, stderr bytes.Buffer
+		rerun.Stdout, rerun.Stderr = &stdout, &stderr
+		start := time.Now()
+		if err := rerun.Run(); err != nil {
+			t.Fatalf("rerun: %v\n%s\n%s", err, stdout.String(), stderr.String())
+		}
+		t.Logf("rerun took %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(stdout.String()))
+		m := summaryRE.FindStringSubmatch(stdout.String())
+		if m == nil {
+			t.Fatalf("no summary in %q", stdout.String())
+		}
+		want := []int{n, n - done, n - done, done, 0}
+		for i, w := range want {
+			if got, _ := strconv.Atoi(m[i+1]); got != w {
+				t.Errorf("summary %q: field %d is %d, want %d (files, processed, reports, duplicate, failed)", m[0], i+1, got, w)
+			}
+		}
+		if p := count(t, st, "ingests WHERE status <> 'processed'"); p != 0 {
+			t.Errorf("%d files not processed after the rerun", p)
+		}
+		if r := count(t, st, "reports"); r != n {
+			t.Errorf("%d reports stored, want %d", r, n)
+		}
+	})
+}
+
+// Exit codes: 3 when a file failed (0 with --accept-failures), 2 for a bad command line,
+// 0 and the usage for --help (issue 19).
+func TestImportExitCodes(t *testing.T) {
+	t.Parallel()
+	files := t.TempDir()
+	writeReports(t, files, 3)
+	if err := os.WriteFile(filepath.Join(files, "junk.txt"), []byte("not a report"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"a file failed", []string{"import", "--no-progress", files}, 3, "junk.txt: "},
+		{"failures accepted", []string{"import", "--no-progress", "--accept-failures", files}, 0, "1 failed"},
+		{"help", []string{"import", "--help"}, 0, "usage: api import"},
+		{"unknown flag", []string{"import", "--frobnicate", files}, 2, "flag provided but not defined"},
+		{"no path", []string{"import"}, 2, "no PATH given"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(binary(t, "api"), c.args...)
+			cmd.Env = env(map[string]string{"VIGIL_DATA_DIR": t.TempDir()})
+			out, _ := cmd.CombinedOutput()
+			if code := cmd.ProcessState.ExitCode(); code != c.code || !strings.Contains(string(out), c.out) {
+				t.Errorf("api %s: exit %d, want %d; output should contain %q:\n%s", strings.Join(c.args, " "), code, c.code, c.out, out)
+			}
+		})
+	}
+}
+
+// A file stored but never queued (an api killed between the two, or Redis restarted empty) is
+// processed seconds after a worker starts: the worker's recovery enqueues every pending file
+// at start-up (issue 20, 3). Embedded: `api` serves on the SQLite file with its in-process
+// Redis; with real servers: `worker`, with its Redis database flushed besides.
+func TestStrandedFilesAtStartUp(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		ctx := context.Background()
+		dbURL := b.DatabaseURL(t)
+		st, err := store.Open(ctx, dbURL, testenv.Logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if _, err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		const n = 200
+		stranded := ingest.New(st, nil, nil, ingest.Limits{FileBytes: 1 << 20, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}, testenv.Logger())
+		var batch []ingest.File
+		for i := range n {
+			batch = append(batch, ingest.File{Name: "r.xml", Source: "upload", Data: reportXML(fmt.Sprintf("%s-%d", t.Name(), i))})
+		}
+		for start := 0; start < n; start += ingest.BatchFiles {
+			if _, err := stranded.AcceptBatch(ctx, batch[start:min(start+ingest.BatchFiles, n)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		vars := map[string]string{"VIGIL_DATA_DIR": t.TempDir(), "VIGIL_DATABASE_URL": dbURL, "VIGIL_HTTP_ADDR": "127.0.0.1:0"}
+		bin := "api"
+		if b.Real() {
+			bin, vars["VIGIL_REDIS_URL"] = "worker", b.RedisURL(t, redisDBStartup)
+		}
+		startProc(t, binary(t, bin), vars)
+		took := waitProcessed(t, st, n, 60*time.Second)
+		t.Logf("%d stranded files processed %v after %s started", n, took.Round(time.Millisecond), bin)
+	})
+}
+
+// A worker killed with SIGKILL while parsing: its orphaned tasks are enqueued again by the
+// other worker's recovery as soon as their lease expires (30 s at most), instead of asynq's
+// lease recovery plus retry delay (80–104 s measured before). Real servers only: two worker
+// processes need a shared Redis (issue 20, 5).
+func TestWorkerKilled(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		if !b.Real() {
+			t.Log("the embedded default runs one process with its own Redis: no second worker to take over; covered on the real servers")
+			return
+		}
+		t.Parallel()
+		ctx := context.Background()
+		dbURL := b.DatabaseURL(t)
+		st, err := store.Open(ctx, dbURL, testenv.Logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if _, err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		redisURL := b.RedisURL(t, redisDBWorkerKill)
+		opt, err := asynq.ParseRedisURI(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := asynq.NewClient(opt)
+		defer client.Close()
+		insp := asynq.NewInspector(opt)
+		defer insp.Close()
+		svc := ingest.New(st, client, insp, ingest.Limits{FileBytes: 1 << 20, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}, testenv.Logger())
+		const n = 1000
+		var batch []ingest.File
+		for i := range n {
+			batch = append(batch, ingest.File{Name: "r.xml", Source: "upload", Data: reportXML(fmt.Sprintf("%s-%d", t.Name(), i))})
+		}
+		for start := 0; start < n; start += ingest.BatchFiles {
+			if _, err := svc.AcceptBatch(ctx, batch[start:min(start+ingest.BatchFiles, n)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		vars := map[string]string{"VIGIL_DATA_DIR": t.TempDir(), "VIGIL_DATABASE_URL": dbURL, "VIGIL_REDIS_URL": redisURL, "VIGIL_WORKER_CONCURRENCY": "8"}
+		victim := startProc(t, binary(t, "worker"), vars)
+		deadline := time.Now().Add(2 * time.Minute)
+		for count(t, st, "ingests WHERE status = 'processed'") < 300 {
+			if time.Now().After(deadline) {
+				t.Fatal("the worker processed fewer than 300 files in 2 minutes")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		victim.Process.Signal(syscall.SIGKILL)
+		victim.Wait()
+		killed := time.Now()
+		active, err := insp.ListActiveTasks("ingest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cut []int64
+		for _, a := range active {
+			var p struct {
+				IngestID int64 `json:"ingest_id"`
+			}
+			if err := json.Unmarshal(a.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			cut = append(cut, p.IngestID)
+		}
+		t.Logf("killed a worker with %d tasks active (files %v), %d files processed", len(cut), cut, count(t, st, "ingests WHERE status = 'processed'"))
+		startProc(t, binary(t, "worker"), vars)
+		if len(cut) > 0 {
+			where := fmt.Sprintf("ingests WHERE status = 'processed' AND id IN (%s)", strings.Trim(strings.Join(strings.Fields(fmt.Sprint(cut)), ","), "[]"))
+			for count(t, st, where) < len(cut) {
+				if time.Since(killed) > 90*time.Second {
+					t.Fatalf("the files cut off by the kill are not processed 90 s later")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			took := time.Since(killed)
+			t.Logf("the files cut off by the kill were processed %v after it", took.Round(time.Millisecond))
+			if took > 60*time.Second {
+				t.Errorf("files cut off by a killed worker processed %v later, want within 60 s", took)
+			}
+		}
+		took := waitProcessed(t, st, n, 3*time.Minute)
+		_ = took
+		t.Logf("every file processed %v after the kill (the backlog included)", time.Since(killed).Round(time.Millisecond))
+	})
+}
+
+func startProc(t *testing.T, bin string, vars map[string]string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = env(vars)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", filepath.Base(bin), stderr.String())
+		}
+	})
+	return cmd
+}
+
+// waitProcessed waits until n files are processed and says how long it took.
+func waitProcessed(t *testing.T, st *store.Store, n int, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		done := count(t, st, "ingests WHERE status = 'processed'")
+		if done == n {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("%d of %d files processed after %v", done, n, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
