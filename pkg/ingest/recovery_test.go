@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -43,6 +44,25 @@ type watchBundle struct {
 	whys  []string
 	ids   []int64
 	label string
+	// redisFailures counts the watch's Redis commands that failed.
+	redisFailures atomic.Int64
+}
+
+// failures is a go-redis hook counting failed commands.
+type failures struct{ n *atomic.Int64 }
+
+func (f failures) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f failures) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err != nil && err != redis.Nil {
+			f.n.Add(1)
+		}
+		return err
+	}
+}
+func (f failures) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 func (w *watchBundle) recovered(_ context.Context, why string) {
@@ -103,6 +123,7 @@ func startWatch(t *testing.T, b testenv.Backend, st *store.Store, opt asynq.Redi
 	rc := redis.NewClient(&redis.Options{Addr: redisAddr, Password: opt.Password, DB: opt.DB, MaxRetries: -1})
 	raw := redis.NewClient(&redis.Options{Addr: opt.Addr, Password: opt.Password, DB: opt.DB})
 	w := &watchBundle{insp: insp, raw: raw}
+	rc.AddHook(failures{&w.redisFailures})
 	w.st = st
 	w.svc = ingest.New(st, client, asynq.NewInspector(via), limits(), testenv.Logger())
 	var files []ingest.File
@@ -156,10 +177,9 @@ func TestWatchRedis(t *testing.T) {
 		t.Logf("files queued again %v after the flush", took.Round(time.Millisecond))
 
 		// Redis down, and back without its data.
+		before := w.redisFailures.Load()
 		proxy.Cut()
-		// Long enough for a check to fail (one may be busy for a second with its client's
-		// retries).
-		time.Sleep(2 * time.Second)
+		waitFor(t, "a check to find Redis down", func() bool { return w.redisFailures.Load() > before })
 		if err := w.raw.FlushDB(context.Background()).Err(); err != nil {
 			t.Fatal(err)
 		}
