@@ -60,6 +60,24 @@ func NewReportParseTask(ingestID int64) (*asynq.Task, error) {
 	), nil
 }
 
+// NewReportParseRescueTask parses a file whose task was orphaned by a worker that died: a
+// second task for the same file, keyed to the file's attempt count, so that it starts at
+// once instead of after asynq's lease recovery and retry delay (over a minute); the orphan,
+// retried later, finds the file finished.
+func NewReportParseRescueTask(ingestID int64, attempt int) (*asynq.Task, error) {
+	t, err := NewReportParseTask(ingestID)
+	if err != nil {
+		return nil, err
+	}
+	return asynq.NewTask(TypeReportParse, t.Payload(),
+		asynq.Queue(QueueIngest),
+		asynq.TaskID(fmt.Sprintf("%s:rescue:%d", ReportParseTaskID(ingestID), attempt)),
+		asynq.MaxRetry(12),
+		asynq.Timeout(15*time.Minute),
+		asynq.Retention(time.Hour),
+	), nil
+}
+
 // IngestSweepPayload is the period the sweep belongs to; it only keys the TaskID.
 type IngestSweepPayload struct {
 	Period time.Time `json:"period"`

@@ -16,7 +16,7 @@ import (
 const usage = `usage:
   api                  serve the API (and, with nothing configured, the whole platform)
   api migrate          apply database migrations
-  api import PATH...   import report files and folders (recursive)
+  api import PATH...   import report files and folders (recursive); api import --help for flags
   api healthcheck      exit 0 when the local api answers /health
   api admin create EMAIL          create an admin (password: VIGIL_ADMIN_PASSWORD or generated)
   api admin reset-password EMAIL  set a user's password the same way; revokes their sessions
@@ -52,8 +52,7 @@ func main() {
 	case "admin create", "admin reset-password":
 		err = app.Admin(ctx, cfg, log, cmd[len("admin "):], args[0], os.Stdout)
 	case "import":
-		// The summary (printed by Import) lists failed files; they do not fail the command.
-		_, err = app.Import(ctx, cfg, log, args, os.Stderr, os.Stdout)
+		os.Exit(app.ImportCommand(ctx, cfg, log, args, os.Stderr, os.Stdout, os.Stderr))
 	}
 	if err != nil {
 		log.Error("vigil stopped", "err", err)

@@ -2,11 +2,14 @@ package app
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -48,16 +51,21 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	log.Info("vigil api listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(cfg.HTTPAddr), "monitoring", "http://"+displayAddr(cfg.HTTPAddr)+"/monitoring")
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.runHTTP(ctx, ln) })
+	if !a.Embedded() {
+		// A file stored by an api killed before it could enqueue it has no task: enqueue every
+		// pending file now (workers do the same when they start, and the embedded worker too).
+		go func() {
+			if n, err := a.Ingest.RequeuePending(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("start-up re-enqueue of pending files failed; the workers and the sweep will", "err", err)
+			} else if n > 0 {
+				log.Info("pending files enqueued again at start-up", "files", n)
+			}
+		}()
+	}
 	if a.Embedded() {
 		log.Info("embedded mode: api, worker and scheduler in one process on SQLite and an in-process Redis; "+
 			"set VIGIL_DATABASE_URL and VIGIL_REDIS_URL to run on PostgreSQL and Redis",
 			"database", strings.TrimPrefix(DatabaseURL(cfg), "sqlite://"))
-		// The in-process Redis starts empty: files left pending by the last run are re-enqueued now.
-		if n, err := a.Ingest.Sweep(ctx, 0); err != nil && ctx.Err() == nil {
-			log.Warn("start-up sweep failed", "err", err)
-		} else if n > 0 {
-			log.Info("re-enqueued files left pending by the previous run", "count", n)
-		}
 		g.Go(func() error { return a.runWorker(ctx) })
 		g.Go(func() error { return a.runScheduler(ctx) })
 	}
@@ -117,9 +125,79 @@ func Import(ctx context.Context, cfg config.Config, log *slog.Logger, paths []st
 	// so the database's round trips overlap (2 on 2 cores only just made 2,000 reports/s).
 	im := &importer.Importer{Ingest: a.Ingest, Store: a.Store, Inline: inline, Concurrency: cfg.WorkerConcurrency,
 		MaxFile: cfg.Limits.FileBytes, Progress: progress}
+	if progress != nil {
+		// One line per file would scroll the bar away; the summary names every failed file.
+		a.Ingest.LogFilesAt(slog.LevelDebug)
+	}
 	sum, err := im.Run(ctx, paths)
 	sum.Print(out)
 	return sum, err
+}
+
+// Exit codes of `api import` (docs/operations.md): scripts tell a clean import from one that
+// left files failed or unfinished without parsing the summary.
+const (
+	ExitOK       = 0 // every file processed, or a duplicate of a processed one
+	ExitError    = 1 // the import could not run or stopped (database down, interrupted)
+	ExitUsage    = 2 // bad command line
+	ExitFailures = 3 // some files failed or are unfinished (see the summary); --accept-failures turns this into 0
+)
+
+const importUsage = `usage: api import [--accept-failures] [--no-progress] PATH...
+
+Imports report files and folders (recursive; hidden files skipped) through the pipeline:
+inline without VIGIL_REDIS_URL, else through the queue (waiting for the workers). Prints a
+summary; exit status 0 when every file was processed or is a duplicate of a processed one,
+3 when any failed or is unfinished (stored, processed later), 1 when the import stopped,
+2 for a bad command line.
+
+flags:`
+
+// ImportCommand runs `api import` with its command line and returns the exit status. The
+// progress bar goes to progress (nil or --no-progress: none), the summary to out.
+func ImportCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args []string, progress, out, errOut io.Writer) int {
+	fs := flag.NewFlagSet("api import", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	accept := fs.Bool("accept-failures", false, "exit 0 even when files failed (they are still listed)")
+	quiet := fs.Bool("no-progress", false, "no progress bar")
+	fs.Usage = func() {
+		fmt.Fprintln(errOut, importUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(errOut, "api import: no PATH given")
+		fs.Usage()
+		return ExitUsage
+	}
+	if *quiet || !terminal(progress) {
+		progress = nil
+	}
+	sum, err := Import(ctx, cfg, log, fs.Args(), progress, out)
+	switch {
+	case err != nil:
+		log.Error("import stopped", "err", err)
+		return ExitError
+	case !sum.OK() && !*accept:
+		return ExitFailures
+	}
+	return ExitOK
+}
+
+// terminal says whether w is a terminal: a bar redrawn ten times a second is for a person,
+// not for a log file or a pipe.
+func terminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return w != nil
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
 // Healthcheck asks this host's api for /health; container images have no curl.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/httpapi"
+	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/logging"
 	"github.com/vigilhq/vigil/pkg/schedule"
 	"github.com/vigilhq/vigil/pkg/web"
@@ -40,10 +41,11 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 		// A file rejected for its content completes its task (the outcome is on the ingest);
 		// what still returns SkipRetry (an undecodable payload, a mailbox refused for good) is
 		// archived by asynq, and no SkipRetry error is retried as a failure meanwhile.
-		IsFailure: func(err error) bool { return !errors.Is(err, asynq.SkipRetry) },
+		IsFailure:      func(err error) bool { return !errors.Is(err, asynq.SkipRetry) },
+		RetryDelayFunc: retryDelay,
 	})
 	mux := asynq.NewServeMux()
-	mux.Use(taskLog(log))
+	mux.Use(taskLog(log), a.durableTasks)
 	mux.HandleFunc(tasks.TypeReportParse, a.Ingest.HandleParse)
 	mux.HandleFunc(tasks.TypeIngestSweep, a.Ingest.HandleSweep(a.Cfg.SweepGrace))
 	mux.HandleFunc(tasks.TypeIngestRequeue, a.Ingest.HandleRequeue)
@@ -53,6 +55,37 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeRollupCatchUp, a.Rollup.HandleCatchUp)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
+}
+
+// retryDelay retries soon what is likely to work soon. A task whose worker died (its lease
+// expired) is retried after a second: the handlers are idempotent and the worker, not the
+// task, was the problem. A parse task that met the database or Redis down is retried after
+// 5, 10 and 20 s before asynq's backoff (15 s + n⁴ + jitter) takes over, so files uploaded
+// during a short outage are processed seconds after it ends (the recovery watch re-enqueues
+// them too once it sees the outage end).
+func retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if errors.Is(err, asynq.ErrLeaseExpired) {
+		return time.Second
+	}
+	if t.Type() == tasks.TypeReportParse && n < 3 {
+		return time.Duration(5<<n) * time.Second
+	}
+	return asynq.DefaultRetryDelayFunc(n, err, t)
+}
+
+// durableTasks makes what a rollup:apply task wrote durable before it completes (report:parse
+// does so itself), and tells the recovery watch when a task met the database or Redis down.
+func (a *App) durableTasks(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		err := next.ProcessTask(ctx, t)
+		if err == nil && t.Type() == tasks.TypeRollupApply {
+			err = a.Store.Durable(ctx)
+		}
+		if err != nil {
+			a.Ingest.NoteOutage(err)
+		}
+		return err
+	})
 }
 
 // taskLog writes one line per processed task with type, id, duration and outcome.
@@ -143,15 +176,39 @@ func (p redisPinger) Ping(ctx context.Context) error {
 	return p.a.Redis.Ping(ctx).Err()
 }
 
-// runWorker runs the asynq server until ctx ends.
+// runWorker runs the asynq server and the recovery watch until ctx ends.
 func (a *App) runWorker(ctx context.Context) error {
 	srv, mux := a.NewWorker()
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	a.heartbeat(ctx, "worker")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Ingest.Watch(ctx, a.watch())
+	}()
+	a.heartbeat(ctx, "worker") // returns when ctx is done
+	<-done
 	srv.Shutdown()
 	return nil
+}
+
+// watch is the recovery watch's configuration: after a fault, the rollup catch-up runs too.
+func (a *App) watch() ingest.Watch {
+	return ingest.Watch{Redis: a.Redis, Interval: a.Cfg.RecoveryInterval, Recovered: a.catchUpRollups}
+}
+
+// catchUpRollups enqueues a rollup catch-up now (keyed to the second, so the watches of
+// several workers recovering from one fault add one): reports whose rollup:apply task was
+// lost with Redis, or whose rollup rows a database crash undid, are applied within seconds.
+func (a *App) catchUpRollups(ctx context.Context, why string) {
+	t, err := tasks.NewRollupCatchUpTask(time.Now().Truncate(time.Second))
+	if err == nil {
+		_, err = a.Client.EnqueueContext(ctx, t)
+	}
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && ctx.Err() == nil {
+		a.Log.Warn("recovery: could not enqueue the rollup catch-up; the scheduled one will run", "why", why, "err", err)
+	}
 }
 
 func (a *App) runScheduler(ctx context.Context) error {

@@ -29,7 +29,10 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	SweepInterval     time.Duration // how often pending files are re-checked
 	SweepGrace        time.Duration // how long a file may stay pending before it is re-enqueued
-	CacheTTL          time.Duration // how long rollup answers stay cached in Redis
+	// RecoveryInterval is how often each worker checks that the database and Redis answer,
+	// that Redis kept its data and that no task is orphaned by a dead worker (ingest.Watch).
+	RecoveryInterval time.Duration
+	CacheTTL         time.Duration // how long rollup answers stay cached in Redis
 
 	Limits     Limits
 	Auth       Auth
@@ -78,7 +81,8 @@ func Load(getenv func(string) string) (Config, error) {
 		WorkerConcurrency: e.integer("VIGIL_WORKER_CONCURRENCY", max(4, 2*runtime.NumCPU()), 1, 1000),
 		ShutdownTimeout:   e.duration("VIGIL_SHUTDOWN_TIMEOUT", 25*time.Second),
 		SweepInterval:     e.duration("VIGIL_SWEEP_INTERVAL", 5*time.Minute),
-		SweepGrace:        e.duration("VIGIL_SWEEP_GRACE", 10*time.Minute),
+		SweepGrace:        e.duration("VIGIL_SWEEP_GRACE", 2*time.Minute),
+		RecoveryInterval:  e.duration("VIGIL_RECOVERY_INTERVAL", 5*time.Second),
 		CacheTTL:          e.duration("VIGIL_CACHE_TTL", 5*time.Minute),
 		Limits: Limits{
 			UploadFiles:        e.integer("VIGIL_MAX_UPLOAD_FILES", 200, 1, 100000),

@@ -63,6 +63,7 @@ type fixtureOptions struct {
 	monitoring http.Handler
 	log        *slog.Logger // nil: testenv.Logger(); given, the store and the API log there
 	redis      httpapi.Pinger
+	store      *store.Store // nil: a fresh one of the backend
 }
 
 var roleEmails = map[auth.Role]string{auth.Viewer: "viewer@example.com", auth.Analyst: "analyst@example.com", auth.Admin: "admin@example.com"}
@@ -77,11 +78,13 @@ func newAuthFixture(t *testing.T, b testenv.Backend, o fixtureOptions) fixture {
 	if o.rates == nil {
 		o.rates = httpapi.Rates{httpapi.RateAPI: {N: 10000, Per: time.Minute}, httpapi.RateUpload: {N: 10000, Per: time.Minute}, httpapi.RateAuth: {N: 10000, Per: time.Minute}}
 	}
-	var st *store.Store
+	st := o.store
 	if o.log == nil {
 		o.log = testenv.Logger()
-		st = b.Store(t)
-	} else {
+		if st == nil {
+			st = b.Store(t)
+		}
+	} else if st == nil {
 		st = storeLoggingTo(t, b, o.log)
 	}
 	rdb := testRedis(t, b)

@@ -81,6 +81,10 @@ func badParam(name, format string, args ...any) error {
 	return apiparams.BadParam(name, format, args...)
 }
 
+// RetryAfterUnavailable is the Retry-After, in seconds, of a 503 while the database or Redis
+// is down: about the time a restarted server takes to answer again.
+const RetryAfterUnavailable = 10
+
 // errorHandler maps every error to a problem document in one place.
 func (a *API) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
@@ -121,6 +125,12 @@ func (a *API) errorHandler(err error, c echo.Context) {
 		a.log.Error("login refused: throttle unavailable", "err", err)
 		c.Response().Header().Set(echo.HeaderRetryAfter, "30")
 		status, detail = http.StatusServiceUnavailable, auth.ErrThrottleUnavailable.Error()
+	case store.IsUnavailable(err):
+		// The database or Redis is down or restarting: nothing was half-done (an upload is
+		// stored in one commit or not at all), and the same request will work once it is back.
+		a.log.Warn("request refused: a dependency is unavailable", "method", c.Request().Method, "path", c.Path(), "err", err)
+		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(RetryAfterUnavailable))
+		status, detail = http.StatusServiceUnavailable, "a service this request needs (the database or the queue) is unavailable; try again shortly"
 	default:
 		a.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)
 	}

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/importer"
@@ -68,9 +71,97 @@ func TestRunInline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// junk.txt was stored (and failed) the first time: now its bytes are a duplicate.
-		if again.Processed != 0 || again.Duplicate != good+2 || len(again.Failed) != 2 {
+		// junk.txt was stored (and failed) the first time: a copy of a failed file fails too.
+		if again.Processed != 0 || again.Duplicate != good+1 || len(again.Failed) != 3 || again.OK() {
 			t.Fatalf("second import: %+v", again)
 		}
+		out.Reset()
+		again.Print(&out)
+		if !strings.Contains(out.String(), "junk.txt: the same file was already received as ingest") || !strings.Contains(out.String(), "which failed: ") {
+			t.Errorf("second summary does not say junk.txt failed before:\n%s", out.String())
+		}
 	})
+}
+
+// A rerun after a crash: the files a killed import stored but never parsed are pending. The
+// rerun processes them and counts them processed (not duplicate); files finished before are
+// duplicates; a file and its copy in the same run count once each.
+func TestRunAfterCrash(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const n = 3*ingest.BatchFiles + 7
+	var paths []string
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("r%03d.xml", i))
+		if err := os.WriteFile(p, reportXML(fmt.Sprintf("crash-%d", i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "zz-copy.xml"), reportXML("crash-0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		ctx := context.Background()
+		st := b.Store(t)
+		svc := ingest.New(st, nil, nil, ingest.Limits{FileBytes: 1 << 20, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}, testenv.Logger())
+		// The crash: every file stored, the first 10 parsed, the rest never.
+		var files []ingest.File
+		for _, p := range paths {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, ingest.File{Name: filepath.Base(p), Source: "import", Data: data})
+		}
+		var ids []int64
+		for start := 0; start < len(files); start += ingest.BatchFiles {
+			res, err := svc.AcceptBatch(ctx, files[start:min(start+ingest.BatchFiles, len(files))])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				ids = append(ids, r.IngestID)
+			}
+		}
+		if _, err := svc.ProcessBatch(ctx, ids[:10]); err != nil {
+			t.Fatal(err)
+		}
+		im := &importer.Importer{Ingest: svc, Store: st, Inline: true, Concurrency: 2, MaxFile: 1 << 20}
+		sum, err := im.Run(ctx, []string{dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Files != n+1 || sum.Processed != n-10 || sum.Reports != n-10 || sum.Duplicate != 11 || len(sum.Failed) != 0 || !sum.OK() {
+			t.Fatalf("rerun: %+v, want %d processed, 11 duplicate", sum, n-10)
+		}
+		ings, err := st.GetIngests(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ing := range ings {
+			if ing.Status != "processed" {
+				t.Errorf("ingest %d is %s after the rerun", ing.ID, ing.Status)
+			}
+		}
+	})
+}
+
+// The bar's rate is files over the time since the import began, not over the microseconds
+// before its first update.
+func TestBarRate(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	im := &importer.Importer{Progress: &out}
+	bar := importer.NewBar(im, 1000)
+	time.Sleep(300 * time.Millisecond)
+	bar.Add(30)
+	m := regexp.MustCompile(`(\d+) files/s`).FindAllStringSubmatch(out.String(), -1)
+	if len(m) == 0 {
+		t.Fatalf("no rate in %q", out.String())
+	}
+	if rate, _ := strconv.Atoi(m[len(m)-1][1]); rate > 100 {
+		t.Errorf("first rate %d files/s, want at most 100 (30 files in 300 ms)", rate)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -52,7 +53,16 @@ type Service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	onNew     func(ctx context.Context, ingestID int64) error
+	fileLevel slog.Level // of the one line per processed file
+	// outage is set when a task met the database or Redis unreachable; Watch recovers once
+	// they answer again.
+	outage atomic.Bool
 }
+
+// LogFilesAt sets the level of the line logged for each processed file (Info by default):
+// `api import` lowers it to Debug, so that thousands of them do not garble its progress bar.
+// Set it before the service is used.
+func (s *Service) LogFilesAt(l slog.Level) { s.fileLevel = l }
 
 // OnNewReports sets what runs after a file stored new reports (rollups): typically an
 // enqueue. Its failure is logged, not returned: the file is done, and the rollup catch-up
@@ -61,7 +71,7 @@ func (s *Service) OnNewReports(fn func(ctx context.Context, ingestID int64) erro
 
 // New builds the pipeline.
 func New(st *store.Store, enq Enqueuer, inspector *asynq.Inspector, lim Limits, log *slog.Logger) *Service {
-	return &Service{store: st, enq: enq, inspector: inspector, lim: lim, log: log, now: time.Now}
+	return &Service{store: st, enq: enq, inspector: inspector, lim: lim, log: log, now: time.Now, fileLevel: slog.LevelInfo}
 }
 
 // File is what a source hands over.
@@ -85,6 +95,11 @@ type Result struct {
 	IngestID int64
 	Status   string // accepted, duplicate, rejected
 	Error    string
+	// Earlier is, for a duplicate, the status of the earlier copy (pending, processed,
+	// duplicate or failed) as the upload found it. A pending one was enqueued again: its task
+	// may have been lost with Redis, or never sent when a crash came between storing and
+	// queueing, and a sender that retries must not be told "duplicate" of a file nobody parses.
+	Earlier string
 }
 
 // ErrRejected marks files refused before storage (empty, too large).
@@ -158,15 +173,59 @@ func (s *Service) AcceptBatch(ctx context.Context, files []File) ([]Result, erro
 	if err != nil {
 		return nil, fmt.Errorf("ingest: accept: %w", err)
 	}
+	var dups []int64
 	for k, st := range stored {
 		if !st.Created {
-			out[idx[k]] = Result{IngestID: st.ID, Status: Duplicate, Error: fmt.Sprintf("the same file was already received as ingest %d", st.ID)}
+			out[idx[k]] = Result{IngestID: st.ID, Status: Duplicate}
+			dups = append(dups, st.ID)
 			continue
 		}
 		out[idx[k]] = Result{IngestID: st.ID, Status: Accepted}
 		s.enqueue(ctx, st.ID)
 	}
+	if len(dups) > 0 {
+		if err := s.describeEarlier(ctx, out, dups); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// describeEarlier tells each duplicate in out the state of its earlier copy and enqueues the
+// earlier copies still pending again (reviving a task asynq archived or completed, as the
+// sweep does): the first upload of these bytes may have been stored and never queued.
+func (s *Service) describeEarlier(ctx context.Context, out []Result, ids []int64) error {
+	ings, err := s.store.GetIngests(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("ingest: accept: %w", err)
+	}
+	status := make(map[int64]store.Ingest, len(ings))
+	for _, ing := range ings {
+		status[ing.ID] = ing
+	}
+	requeued := map[int64]bool{}
+	for i, r := range out {
+		if r.Status != Duplicate {
+			continue
+		}
+		ing := status[r.IngestID]
+		out[i].Earlier = ing.Status
+		switch ing.Status {
+		case store.StatusPending:
+			out[i].Error = fmt.Sprintf("the same file was already received as ingest %d, still pending: queued again", r.IngestID)
+			if s.enq != nil && !requeued[r.IngestID] {
+				requeued[r.IngestID] = true
+				if err := s.requeue(ctx, r.IngestID); err != nil {
+					s.log.Warn("re-enqueue of a pending duplicate failed; the sweep will retry", "ingest_id", r.IngestID, "err", err)
+				}
+			}
+		case store.StatusFailed:
+			out[i].Error = fmt.Sprintf("the same file was already received as ingest %d, which failed: %s", r.IngestID, ing.Error)
+		default:
+			out[i].Error = fmt.Sprintf("the same file was already received as ingest %d (%s)", r.IngestID, ing.Status)
+		}
+	}
+	return nil
 }
 
 func (s *Service) enqueue(ctx context.Context, id int64) {

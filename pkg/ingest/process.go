@@ -333,7 +333,7 @@ func (s *Service) finishRuns(ctx context.Context, runs []*fileRun, out []Process
 				s.log.Warn("after-store hook failed; the rollup catch-up will cover it", "ingest_id", r.id, "err", err)
 			}
 		}
-		s.log.Info("file processed", "ingest_id", r.id, "file", r.filename, "status", status, "reports", r.o.stored, "duplicates", r.o.dups, "problems", len(r.o.problems))
+		s.log.Log(ctx, s.fileLevel, "file processed", "ingest_id", r.id, "file", r.filename, "status", status, "reports", r.o.stored, "duplicates", r.o.dups, "problems", len(r.o.problems))
 		p.Status, p.Reason, p.Reports = status, reason, r.o.stored+r.o.dups
 		if status == store.StatusFailed {
 			p.Err = fmt.Errorf("ingest %d: %s: %w", r.id, reason, ErrPermanent)
@@ -467,11 +467,19 @@ func (s *Service) HandleParse(ctx context.Context, t *asynq.Task) error {
 	}
 	res, err := s.ProcessBatch(ctx, []int64{p.IngestID})
 	if err != nil {
+		s.NoteOutage(err)
 		return err
 	}
 	r := res[0]
 	if r.Err != nil && !errors.Is(r.Err, ErrPermanent) {
+		s.NoteOutage(r.Err)
 		return r.Err
+	}
+	// The outcome was committed asynchronously: make it durable before the task completes,
+	// or a database crash could put the file back to pending with nothing queued to retry it.
+	if derr := s.store.Durable(ctx); derr != nil {
+		s.NoteOutage(derr)
+		return fmt.Errorf("ingest %d: %w", p.IngestID, derr)
 	}
 	if r.Err != nil {
 		s.log.Info("file rejected for its content; recorded on the ingest", "ingest_id", r.IngestID, "reason", r.Reason)
