@@ -106,6 +106,12 @@ func Import(ctx context.Context, cfg config.Config, log *slog.Logger, paths []st
 	im := &importer.Importer{Ingest: a.Ingest, Store: a.Store, Inline: inline, Concurrency: cfg.WorkerConcurrency,
 		MaxFile: cfg.Limits.FileBytes, Progress: progress}
 	sum, err := im.Run(ctx, paths)
+	if inline {
+		// What was imported answers queries when the command returns.
+		if ferr := a.Applier.Flush(ctx); ferr != nil && err == nil {
+			err = fmt.Errorf("import: rollups: %w", ferr)
+		}
+	}
 	sum.Print(out)
 	return sum, err
 }
