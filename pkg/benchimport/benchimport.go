@@ -46,6 +46,7 @@ type options struct {
 	small     int
 	large     int
 	keep      bool
+	noRollups bool
 }
 
 // Main runs the benchmark with command-line arguments args.
@@ -67,6 +68,7 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.small, "small-files", 8000, "files in the small set")
 	fs.IntVar(&o.large, "large-files", 20, "copies in the large set")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary folder (sets, data dirs, logs)")
+	fs.BoolVar(&o.noRollups, "no-rollups", false, "do not wait for rollups (to time a build that does not maintain them)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,7 +99,7 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		setDirs[s] = info
-		fmt.Fprintf(out, "set %s: %d files, %d reports, %d records\n", s, info.files, info.reports, info.records)
+		fmt.Fprintf(out, "set %s: %d files, %d reports, %d <record> elements\n", s, info.files, info.reports, info.records)
 	}
 	fmt.Fprintln(out, "load:", loadAvg())
 	results := map[string][]result{}
@@ -333,8 +335,13 @@ func (o *options) waitRolledUp(ctx context.Context, c bcase, start time.Time, en
 	if err := db.Raw("SELECT COUNT(*) FROM records").Scan(&r.records).Error; err != nil {
 		return r, err
 	}
-	if r.reports != int64(c.info.reports) || r.records != int64(c.info.records) {
-		return r, fmt.Errorf("%d reports and %d records stored, want %d and %d", r.reports, r.records, c.info.reports, c.info.records)
+	// Records as stored: the corpus index counts <record> elements, and a few are not records.
+	if r.reports != int64(c.info.reports) {
+		return r, fmt.Errorf("%d reports stored, want %d", r.reports, c.info.reports)
+	}
+	if o.noRollups {
+		r.elapsed = ended
+		return r, nil
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for first := true; ; first = false {

@@ -32,6 +32,7 @@ type Applier struct {
 	added   uint64        // ingest ids handed over so far
 	applied uint64        // of those, how many a finished pass took (successfully or not)
 	passed  chan struct{} // closed and replaced at the end of each pass
+	passes  int           // passes that applied something, for tests
 }
 
 // NewApplier makes the process's applier; start it with Run.
@@ -141,6 +142,7 @@ func (a *Applier) pass(ctx context.Context) error {
 		}
 	}
 	a.applied = upto
+	a.passes++
 	close(a.passed)
 	a.passed = make(chan struct{})
 	a.mu.Unlock()
