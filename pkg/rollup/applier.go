@@ -82,6 +82,8 @@ func (a *Applier) Run(ctx context.Context, drain time.Duration) {
 		select {
 		case <-a.wake:
 		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
 			for a.pass(dctx) == nil && a.hasPending() && dctx.Err() == nil {
 			}
@@ -89,10 +91,12 @@ func (a *Applier) Run(ctx context.Context, drain time.Duration) {
 			return
 		}
 		if err := a.pass(ctx); err != nil {
-			// The database is down or refused a report: the catch-up covers what this pass
-			// could not, and the files taken are retried once more after a pause.
+			// The database is down or refused a report: the files are retried after a pause
+			// (up to maxTries passes each), and the catch-up covers what still failed.
 			fail++
-			a.r.log.Warn("rollup: pass failed; retrying", "err", err, "failures", fail)
+			if ctx.Err() == nil {
+				a.r.log.Warn("rollup: pass failed; retrying", "err", err, "failures", fail)
+			}
 			select {
 			case <-time.After(min(a.retry*time.Duration(fail), 10*time.Second)):
 			case <-ctx.Done():
@@ -126,10 +130,13 @@ func (a *Applier) pass(ctx context.Context) error {
 	}
 	err := a.applyIngests(ctx, ids)
 	a.mu.Lock()
-	if err != nil && ctx.Err() == nil {
+	if err != nil {
 		var again []item
 		for _, it := range items {
-			if it.tries+1 < maxTries {
+			switch {
+			case ctx.Err() != nil:
+				again = append(again, it) // stopped, not failed: the drain takes them
+			case it.tries+1 < maxTries:
 				again = append(again, item{it.ingest, it.tries + 1})
 			}
 		}
