@@ -128,7 +128,7 @@ func TestApplierCoalesces(t *testing.T) {
 		t.Parallel()
 		st := b.Store(t)
 		ctx := context.Background()
-		ingests, ids := load(t, st, 23, 40*60)
+		ingests, ids := load(t, st, 23, 40*24)
 		r := rollup.New(st, nil, testenv.Logger())
 		a := startApplier(t, r)
 		for _, id := range ingests {
