@@ -82,3 +82,9 @@ docker-up: ## start api, worker, scheduler, PostgreSQL and Redis with docker com
 .PHONY: clean
 clean: ## remove build output and the embedded default's data
 	rm -rf $(BIN) data
+
+BENCH_IMPORT_ARGS ?=
+
+.PHONY: bench-import
+bench-import: ## time `api import` and POST /api/upload + a worker, whole processes, rollups included, on both backends (BENCH_IMPORT_ARGS="-runs 3 -database postgres://… -redis redis://…")
+	$(GO) run ./cmd/vigil-benchimport $(BENCH_IMPORT_ARGS)

@@ -6,7 +6,6 @@ package app
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,7 +27,6 @@ import (
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/unwrap"
-	"github.com/vigilhq/vigil/tasks"
 )
 
 // App holds the built dependencies of one process.
@@ -43,6 +41,9 @@ type App struct {
 	Ingest    *ingest.Service
 	Mail      *mailpoll.Service
 	Rollup    *rollup.Rollup
+	// Applier writes the rollups of the files this process parses (see wireRollups).
+	Applier     *rollup.Applier
+	stopApplier func() // ends the applier after it applied what it holds
 	// Auth, Audit and Limiter are built for the api role only (buildAuth).
 	Auth     *auth.Service
 	Audit    *audit.Log
@@ -98,35 +99,30 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		a.Close()
 		return nil, err
 	}
-	a.wireRollups()
+	a.wireRollups(ctx)
 	return a, nil
 }
 
-// wireRollups keeps the analytics rollups up to date: through a rollup:apply task per file when
-// there is a queue, in this process otherwise (the one-shot import without Redis).
-func (a *App) wireRollups() {
+// wireRollups keeps the analytics rollups up to date: the process that parses a file (a worker,
+// the embedded api, the inline import) hands it to its one rollup writer, which applies every
+// file handed over since its last pass at once (rollup.Applier; docs/architecture.md says why
+// not a task per file). Close applies what it still holds.
+func (a *App) wireRollups(ctx context.Context) {
 	log := a.Log.With("component", "rollup")
 	a.Rollup = rollup.New(a.Store, gencache.New(a.Redis, a.Cfg.CacheTTL, log), log)
-	if a.Client != nil {
-		a.Ingest.OnNewReports(func(ctx context.Context, id int64) error {
-			t, err := tasks.NewRollupApplyTask(id)
-			if err == nil {
-				_, err = a.Client.EnqueueContext(ctx, t)
-			}
-			if errors.Is(err, asynq.ErrTaskIDConflict) {
-				return nil
-			}
-			return err
-		})
-		return
+	a.Applier = a.Rollup.NewApplier()
+	a.Ingest.OnNewReports(a.Applier.Add)
+	// Its own lifetime: the roles' context ends before their last files are handed over.
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Applier.Run(actx, a.Cfg.ShutdownTimeout)
+	}()
+	a.stopApplier = func() {
+		cancel()
+		<-done
 	}
-	a.Ingest.OnNewReports(func(ctx context.Context, id int64) error {
-		ids, err := a.Rollup.IngestReports(ctx, id)
-		if err != nil {
-			return err
-		}
-		return a.Rollup.Apply(ctx, ids)
-	})
 }
 
 // IngestLimits maps the configured limits onto the pipeline's.
@@ -244,6 +240,10 @@ func (a *App) Embedded() bool { return a.mini != nil }
 
 // Close releases everything Build opened.
 func (a *App) Close() {
+	if a.stopApplier != nil {
+		a.stopApplier()
+		a.stopApplier = nil
+	}
 	if a.Client != nil {
 		a.Client.Close()
 	}

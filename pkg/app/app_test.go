@@ -367,6 +367,18 @@ func TestImport(t *testing.T) {
 		if !strings.Contains(out.String(), "7 files:") {
 			t.Fatalf("summary text %q", out.String())
 		}
+		// When the command returns, what it imported is in the rollups (no lag to wait out).
+		st, err := store.Open(context.Background(), app.DatabaseURL(cfg), testenv.Logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reports, applied int64
+		st.DB().Raw("SELECT COUNT(*) FROM reports").Scan(&reports)
+		st.DB().Raw("SELECT COUNT(*) FROM rollup_applied").Scan(&applied)
+		st.Close()
+		if reports == 0 || applied != reports {
+			t.Fatalf("after the import %d of %d reports are rolled up", applied, reports)
+		}
 		// Again: every file is a duplicate now.
 		sum, err = app.Import(context.Background(), cfg, testenv.Logger(), []string{folder}, nil, io.Discard)
 		if err != nil || sum.Duplicate != 7 {

@@ -130,6 +130,12 @@ func Import(ctx context.Context, cfg config.Config, log *slog.Logger, paths []st
 		a.Ingest.LogFilesAt(slog.LevelDebug)
 	}
 	sum, err := im.Run(ctx, paths)
+	if inline {
+		// What was imported answers queries when the command returns.
+		if ferr := a.Applier.Flush(ctx); ferr != nil && err == nil {
+			err = fmt.Errorf("import: rollups: %w", ferr)
+		}
+	}
 	sum.Print(out)
 	return sum, err
 }

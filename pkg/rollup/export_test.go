@@ -15,3 +15,10 @@ func Backfill(dialect string) string {
 	}
 	return b.String()
 }
+
+// Passes is how many passes a has run that had files to apply.
+func Passes(a *Applier) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.passes
+}

@@ -136,7 +136,7 @@ func retryable(err error) bool {
 // the reports it applied.
 func (r *Rollup) applyBatch(ctx context.Context, ids []int64) ([]string, error) {
 	var domains []string
-	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := r.st.WriteDerived(ctx, func(tx *gorm.DB) error {
 		claimed, err := r.claim(tx, ids)
 		if err != nil || len(claimed) == 0 {
 			return err

@@ -184,6 +184,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	return sqlDB.PingContext(ctx)
 }
 
+// WriteDerived runs fn in one transaction that writes only what is derived from stored data
+// (the rollups): serialised per process on SQLite like every write here, and on PostgreSQL
+// committed without waiting for the WAL flush, since a crash that loses such a commit loses the
+// claim it wrote with it (rollup_applied), and the rows are derived again.
+func (s *Store) WriteDerived(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.writeAsync(ctx, fn)
+}
+
 // write runs fn in one transaction, serialised per process on SQLite.
 func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return s.writeOn(ctx, s.db, fn)

@@ -1,0 +1,183 @@
+package rollup
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Applier is the one rollup writer of a process that parses files (a worker, the embedded api,
+// an inline import). The after-store hook hands it each file that stored new reports (Add,
+// which never waits); one goroutine (Run) takes every file handed over since its last pass and
+// applies all their reports at once (Apply: summed in memory, one upsert per table per batch).
+//
+// Why one writer instead of a rollup:apply per file: consecutive reports from one reporter
+// touch the same rollup rows (the same sources in the same dekad, month, quarter and year), so
+// per-file transactions running side by side queue on each other's row locks, and each pays
+// the fixed cost of some 25 upserts for a handful of rows. Batched, the rows of a thousand
+// reports collapse into the same few thousand, and the pass size adapts to the load: what
+// arrives while a pass runs is the next pass. See docs/architecture.md.
+//
+// The hand-over lives in memory: a process that dies before a pass loses nothing but time, as
+// the reports stay stored without their rollup_applied row and the periodic rollup:catchup
+// (and the next Apply of anything) finds them.
+type Applier struct {
+	r     *Rollup
+	wake  chan struct{} // capacity 1: a pass is wanted
+	retry time.Duration // first wait after a failed pass
+
+	mu      sync.Mutex
+	pending []item        // files handed over and not taken by a pass yet
+	added   uint64        // ingest ids handed over so far
+	applied uint64        // of those, how many a finished pass took (successfully or not)
+	passed  chan struct{} // closed and replaced at the end of each pass
+	passes  int           // passes that applied something, for tests
+}
+
+// NewApplier makes the process's applier; start it with Run.
+func (r *Rollup) NewApplier() *Applier {
+	return &Applier{r: r, wake: make(chan struct{}, 1), retry: 200 * time.Millisecond, passed: make(chan struct{})}
+}
+
+// Add hands over a file that stored new reports. It never blocks and never fails, so it
+// serves as the ingest pipeline's after-store hook.
+func (a *Applier) Add(_ context.Context, ingestID int64) error {
+	a.mu.Lock()
+	a.pending = append(a.pending, item{ingest: ingestID})
+	a.added++
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Flush waits until every file handed over before the call has been through a pass: the
+// rollups reflect them unless a pass failed (then the catch-up will). The inline import calls
+// it before it ends, so what it imported answers queries when it returns.
+func (a *Applier) Flush(ctx context.Context) error {
+	a.mu.Lock()
+	want := a.added
+	for a.applied < want {
+		ch := a.passed
+		a.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		a.mu.Lock()
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// Run applies what Add hands over until ctx ends, then applies what is left (for at most
+// drain) and returns.
+func (a *Applier) Run(ctx context.Context, drain time.Duration) {
+	fail := 0
+	for {
+		select {
+		case <-a.wake:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+			for a.pass(dctx) == nil && a.hasPending() && dctx.Err() == nil {
+			}
+			cancel()
+			return
+		}
+		if err := a.pass(ctx); err != nil {
+			// The database is down or refused a report: the files are retried after a pause
+			// (up to maxTries passes each), and the catch-up covers what still failed.
+			fail++
+			if ctx.Err() == nil {
+				a.r.log.Warn("rollup: pass failed; retrying", "err", err, "failures", fail)
+			}
+			select {
+			case <-time.After(min(a.retry*time.Duration(fail), 10*time.Second)):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		fail = 0
+	}
+}
+
+func (a *Applier) hasPending() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.pending) > 0
+}
+
+// pass applies every file handed over so far. After an error (the database down, say) the
+// files are queued again, up to maxTries passes each, so a database restart does not wait for
+// the catch-up period; past that the catch-up covers them.
+func (a *Applier) pass(ctx context.Context) error {
+	a.mu.Lock()
+	items, upto := a.pending, a.added
+	a.pending = nil
+	a.mu.Unlock()
+	if len(items) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(items))
+	for i, it := range items {
+		ids[i] = it.ingest
+	}
+	err := a.applyIngests(ctx, ids)
+	a.mu.Lock()
+	if err != nil {
+		var again []item
+		for _, it := range items {
+			switch {
+			case ctx.Err() != nil:
+				again = append(again, it) // stopped, not failed: the drain takes them
+			case it.tries+1 < maxTries:
+				again = append(again, item{it.ingest, it.tries + 1})
+			}
+		}
+		a.pending = append(again, a.pending...)
+		if len(again) > 0 {
+			select {
+			case a.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	a.applied = upto
+	a.passes++
+	close(a.passed)
+	a.passed = make(chan struct{})
+	a.mu.Unlock()
+	return err
+}
+
+// maxTries bounds the passes one file is retried in after errors.
+const maxTries = 3
+
+type item struct {
+	ingest int64
+	tries  int
+}
+
+// applyIngests applies the reports first stored from the given files.
+func (a *Applier) applyIngests(ctx context.Context, ingestIDs []int64) error {
+	var ids []int64
+	const chunk = 5000
+	for start := 0; start < len(ingestIDs); start += chunk {
+		var part []int64
+		err := a.r.db.WithContext(ctx).Raw(`SELECT id FROM reports WHERE ingest_id IN ?`, ingestIDs[start:min(start+chunk, len(ingestIDs))]).Scan(&part).Error
+		if err != nil {
+			return fmt.Errorf("rollup: reports of %d ingests: %w", len(ingestIDs), err)
+		}
+		ids = append(ids, part...)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return a.r.Apply(ctx, ids)
+}
