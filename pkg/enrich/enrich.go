@@ -319,11 +319,11 @@ func (s *Service) query(ctx context.Context, q string, args []any, fn func(*Info
 
 func scanInfo(rows *sql.Rows) (*Info, error) {
 	var (
-		ip                                                   []byte
+		ip                                                  []byte
 		ptr, base, status, org, cc, cname, region, city, tz sql.NullString
-		asn                                                  sql.NullInt64
-		lat, lon                                             sql.NullFloat64
-		in                                                   Info
+		asn                                                 sql.NullInt64
+		lat, lon                                            sql.NullFloat64
+		in                                                  Info
 	)
 	if err := rows.Scan(&ip, &ptr, &in.PTRConfirmed, &base, &in.Residential, &status, &in.DNSExpires, &asn, &org, &cc, &cname,
 		&region, &city, &lat, &lon, &tz, &in.GeoExpires, &in.UpdatedAt); err != nil {
