@@ -87,6 +87,11 @@ type EnrichRefreshPayload struct {
 	Period time.Time `json:"period"`
 }
 
+// EnrichRefreshTaskID keys a refresh to its period.
+func EnrichRefreshTaskID(period time.Time) string {
+	return fmt.Sprintf("%s:%d", TypeEnrichRefresh, period.Unix())
+}
+
 // NewEnrichRefreshTask refreshes the cache once per period (the scheduler's weekly job, or an
 // admin's back-fill keyed to the minute).
 func NewEnrichRefreshTask(period time.Time) (*asynq.Task, error) {
@@ -96,7 +101,7 @@ func NewEnrichRefreshTask(period time.Time) (*asynq.Task, error) {
 	}
 	return asynq.NewTask(TypeEnrichRefresh, b,
 		asynq.Queue(QueueEnrich),
-		asynq.TaskID(fmt.Sprintf("%s:%d", TypeEnrichRefresh, period.Unix())),
+		asynq.TaskID(EnrichRefreshTaskID(period)),
 		asynq.MaxRetry(3),
 		asynq.Timeout(30*time.Minute),
 		asynq.Retention(24*time.Hour),

@@ -20,11 +20,13 @@ import (
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/dmarc"
+	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/rollup"
+	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/unwrap"
 	"github.com/vigilhq/vigil/tasks"
@@ -42,6 +44,8 @@ type App struct {
 	Ingest    *ingest.Service
 	Mail      *mailpoll.Service
 	Rollup    *rollup.Rollup
+	Enrich    *enrich.Service
+	Senders   *senders.Service
 	// Auth, Audit and Limiter are built for the api role only (buildAuth).
 	Auth     *auth.Service
 	Audit    *audit.Log
@@ -98,6 +102,10 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		return nil, err
 	}
 	a.wireRollups()
+	if err := a.buildEnrich(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -113,7 +121,14 @@ func (a *App) wireRollups() {
 				_, err = a.Client.EnqueueContext(ctx, t)
 			}
 			if errors.Is(err, asynq.ErrTaskIDConflict) {
-				return nil
+				err = nil
+			}
+			// Enrichment follows on its own low-priority queue; failing to enqueue it costs
+			// nothing but a wait for the weekly refresh (or an admin's back-fill).
+			if et, eerr := tasks.NewEnrichIngestTask(id); eerr == nil {
+				if _, eerr = a.Client.EnqueueContext(ctx, et); eerr != nil && !errors.Is(eerr, asynq.ErrTaskIDConflict) {
+					log.Warn("enqueue enrichment", "ingest_id", id, "err", eerr)
+				}
 			}
 			return err
 		})

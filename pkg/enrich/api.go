@@ -2,7 +2,9 @@ package enrich
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,19 +13,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
 	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/geo"
 	"github.com/vigilhq/vigil/pkg/senders"
+	"github.com/vigilhq/vigil/tasks"
 )
 
-// Route is one endpoint for the API's route table (every one a read: least role viewer).
+// Route is one endpoint for the API's route table: reads for viewers, the back-fill trigger
+// for admins.
 type Route struct {
 	Method  string
 	Path    string
 	Handler echo.HandlerFunc
+	Admin   bool
 }
 
 // API serves /analytics/geolocation/*.
@@ -41,10 +47,11 @@ func NewAPI(svc *Service, an *analytics.API) *API {
 // Routes lists the endpoints; a nil *API still lists them (for the route table's tests).
 func (a *API) Routes() []Route {
 	return []Route{
-		{http.MethodGet, "/analytics/geolocation/lookup/:ip", a.lookup},
-		{http.MethodPost, "/analytics/geolocation/lookup-bulk", a.lookupBulk},
-		{http.MethodGet, "/analytics/geolocation/map", a.countryMap},
-		{http.MethodGet, "/analytics/geolocation/cache-stats", a.cacheStats},
+		{http.MethodGet, "/analytics/geolocation/lookup/:ip", a.lookup, false},
+		{http.MethodPost, "/analytics/geolocation/lookup-bulk", a.lookupBulk, false},
+		{http.MethodGet, "/analytics/geolocation/map", a.countryMap, false},
+		{http.MethodGet, "/analytics/geolocation/cache-stats", a.cacheStats, false},
+		{http.MethodPost, "/tasks/trigger/enrichment", a.trigger, true},
 	}
 }
 
@@ -371,3 +378,25 @@ func (a *API) cacheStats(c echo.Context) error {
 	st.Sources, st.Unenriched = src.Sources, src.Unenriched
 	return c.JSON(http.StatusOK, st)
 }
+
+// trigger enqueues the back-fill: every known source whose cache entry is missing or expired
+// (keyed to the minute, so a double click enqueues one).
+func (a *API) trigger(c echo.Context) error {
+	if a.svc.enq == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "no task queue in this process")
+	}
+	period := a.now().UTC().Truncate(time.Minute)
+	t, err := tasks.NewEnrichRefreshTask(period)
+	if err != nil {
+		return err
+	}
+	if _, err := a.svc.enq.EnqueueContext(c.Request().Context(), t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue enrichment: %w", err)
+	}
+	return c.JSON(http.StatusAccepted, map[string]string{"task_id": tasks.EnrichRefreshTaskID(period)})
+}
+
+// OpenAPI is this package's fragment of the API description (merged by pkg/httpapi).
+//
+//go:embed openapi.json
+var OpenAPI []byte

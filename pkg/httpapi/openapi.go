@@ -9,6 +9,9 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/vigilhq/vigil/pkg/enrich"
+	"github.com/vigilhq/vigil/pkg/senders"
 )
 
 // openAPISpec is the base description of the API: the routes pkg/httpapi serves itself and the
@@ -23,7 +26,7 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{}
+	return [][]byte{enrich.OpenAPI, senders.OpenAPI}
 }
 
 // spec is the merged document, built once: the inputs are embedded, so the result never

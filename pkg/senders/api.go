@@ -1,6 +1,7 @@
 package senders
 
 import (
+	_ "embed"
 	"errors"
 	"fmt"
 	"net/http"
@@ -288,3 +289,8 @@ func (a *API) deleteMapping(c echo.Context) error {
 	}
 	return c.NoContent(http.StatusNoContent)
 }
+
+// OpenAPI is this package's fragment of the API description (merged by pkg/httpapi).
+//
+//go:embed openapi.json
+var OpenAPI []byte
