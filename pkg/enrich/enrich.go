@@ -238,8 +238,13 @@ func (s *Service) resolveAll(ctx context.Context, ins []*Info, now int64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var sess *Session
+			if s.res != nil {
+				sess = s.res.Session()
+				defer sess.Close()
+			}
 			for in := range work {
-				s.resolve(ctx, in, now)
+				s.resolve(ctx, sess, in, now)
 			}
 		}()
 	}
@@ -256,14 +261,14 @@ func (s *Service) resolveAll(ctx context.Context, ins []*Info, now int64) {
 	wg.Wait()
 }
 
-func (s *Service) resolve(ctx context.Context, in *Info, now int64) {
+func (s *Service) resolve(ctx context.Context, sess *Session, in *Info, now int64) {
 	ttl := s.cfg.NegativeTTL
 	if s.res == nil {
 		in.DNSStatus = StatusError
 		in.DNSExpires = now + int64(ttl/time.Second)
 		return
 	}
-	r := s.res.Lookup(ctx, in.IP)
+	r := sess.Lookup(ctx, in.IP)
 	in.PTR, in.PTRConfirmed, in.DNSStatus = r.Name, r.Confirmed, r.Status
 	in.BaseDomain, in.Residential = "", false
 	if r.Name != "" {

@@ -55,15 +55,56 @@ func NewResolver(server string, timeout time.Duration) (*Resolver, error) {
 // Server is the address queries go to.
 func (r *Resolver) Server() string { return r.server }
 
+// Session is one UDP socket to the resolver, reused for every query of one worker: a socket
+// per query costs more system calls than the query itself. Not safe for concurrent use.
+type Session struct {
+	r    *Resolver
+	conn *dns.Conn
+}
+
+// Session opens a session (lazily: the socket is made at the first query).
+func (r *Resolver) Session() *Session { return &Session{r: r} }
+
+// Close releases the socket.
+func (s *Session) Close() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+}
+
+// exchange asks one question over the session's socket, and over TCP when the answer comes
+// back truncated. A late answer to an earlier query on the same socket is skipped by its id.
+func (s *Session) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	if s.conn == nil {
+		c, err := s.r.udp.DialContext(ctx, s.r.server)
+		if err != nil {
+			return nil, err
+		}
+		s.conn = c
+	}
+	in, _, err := s.r.udp.ExchangeWithConnContext(ctx, m, s.conn)
+	if err != nil {
+		var ne net.Error
+		if !(errors.As(err, &ne) && ne.Timeout()) {
+			s.Close() // a broken socket: the next query dials again
+		}
+	}
+	return in, err
+}
+
+// Lookup is Resolver.Lookup on the session's socket.
+func (s *Session) Lookup(ctx context.Context, ip netip.Addr) PTRResult { return s.r.lookup(ctx, s, ip) }
+
 // exchange asks one question and returns the answer with its status.
-func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, string) {
+func (r *Resolver) exchange(ctx context.Context, sess *Session, name string, qtype uint16) (*dns.Msg, string) {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
 	m.RecursionDesired = true
 	m.SetEdns0(1232, false)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	in, _, err := r.udp.ExchangeContext(ctx, m, r.server)
+	in, err := sess.exchange(ctx, m)
 	if err == nil && in.Truncated {
 		// RFC 7766: a truncated UDP answer is asked again over TCP.
 		ctx2, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
@@ -101,12 +142,18 @@ const maxPTRChecked = 3
 // Lookup finds the PTR name of ip and whether it resolves back to ip. When several names
 // exist the first confirmed one is kept (else the first one).
 func (r *Resolver) Lookup(ctx context.Context, ip netip.Addr) PTRResult {
+	s := r.Session()
+	defer s.Close()
+	return r.lookup(ctx, s, ip)
+}
+
+func (r *Resolver) lookup(ctx context.Context, sess *Session, ip netip.Addr) PTRResult {
 	ip = ip.Unmap()
 	rev, err := dns.ReverseAddr(ip.String())
 	if err != nil {
 		return PTRResult{Status: StatusError}
 	}
-	in, st := r.exchange(ctx, rev, dns.TypePTR)
+	in, st := r.exchange(ctx, sess, rev, dns.TypePTR)
 	if st != StatusOK {
 		return PTRResult{Status: st}
 	}
@@ -124,7 +171,7 @@ func (r *Resolver) Lookup(ctx context.Context, ip netip.Addr) PTRResult {
 		if i == maxPTRChecked {
 			break
 		}
-		if r.confirms(ctx, n, ip) {
+		if r.confirms(ctx, sess, n, ip) {
 			res.Name, res.Confirmed = strings.ToLower(strings.TrimSuffix(n, ".")), true
 			break
 		}
@@ -134,12 +181,12 @@ func (r *Resolver) Lookup(ctx context.Context, ip netip.Addr) PTRResult {
 
 // confirms asks the A (IPv4) or AAAA (IPv6) records of name and looks for ip among them,
 // following a CNAME chain within the answer.
-func (r *Resolver) confirms(ctx context.Context, name string, ip netip.Addr) bool {
+func (r *Resolver) confirms(ctx context.Context, sess *Session, name string, ip netip.Addr) bool {
 	qt := dns.TypeA
 	if ip.Is6() {
 		qt = dns.TypeAAAA
 	}
-	in, st := r.exchange(ctx, dns.Fqdn(name), qt)
+	in, st := r.exchange(ctx, sess, dns.Fqdn(name), qt)
 	if st != StatusOK {
 		return false
 	}
