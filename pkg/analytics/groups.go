@@ -3,6 +3,7 @@ package analytics
 import (
 	"context"
 	"database/sql"
+	"net/netip"
 	"strings"
 
 	"github.com/vigilhq/vigil/pkg/rollup"
@@ -107,4 +108,43 @@ func (a *API) SourceGroups(ctx context.Context, f store.Filter, g GroupQuery) ([
 		out[i].Domain = names[domIDs[i]]
 	}
 	return out, nil
+}
+
+// SourceInfo is what enrichment knows about a source, added to /api/rollup/sources items.
+// Answers are cached per domain generation, which enrichment does not bump: a source
+// enriched after an answer was cached shows its fields once the answer expires
+// (VIGIL_CACHE_TTL).
+type SourceInfo struct {
+	PTR        *string `json:"ptr"`
+	BaseDomain *string `json:"base_domain"`
+	Sender     *string `json:"sender"`
+	SenderType *string `json:"sender_type"`
+	ASN        *int64  `json:"asn"`
+	ASOrg      *string `json:"as_org"`
+	Country    *string `json:"country"`
+}
+
+// describeSources fills the enrichment fields of a page of sources.
+func (a *API) describeSources(ctx context.Context, items []Source) error {
+	if a.describe == nil || len(items) == 0 {
+		return nil
+	}
+	ips := make([]netip.Addr, 0, len(items))
+	for _, it := range items {
+		if ip, err := netip.ParseAddr(it.SourceIP); err == nil {
+			ips = append(ips, ip)
+		}
+	}
+	infos, err := a.describe(ctx, ips)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		if ip, err := netip.ParseAddr(items[i].SourceIP); err == nil {
+			in := infos[ip]
+			it := &items[i]
+			it.PTR, it.BaseDomain, it.Sender, it.SenderType, it.ASN, it.ASOrg, it.Country = in.PTR, in.BaseDomain, in.Sender, in.SenderType, in.ASN, in.ASOrg, in.Country
+		}
+	}
+	return nil
 }

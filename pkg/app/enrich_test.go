@@ -160,6 +160,15 @@ func checkSenders(t *testing.T, c api) {
 		look["country"] != "US" || look["asn"] != float64(15169) || look["base_domain"] != "google.com" {
 		t.Errorf("lookup 209.85.220.41: %v", look)
 	}
+	// /api/rollup/sources carries the enrichment fields.
+	var top struct {
+		Items []map[string]any `json:"items"`
+	}
+	getJSON(t, c, "/api/rollup/sources?source_ip=209.85.220.41", &top)
+	if len(top.Items) != 1 || top.Items[0]["sender"] != "Google Workspace" || top.Items[0]["ptr"] != "mail-sor-f41.google.com" ||
+		top.Items[0]["country"] != "US" || top.Items[0]["asn"] != float64(15169) || top.Items[0]["base_domain"] != "google.com" {
+		t.Errorf("rollup sources: %v", top.Items)
+	}
 	var m struct {
 		Countries []struct {
 			Country  string `json:"country"`

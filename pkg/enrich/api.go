@@ -400,3 +400,27 @@ func (a *API) trigger(c echo.Context) error {
 //
 //go:embed openapi.json
 var OpenAPI []byte
+
+// Describe is analytics.Deps.Describe: the cached enrichment of ips (no live lookups), with
+// the sender named from the current catalog.
+func (s *Service) Describe(ctx context.Context, ips []netip.Addr) (map[netip.Addr]analytics.SourceInfo, error) {
+	infos, err := s.load(ctx, ips)
+	if err != nil {
+		return nil, err
+	}
+	var cat *senders.Catalog
+	if s.senders != nil {
+		if cat, err = s.senders.Catalog(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := make(map[netip.Addr]analytics.SourceInfo, len(infos))
+	for ip, in := range infos {
+		l := lookupOf(in, cat)
+		si := analytics.SourceInfo{PTR: l.PTR, BaseDomain: l.BaseDomain, Sender: l.Sender, ASN: l.ASN, ASOrg: l.ASOrg, Country: l.Country}
+		t := l.SenderType
+		si.SenderType = &t
+		out[ip] = si
+	}
+	return out, nil
+}
