@@ -21,11 +21,17 @@ import (
 // confirmation, GeoIP, written to enrich_ips) in batches of the enrich:ips size, against the
 // in-process DNS server answering after 1 ms; half the addresses have a confirmed PTR, the
 // rest NXDOMAIN. It reports addresses per second and the peak Go heap (sampled every 10 ms).
-// VIGIL_BENCH_IPS changes the count. Run: make bench PKGS=./pkg/enrich BENCH=Enrich100k BENCHTIME=1x COUNT=3
+// Batches run VIGIL_BENCH_WORKERS at a time (default 4: a worker's default
+// VIGIL_WORKER_CONCURRENCY on 2 cores runs four enrich:ips tasks at once); VIGIL_BENCH_IPS
+// changes the count. Run: make bench PKGS=./pkg/enrich BENCH=Enrich100k BENCHTIME=1x COUNT=3
 func BenchmarkEnrich100k(b *testing.B) {
 	n := 100_000
 	if v, err := strconv.Atoi(os.Getenv("VIGIL_BENCH_IPS")); err == nil && v > 0 {
 		n = v
+	}
+	workers := 4
+	if v, err := strconv.Atoi(os.Getenv("VIGIL_BENCH_WORKERS")); err == nil && v > 0 {
+		workers = v
 	}
 	dns := dnstest.Start(b)
 	dns.Delay = time.Millisecond
@@ -54,10 +60,30 @@ func BenchmarkEnrich100k(b *testing.B) {
 				stop := sampleHeap(&peak)
 				b.StartTimer()
 				start := time.Now()
+				batches := make(chan []netip.Addr)
+				errs := make(chan error, workers)
+				var wg sync.WaitGroup
+				for range workers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for batch := range batches {
+							if _, err := svc.Enrich(ctx, batch); err != nil {
+								errs <- err
+								return
+							}
+						}
+					}()
+				}
 				for lo := 0; lo < len(ips); lo += svc.cfg.BatchSize {
-					if _, err := svc.Enrich(ctx, ips[lo:min(lo+svc.cfg.BatchSize, len(ips))]); err != nil {
-						b.Fatal(err)
-					}
+					batches <- ips[lo:min(lo+svc.cfg.BatchSize, len(ips))]
+				}
+				close(batches)
+				wg.Wait()
+				select {
+				case err := <-errs:
+					b.Fatal(err)
+				default:
 				}
 				el := time.Since(start)
 				stop()
