@@ -29,7 +29,7 @@ const (
 )
 
 // Queues is the worker's queue configuration (weighted priority).
-func Queues() map[string]int { return map[string]int{QueueIngest: 6, QueueDefault: 3} }
+func Queues() map[string]int { return map[string]int{QueueIngest: 6, QueueDefault: 3, QueueEnrich: 1} }
 
 // ReportParsePayload names the stored raw file to unwrap, parse and store.
 type ReportParsePayload struct {

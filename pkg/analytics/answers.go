@@ -149,6 +149,14 @@ type Source struct {
 	Reporters         int64    `json:"reporters"`
 	FirstSeen         string   `json:"first_seen"`
 	LastSeen          string   `json:"last_seen"`
+	// Enrichment (Deps.Describe), null until the source is enriched.
+	PTR        *string `json:"ptr"`
+	BaseDomain *string `json:"base_domain"`
+	Sender     *string `json:"sender"`
+	SenderType *string `json:"sender_type"`
+	ASN        *int64  `json:"asn"`
+	ASOrg      *string `json:"as_org"`
+	Country    *string `json:"country"`
 }
 
 // Organization is one item of GET /api/rollup/top-organizations.

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -44,6 +45,9 @@ type Deps struct {
 	CacheTTL time.Duration // 0: gencache.DefaultTTL
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Describe, when set, adds enrichment fields (PTR, sender, network, country) to the
+	// sources answered (pkg/enrich and pkg/senders provide it).
+	Describe func(ctx context.Context, ips []netip.Addr) (map[netip.Addr]SourceInfo, error)
 }
 
 // API serves the rollup endpoints.
@@ -56,6 +60,8 @@ type API struct {
 	// opened by many people, or answers expiring together, would otherwise run the same
 	// heavy queries side by side.
 	flight singleflight.Group
+
+	describe func(ctx context.Context, ips []netip.Addr) (map[netip.Addr]SourceInfo, error)
 }
 
 // New builds the API.
@@ -63,7 +69,7 @@ func New(d Deps) *API {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &API{eng: newEngine(d.Store), cache: gencache.New(d.Redis, d.CacheTTL, d.Log), log: d.Log, now: d.Now}
+	return &API{eng: newEngine(d.Store), cache: gencache.New(d.Redis, d.CacheTTL, d.Log), log: d.Log, now: d.Now, describe: d.Describe}
 }
 
 // Route is one endpoint, for a route table that adds its own guards (every one is a read:
@@ -216,7 +222,11 @@ func topParams(c echo.Context, r *request) error {
 
 func (a *API) sources(c echo.Context) error {
 	return a.serve(c, "sources", topParams, func(ctx context.Context, s scope, r request) (any, error) {
-		return a.eng.sources(ctx, s, r.page, r.size)
+		out, err := a.eng.sources(ctx, s, r.page, r.size)
+		if err == nil {
+			err = a.describeSources(ctx, out.Items)
+		}
+		return out, err
 	})
 }
 

@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,13 +21,16 @@ import (
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/dmarc"
+	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/rollup"
+	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/unwrap"
+	"github.com/vigilhq/vigil/tasks"
 )
 
 // App holds the built dependencies of one process.
@@ -44,6 +48,8 @@ type App struct {
 	// Applier writes the rollups of the files this process parses (see wireRollups).
 	Applier     *rollup.Applier
 	stopApplier func() // ends the applier after it applied what it holds
+	Enrich      *enrich.Service
+	Senders     *senders.Service
 	// Auth, Audit and Limiter are built for the api role only (buildAuth).
 	Auth     *auth.Service
 	Audit    *audit.Log
@@ -100,6 +106,10 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		return nil, err
 	}
 	a.wireRollups(ctx)
+	if err := a.buildEnrich(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -111,7 +121,19 @@ func (a *App) wireRollups(ctx context.Context) {
 	log := a.Log.With("component", "rollup")
 	a.Rollup = rollup.New(a.Store, gencache.New(a.Redis, a.Cfg.CacheTTL, log), log)
 	a.Applier = a.Rollup.NewApplier()
-	a.Ingest.OnNewReports(a.Applier.Add)
+	a.Ingest.OnNewReports(func(ctx context.Context, id int64) error {
+		err := a.Applier.Add(ctx, id)
+		// Enrichment follows on its own low-priority queue; failing to enqueue it costs
+		// nothing but a wait for the weekly refresh (or an admin's back-fill).
+		if a.Client != nil {
+			if et, eerr := tasks.NewEnrichIngestTask(id); eerr == nil {
+				if _, eerr = a.Client.EnqueueContext(ctx, et); eerr != nil && !errors.Is(eerr, asynq.ErrTaskIDConflict) {
+					log.Warn("enqueue enrichment", "ingest_id", id, "err", eerr)
+				}
+			}
+		}
+		return err
+	})
 	// Its own lifetime: the roles' context ends before their last files are handed over.
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

@@ -21,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/app"
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/corpus"
+	"github.com/vigilhq/vigil/pkg/enrich/dnstest"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/store"
@@ -52,6 +53,11 @@ func testConfig(t *testing.T, env map[string]string) config.Config {
 		env["VIGIL_DATA_DIR"] = t.TempDir()
 	}
 	env["VIGIL_HTTP_ADDR"] = freeAddr(t)
+	if env["VIGIL_DNS_RESOLVER"] == "" {
+		// Enrichment follows every upload: tests never ask a real resolver (an empty zone
+		// answers NXDOMAIN for everything).
+		env["VIGIL_DNS_RESOLVER"] = dnstest.Start(t).Addr
+	}
 	// The tests poll ingests every 50 ms: far above a person's rate.
 	env["VIGIL_RATE_LIMIT_API"] = "100000/1m"
 	if env["VIGIL_REDIS_URL"] != "" {

@@ -12,10 +12,12 @@ import (
 	"github.com/hibiken/asynqmon"
 
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/logging"
 	"github.com/vigilhq/vigil/pkg/schedule"
+	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/web"
 	"github.com/vigilhq/vigil/tasks"
 )
@@ -25,6 +27,7 @@ func (a *App) Jobs() []schedule.Job {
 	jobs := []schedule.Job{
 		{Name: tasks.TypeIngestSweep, Interval: a.Cfg.SweepInterval, Build: tasks.NewIngestSweepTask},
 		{Name: tasks.TypeRollupCatchUp, Interval: a.Cfg.SweepInterval, Build: tasks.NewRollupCatchUpTask},
+		{Name: tasks.TypeEnrichRefresh, Interval: a.Cfg.Enrich.RefreshInterval, Build: tasks.NewEnrichRefreshTask},
 	}
 	return append(jobs, a.Mail.Jobs()...)
 }
@@ -53,6 +56,9 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeMailboxDispatch, a.Mail.HandleDispatch)
 	mux.HandleFunc(tasks.TypeRollupApply, a.Rollup.HandleApply)
 	mux.HandleFunc(tasks.TypeRollupCatchUp, a.Rollup.HandleCatchUp)
+	mux.HandleFunc(tasks.TypeEnrichIngest, a.Enrich.HandleIngest)
+	mux.HandleFunc(tasks.TypeEnrichIPs, a.Enrich.HandleIPs)
+	mux.HandleFunc(tasks.TypeEnrichRefresh, a.Enrich.HandleRefresh)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
 }
@@ -133,9 +139,12 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		}
 	}
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
+	an := analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics"),
+		Describe: a.Enrich.Describe})
 	e := httpapi.New(httpapi.Deps{
 		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Queue: a.queue(), Tasks: a.inspector(), Redis: redisPinger{a},
-		Analytics: analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics")}), Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
+		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an), Senders: senders.NewAPI(a.Senders, an), GeoStatus: geoStatus{a},
+		Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
 		Auth:   a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, IPv6Prefix: a.Cfg.Auth.IPv6Prefix, CORSOrigins: a.Cfg.Auth.CORSOrigins,
@@ -242,3 +251,9 @@ func (a *App) runHTTP(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	return srv.Shutdown(sctx)
 }
+
+// geoStatus tells /ready which GeoIP databases are loaded (informative: readiness does not
+// depend on them).
+type geoStatus struct{ a *App }
+
+func (g geoStatus) GeoIP() any { return g.a.Enrich.GeoStatus() }

@@ -38,6 +38,7 @@ type Config struct {
 	Auth       Auth
 	IMAP       IMAP
 	Encryption Encryption
+	Enrich     Enrich
 }
 
 // Limits bound what one upload, file or report may cost. Each is a VIGIL_MAX_* variable.
@@ -102,6 +103,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Auth = loadAuth(&e)
 	c.IMAP = loadIMAP(&e, c.Limits.FileBytes)
 	c.Encryption = loadEncryption(&e)
+	c.Enrich = loadEnrich(&e)
 	if e.err != nil {
 		return Config{}, e.err
 	}

@@ -17,9 +17,11 @@ import (
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/web"
 )
@@ -39,18 +41,23 @@ type Pinger interface {
 // Deps are what the API needs; Monitoring may be nil (no Asynqmon). Without Auth every route
 // but the public ones answers 401; without Limiter nothing is rate-limited.
 type Deps struct {
-	Store      *store.Store
-	Ingest     *ingest.Service
-	Mail       *mailpoll.Service // nil: the mailbox routes answer 503
-	Queue      Queue             // nil: the task triggers answer 503
-	Tasks      TaskReader        // nil: GET /tasks/status answers 503
-	Analytics  *analytics.API    // nil: built on Store without an answer cache
-	Redis      Pinger
-	Monitoring http.Handler
-	Web        *web.Site // nil: the embedded dashboard is built here
-	Limits     Limits
-	TempDir    string // where uploads are spooled before they are stored
-	Log        *slog.Logger
+	Store     *store.Store
+	Ingest    *ingest.Service
+	Mail      *mailpoll.Service // nil: the mailbox routes answer 503
+	Queue     Queue             // nil: the task triggers answer 503
+	Tasks     TaskReader        // nil: GET /tasks/status answers 503
+	Analytics *analytics.API    // nil: built on Store without an answer cache
+	// Geolocation and Senders serve sender intelligence (pkg/enrich, pkg/senders); nil: their
+	// routes are listed but answer 503. GeoStatus adds the GeoIP databases' state to /ready.
+	Geolocation *enrich.API
+	Senders     *senders.API
+	GeoStatus   interface{ GeoIP() any }
+	Redis       Pinger
+	Monitoring  http.Handler
+	Web         *web.Site // nil: the embedded dashboard is built here
+	Limits      Limits
+	TempDir     string // where uploads are spooled before they are stored
+	Log         *slog.Logger
 
 	Auth           *auth.Service
 	Audit          *audit.Log
@@ -149,6 +156,13 @@ func (a *API) table() []Route {
 	for _, r := range an.Routes() { // a nil *analytics.API still lists its routes (for Routes)
 		rs = append(rs, Route{r.Method, r.Path, auth.Viewer, RateAPI, r.Handler})
 	}
+	// Sender intelligence: reads for viewers, mapping changes and the back-fill for admins.
+	for _, r := range a.Geolocation.Routes() {
+		rs = append(rs, Route{r.Method, r.Path, roleOf(r.Admin), RateAPI, needs(a.Geolocation != nil, r.Handler)})
+	}
+	for _, r := range a.Senders.Routes() {
+		rs = append(rs, Route{r.Method, r.Path, roleOf(r.Admin), RateAPI, needs(a.Senders != nil, r.Handler)})
+	}
 	// Public: the dashboard's page and assets (pkg/web); its data comes through the routes above.
 	site := a.Web
 	if site == nil {
@@ -162,6 +176,23 @@ func (a *API) table() []Route {
 		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})
 	}
 	return rs
+}
+
+func roleOf(admin bool) auth.Role {
+	if admin {
+		return auth.Admin
+	}
+	return auth.Viewer
+}
+
+// needs answers 503 in place of a capability this process was built without.
+func needs(built bool, h echo.HandlerFunc) echo.HandlerFunc {
+	if built {
+		return h
+	}
+	return func(echo.Context) error {
+		return problem(http.StatusServiceUnavailable, "not available in this process")
+	}
 }
 
 func (a *API) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
@@ -213,7 +244,13 @@ func (a *API) ready(c echo.Context) error {
 	if status != http.StatusOK {
 		state = "unavailable"
 	}
-	return c.JSON(status, map[string]any{"status": state, "checks": checks})
+	body := map[string]any{"status": state, "checks": checks}
+	// GeoIP databases are optional: their state is told here (with how to add them), but
+	// readiness does not depend on them.
+	if a.GeoStatus != nil {
+		body["geoip"] = a.GeoStatus.GeoIP()
+	}
+	return c.JSON(status, body)
 }
 
 // isAdmin tells whether a public route's caller sent valid admin credentials. Nothing is

@@ -10,8 +10,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/vigilhq/vigil/pkg/web"
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/enrich"
+	"github.com/vigilhq/vigil/pkg/senders"
+	"github.com/vigilhq/vigil/pkg/web"
 )
 
 // openAPISpec is the base description of the API: the routes pkg/httpapi serves itself and the
@@ -26,7 +28,7 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{analytics.OpenAPI, IngestsSpec, web.OpenAPI}
+	return [][]byte{analytics.OpenAPI, IngestsSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI}
 }
 
 // spec is the merged document, built once: the inputs are embedded, so the result never

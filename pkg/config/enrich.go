@@ -1,0 +1,44 @@
+package config
+
+import (
+	"net"
+	"time"
+)
+
+// Enrich configures sender intelligence (pkg/geo, pkg/enrich): where the GeoIP databases are,
+// which DNS server answers PTR and forward lookups, and how long results are kept.
+type Enrich struct {
+	GeoIPCityDB     string        // VIGIL_GEOIP_CITY_DB: a GeoLite2-City / DB-IP City Lite .mmdb ("" = none)
+	GeoIPASNDB      string        // VIGIL_GEOIP_ASN_DB: a GeoLite2-ASN / DB-IP ASN Lite .mmdb ("" = none)
+	GeoIPCheck      time.Duration // how often the files are checked for a replacement
+	DNSResolver     string        // host:port; "" = the first nameserver of /etc/resolv.conf
+	DNSTimeout      time.Duration // per query
+	DNSConcurrency  int           // lookups in flight per batch
+	BatchSize       int           // addresses per enrich:ips task
+	PositiveTTL     time.Duration // a PTR found
+	NegativeTTL     time.Duration // no PTR, SERVFAIL, timeout
+	GeoTTL          time.Duration // GeoIP results
+	RefreshInterval time.Duration // the scheduler's refresh of expired entries
+}
+
+func loadEnrich(e *env) Enrich {
+	c := Enrich{
+		GeoIPCityDB:     e.str("VIGIL_GEOIP_CITY_DB", ""),
+		GeoIPASNDB:      e.str("VIGIL_GEOIP_ASN_DB", ""),
+		GeoIPCheck:      e.duration("VIGIL_GEOIP_CHECK_INTERVAL", 30*time.Second),
+		DNSResolver:     e.str("VIGIL_DNS_RESOLVER", ""),
+		DNSTimeout:      e.duration("VIGIL_DNS_TIMEOUT", 2*time.Second),
+		DNSConcurrency:  e.integer("VIGIL_DNS_CONCURRENCY", 64, 1, 4096),
+		BatchSize:       e.integer("VIGIL_ENRICH_BATCH", 500, 1, 10000),
+		PositiveTTL:     e.duration("VIGIL_ENRICH_POSITIVE_TTL", 7*24*time.Hour),
+		NegativeTTL:     e.duration("VIGIL_ENRICH_NEGATIVE_TTL", 24*time.Hour),
+		GeoTTL:          e.duration("VIGIL_GEOIP_CACHE_TTL", 90*24*time.Hour),
+		RefreshInterval: e.duration("VIGIL_ENRICH_REFRESH_INTERVAL", 7*24*time.Hour),
+	}
+	if c.DNSResolver != "" {
+		if host, port, err := net.SplitHostPort(c.DNSResolver); err != nil || host == "" || port == "" {
+			e.fail("VIGIL_DNS_RESOLVER", c.DNSResolver, "want host:port such as 127.0.0.1:53 or [2001:db8::53]:53")
+		}
+	}
+	return c
+}

@@ -1,0 +1,79 @@
+package senders_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/enrich"
+	"github.com/vigilhq/vigil/pkg/senders"
+	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/testenv"
+)
+
+// BenchmarkSendersQuery measures GET /api/senders and GET /analytics/geolocation/map (all
+// domains, the last 365 days; neither is cached) on a database filled by `make bench-data`
+// (VIGIL_BENCH_DATABASE_URL, PostgreSQL). Sources without an enrichment row get a synthetic one
+// first (base domain among 500, AS among 300, country among 676), so the join and grouping cost
+// what they would with every source enriched. Reports the median and p95 latency.
+//
+//	make bench-data REPORTS=100000 DATABASE=postgres://…/vigil_bench
+//	VIGIL_BENCH_DATABASE_URL=postgres://…/vigil_bench make bench PKGS=./pkg/senders BENCH=SendersQuery BENCHTIME=20x COUNT=1
+func BenchmarkSendersQuery(b *testing.B) {
+	dsn := os.Getenv("VIGIL_BENCH_DATABASE_URL")
+	if dsn == "" {
+		b.Skip("set VIGIL_BENCH_DATABASE_URL to a database filled by make bench-data")
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	err = st.DB().Exec(`INSERT INTO enrich_ips (ip, ptr, base_domain, asn, as_org, country, country_name, dns_status, dns_expires, geo_expires, updated_at)
+		SELECT ip, 'mx' || id || '.d' || (id % 500) || '.example', 'd' || (id % 500) || '.example', 64500 + id % 300, 'AS' || (id % 300),
+		chr(65 + id % 26) || chr(65 + (id / 26) % 26), 'C' || (id % 676), 'ok', 4102444800, 4102444800, 0 FROM rollup_ips
+		ON CONFLICT (ip) DO NOTHING`).Error
+	if err != nil {
+		b.Fatal(err)
+	}
+	sv, err := senders.New(st, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	an := analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()})
+	e := echo.New()
+	for _, r := range senders.NewAPI(sv, an).Routes() {
+		e.Add(r.Method, r.Path, r.Handler)
+	}
+	for _, r := range enrich.NewAPI(enrich.New(enrich.Deps{Store: st, Log: testenv.Logger()}), an).Routes() {
+		e.Add(r.Method, r.Path, r.Handler)
+	}
+	for _, path := range []string{"/api/senders?days=365", "/analytics/geolocation/map?days=365"} {
+		b.Run(path, func(b *testing.B) {
+			var lat []time.Duration
+			for i := 0; i < b.N; i++ {
+				rec := httptest.NewRecorder()
+				start := time.Now()
+				e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+				lat = append(lat, time.Since(start))
+				if rec.Code != http.StatusOK {
+					b.Fatalf("%s: %d %s", path, rec.Code, rec.Body.String())
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[(len(lat)*95+99)/100-1].Microseconds())/1000, "p95-ms")
+		})
+	}
+}

@@ -1,0 +1,123 @@
+package senders
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/publicsuffix"
+	"gorm.io/gorm"
+
+	"github.com/vigilhq/vigil/pkg/store"
+)
+
+// Service holds the catalog (the data file plus the admin's mappings) and answers
+// /api/senders.
+type Service struct {
+	db      *gorm.DB
+	dialect store.Dialect
+	builtin *Catalog
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New builds the service; it fails only when the embedded data file is broken (a test
+// catches that first).
+func New(st *store.Store, log *slog.Logger) (*Service, error) {
+	b, err := Builtin()
+	if err != nil {
+		return nil, err
+	}
+	return &Service{db: st.DB(), dialect: st.Dialect(), builtin: b, log: log, now: time.Now}, nil
+}
+
+// Catalog is the data file with the admin's mappings on top, read now: a mapping added
+// through the API names senders from the next question on.
+func (s *Service) Catalog(ctx context.Context) (*Catalog, error) {
+	ms, err := s.Mappings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.builtin.With(ms), nil
+}
+
+// Mappings lists the admin's mappings.
+func (s *Service) Mappings(ctx context.Context) ([]Mapping, error) {
+	var ms []Mapping
+	err := s.db.WithContext(ctx).Raw("SELECT id, kind, pattern, name, type FROM sender_mappings ORDER BY kind, pattern").Scan(&ms).Error
+	if err != nil {
+		return nil, fmt.Errorf("senders: read mappings: %w", err)
+	}
+	return ms, nil
+}
+
+// ErrInvalid marks a mapping the admin must correct; the message names the field.
+var ErrInvalid = errors.New("invalid mapping")
+
+// Normalize checks a mapping and puts its pattern in the form matching uses.
+func Normalize(m Mapping) (Mapping, error) {
+	m.Kind = strings.ToLower(strings.TrimSpace(m.Kind))
+	m.Pattern = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(m.Pattern), "."))
+	m.Name = strings.TrimSpace(m.Name)
+	m.Type = strings.ToLower(strings.TrimSpace(m.Type))
+	switch m.Kind {
+	case "domain":
+		base, err := publicsuffix.EffectiveTLDPlusOne(m.Pattern)
+		if err != nil || base != m.Pattern {
+			return m, fmt.Errorf("%w: pattern: %q is not a registrable domain (want e.g. example.com, the base domain of the PTR names)", ErrInvalid, m.Pattern)
+		}
+	case "asn":
+		m.Pattern = strings.TrimPrefix(m.Pattern, "as")
+		n, err := strconv.ParseUint(m.Pattern, 10, 32)
+		if err != nil || n == 0 {
+			return m, fmt.Errorf("%w: pattern: %q is not an AS number", ErrInvalid, m.Pattern)
+		}
+		m.Pattern = strconv.FormatUint(n, 10)
+	default:
+		return m, fmt.Errorf("%w: kind: want domain or asn", ErrInvalid)
+	}
+	if m.Name == "" || len(m.Name) > 100 {
+		return m, fmt.Errorf("%w: name: want 1 to 100 characters", ErrInvalid)
+	}
+	if !slices.Contains(Types, m.Type) || m.Type == TypeUnknown {
+		return m, fmt.Errorf("%w: type: want one of %s", ErrInvalid, strings.Join(Types[:len(Types)-1], ", "))
+	}
+	return m, nil
+}
+
+// PutMapping adds a mapping or replaces the one with the same kind and pattern (so repeating
+// a request is harmless) and returns it with its id.
+func (s *Service) PutMapping(ctx context.Context, m Mapping) (Mapping, error) {
+	m, err := Normalize(m)
+	if err != nil {
+		return m, err
+	}
+	err = s.db.WithContext(ctx).Exec(`INSERT INTO sender_mappings (kind, pattern, name, type, created_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (kind, pattern) DO UPDATE SET name = excluded.name, type = excluded.type`, m.Kind, m.Pattern, m.Name, m.Type, s.now().Unix()).Error
+	if err != nil {
+		return m, fmt.Errorf("senders: save mapping: %w", err)
+	}
+	var ids []int64
+	if err := s.db.WithContext(ctx).Raw("SELECT id FROM sender_mappings WHERE kind = ? AND pattern = ?", m.Kind, m.Pattern).Scan(&ids).Error; err != nil || len(ids) == 0 {
+		return m, fmt.Errorf("senders: read mapping back: %v", err)
+	}
+	m.ID = ids[0]
+	return m, nil
+}
+
+// DeleteMapping removes one mapping; store.ErrNotFound when there is none.
+func (s *Service) DeleteMapping(ctx context.Context, id int64) error {
+	res := s.db.WithContext(ctx).Exec("DELETE FROM sender_mappings WHERE id = ?", id)
+	if res.Error != nil {
+		return fmt.Errorf("senders: delete mapping: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}

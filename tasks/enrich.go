@@ -1,0 +1,109 @@
+package tasks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Enrichment task types (pkg/enrich): DNS and GeoIP for source addresses, on workers, off
+// the ingestion path.
+const (
+	// TypeEnrichIngest finds the sources of one processed file and enqueues their batches.
+	TypeEnrichIngest = "enrich:ingest"
+	// TypeEnrichIPs enriches one batch of addresses.
+	TypeEnrichIPs = "enrich:ips"
+	// TypeEnrichRefresh enqueues every known source whose cache entry is missing or expired
+	// (back-fill, weekly refresh) and purges expired entries of addresses that are no source.
+	TypeEnrichRefresh = "enrich:refresh"
+)
+
+// QueueEnrich has the lowest priority: enrichment may wait, ingestion and rollups may not.
+const QueueEnrich = "enrich"
+
+// EnrichIngestPayload names the processed file.
+type EnrichIngestPayload struct {
+	IngestID int64 `json:"ingest_id"`
+}
+
+// NewEnrichIngestTask enriches the sources of one file; one task per file.
+func NewEnrichIngestTask(ingestID int64) (*asynq.Task, error) {
+	b, err := json.Marshal(EnrichIngestPayload{IngestID: ingestID})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	return asynq.NewTask(TypeEnrichIngest, b,
+		asynq.Queue(QueueEnrich),
+		asynq.TaskID(fmt.Sprintf("%s:%d", TypeEnrichIngest, ingestID)),
+		asynq.MaxRetry(5),
+		asynq.Timeout(10*time.Minute),
+		asynq.Retention(time.Hour),
+	), nil
+}
+
+// EnrichIPsPayload is one batch of addresses (canonical text form).
+type EnrichIPsPayload struct {
+	IPs []string `json:"ips"`
+}
+
+// EnrichIPsTaskID is keyed by the batch's addresses, so the same batch enqueued twice (an
+// ingest and a refresh racing) runs once at a time.
+func EnrichIPsTaskID(ips []string) string {
+	s := slices.Clone(ips)
+	slices.Sort(s)
+	h := sha256.Sum256([]byte(strings.Join(s, ",")))
+	return TypeEnrichIPs + ":" + hex.EncodeToString(h[:12])
+}
+
+// NewEnrichIPsTask enriches one batch. Retention keeps the id taken for a while after the
+// batch ran: its cache entries are fresh then anyway.
+func NewEnrichIPsTask(ips []netip.Addr) (*asynq.Task, error) {
+	p := EnrichIPsPayload{IPs: make([]string, len(ips))}
+	for i, ip := range ips {
+		p.IPs[i] = ip.Unmap().String()
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	return asynq.NewTask(TypeEnrichIPs, b,
+		asynq.Queue(QueueEnrich),
+		asynq.TaskID(EnrichIPsTaskID(p.IPs)),
+		asynq.MaxRetry(5),
+		asynq.Timeout(10*time.Minute),
+		asynq.Retention(10*time.Minute),
+	), nil
+}
+
+// EnrichRefreshPayload is the period the refresh belongs to; it only keys the TaskID.
+type EnrichRefreshPayload struct {
+	Period time.Time `json:"period"`
+}
+
+// EnrichRefreshTaskID keys a refresh to its period.
+func EnrichRefreshTaskID(period time.Time) string {
+	return fmt.Sprintf("%s:%d", TypeEnrichRefresh, period.Unix())
+}
+
+// NewEnrichRefreshTask refreshes the cache once per period (the scheduler's weekly job, or an
+// admin's back-fill keyed to the minute).
+func NewEnrichRefreshTask(period time.Time) (*asynq.Task, error) {
+	b, err := json.Marshal(EnrichRefreshPayload{Period: period.UTC()})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	return asynq.NewTask(TypeEnrichRefresh, b,
+		asynq.Queue(QueueEnrich),
+		asynq.TaskID(EnrichRefreshTaskID(period)),
+		asynq.MaxRetry(3),
+		asynq.Timeout(30*time.Minute),
+		asynq.Retention(24*time.Hour),
+	), nil
+}
