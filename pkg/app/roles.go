@@ -13,6 +13,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/logging"
+	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/schedule"
 	"github.com/vigilhq/vigil/tasks"
 )
@@ -22,6 +23,7 @@ func (a *App) Jobs() []schedule.Job {
 	jobs := []schedule.Job{
 		{Name: tasks.TypeIngestSweep, Interval: a.Cfg.SweepInterval, Build: tasks.NewIngestSweepTask},
 		{Name: tasks.TypeRollupCatchUp, Interval: a.Cfg.SweepInterval, Build: tasks.NewRollupCatchUpTask},
+		{Name: tasks.TypeAlertCheck, Interval: time.Hour, Build: tasks.NewAlertCheckTask},
 	}
 	return append(jobs, a.Mail.Jobs()...)
 }
@@ -38,6 +40,14 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 		// A file rejected for good is recorded on its ingest; asynq need not count it as a
 		// failure of the queue.
 		IsFailure: func(err error) bool { return !errors.Is(err, asynq.SkipRetry) },
+		// Alert deliveries back off from 10 s to 10 min, so a receiver down for minutes still
+		// gets its alert soon after; everything else keeps asynq's default.
+		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
+			if t.Type() == tasks.TypeAlertDeliver {
+				return notify.Backoff(n)
+			}
+			return asynq.DefaultRetryDelayFunc(n, err, t)
+		},
 	})
 	mux := asynq.NewServeMux()
 	mux.Use(taskLog(log))
@@ -48,6 +58,8 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeMailboxDispatch, a.Mail.HandleDispatch)
 	mux.HandleFunc(tasks.TypeRollupApply, a.Rollup.HandleApply)
 	mux.HandleFunc(tasks.TypeRollupCatchUp, a.Rollup.HandleCatchUp)
+	mux.HandleFunc(tasks.TypeAlertCheck, a.Alerts.HandleCheck)
+	mux.HandleFunc(tasks.TypeAlertDeliver, a.Notify.HandleDeliver)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
 }
@@ -101,7 +113,8 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Queue: a.queue(), Tasks: a.inspector(), Redis: redisPinger{a},
 		Analytics: analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics")}), Monitoring: mon, TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
-		Auth:   a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
+		Alerts: a.Alerts, Notify: a.Notify,
+		Auth: a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})
 	return &http.Server{

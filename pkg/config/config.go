@@ -35,6 +35,8 @@ type Config struct {
 	Auth       Auth
 	IMAP       IMAP
 	Encryption Encryption
+	Outbound   Outbound
+	SMTP       SMTP
 }
 
 // Limits bound what one upload, file or report may cost. Each is a VIGIL_MAX_* variable.
@@ -98,6 +100,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Auth = loadAuth(&e)
 	c.IMAP = loadIMAP(&e, c.Limits.FileBytes)
 	c.Encryption = loadEncryption(&e)
+	c.Outbound = loadOutbound(&e)
+	c.SMTP = loadSMTP(&e)
 	if e.err != nil {
 		return Config{}, e.err
 	}

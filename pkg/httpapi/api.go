@@ -12,11 +12,13 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/vigilhq/vigil/pkg/alerting"
 	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/store"
 )
@@ -42,6 +44,8 @@ type Deps struct {
 	Queue      Queue             // nil: the task triggers answer 503
 	Tasks      TaskReader        // nil: GET /tasks/status answers 503
 	Analytics  *analytics.API    // nil: built on Store without an answer cache
+	Alerts     *alerting.Service // nil: the alert routes answer 503
+	Notify     *notify.Service   // nil: the channel routes answer 503
 	Redis      Pinger
 	Monitoring http.Handler
 	Limits     Limits
@@ -142,11 +146,30 @@ func (a *API) table() []Route {
 	for _, r := range an.Routes() { // a nil *analytics.API still lists its routes (for Routes)
 		rs = append(rs, Route{r.Method, r.Path, auth.Viewer, RateAPI, r.Handler})
 	}
+	// Alerts (pkg/alerting, pkg/notify): each route declares its least role.
+	rs = append(rs, featureRoutes(a.Alerts.Routes(), a.Alerts == nil)...)
+	rs = append(rs, featureRoutes(a.Notify.Routes(), a.Notify == nil)...)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
 		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})
 	}
 	return rs
+}
+
+// featureRoutes turns a feature package's routes into table lines; off (the service is not
+// built in this process), each answers 503. A nil service still lists its routes.
+func featureRoutes(in []alerting.Route, off bool) []Route {
+	out := make([]Route, 0, len(in))
+	for _, r := range in {
+		h := r.Handler
+		if off {
+			h = func(echo.Context) error {
+				return problem(http.StatusServiceUnavailable, "alerting is not available in this process")
+			}
+		}
+		out = append(out, Route{r.Method, r.Path, r.Role, RateAPI, h})
+	}
+	return out
 }
 
 func (a *API) requestLog(next echo.HandlerFunc) echo.HandlerFunc {

@@ -9,6 +9,9 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/vigilhq/vigil/pkg/alerting"
+	"github.com/vigilhq/vigil/pkg/notify"
 )
 
 // openAPISpec is the base description of the API: the routes pkg/httpapi serves itself and the
@@ -23,7 +26,7 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{}
+	return [][]byte{alerting.OpenAPI, notify.OpenAPI}
 }
 
 // spec is the merged document, built once: the inputs are embedded, so the result never
