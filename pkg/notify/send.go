@@ -111,8 +111,6 @@ func (s *Service) postJSON(ctx context.Context, url string, v any, hdr map[strin
 // retry; other statuses are permanent. Errors name the status, never the body, which could
 // carry whatever the far end wants to show us.
 func (s *Service) post(ctx context.Context, url string, body []byte, hdr map[string]string) error {
-	ctx, cancel := context.WithTimeout(ctx, outbound.Timeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrPermanent, err)

@@ -46,6 +46,15 @@ type Policy struct {
 	AllowHosts []string
 	// Resolver looks names up for the save-time check; nil: net.DefaultResolver.
 	Resolver *net.Resolver
+	// Timeout bounds a connection attempt and a whole HTTP request; 0: Timeout (10 s).
+	Timeout time.Duration
+}
+
+func (p *Policy) timeout() time.Duration {
+	if p.Timeout > 0 {
+		return p.Timeout
+	}
+	return Timeout
 }
 
 // Parse reads a VIGIL_OUTBOUND_ALLOW value: comma-separated addresses, CIDR prefixes and host
@@ -233,7 +242,7 @@ func (p *Policy) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err != nil {
 		return nil, fmt.Errorf("outbound: %w", err)
 	}
-	d := &net.Dialer{Timeout: Timeout, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: p.timeout(), KeepAlive: 30 * time.Second}
 	if p.hostAllowed(host) {
 		return d.DialContext(ctx, network, addr)
 	}
@@ -280,12 +289,12 @@ func (p *Policy) HTTPClient() *http.Client {
 		MaxIdleConns:          64,
 		MaxIdleConnsPerHost:   16,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   Timeout,
-		ResponseHeaderTimeout: Timeout,
+		TLSHandshakeTimeout:   p.timeout(),
+		ResponseHeaderTimeout: p.timeout(),
 	}
 	return &http.Client{
 		Transport: tr,
-		Timeout:   Timeout,
+		Timeout:   p.timeout(),
 		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
 			return fmt.Errorf("%w (to %s)", ErrRedirect, req.URL.Redacted())
 		},
