@@ -402,7 +402,7 @@ type smtpBackend struct {
 type smtpSession struct{ b *smtpBackend }
 
 func (b *smtpBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{b}, nil }
-func (s *smtpSession) AuthMechanisms() []string                     { return []string{sasl.Plain} }
+func (s *smtpSession) AuthMechanisms() []string                    { return []string{sasl.Plain} }
 func (s *smtpSession) Auth(string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(_, user, pass string) error {
 		s.b.mu.Lock()
