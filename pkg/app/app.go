@@ -99,7 +99,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	}
 	a.Mail = mailpoll.New(mailpoll.Deps{Store: a.Store, Ingest: a.Ingest, Limits: IngestLimits(cfg.Limits).Unwrap,
 		MaxMessageBytes: cfg.Limits.FileBytes, Env: cfg.IMAP.Mailbox, Interval: cfg.IMAP.PollInterval,
-		Enqueuer: mailEnq, Keys: keys, TokenDir: cfg.IMAP.TokenDir, Log: log.With("component", "mailpoll")})
+		Enqueuer: mailEnq, Keys: keys, TokenDir: cfg.IMAP.TokenDir, Outbound: a.Outbound, Log: log.With("component", "mailpoll")})
 	if err := a.Mail.Init(ctx); err != nil {
 		a.Close()
 		return nil, err
