@@ -79,7 +79,11 @@ func (s *Service) send(ctx context.Context, kind string, st settings, a alerting
 	case KindDiscord:
 		return s.postJSON(ctx, st.URL, discordEmbed(a), nil)
 	case KindWebhook:
-		body, err := json.Marshal(webhookEvent{EventID: eventID, Event: "alert." + a.Status, SentAt: s.now().UTC(), Alert: a})
+		event := "alert." + a.Status
+		if a.ID == 0 { // the "send test" action's sample
+			event = "alert.test"
+		}
+		body, err := json.Marshal(webhookEvent{EventID: eventID, Event: event, SentAt: s.now().UTC(), Alert: a})
 		if err != nil {
 			return err
 		}
