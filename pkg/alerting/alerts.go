@@ -242,6 +242,16 @@ func (s *Service) Get(ctx context.Context, id int64) (Alert, error) {
 	return a, nil
 }
 
+// Brief returns one alert without its deliveries and history: what a delivery sends, in
+// one query.
+func (s *Service) Brief(ctx context.Context, id int64) (Alert, error) {
+	var r alertRow
+	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
+		return Alert{}, notFound(err, "alert", id)
+	}
+	return r.alert(), nil
+}
+
 func (s *Service) attachDeliveries(ctx context.Context, as []*Alert) error {
 	if len(as) == 0 {
 		return nil

@@ -34,23 +34,39 @@ func (s *Service) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 	if !ok {
 		maxRetry = tasks.AlertDeliverRetries
 	}
-	return s.Deliver(ctx, p.AlertID, p.ChannelID, retry >= maxRetry)
+	return s.deliverOnce(ctx, p.AlertID, p.ChannelID, retry >= maxRetry)
 }
 
 // Deliver sends one alert to one channel and records the outcome; last says no retry follows.
-func (s *Service) Deliver(ctx context.Context, alertID, channelID int64, last bool) error {
-	var d struct {
-		Status string
-	}
-	err := s.db.WithContext(ctx).Table("alert_deliveries").Select("status").
-		Where("alert_id = ? AND channel_id = ?", alertID, channelID).Take(&d).Error
+// Three statements per delivery (the delivery with its channel, the alert, the outcome):
+// deliveries come in bursts, and a receiver's round trip should be what bounds them.
+func (s *Service) Deliver(ctx context.Context, alertID, channelID int64) error {
+	return s.deliverOnce(ctx, alertID, channelID, false)
+}
+
+type pendingRow struct {
+	Status       string
+	Kind         *string
+	Config       *string
+	SecretSealed []byte
+	Enabled      *bool
+}
+
+func (s *Service) deliverOnce(ctx context.Context, alertID, channelID int64, last bool) error {
+	var d pendingRow
+	err := s.db.WithContext(ctx).Raw(`SELECT d.status, c.kind, c.config, c.secret_sealed, c.enabled
+		FROM alert_deliveries d LEFT JOIN alert_channels c ON c.id = d.channel_id
+		WHERE d.alert_id = ? AND d.channel_id = ?`, alertID, channelID).Scan(&d).Error
 	if err != nil {
-		return fmt.Errorf("delivery %d/%d: %v: %w", alertID, channelID, err, asynq.SkipRetry)
+		return fmt.Errorf("delivery %d/%d: %w", alertID, channelID, err)
+	}
+	if d.Status == "" {
+		return fmt.Errorf("delivery %d/%d: not recorded: %w", alertID, channelID, asynq.SkipRetry)
 	}
 	if d.Status != "pending" {
 		return nil
 	}
-	sendErr := s.deliver(ctx, alertID, channelID)
+	sendErr := s.deliver(ctx, alertID, channelID, d)
 	status, msg := "sent", ""
 	if sendErr != nil {
 		msg = sendErr.Error()
@@ -73,30 +89,25 @@ func (s *Service) Deliver(ctx context.Context, alertID, channelID int64, last bo
 	return fmt.Errorf("deliver alert %d to channel %d: %w", alertID, channelID, sendErr)
 }
 
-func (s *Service) deliver(ctx context.Context, alertID, channelID int64) error {
-	r, err := s.row(ctx, channelID)
-	if errors.Is(err, store.ErrNotFound) {
+func (s *Service) deliver(ctx context.Context, alertID, channelID int64, d pendingRow) error {
+	if d.Kind == nil {
 		return fmt.Errorf("%w: the channel was deleted", ErrPermanent)
 	}
-	if err != nil {
-		return err
-	}
-	if !r.Enabled {
+	if !*d.Enabled {
 		return fmt.Errorf("%w: the channel is disabled", ErrPermanent)
 	}
-	st, err := s.open(r)
+	st, err := s.open(channelRow{ID: channelID, Kind: *d.Kind, Config: *d.Config, SecretSealed: d.SecretSealed})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrPermanent, err)
 	}
-	a, err := s.alerts.Get(ctx, alertID)
+	a, err := s.alerts.Brief(ctx, alertID)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: the alert was deleted", ErrPermanent)
 	}
 	if err != nil {
 		return err
 	}
-	a.History = nil
-	return s.send(ctx, r.Kind, st, a, fmt.Sprintf("alert-%d-channel-%d", alertID, channelID))
+	return s.send(ctx, *d.Kind, st, a, fmt.Sprintf("alert-%d-channel-%d", alertID, channelID))
 }
 
 // Test sends a sample alert to a channel now and returns what happened.

@@ -43,7 +43,7 @@ type bundle struct {
 	n      *Service
 }
 
-func setup(t *testing.T, be testenv.Backend, p *outbound.Policy, smtpCfg SMTPConfig) bundle {
+func setup(t testing.TB, be testenv.Backend, p *outbound.Policy, smtpCfg SMTPConfig) bundle {
 	t.Helper()
 	st := be.Store(t)
 	key, _ := secretbox.NewKey()
@@ -222,14 +222,14 @@ func TestChannelPayloads(t *testing.T) {
 					t.Errorf("channel view shows a secret or misses its name: %s", view)
 				}
 				id := b.alert(t, ch.ID)
-				if err := b.n.Deliver(ctx, id, ch.ID, false); err != nil {
+				if err := b.n.Deliver(ctx, id, ch.ID); err != nil {
 					t.Fatal(err)
 				}
 				if st, att, _ := b.delivery(t, id, ch.ID); st != "sent" || att != 1 {
 					t.Fatalf("delivery %s after %d attempts", st, att)
 				}
 				// Delivered once: running the task again sends nothing.
-				if err := b.n.Deliver(ctx, id, ch.ID, false); err != nil || rc.hits.Load() != 1 {
+				if err := b.n.Deliver(ctx, id, ch.ID); err != nil || rc.hits.Load() != 1 {
 					t.Fatalf("repeat delivery: %v, %d requests", err, rc.hits.Load())
 				}
 				var m map[string]any
@@ -270,7 +270,7 @@ func TestRetriesThenFailed(t *testing.T) {
 	testenv.Run(t, func(t *testing.T, be testenv.Backend) {
 		b := setup(t, be, loopback, SMTPConfig{})
 		ctx := context.Background()
-		opt := be.Redis(t, 24)
+		opt := be.Redis(t, 25)
 		srv := asynq.NewServer(opt, asynq.Config{Concurrency: 10, Queues: tasks.Queues(), LogLevel: asynq.FatalLevel,
 			RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return 50 * time.Millisecond }})
 		mux := asynq.NewServeMux()
@@ -366,7 +366,7 @@ func TestSSRF(t *testing.T) {
 	}
 	later := New(Deps{Store: lenient.st, Alerts: lenient.alerts, Keys: lenient.n.keys, Policy: &outbound.Policy{}, Log: testenv.Logger()})
 	id := lenient.alert(t, ch.ID)
-	if err := later.Deliver(ctx, id, ch.ID, false); !errors.Is(err, asynq.SkipRetry) {
+	if err := later.Deliver(ctx, id, ch.ID); !errors.Is(err, asynq.SkipRetry) {
 		t.Errorf("refused delivery should not be retried: %v", err)
 	}
 	if st, _, lastErr := lenient.delivery(t, id, ch.ID); st != "failed" || !strings.Contains(lastErr, "loopback") || strings.Contains(lastErr, rc.URL) {
@@ -382,7 +382,7 @@ func TestSSRF(t *testing.T) {
 		t.Fatal(err)
 	}
 	rid := lenient.alert(t, rch.ID)
-	_ = lenient.n.Deliver(ctx, rid, rch.ID, false)
+	_ = lenient.n.Deliver(ctx, rid, rch.ID)
 	if st, _, lastErr := lenient.delivery(t, rid, rch.ID); st != "failed" || !strings.Contains(lastErr, "302") {
 		t.Errorf("redirect: %s %q", st, lastErr)
 	}
@@ -470,7 +470,7 @@ func TestEmail(t *testing.T) {
 		}
 	}
 	id := b.alert(t, ch.ID)
-	if err := b.n.Deliver(ctx, id, ch.ID, false); err != nil {
+	if err := b.n.Deliver(ctx, id, ch.ID); err != nil {
 		t.Fatal(err)
 	}
 	if st, _, _ := b.delivery(t, id, ch.ID); st != "sent" {
@@ -496,7 +496,7 @@ func TestEmail(t *testing.T) {
 		SMTP: SMTPConfig{Host: "127.0.0.1", Port: port, Username: "vigil", Password: "wrong", From: "vigil@example.com", TLS: "starttls", InsecureSkipVerify: true}})
 	id2 := b.alert(t, ch.ID)
 	be.mu.Unlock()
-	err = bad.Deliver(ctx, id2, ch.ID, false)
+	err = bad.Deliver(ctx, id2, ch.ID)
 	be.mu.Lock()
 	if err == nil || errors.Is(err, asynq.SkipRetry) {
 		t.Errorf("wrong SMTP password: %v, want a retryable error", err)
