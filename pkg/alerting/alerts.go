@@ -121,13 +121,10 @@ func Fingerprint(ruleID int64, typ, domain, key string) string {
 // evaluations, the first to write the row raises, the others find it fresh and raise nothing
 // (PostgreSQL re-checks the WHERE on the row the winner committed; SQLite has one writer).
 // It returns the new alert's status, or "" when the cooldown held it back.
-func (s *Service) raise(ctx context.Context, r Rule, f finding) (string, error) {
+func (s *Service) raise(ctx context.Context, r Rule, f finding, sups []suppressionRow) (string, error) {
 	fp := Fingerprint(r.ID, r.Type, f.domain, f.key)
 	now := s.now()
-	sup, err := s.activeSuppression(ctx, f.domain, r.Type, r.Severity, now)
-	if err != nil {
-		return "", err
-	}
+	sup := activeSuppression(sups, f.domain, r.Type, r.Severity, now)
 	status := StatusOpen
 	if sup != nil {
 		status = StatusSuppressed
@@ -135,7 +132,7 @@ func (s *Service) raise(ctx context.Context, r Rule, f finding) (string, error) 
 	data, _ := json.Marshal(f.data)
 	var alertID int64
 	var channels []int64
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var got []string
 		err := tx.Raw(`INSERT INTO alert_cooldowns (fingerprint, raised_at) VALUES (?, ?)
 			ON CONFLICT (fingerprint) DO UPDATE SET raised_at = excluded.raised_at, alert_id = NULL

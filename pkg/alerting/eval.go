@@ -79,6 +79,11 @@ func (s *Service) Evaluate(ctx context.Context, domains []string) (RunResult, er
 	}
 	today := rollup.DayOf(s.now())
 	seen := map[int32]bool{}
+	// The maintenance windows, read once per run rather than once per finding.
+	sups, err := s.suppressions(ctx)
+	if err != nil {
+		return res, err
+	}
 	for _, r := range rules {
 		if !r.Enabled {
 			continue
@@ -105,8 +110,15 @@ func (s *Service) Evaluate(ctx context.Context, domains []string) (RunResult, er
 			s.log.Warn("alerting: rule found more than the per-run limit; the rest wait for the next run", "rule_id", r.ID, "found", len(fs), "limit", s.maxRun)
 			fs = fs[:s.maxRun]
 		}
+		fresh, err := s.coolingDown(ctx, r, fs)
+		if err != nil {
+			return res, err
+		}
 		for _, f := range fs {
-			out, err := s.raise(ctx, r, f)
+			if fresh[Fingerprint(r.ID, r.Type, f.domain, f.key)] {
+				continue // raised within the cooldown: the usual case of an hourly run
+			}
+			out, err := s.raise(ctx, r, f, sups)
 			if err != nil {
 				return res, err
 			}
@@ -121,6 +133,29 @@ func (s *Service) Evaluate(ctx context.Context, domains []string) (RunResult, er
 	res.Domains = len(seen)
 	res.Duration = s.now().Sub(start)
 	return res, nil
+}
+
+// coolingDown returns the fingerprints of fs that raised an alert within the rule's cooldown.
+// It only spares the raise transactions of what is certainly cooling down (one query per rule
+// instead of one transaction per finding); the conditional upsert in raise stays the judge.
+func (s *Service) coolingDown(ctx context.Context, r Rule, fs []finding) (map[string]bool, error) {
+	out := map[string]bool{}
+	fps := make([]string, 0, len(fs))
+	for _, f := range fs {
+		fps = append(fps, Fingerprint(r.ID, r.Type, f.domain, f.key))
+	}
+	since := s.now().Add(-r.cooldown).Unix()
+	for start := 0; start < len(fps); start += 1000 {
+		var hot []string
+		if err := s.db.WithContext(ctx).Table("alert_cooldowns").Where("fingerprint IN ? AND raised_at > ?", fps[start:min(start+1000, len(fps))], since).
+			Pluck("fingerprint", &hot).Error; err != nil {
+			return nil, fmt.Errorf("read cooldowns: %w", err)
+		}
+		for _, fp := range hot {
+			out[fp] = true
+		}
+	}
+	return out, nil
 }
 
 func (s *Service) domainNames(ctx context.Context) (map[int32]string, error) {

@@ -291,21 +291,17 @@ func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
 	return len(ids), nil
 }
 
-// activeSuppression returns the id of a window covering an alert of this domain, type and
-// severity now, or nil.
-func (s *Service) activeSuppression(ctx context.Context, domain, typ, severity string, now time.Time) (*int64, error) {
-	rows, err := s.suppressions(ctx)
-	if err != nil {
-		return nil, err
-	}
+// activeSuppression returns the id of a window of rows covering an alert of this domain, type
+// and severity at now, or nil.
+func activeSuppression(rows []suppressionRow, domain, typ, severity string, now time.Time) *int64 {
 	for _, r := range rows {
 		if (r.Domain != nil && *r.Domain != domain) || (r.Type != nil && *r.Type != typ) || (r.Severity != nil && *r.Severity != severity) {
 			continue
 		}
 		if r.active(now) {
 			id := r.ID
-			return &id, nil
+			return &id
 		}
 	}
-	return nil, nil
+	return nil
 }
