@@ -17,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vigilhq/vigil/pkg/alerting"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/config"
@@ -25,8 +26,11 @@ import (
 	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/notify"
+	"github.com/vigilhq/vigil/pkg/outbound"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/rollup"
+	"github.com/vigilhq/vigil/pkg/secretbox"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/unwrap"
@@ -50,6 +54,9 @@ type App struct {
 	stopApplier func() // ends the applier after it applied what it holds
 	Enrich      *enrich.Service
 	Senders     *senders.Service
+	Alerts      *alerting.Service
+	Notify      *notify.Service
+	Outbound    *outbound.Policy
 	// Auth, Audit and Limiter are built for the api role only (buildAuth).
 	Auth     *auth.Service
 	Audit    *audit.Log
@@ -71,7 +78,7 @@ type Options struct {
 
 // Build connects the stores. Close releases them.
 func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*App, error) {
-	a := &App{Cfg: cfg, Log: log}
+	a := &App{Cfg: cfg, Log: log, Outbound: cfg.Outbound.Policy()}
 	if err := a.openStore(ctx, o.Migrate); err != nil {
 		return nil, err
 	}
@@ -100,17 +107,33 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	}
 	a.Mail = mailpoll.New(mailpoll.Deps{Store: a.Store, Ingest: a.Ingest, Limits: IngestLimits(cfg.Limits).Unwrap,
 		MaxMessageBytes: cfg.Limits.FileBytes, Env: cfg.IMAP.Mailbox, Interval: cfg.IMAP.PollInterval,
-		Enqueuer: mailEnq, Keys: keys, TokenDir: cfg.IMAP.TokenDir, Log: log.With("component", "mailpoll")})
+		Enqueuer: mailEnq, Keys: keys, TokenDir: cfg.IMAP.TokenDir, Outbound: a.Outbound, Log: log.With("component", "mailpoll")})
 	if err := a.Mail.Init(ctx); err != nil {
 		a.Close()
 		return nil, err
 	}
+	a.wireAlerts(keys)
 	a.wireRollups(ctx)
 	if err := a.buildEnrich(); err != nil {
 		a.Close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// wireAlerts builds alert evaluation and delivery. Both record audit entries in the store's
+// audit log (the api role's handlers write there).
+func (a *App) wireAlerts(keys *secretbox.Keyring) {
+	var q alerting.Enqueuer
+	if a.Client != nil {
+		q = a.Client
+	}
+	al := audit.New(a.Store.DB())
+	a.Alerts = alerting.New(alerting.Deps{Store: a.Store, Queue: q, Audit: al, Log: a.Log.With("component", "alerting")})
+	a.Notify = notify.New(notify.Deps{Store: a.Store, Alerts: a.Alerts, Keys: keys, Policy: a.Outbound, Audit: al,
+		SMTP: notify.SMTPConfig{Host: a.Cfg.SMTP.Host, Port: a.Cfg.SMTP.Port, Username: a.Cfg.SMTP.Username,
+			Password: a.Cfg.SMTP.Password, From: a.Cfg.SMTP.From, TLS: a.Cfg.SMTP.TLS},
+		Log: a.Log.With("component", "notify"), OnFirstChannel: a.Alerts.AdoptDefaults})
 }
 
 // wireRollups keeps the analytics rollups up to date: the process that parses a file (a worker,
@@ -120,6 +143,19 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 func (a *App) wireRollups(ctx context.Context) {
 	log := a.Log.With("component", "rollup")
 	a.Rollup = rollup.New(a.Store, gencache.New(a.Redis, a.Cfg.CacheTTL, log), log)
+	if a.Client != nil {
+		// An alert check for the domains whose rollups changed; applies of the same minute and
+		// domains share one (TaskID). A lost enqueue is caught by the hourly check.
+		a.Rollup.OnApplied(func(ctx context.Context, domains []string) {
+			t, err := tasks.NewAlertCheckDomainsTask(domains, time.Now())
+			if err == nil {
+				_, err = a.Client.EnqueueContext(ctx, t)
+			}
+			if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+				log.Warn("alert check not enqueued after rollup apply", "domains", len(domains), "err", err)
+			}
+		})
+	}
 	a.Applier = a.Rollup.NewApplier()
 	a.Ingest.OnNewReports(func(ctx context.Context, id int64) error {
 		err := a.Applier.Add(ctx, id)

@@ -106,14 +106,15 @@ func TestMailboxThroughAPI(t *testing.T) {
 		if b.Real() {
 			key, _ := secretbox.NewKey()
 			cfg = testConfig(t, map[string]string{"VIGIL_DATABASE_URL": b.DatabaseURL(t), "VIGIL_REDIS_URL": b.RedisURL(t, redisDBMailbox),
-				"VIGIL_ENCRYPTION_KEY": key})
+				"VIGIL_ENCRYPTION_KEY": key, "VIGIL_OUTBOUND_ALLOW": "127.0.0.1/32"})
 			if err := app.Migrate(context.Background(), cfg, log, io.Discard); err != nil {
 				t.Fatal(err)
 			}
 			run(t, "api", func(ctx context.Context) error { return app.Serve(ctx, cfg, log) })
 			run(t, "worker", func(ctx context.Context) error { return app.Worker(ctx, cfg, log) })
 		} else {
-			cfg = testConfig(t, map[string]string{"VIGIL_ADMIN_PASSWORD": adminPassword})
+			// The test IMAP server listens on loopback, refused unless allowed.
+			cfg = testConfig(t, map[string]string{"VIGIL_ADMIN_PASSWORD": adminPassword, "VIGIL_OUTBOUND_ALLOW": "127.0.0.1/32"})
 			run(t, "serve", func(ctx context.Context) error { return app.Serve(ctx, cfg, log) })
 		}
 		base := "http://" + cfg.HTTPAddr

@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/logging"
+	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/schedule"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/web"
@@ -28,6 +29,7 @@ func (a *App) Jobs() []schedule.Job {
 		{Name: tasks.TypeIngestSweep, Interval: a.Cfg.SweepInterval, Build: tasks.NewIngestSweepTask},
 		{Name: tasks.TypeRollupCatchUp, Interval: a.Cfg.SweepInterval, Build: tasks.NewRollupCatchUpTask},
 		{Name: tasks.TypeEnrichRefresh, Interval: a.Cfg.Enrich.RefreshInterval, Build: tasks.NewEnrichRefreshTask},
+		{Name: tasks.TypeAlertCheck, Interval: time.Hour, Build: tasks.NewAlertCheckTask},
 	}
 	return append(jobs, a.Mail.Jobs()...)
 }
@@ -59,6 +61,8 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeEnrichIngest, a.Enrich.HandleIngest)
 	mux.HandleFunc(tasks.TypeEnrichIPs, a.Enrich.HandleIPs)
 	mux.HandleFunc(tasks.TypeEnrichRefresh, a.Enrich.HandleRefresh)
+	mux.HandleFunc(tasks.TypeAlertCheck, a.Alerts.HandleCheck)
+	mux.HandleFunc(tasks.TypeAlertDeliver, a.Notify.HandleDeliver)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
 }
@@ -72,6 +76,11 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 func retryDelay(n int, err error, t *asynq.Task) time.Duration {
 	if errors.Is(err, asynq.ErrLeaseExpired) {
 		return time.Second
+	}
+	if t.Type() == tasks.TypeAlertDeliver {
+		// Alert deliveries back off from 10 s to 10 min, so a receiver down for minutes still
+		// gets its alert soon after.
+		return notify.Backoff(n)
 	}
 	if t.Type() == tasks.TypeReportParse && n < 3 {
 		return time.Duration(5<<n) * time.Second
@@ -146,7 +155,8 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an), Senders: senders.NewAPI(a.Senders, an), GeoStatus: geoStatus{a},
 		Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
-		Auth:   a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
+		Alerts: a.Alerts, Notify: a.Notify,
+		Auth: a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, IPv6Prefix: a.Cfg.Auth.IPv6Prefix, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})
 	return &http.Server{

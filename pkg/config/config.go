@@ -39,6 +39,8 @@ type Config struct {
 	IMAP       IMAP
 	Encryption Encryption
 	Enrich     Enrich
+	Outbound   Outbound
+	SMTP       SMTP
 }
 
 // Limits bound what one upload, file or report may cost. Each is a VIGIL_MAX_* variable.
@@ -104,6 +106,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.IMAP = loadIMAP(&e, c.Limits.FileBytes)
 	c.Encryption = loadEncryption(&e)
 	c.Enrich = loadEnrich(&e)
+	c.Outbound = loadOutbound(&e)
+	c.SMTP = loadSMTP(&e)
 	if e.err != nil {
 		return Config{}, e.err
 	}

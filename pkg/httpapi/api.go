@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/vigilhq/vigil/pkg/alerting"
 	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
@@ -20,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/store"
@@ -54,7 +56,9 @@ type Deps struct {
 	GeoStatus   interface{ GeoIP() any }
 	Redis       Pinger
 	Monitoring  http.Handler
-	Web         *web.Site // nil: the embedded dashboard is built here
+	Alerts      *alerting.Service // nil: the alert routes answer 503
+	Notify      *notify.Service   // nil: the channel routes answer 503
+	Web         *web.Site         // nil: the embedded dashboard is built here
 	Limits      Limits
 	TempDir     string // where uploads are spooled before they are stored
 	Log         *slog.Logger
@@ -171,6 +175,9 @@ func (a *API) table() []Route {
 	for _, r := range site.Routes() {
 		rs = append(rs, Route{r.Method, r.Path, auth.Public, RateNone, r.Handler})
 	}
+	// Alerts (pkg/alerting, pkg/notify): each route declares its least role.
+	rs = append(rs, featureRoutes(a.Alerts.Routes(), a.Alerts == nil)...)
+	rs = append(rs, featureRoutes(a.Notify.Routes(), a.Notify == nil)...)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
 		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})
@@ -193,6 +200,16 @@ func needs(built bool, h echo.HandlerFunc) echo.HandlerFunc {
 	return func(echo.Context) error {
 		return problem(http.StatusServiceUnavailable, "not available in this process")
 	}
+}
+
+// featureRoutes turns a feature package's routes into table lines; off (the service is not
+// built in this process), each answers 503. A nil service still lists its routes.
+func featureRoutes(in []alerting.Route, off bool) []Route {
+	out := make([]Route, 0, len(in))
+	for _, r := range in {
+		out = append(out, Route{r.Method, r.Path, r.Role, RateAPI, needs(!off, r.Handler)})
+	}
+	return out
 }
 
 func (a *API) requestLog(next echo.HandlerFunc) echo.HandlerFunc {

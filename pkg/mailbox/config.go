@@ -1,6 +1,7 @@
 package mailbox
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -61,6 +62,11 @@ type Config struct {
 	Password           string
 	OAuth2TokenFile    string
 	OAuth2TokenCommand []string
+
+	// Dial opens the TCP connection; nil: a plain net.Dialer. Mailboxes added through the API
+	// get the outbound policy's dialer (pkg/outbound), which refuses forbidden addresses at
+	// connect time; the operator's env mailbox does not.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	TLS        TLSMode // default TLSImplicit
 	AllowPlain bool    // required for TLSNone: the password would cross the network in clear

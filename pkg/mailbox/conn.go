@@ -126,7 +126,11 @@ type session struct {
 func dial(ctx context.Context, cfg Config) (*session, error) {
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	d := net.Dialer{Timeout: cfg.OpTimeout, KeepAlive: 30 * time.Second}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	dialFn := d.DialContext
+	if cfg.Dial != nil {
+		dialFn = cfg.Dial
+	}
+	raw, err := dialFn(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", addr, err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailbox"
+	"github.com/vigilhq/vigil/pkg/outbound"
 	"github.com/vigilhq/vigil/pkg/schedule"
 	"github.com/vigilhq/vigil/pkg/secretbox"
 	"github.com/vigilhq/vigil/pkg/store"
@@ -77,6 +78,7 @@ type Service struct {
 	enq      Enqueuer
 	keys     *secretbox.Keyring
 	tokenDir string
+	outbound *outbound.Policy
 	log      *slog.Logger
 	now      func() time.Time
 	accept   func(context.Context, []ingest.File) ([]ingest.Result, error) // ing.AcceptBatch; tests wrap it
@@ -104,6 +106,10 @@ type Deps struct {
 	// TokenDir is VIGIL_IMAP_TOKEN_DIR: the directory API mailboxes' XOAUTH2 token files
 	// are named in; "" allows none.
 	TokenDir string
+	// Outbound is the destination policy for mailboxes added through the API (checked when
+	// saved and at connect time); nil: the default policy (no loopback, link-local, metadata
+	// or private address). The env mailbox is the operator's and exempt.
+	Outbound *outbound.Policy
 	Log      *slog.Logger
 }
 
@@ -126,7 +132,7 @@ func New(d Deps) *Service {
 		interval = DefaultInterval
 	}
 	s := &Service{st: d.Store, db: d.Store.DB(), ing: d.Ingest, lim: d.Limits, maxMsg: d.MaxMessageBytes, env: env,
-		interval: interval, enq: d.Enqueuer, keys: d.Keys, tokenDir: d.TokenDir, log: log,
+		interval: interval, enq: d.Enqueuer, keys: d.Keys, tokenDir: d.TokenDir, log: log, outbound: d.Outbound,
 		now: func() time.Time { return time.Now().UTC() }}
 	if d.Ingest != nil {
 		s.accept = d.Ingest.AcceptBatch
@@ -364,6 +370,23 @@ func (s *Service) HandlePoll(ctx context.Context, t *asynq.Task) error {
 	return err
 }
 
+// policy is the outbound policy API mailboxes are held to.
+func (s *Service) policy() *outbound.Policy {
+	if s.outbound == nil {
+		return &outbound.Policy{}
+	}
+	return s.outbound
+}
+
+// checkHost refuses, when a mailbox is saved, a host the outbound policy refuses; the error
+// names the rule.
+func (s *Service) checkHost(ctx context.Context, host string) error {
+	if err := s.policy().CheckHost(ctx, host); err != nil {
+		return fmt.Errorf("%w: host: %s", ErrInvalid, strings.TrimPrefix(err.Error(), outbound.ErrRefused.Error()+": "))
+	}
+	return nil
+}
+
 // passwordPurpose binds a sealed password to its use (secretbox authenticates it).
 const passwordPurpose = "vigil mailbox password"
 
@@ -377,6 +400,7 @@ func (s *Service) config(r row) (mailbox.Config, error) {
 	}
 	c := r.settings()
 	c.MaxMessageBytes = s.maxMsg
+	c.Dial = s.policy().DialContext
 	switch {
 	case r.OAuth2TokenFile != "":
 		path, err := s.tokenPath(r.OAuth2TokenFile)

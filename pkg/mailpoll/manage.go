@@ -82,6 +82,9 @@ func (s *Service) Create(ctx context.Context, in Input) (MailboxStatus, error) {
 	if err := s.apply(&r, in); err != nil {
 		return MailboxStatus{}, err
 	}
+	if err := s.checkHost(ctx, r.Host); err != nil {
+		return MailboxStatus{}, err
+	}
 	err := s.db.WithContext(ctx).Create(&r).Error
 	if isUniqueViolation(err) {
 		return MailboxStatus{}, fmt.Errorf("%w: %q", ErrNameTaken, r.Name)
@@ -110,6 +113,11 @@ func (s *Service) Update(ctx context.Context, id int64, in Input) (MailboxStatus
 	}
 	if err := needsCredential(before, r, in); err != nil {
 		return MailboxStatus{}, err
+	}
+	if r.Host != before.Host {
+		if err := s.checkHost(ctx, r.Host); err != nil {
+			return MailboxStatus{}, err
+		}
 	}
 	// Only the columns that change, so two PATCHes of different fields do not undo each other.
 	set := map[string]any{}

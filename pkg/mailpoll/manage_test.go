@@ -200,7 +200,8 @@ func TestAPIMailboxPoll(t *testing.T) {
 		st := b.Store(t)
 		oldRaw, newRaw := rawKey(t), rawKey(t)
 		oldKeys, _ := secretbox.New(oldRaw)
-		svc := newServiceWith(t, Deps{Store: st, Ingest: newIngest(st), Keys: oldKeys})
+		// The test server listens on loopback, which the outbound policy refuses unless allowed.
+		svc := newServiceWith(t, Deps{Store: st, Ingest: newIngest(st), Keys: oldKeys, Outbound: loopbackAllowed})
 		c := srv.cfg
 		m, err := svc.Create(ctx, Input{Name: ptr("mem"), Host: ptr(c.Host), Port: ptr(c.Port), Username: ptr(c.Username),
 			Password: ptr(c.Password), TLS: ptr("none"), AllowPlain: ptr(true)})
@@ -209,7 +210,7 @@ func TestAPIMailboxPoll(t *testing.T) {
 		}
 
 		rotated, _ := secretbox.New(newRaw, oldRaw)
-		svc2 := newServiceWith(t, Deps{Store: st, Ingest: newIngest(st), Keys: rotated})
+		svc2 := newServiceWith(t, Deps{Store: st, Ingest: newIngest(st), Keys: rotated, Outbound: loopbackAllowed})
 		var during []MailboxStatus
 		accept := svc2.accept
 		svc2.accept = func(ctx context.Context, f []ingest.File) ([]ingest.Result, error) {

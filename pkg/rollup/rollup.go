@@ -38,7 +38,13 @@ type Rollup struct {
 	log     *slog.Logger
 	now     func() time.Time
 	maxHeld int // rows a batch holds in memory before writing them
+	// onApplied hears which domains an Apply changed, after they are committed (alert checks).
+	onApplied func(ctx context.Context, domains []string)
 }
+
+// OnApplied sets fn to run after each Apply that changed the rollups of some domains, with
+// those domains (sorted). Set it before the first Apply.
+func (r *Rollup) OnApplied(fn func(ctx context.Context, domains []string)) { r.onApplied = fn }
 
 // New maintains st's rollups and invalidates cache (may be nil) for the domains they change.
 func New(st *store.Store, cache *gencache.Cache, log *slog.Logger) *Rollup {
@@ -81,6 +87,9 @@ func (r *Rollup) Apply(ctx context.Context, reportIDs []int64) error {
 		// Rollups are committed; a cache that cannot be told serves answers at most its TTL old.
 		if err := r.cache.Invalidate(ctx, list); err != nil {
 			r.log.Warn("rollup: cache invalidation failed", "domains", len(list), "err", err)
+		}
+		if r.onApplied != nil {
+			r.onApplied(ctx, list)
 		}
 	}
 	return errors.Join(errs...)

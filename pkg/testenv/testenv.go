@@ -118,7 +118,7 @@ func (b Backend) Store(tb testing.TB) *store.Store {
 // real server, database number db (each test using the real server picks its own number so
 // parallel tests and packages never share one; it is flushed first), else a new miniredis.
 // Numbers in use: 1 ingest (36–37: its recovery watch; 38–39: cmd/api fault tests), 2–3 app, 4 schedule, 5 ratelimit, 6 auth, 7 httpapi, 8 app (auth),
-// 10–12 analytics, 13 mailpoll. Numbers from 16 need a server with more databases (.ci/run
+// 10–12 analytics, 13 mailpoll, 24 app (alerts), 25–26 notify. Numbers from 16 need a server with more databases (.ci/run
 // starts one with 64); blocks of four are reserved: 20–23 enrichment/geo/senders (20: app
 // sender-intelligence end to end), 24–27
 // alerting and notification, 28–31 web dashboard, 32–35 first-run/operations (32 ingest rejections, 33 app health, 34 ingests list, 35 rate limits), 36–39

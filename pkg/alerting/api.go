@@ -1,0 +1,438 @@
+package alerting
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
+
+	"github.com/vigilhq/vigil/pkg/apiparams"
+	"github.com/vigilhq/vigil/pkg/audit"
+	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/tasks"
+)
+
+// OpenAPI is this package's fragment of the API description (pkg/httpapi merges it).
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// Audit actions of alerting.
+const (
+	AuditRuleCreate        = audit.RuleChange
+	AuditRuleUpdate        = "alert.rule_update"
+	AuditRuleDelete        = "alert.rule_delete"
+	AuditAcknowledge       = "alert.acknowledge"
+	AuditResolve           = "alert.resolve"
+	AuditSuppressionCreate = "alert.suppression_create"
+	AuditSuppressionDelete = "alert.suppression_delete"
+	AuditCheck             = "alert.check"
+)
+
+// Route is one endpoint with the least role that may call it.
+type Route struct {
+	Method  string
+	Path    string
+	Role    auth.Role
+	Handler echo.HandlerFunc
+}
+
+// Routes lists the alert endpoints: viewers read, analysts acknowledge and resolve, admins
+// manage rules and maintenance windows and trigger checks.
+func (s *Service) Routes() []Route {
+	const get, post, patch, del = http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
+	return []Route{
+		{get, "/alerts/history", auth.Viewer, s.hList},
+		{get, "/alerts/stats", auth.Viewer, s.hStats},
+		{get, "/alerts/rules", auth.Viewer, s.hListRules},
+		{get, "/alerts/rules/:id", auth.Viewer, s.hGetRule},
+		{get, "/alerts/suppressions", auth.Viewer, s.hListSuppressions},
+		{get, "/alerts/:id", auth.Viewer, s.hGet},
+		{patch, "/alerts/:id/acknowledge", auth.Analyst, s.hAcknowledge},
+		{patch, "/alerts/:id/resolve", auth.Analyst, s.hResolve},
+		{post, "/alerts/rules", auth.Admin, s.hCreateRule},
+		{patch, "/alerts/rules/:id", auth.Admin, s.hUpdateRule},
+		{del, "/alerts/rules/:id", auth.Admin, s.hDeleteRule},
+		{post, "/alerts/suppressions", auth.Admin, s.hCreateSuppression},
+		{del, "/alerts/suppressions/:id", auth.Admin, s.hDeleteSuppression},
+		{post, "/alerts/check", auth.Admin, s.hCheck},
+	}
+}
+
+// List is the list envelope (DESIGN.md).
+type List[T any] struct {
+	Items    []T   `json:"items"`
+	Total    int64 `json:"total"`
+	Page     int   `json:"page"`
+	PageSize int   `json:"page_size"`
+}
+
+// HTTPError maps the service's errors to problems: 422 for bad input, 409 for conflicts; the
+// API's error handler maps not-found to 404 and renders them all.
+func HTTPError(err error) error {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return echo.NewHTTPError(http.StatusUnprocessableEntity, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+	case errors.Is(err, ErrConflict):
+		return echo.NewHTTPError(http.StatusConflict, strings.TrimPrefix(err.Error(), ErrConflict.Error()+": "))
+	}
+	return err
+}
+
+// Principal is who the request acts as (set by the API's guard).
+func Principal(c echo.Context) auth.Principal {
+	p, _ := c.Get("vigil.principal").(auth.Principal)
+	return p
+}
+
+// ActorName is how history and audit name the caller.
+func ActorName(c echo.Context) string {
+	p := Principal(c)
+	if p.User.Email == "" {
+		return "unknown"
+	}
+	if p.KeyID != 0 {
+		return fmt.Sprintf("%s (key %d)", p.User.Email, p.KeyID)
+	}
+	return p.User.Email
+}
+
+// Record writes an audit entry for the request's caller; a lost entry is logged, not hidden.
+func Record(c echo.Context, l *audit.Log, log interface{ Error(string, ...any) }, e audit.Entry) {
+	if l == nil {
+		return
+	}
+	p := Principal(c)
+	if p.User.ID != 0 {
+		id := p.User.ID
+		e.ActorID, e.Actor = &id, p.User.Email
+		if p.KeyID != 0 {
+			k := p.KeyID
+			e.APIKeyID = &k
+		}
+	}
+	e.IP = c.RealIP()
+	if err := l.Record(c.Request().Context(), e); err != nil {
+		log.Error("audit entry lost", "action", e.Action, "err", err)
+	}
+}
+
+func (s *Service) record(c echo.Context, e audit.Entry) { Record(c, s.audit, s.log, e) }
+
+// ReadJSON decodes a JSON object body strictly: application/json only (415), at most 1 MiB
+// (413), unknown fields and wrong types refused (400 naming the field).
+func ReadJSON(c echo.Context, v any) error {
+	req := c.Request()
+	if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "want Content-Type: application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, 1<<20))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body exceeds 1048576 bytes")
+		}
+		return echo.NewHTTPError(http.StatusBadRequest, "unreadable body")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te):
+			return apiparams.BadParam(te.Field, "want a %s", te.Type)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return apiparams.BadParam(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "not a field this request takes")
+		}
+		return echo.NewHTTPError(http.StatusBadRequest, "invalid JSON body: "+err.Error())
+	}
+	return nil
+}
+
+// IDParam reads a positive id from the path.
+func IDParam(c echo.Context, name string) (int64, error) {
+	id, err := strconv.ParseInt(c.Param(name), 10, 64)
+	if err != nil || id < 1 {
+		return 0, apiparams.BadParam(name, "want a positive whole number")
+	}
+	return id, nil
+}
+
+func (s *Service) hList(c echo.Context) error {
+	page, err := apiparams.Int(c, "page", 1, 1, 1_000_000)
+	if err != nil {
+		return err
+	}
+	size, err := apiparams.Int(c, "page_size", 50, 1, 500)
+	if err != nil {
+		return err
+	}
+	var f Filter
+	q := c.QueryParam
+	if f.Status, err = enumParam("status", q("status"), StatusOpen, StatusAcknowledged, StatusResolved, StatusSuppressed); err != nil {
+		return err
+	}
+	if f.Severity, err = enumParam("severity", q("severity"), SeverityInfo, SeverityWarning, SeverityCritical); err != nil {
+		return err
+	}
+	if f.Type, err = enumParam("type", q("type"), Types()...); err != nil {
+		return err
+	}
+	f.Domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(q("domain"))), ".")
+	if v := q("rule_id"); v != "" {
+		if f.RuleID, err = strconv.ParseInt(v, 10, 64); err != nil || f.RuleID < 1 {
+			return apiparams.BadParam("rule_id", "want a rule id")
+		}
+	}
+	if f.Since, f.Until, err = window(c, s.now()); err != nil {
+		return err
+	}
+	items, total, err := s.List(c.Request().Context(), f, page, size)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, List[Alert]{Items: items, Total: total, Page: page, PageSize: size})
+}
+
+// window reads days, or start/end (dates or RFC 3339), as the common filters do; no value:
+// all time.
+func window(c echo.Context, now time.Time) (time.Time, time.Time, error) {
+	f, err := apiparams.Filter(c, now)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	return f.Start, f.End, nil
+}
+
+func enumParam(name, v string, allowed ...string) (string, error) {
+	v = strings.ToLower(strings.TrimSpace(v))
+	if v == "" {
+		return "", nil
+	}
+	for _, a := range allowed {
+		if a == v {
+			return v, nil
+		}
+	}
+	return "", apiparams.BadParam(name, "want one of %s", strings.Join(allowed, ", "))
+}
+
+func (s *Service) hGet(c echo.Context) error {
+	id, err := IDParam(c, "id")
+	if err != nil {
+		return err
+	}
+	a, err := s.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, a)
+}
+
+type noteBody struct {
+	Note string `json:"note"`
+}
+
+func (s *Service) transition(c echo.Context, to, action string) error {
+	id, err := IDParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var in noteBody
+	if err := ReadJSON(c, &in); err != nil {
+		return err
+	}
+	a, err := s.Transition(c.Request().Context(), id, to, ActorName(c), in.Note)
+	if err != nil {
+		return HTTPError(err)
+	}
+	s.record(c, audit.Entry{Action: action, Target: fmt.Sprintf("alert:%d", id), Details: map[string]any{"note": in.Note}})
+	return c.JSON(http.StatusOK, a)
+}
+
+func (s *Service) hAcknowledge(c echo.Context) error {
+	return s.transition(c, StatusAcknowledged, AuditAcknowledge)
+}
+func (s *Service) hResolve(c echo.Context) error {
+	return s.transition(c, StatusResolved, AuditResolve)
+}
+
+func (s *Service) hStats(c echo.Context) error {
+	now := s.now()
+	since, until, err := window(c, now)
+	if err != nil {
+		return err
+	}
+	if since.IsZero() {
+		since = now.Add(-30 * 24 * time.Hour)
+	}
+	if until.IsZero() {
+		until = now.Add(time.Second)
+	}
+	st, err := s.Stats(c.Request().Context(), since, until)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+func (s *Service) hListRules(c echo.Context) error {
+	rules, err := s.ListRules(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, List[Rule]{Items: rules, Total: int64(len(rules)), Page: 1, PageSize: max(len(rules), 1)})
+}
+
+func (s *Service) hGetRule(c echo.Context) error {
+	id, err := IDParam(c, "id")
+	if err != nil {
+		return err
+	}
+	r, err := s.GetRule(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (s *Service) hCreateRule(c echo.Context) error {
+	var in RuleInput
+	if err := ReadJSON(c, &in); err != nil {
+		return err
+	}
+	r, err := s.CreateRule(c.Request().Context(), in)
+	if err != nil {
+		return HTTPError(err)
+	}
+	s.record(c, audit.Entry{Action: AuditRuleCreate, Target: fmt.Sprintf("rule:%d", r.ID), Details: map[string]any{"name": r.Name, "type": r.Type}})
+	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("/alerts/rules/%d", r.ID))
+	return c.JSON(http.StatusCreated, r)
+}
+
+func (s *Service) hUpdateRule(c echo.Context) error {
+	id, err := IDParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var in RuleInput
+	if err := ReadJSON(c, &in); err != nil {
+		return err
+	}
+	r, err := s.UpdateRule(c.Request().Context(), id, in)
+	if err != nil {
+		return HTTPError(err)
+	}
+	b, _ := json.Marshal(in)
+	var fields map[string]any
+	_ = json.Unmarshal(b, &fields)
+	s.record(c, audit.Entry{Action: AuditRuleUpdate, Target: fmt.Sprintf("rule:%d", id), Details: fields})
+	return c.JSON(http.StatusOK, r)
+}
+
+func (s *Service) hDeleteRule(c echo.Context) error {
+	id, err := IDParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteRule(c.Request().Context(), id); err != nil {
+		return err
+	}
+	s.record(c, audit.Entry{Action: AuditRuleDelete, Target: fmt.Sprintf("rule:%d", id)})
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Service) hListSuppressions(c echo.Context) error {
+	items, err := s.ListSuppressions(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, List[Suppression]{Items: items, Total: int64(len(items)), Page: 1, PageSize: max(len(items), 1)})
+}
+
+func (s *Service) hCreateSuppression(c echo.Context) error {
+	var in SuppressionInput
+	if err := ReadJSON(c, &in); err != nil {
+		return err
+	}
+	sp, err := s.CreateSuppression(c.Request().Context(), in, ActorName(c))
+	if err != nil {
+		return HTTPError(err)
+	}
+	s.record(c, audit.Entry{Action: AuditSuppressionCreate, Target: fmt.Sprintf("suppression:%d", sp.ID)})
+	return c.JSON(http.StatusCreated, sp)
+}
+
+func (s *Service) hDeleteSuppression(c echo.Context) error {
+	id, err := IDParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteSuppression(c.Request().Context(), id); err != nil {
+		return err
+	}
+	s.record(c, audit.Entry{Action: AuditSuppressionDelete, Target: fmt.Sprintf("suppression:%d", id)})
+	return c.NoContent(http.StatusNoContent)
+}
+
+// hCheck enqueues an evaluation of every rule now (one per minute however many clicks).
+func (s *Service) hCheck(c echo.Context) error {
+	if s.q == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "no task queue in this process")
+	}
+	now := s.now()
+	t, err := tasks.NewAlertCheckNowTask(now)
+	if err != nil {
+		return err
+	}
+	id := tasks.AlertCheckTaskID("manual", nil, now.UTC().Truncate(time.Minute))
+	if _, err := s.q.EnqueueContext(c.Request().Context(), t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue %s: %w", id, err)
+	}
+	s.record(c, audit.Entry{Action: AuditCheck, Target: "alerts", Details: map[string]any{"task_id": id}})
+	return c.JSON(http.StatusAccepted, map[string]string{"task_id": id})
+}
+
+// HandleCheck is the alert:check handler. A scheduled check also purges expired maintenance
+// windows and re-enqueues deliveries left pending.
+func (s *Service) HandleCheck(ctx context.Context, t *asynq.Task) error {
+	var p tasks.AlertCheckPayload
+	if err := tasks.Decode(t, &p); err != nil {
+		return err
+	}
+	var domains []string
+	if len(p.Domains) > 0 {
+		domains = p.Domains
+	}
+	res, err := s.Evaluate(ctx, domains)
+	if err != nil {
+		return err
+	}
+	if p.Reason == "schedule" {
+		if _, err := s.PurgeExpired(ctx); err != nil {
+			s.log.Warn("alerting: expired windows not purged", "err", err)
+		}
+		if _, err := s.RequeuePending(ctx, 15*time.Minute); err != nil {
+			s.log.Warn("alerting: pending deliveries not requeued", "err", err)
+		}
+	}
+	if w := t.ResultWriter(); w != nil {
+		b, _ := json.Marshal(res)
+		_, _ = w.Write(b)
+	}
+	return nil
+}
