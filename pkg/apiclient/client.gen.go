@@ -60,6 +60,324 @@ func (e APIKeyCreatedRole) Valid() bool {
 	}
 }
 
+// Defines values for AlertSeverity.
+const (
+	AlertSeverityCritical AlertSeverity = "critical"
+	AlertSeverityInfo     AlertSeverity = "info"
+	AlertSeverityWarning  AlertSeverity = "warning"
+)
+
+// Valid indicates whether the value is a known member of the AlertSeverity enum.
+func (e AlertSeverity) Valid() bool {
+	switch e {
+	case AlertSeverityCritical:
+		return true
+	case AlertSeverityInfo:
+		return true
+	case AlertSeverityWarning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertStatus.
+const (
+	AlertStatusAcknowledged AlertStatus = "acknowledged"
+	AlertStatusOpen         AlertStatus = "open"
+	AlertStatusResolved     AlertStatus = "resolved"
+	AlertStatusSuppressed   AlertStatus = "suppressed"
+)
+
+// Valid indicates whether the value is a known member of the AlertStatus enum.
+func (e AlertStatus) Valid() bool {
+	switch e {
+	case AlertStatusAcknowledged:
+		return true
+	case AlertStatusOpen:
+		return true
+	case AlertStatusResolved:
+		return true
+	case AlertStatusSuppressed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertChannelKind.
+const (
+	AlertChannelKindDiscord AlertChannelKind = "discord"
+	AlertChannelKindEmail   AlertChannelKind = "email"
+	AlertChannelKindSlack   AlertChannelKind = "slack"
+	AlertChannelKindTeams   AlertChannelKind = "teams"
+	AlertChannelKindWebhook AlertChannelKind = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the AlertChannelKind enum.
+func (e AlertChannelKind) Valid() bool {
+	switch e {
+	case AlertChannelKindDiscord:
+		return true
+	case AlertChannelKindEmail:
+		return true
+	case AlertChannelKindSlack:
+		return true
+	case AlertChannelKindTeams:
+		return true
+	case AlertChannelKindWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertChannelInputKind.
+const (
+	AlertChannelInputKindDiscord AlertChannelInputKind = "discord"
+	AlertChannelInputKindEmail   AlertChannelInputKind = "email"
+	AlertChannelInputKindSlack   AlertChannelInputKind = "slack"
+	AlertChannelInputKindTeams   AlertChannelInputKind = "teams"
+	AlertChannelInputKindWebhook AlertChannelInputKind = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the AlertChannelInputKind enum.
+func (e AlertChannelInputKind) Valid() bool {
+	switch e {
+	case AlertChannelInputKindDiscord:
+		return true
+	case AlertChannelInputKindEmail:
+		return true
+	case AlertChannelInputKindSlack:
+		return true
+	case AlertChannelInputKindTeams:
+		return true
+	case AlertChannelInputKindWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertChannelTestStatus.
+const (
+	AlertChannelTestStatusFailed AlertChannelTestStatus = "failed"
+	AlertChannelTestStatusSent   AlertChannelTestStatus = "sent"
+)
+
+// Valid indicates whether the value is a known member of the AlertChannelTestStatus enum.
+func (e AlertChannelTestStatus) Valid() bool {
+	switch e {
+	case AlertChannelTestStatusFailed:
+		return true
+	case AlertChannelTestStatusSent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertDeliveryStatus.
+const (
+	AlertDeliveryStatusFailed  AlertDeliveryStatus = "failed"
+	AlertDeliveryStatusPending AlertDeliveryStatus = "pending"
+	AlertDeliveryStatusSent    AlertDeliveryStatus = "sent"
+)
+
+// Valid indicates whether the value is a known member of the AlertDeliveryStatus enum.
+func (e AlertDeliveryStatus) Valid() bool {
+	switch e {
+	case AlertDeliveryStatusFailed:
+		return true
+	case AlertDeliveryStatusPending:
+		return true
+	case AlertDeliveryStatusSent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertEventAction.
+const (
+	AlertEventActionAcknowledged AlertEventAction = "acknowledged"
+	AlertEventActionCreated      AlertEventAction = "created"
+	AlertEventActionResolved     AlertEventAction = "resolved"
+	AlertEventActionSuppressed   AlertEventAction = "suppressed"
+)
+
+// Valid indicates whether the value is a known member of the AlertEventAction enum.
+func (e AlertEventAction) Valid() bool {
+	switch e {
+	case AlertEventActionAcknowledged:
+		return true
+	case AlertEventActionCreated:
+		return true
+	case AlertEventActionResolved:
+		return true
+	case AlertEventActionSuppressed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertRuleSeverity.
+const (
+	AlertRuleSeverityCritical AlertRuleSeverity = "critical"
+	AlertRuleSeverityInfo     AlertRuleSeverity = "info"
+	AlertRuleSeverityWarning  AlertRuleSeverity = "warning"
+)
+
+// Valid indicates whether the value is a known member of the AlertRuleSeverity enum.
+func (e AlertRuleSeverity) Valid() bool {
+	switch e {
+	case AlertRuleSeverityCritical:
+		return true
+	case AlertRuleSeverityInfo:
+		return true
+	case AlertRuleSeverityWarning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertRuleType.
+const (
+	AlertRuleTypeAnomaly         AlertRuleType = "anomaly"
+	AlertRuleTypeFailureRate     AlertRuleType = "failure_rate"
+	AlertRuleTypeMissingReports  AlertRuleType = "missing_reports"
+	AlertRuleTypeNewSource       AlertRuleType = "new_source"
+	AlertRuleTypePolicyViolation AlertRuleType = "policy_violation"
+	AlertRuleTypeTlsFailure      AlertRuleType = "tls_failure"
+	AlertRuleTypeVolumeDrop      AlertRuleType = "volume_drop"
+	AlertRuleTypeVolumeSpike     AlertRuleType = "volume_spike"
+)
+
+// Valid indicates whether the value is a known member of the AlertRuleType enum.
+func (e AlertRuleType) Valid() bool {
+	switch e {
+	case AlertRuleTypeAnomaly:
+		return true
+	case AlertRuleTypeFailureRate:
+		return true
+	case AlertRuleTypeMissingReports:
+		return true
+	case AlertRuleTypeNewSource:
+		return true
+	case AlertRuleTypePolicyViolation:
+		return true
+	case AlertRuleTypeTlsFailure:
+		return true
+	case AlertRuleTypeVolumeDrop:
+		return true
+	case AlertRuleTypeVolumeSpike:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertRuleInputSeverity.
+const (
+	AlertRuleInputSeverityCritical AlertRuleInputSeverity = "critical"
+	AlertRuleInputSeverityInfo     AlertRuleInputSeverity = "info"
+	AlertRuleInputSeverityWarning  AlertRuleInputSeverity = "warning"
+)
+
+// Valid indicates whether the value is a known member of the AlertRuleInputSeverity enum.
+func (e AlertRuleInputSeverity) Valid() bool {
+	switch e {
+	case AlertRuleInputSeverityCritical:
+		return true
+	case AlertRuleInputSeverityInfo:
+		return true
+	case AlertRuleInputSeverityWarning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertRuleInputType.
+const (
+	AlertRuleInputTypeAnomaly         AlertRuleInputType = "anomaly"
+	AlertRuleInputTypeFailureRate     AlertRuleInputType = "failure_rate"
+	AlertRuleInputTypeMissingReports  AlertRuleInputType = "missing_reports"
+	AlertRuleInputTypeNewSource       AlertRuleInputType = "new_source"
+	AlertRuleInputTypePolicyViolation AlertRuleInputType = "policy_violation"
+	AlertRuleInputTypeTlsFailure      AlertRuleInputType = "tls_failure"
+	AlertRuleInputTypeVolumeDrop      AlertRuleInputType = "volume_drop"
+	AlertRuleInputTypeVolumeSpike     AlertRuleInputType = "volume_spike"
+)
+
+// Valid indicates whether the value is a known member of the AlertRuleInputType enum.
+func (e AlertRuleInputType) Valid() bool {
+	switch e {
+	case AlertRuleInputTypeAnomaly:
+		return true
+	case AlertRuleInputTypeFailureRate:
+		return true
+	case AlertRuleInputTypeMissingReports:
+		return true
+	case AlertRuleInputTypeNewSource:
+		return true
+	case AlertRuleInputTypePolicyViolation:
+		return true
+	case AlertRuleInputTypeTlsFailure:
+		return true
+	case AlertRuleInputTypeVolumeDrop:
+		return true
+	case AlertRuleInputTypeVolumeSpike:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertSuppressionRecurrence.
+const (
+	AlertSuppressionRecurrenceDaily  AlertSuppressionRecurrence = "daily"
+	AlertSuppressionRecurrenceNone   AlertSuppressionRecurrence = "none"
+	AlertSuppressionRecurrenceWeekly AlertSuppressionRecurrence = "weekly"
+)
+
+// Valid indicates whether the value is a known member of the AlertSuppressionRecurrence enum.
+func (e AlertSuppressionRecurrence) Valid() bool {
+	switch e {
+	case AlertSuppressionRecurrenceDaily:
+		return true
+	case AlertSuppressionRecurrenceNone:
+		return true
+	case AlertSuppressionRecurrenceWeekly:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AlertSuppressionInputRecurrence.
+const (
+	AlertSuppressionInputRecurrenceDaily  AlertSuppressionInputRecurrence = "daily"
+	AlertSuppressionInputRecurrenceNone   AlertSuppressionInputRecurrence = "none"
+	AlertSuppressionInputRecurrenceWeekly AlertSuppressionInputRecurrence = "weekly"
+)
+
+// Valid indicates whether the value is a known member of the AlertSuppressionInputRecurrence enum.
+func (e AlertSuppressionInputRecurrence) Valid() bool {
+	switch e {
+	case AlertSuppressionInputRecurrenceDaily:
+		return true
+	case AlertSuppressionInputRecurrenceNone:
+		return true
+	case AlertSuppressionInputRecurrenceWeekly:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AuditEntryOutcome.
 const (
 	AuditEntryOutcomeFailure AuditEntryOutcome = "failure"
@@ -78,15 +396,48 @@ func (e AuditEntryOutcome) Valid() bool {
 	}
 }
 
+// Defines values for GeoLookupDnsStatus.
+const (
+	GeoLookupDnsStatusError       GeoLookupDnsStatus = "error"
+	GeoLookupDnsStatusLessThannil GeoLookupDnsStatus = "<nil>"
+	GeoLookupDnsStatusNodata      GeoLookupDnsStatus = "nodata"
+	GeoLookupDnsStatusNxdomain    GeoLookupDnsStatus = "nxdomain"
+	GeoLookupDnsStatusOk          GeoLookupDnsStatus = "ok"
+	GeoLookupDnsStatusServfail    GeoLookupDnsStatus = "servfail"
+	GeoLookupDnsStatusTimeout     GeoLookupDnsStatus = "timeout"
+)
+
+// Valid indicates whether the value is a known member of the GeoLookupDnsStatus enum.
+func (e GeoLookupDnsStatus) Valid() bool {
+	switch e {
+	case GeoLookupDnsStatusError:
+		return true
+	case GeoLookupDnsStatusLessThannil:
+		return true
+	case GeoLookupDnsStatusNodata:
+		return true
+	case GeoLookupDnsStatusNxdomain:
+		return true
+	case GeoLookupDnsStatusOk:
+		return true
+	case GeoLookupDnsStatusServfail:
+		return true
+	case GeoLookupDnsStatusTimeout:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
-	Ok HealthStatus = "ok"
+	HealthStatusOk HealthStatus = "ok"
 )
 
 // Valid indicates whether the value is a known member of the HealthStatus enum.
 func (e HealthStatus) Valid() bool {
 	switch e {
-	case Ok:
+	case HealthStatusOk:
 		return true
 	default:
 		return false
@@ -111,6 +462,30 @@ func (e IngestStatus) Valid() bool {
 	case IngestStatusPending:
 		return true
 	case IngestStatusProcessed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IngestPageItemsStatus.
+const (
+	IngestPageItemsStatusDuplicate IngestPageItemsStatus = "duplicate"
+	IngestPageItemsStatusFailed    IngestPageItemsStatus = "failed"
+	IngestPageItemsStatusPending   IngestPageItemsStatus = "pending"
+	IngestPageItemsStatusProcessed IngestPageItemsStatus = "processed"
+)
+
+// Valid indicates whether the value is a known member of the IngestPageItemsStatus enum.
+func (e IngestPageItemsStatus) Valid() bool {
+	switch e {
+	case IngestPageItemsStatusDuplicate:
+		return true
+	case IngestPageItemsStatusFailed:
+		return true
+	case IngestPageItemsStatusPending:
+		return true
+	case IngestPageItemsStatusProcessed:
 		return true
 	default:
 		return false
@@ -465,6 +840,105 @@ func (e RollupTimelineRequestedInterval) Valid() bool {
 	}
 }
 
+// Defines values for SenderSenderType.
+const (
+	Crm             SenderSenderType = "crm"
+	Esp             SenderSenderType = "esp"
+	Helpdesk        SenderSenderType = "helpdesk"
+	Hosting         SenderSenderType = "hosting"
+	Isp             SenderSenderType = "isp"
+	MailboxProvider SenderSenderType = "mailbox_provider"
+	Marketing       SenderSenderType = "marketing"
+	Saas            SenderSenderType = "saas"
+	SecurityGateway SenderSenderType = "security_gateway"
+	Unknown         SenderSenderType = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the SenderSenderType enum.
+func (e SenderSenderType) Valid() bool {
+	switch e {
+	case Crm:
+		return true
+	case Esp:
+		return true
+	case Helpdesk:
+		return true
+	case Hosting:
+		return true
+	case Isp:
+		return true
+	case MailboxProvider:
+		return true
+	case Marketing:
+		return true
+	case Saas:
+		return true
+	case SecurityGateway:
+		return true
+	case Unknown:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SenderAdviceCode.
+const (
+	Aligned           SenderAdviceCode = "aligned"
+	EnrichmentPending SenderAdviceCode = "enrichment_pending"
+	Forwarded         SenderAdviceCode = "forwarded"
+	Investigate       SenderAdviceCode = "investigate"
+	LikelySpoofing    SenderAdviceCode = "likely_spoofing"
+	NotAuthorized     SenderAdviceCode = "not_authorized"
+	PartialFailures   SenderAdviceCode = "partial_failures"
+	SetCustomDkim     SenderAdviceCode = "set_custom_dkim"
+	SetReturnPath     SenderAdviceCode = "set_return_path"
+)
+
+// Valid indicates whether the value is a known member of the SenderAdviceCode enum.
+func (e SenderAdviceCode) Valid() bool {
+	switch e {
+	case Aligned:
+		return true
+	case EnrichmentPending:
+		return true
+	case Forwarded:
+		return true
+	case Investigate:
+		return true
+	case LikelySpoofing:
+		return true
+	case NotAuthorized:
+		return true
+	case PartialFailures:
+		return true
+	case SetCustomDkim:
+		return true
+	case SetReturnPath:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SenderMappingKind.
+const (
+	SenderMappingKindAsn    SenderMappingKind = "asn"
+	SenderMappingKindDomain SenderMappingKind = "domain"
+)
+
+// Valid indicates whether the value is a known member of the SenderMappingKind enum.
+func (e SenderMappingKind) Valid() bool {
+	switch e {
+	case SenderMappingKindAsn:
+		return true
+	case SenderMappingKindDomain:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TaskStatusState.
 const (
 	TaskStatusStateActive      TaskStatusState = "active"
@@ -576,6 +1050,147 @@ func (e UserRole) Valid() bool {
 	}
 }
 
+// Defines values for ListAlertsParamsStatus.
+const (
+	ListAlertsParamsStatusAcknowledged ListAlertsParamsStatus = "acknowledged"
+	ListAlertsParamsStatusOpen         ListAlertsParamsStatus = "open"
+	ListAlertsParamsStatusResolved     ListAlertsParamsStatus = "resolved"
+	ListAlertsParamsStatusSuppressed   ListAlertsParamsStatus = "suppressed"
+)
+
+// Valid indicates whether the value is a known member of the ListAlertsParamsStatus enum.
+func (e ListAlertsParamsStatus) Valid() bool {
+	switch e {
+	case ListAlertsParamsStatusAcknowledged:
+		return true
+	case ListAlertsParamsStatusOpen:
+		return true
+	case ListAlertsParamsStatusResolved:
+		return true
+	case ListAlertsParamsStatusSuppressed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListAlertsParamsSeverity.
+const (
+	ListAlertsParamsSeverityCritical ListAlertsParamsSeverity = "critical"
+	ListAlertsParamsSeverityInfo     ListAlertsParamsSeverity = "info"
+	ListAlertsParamsSeverityWarning  ListAlertsParamsSeverity = "warning"
+)
+
+// Valid indicates whether the value is a known member of the ListAlertsParamsSeverity enum.
+func (e ListAlertsParamsSeverity) Valid() bool {
+	switch e {
+	case ListAlertsParamsSeverityCritical:
+		return true
+	case ListAlertsParamsSeverityInfo:
+		return true
+	case ListAlertsParamsSeverityWarning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListAlertsParamsType.
+const (
+	ListAlertsParamsTypeAnomaly         ListAlertsParamsType = "anomaly"
+	ListAlertsParamsTypeFailureRate     ListAlertsParamsType = "failure_rate"
+	ListAlertsParamsTypeMissingReports  ListAlertsParamsType = "missing_reports"
+	ListAlertsParamsTypeNewSource       ListAlertsParamsType = "new_source"
+	ListAlertsParamsTypePolicyViolation ListAlertsParamsType = "policy_violation"
+	ListAlertsParamsTypeTlsFailure      ListAlertsParamsType = "tls_failure"
+	ListAlertsParamsTypeVolumeDrop      ListAlertsParamsType = "volume_drop"
+	ListAlertsParamsTypeVolumeSpike     ListAlertsParamsType = "volume_spike"
+)
+
+// Valid indicates whether the value is a known member of the ListAlertsParamsType enum.
+func (e ListAlertsParamsType) Valid() bool {
+	switch e {
+	case ListAlertsParamsTypeAnomaly:
+		return true
+	case ListAlertsParamsTypeFailureRate:
+		return true
+	case ListAlertsParamsTypeMissingReports:
+		return true
+	case ListAlertsParamsTypeNewSource:
+		return true
+	case ListAlertsParamsTypePolicyViolation:
+		return true
+	case ListAlertsParamsTypeTlsFailure:
+		return true
+	case ListAlertsParamsTypeVolumeDrop:
+		return true
+	case ListAlertsParamsTypeVolumeSpike:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GeolocationMapParamsDkimResult.
+const (
+	GeolocationMapParamsDkimResultFail GeolocationMapParamsDkimResult = "fail"
+	GeolocationMapParamsDkimResultPass GeolocationMapParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the GeolocationMapParamsDkimResult enum.
+func (e GeolocationMapParamsDkimResult) Valid() bool {
+	switch e {
+	case GeolocationMapParamsDkimResultFail:
+		return true
+	case GeolocationMapParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GeolocationMapParamsSpfResult.
+const (
+	GeolocationMapParamsSpfResultFail GeolocationMapParamsSpfResult = "fail"
+	GeolocationMapParamsSpfResultPass GeolocationMapParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the GeolocationMapParamsSpfResult enum.
+func (e GeolocationMapParamsSpfResult) Valid() bool {
+	switch e {
+	case GeolocationMapParamsSpfResultFail:
+		return true
+	case GeolocationMapParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GeolocationMapParamsDisposition.
+const (
+	GeolocationMapParamsDispositionNone       GeolocationMapParamsDisposition = "none"
+	GeolocationMapParamsDispositionPass       GeolocationMapParamsDisposition = "pass"
+	GeolocationMapParamsDispositionQuarantine GeolocationMapParamsDisposition = "quarantine"
+	GeolocationMapParamsDispositionReject     GeolocationMapParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the GeolocationMapParamsDisposition enum.
+func (e GeolocationMapParamsDisposition) Valid() bool {
+	switch e {
+	case GeolocationMapParamsDispositionNone:
+		return true
+	case GeolocationMapParamsDispositionPass:
+		return true
+	case GeolocationMapParamsDispositionQuarantine:
+		return true
+	case GeolocationMapParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListDomainsParamsDkimResult.
 const (
 	ListDomainsParamsDkimResultFail ListDomainsParamsDkimResult = "fail"
@@ -630,6 +1245,30 @@ func (e ListDomainsParamsDisposition) Valid() bool {
 	case ListDomainsParamsDispositionQuarantine:
 		return true
 	case ListDomainsParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListIngestsParamsStatus.
+const (
+	ListIngestsParamsStatusDuplicate ListIngestsParamsStatus = "duplicate"
+	ListIngestsParamsStatusFailed    ListIngestsParamsStatus = "failed"
+	ListIngestsParamsStatusPending   ListIngestsParamsStatus = "pending"
+	ListIngestsParamsStatusProcessed ListIngestsParamsStatus = "processed"
+)
+
+// Valid indicates whether the value is a known member of the ListIngestsParamsStatus enum.
+func (e ListIngestsParamsStatus) Valid() bool {
+	switch e {
+	case ListIngestsParamsStatusDuplicate:
+		return true
+	case ListIngestsParamsStatusFailed:
+		return true
+	case ListIngestsParamsStatusPending:
+		return true
+	case ListIngestsParamsStatusProcessed:
 		return true
 	default:
 		return false
@@ -1257,6 +1896,66 @@ func (e RollupTopOrganizationsParamsDisposition) Valid() bool {
 	}
 }
 
+// Defines values for ListSendersParamsDkimResult.
+const (
+	ListSendersParamsDkimResultFail ListSendersParamsDkimResult = "fail"
+	ListSendersParamsDkimResultPass ListSendersParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ListSendersParamsDkimResult enum.
+func (e ListSendersParamsDkimResult) Valid() bool {
+	switch e {
+	case ListSendersParamsDkimResultFail:
+		return true
+	case ListSendersParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListSendersParamsSpfResult.
+const (
+	ListSendersParamsSpfResultFail ListSendersParamsSpfResult = "fail"
+	ListSendersParamsSpfResultPass ListSendersParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ListSendersParamsSpfResult enum.
+func (e ListSendersParamsSpfResult) Valid() bool {
+	switch e {
+	case ListSendersParamsSpfResultFail:
+		return true
+	case ListSendersParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListSendersParamsDisposition.
+const (
+	ListSendersParamsDispositionNone       ListSendersParamsDisposition = "none"
+	ListSendersParamsDispositionPass       ListSendersParamsDisposition = "pass"
+	ListSendersParamsDispositionQuarantine ListSendersParamsDisposition = "quarantine"
+	ListSendersParamsDispositionReject     ListSendersParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ListSendersParamsDisposition enum.
+func (e ListSendersParamsDisposition) Valid() bool {
+	switch e {
+	case ListSendersParamsDispositionNone:
+		return true
+	case ListSendersParamsDispositionPass:
+		return true
+	case ListSendersParamsDispositionQuarantine:
+		return true
+	case ListSendersParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListAuditParamsOutcome.
 const (
 	ListAuditParamsOutcomeFailure ListAuditParamsOutcome = "failure"
@@ -1305,6 +2004,256 @@ type APIKeyCreated struct {
 
 // APIKeyCreatedRole defines model for APIKeyCreated.Role.
 type APIKeyCreatedRole string
+
+// Alert defines model for Alert.
+type Alert struct {
+	AcknowledgedAt *time.Time              `json:"acknowledged_at"`
+	AcknowledgedBy *string                 `json:"acknowledged_by"`
+	CreatedAt      time.Time               `json:"created_at"`
+	Data           *map[string]interface{} `json:"data"`
+	Deliveries     []AlertDelivery         `json:"deliveries"`
+	Detail         string                  `json:"detail"`
+	Domain         string                  `json:"domain"`
+
+	// Fingerprint SHA-256 of rule, type, domain and the identifying detail
+	Fingerprint string `json:"fingerprint"`
+
+	// History GET /alerts/{id} only
+	History       *[]AlertEvent `json:"history,omitempty"`
+	Id            int           `json:"id"`
+	Note          string        `json:"note"`
+	ResolvedAt    *time.Time    `json:"resolved_at"`
+	ResolvedBy    *string       `json:"resolved_by"`
+	RuleId        *int          `json:"rule_id"`
+	Severity      AlertSeverity `json:"severity"`
+	Status        AlertStatus   `json:"status"`
+	SuppressionId *int          `json:"suppression_id"`
+	Title         string        `json:"title"`
+	Type          string        `json:"type"`
+}
+
+// AlertSeverity defines model for Alert.Severity.
+type AlertSeverity string
+
+// AlertStatus defines model for Alert.Status.
+type AlertStatus string
+
+// AlertChannel defines model for AlertChannel.
+type AlertChannel struct {
+	// Config public settings only (webhook: url; email: to, subject_prefix); secrets are write-only
+	Config    map[string]interface{} `json:"config"`
+	CreatedAt time.Time              `json:"created_at"`
+	Enabled   bool                   `json:"enabled"`
+	Id        int                    `json:"id"`
+	Kind      AlertChannelKind       `json:"kind"`
+	Name      string                 `json:"name"`
+
+	// SecretsSet names of the secrets stored (teams/slack/discord: url; webhook: secret)
+	SecretsSet []string  `json:"secrets_set"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// AlertChannelKind defines model for AlertChannel.Kind.
+type AlertChannelKind string
+
+// AlertChannelInput defines model for AlertChannelInput.
+type AlertChannelInput struct {
+	Config *struct {
+		Secret        *string   `json:"secret,omitempty"`
+		SubjectPrefix *string   `json:"subject_prefix,omitempty"`
+		To            *[]string `json:"to,omitempty"`
+		Url           *string   `json:"url,omitempty"`
+	} `json:"config,omitempty"`
+	Enabled *bool                  `json:"enabled,omitempty"`
+	Kind    *AlertChannelInputKind `json:"kind,omitempty"`
+	Name    *string                `json:"name,omitempty"`
+}
+
+// AlertChannelInputKind defines model for AlertChannelInput.Kind.
+type AlertChannelInputKind string
+
+// AlertChannelList defines model for AlertChannelList.
+type AlertChannelList struct {
+	Items    []AlertChannel `json:"items"`
+	Page     int            `json:"page"`
+	PageSize int            `json:"page_size"`
+	Total    int            `json:"total"`
+}
+
+// AlertChannelTest defines model for AlertChannelTest.
+type AlertChannelTest struct {
+	Error  *string                `json:"error,omitempty"`
+	Status AlertChannelTestStatus `json:"status"`
+}
+
+// AlertChannelTestStatus defines model for AlertChannelTest.Status.
+type AlertChannelTestStatus string
+
+// AlertCheckAccepted defines model for AlertCheckAccepted.
+type AlertCheckAccepted struct {
+	TaskId string `json:"task_id"`
+}
+
+// AlertDelivery defines model for AlertDelivery.
+type AlertDelivery struct {
+	Attempts  int                 `json:"attempts"`
+	ChannelId int                 `json:"channel_id"`
+	LastError string              `json:"last_error"`
+	Status    AlertDeliveryStatus `json:"status"`
+	UpdatedAt time.Time           `json:"updated_at"`
+}
+
+// AlertDeliveryStatus defines model for AlertDelivery.Status.
+type AlertDeliveryStatus string
+
+// AlertEvent defines model for AlertEvent.
+type AlertEvent struct {
+	Action AlertEventAction `json:"action"`
+	Actor  string           `json:"actor"`
+	At     time.Time        `json:"at"`
+	Note   string           `json:"note"`
+}
+
+// AlertEventAction defines model for AlertEvent.Action.
+type AlertEventAction string
+
+// AlertList defines model for AlertList.
+type AlertList struct {
+	Items    []Alert `json:"items"`
+	Page     int     `json:"page"`
+	PageSize int     `json:"page_size"`
+	Total    int     `json:"total"`
+}
+
+// AlertNote defines model for AlertNote.
+type AlertNote struct {
+	Note *string `json:"note,omitempty"`
+}
+
+// AlertRule defines model for AlertRule.
+type AlertRule struct {
+	ChannelIds []int `json:"channel_ids"`
+
+	// Cooldown Example: 6h
+	Cooldown  string    `json:"cooldown"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Domain null: every domain
+	Domain    *string `json:"domain"`
+	Enabled   bool    `json:"enabled"`
+	Id        int     `json:"id"`
+	IsDefault bool    `json:"is_default"`
+	Name      string  `json:"name"`
+
+	// Params per type; failure_rate: threshold (fraction), window_days, min_messages; see docs/api.md for the others
+	Params    map[string]interface{} `json:"params"`
+	Severity  AlertRuleSeverity      `json:"severity"`
+	Type      AlertRuleType          `json:"type"`
+	UpdatedAt time.Time              `json:"updated_at"`
+}
+
+// AlertRuleSeverity defines model for AlertRule.Severity.
+type AlertRuleSeverity string
+
+// AlertRuleType defines model for AlertRule.Type.
+type AlertRuleType string
+
+// AlertRuleInput defines model for AlertRuleInput.
+type AlertRuleInput struct {
+	ChannelIds *[]int                  `json:"channel_ids,omitempty"`
+	Cooldown   *string                 `json:"cooldown,omitempty"`
+	Domain     *string                 `json:"domain,omitempty"`
+	Enabled    *bool                   `json:"enabled,omitempty"`
+	Name       *string                 `json:"name,omitempty"`
+	Params     *map[string]interface{} `json:"params,omitempty"`
+	Severity   *AlertRuleInputSeverity `json:"severity,omitempty"`
+	Type       *AlertRuleInputType     `json:"type,omitempty"`
+}
+
+// AlertRuleInputSeverity defines model for AlertRuleInput.Severity.
+type AlertRuleInputSeverity string
+
+// AlertRuleInputType defines model for AlertRuleInput.Type.
+type AlertRuleInputType string
+
+// AlertRuleList defines model for AlertRuleList.
+type AlertRuleList struct {
+	Items    []AlertRule `json:"items"`
+	Page     int         `json:"page"`
+	PageSize int         `json:"page_size"`
+	Total    int         `json:"total"`
+}
+
+// AlertStats defines model for AlertStats.
+type AlertStats struct {
+	ByDay []struct {
+		Alerts int                `json:"alerts"`
+		Day    openapi_types.Date `json:"day"`
+	} `json:"by_day"`
+	ByDomain []struct {
+		Alerts int    `json:"alerts"`
+		Domain string `json:"domain"`
+	} `json:"by_domain"`
+	BySeverity                   map[string]int `json:"by_severity"`
+	ByStatus                     map[string]int `json:"by_status"`
+	ByType                       map[string]int `json:"by_type"`
+	MeanTimeToAcknowledgeSeconds *float32       `json:"mean_time_to_acknowledge_seconds"`
+	MeanTimeToResolveSeconds     *float32       `json:"mean_time_to_resolve_seconds"`
+	Since                        time.Time      `json:"since"`
+	Total                        int            `json:"total"`
+	Until                        time.Time      `json:"until"`
+}
+
+// AlertSuppression defines model for AlertSuppression.
+type AlertSuppression struct {
+	CreatedAt  time.Time                  `json:"created_at"`
+	CreatedBy  string                     `json:"created_by"`
+	Domain     *string                    `json:"domain"`
+	Duration   *string                    `json:"duration"`
+	EndsAt     *time.Time                 `json:"ends_at"`
+	ExpiresAt  *time.Time                 `json:"expires_at"`
+	Id         int                        `json:"id"`
+	Note       string                     `json:"note"`
+	Recurrence AlertSuppressionRecurrence `json:"recurrence"`
+	Severity   *string                    `json:"severity"`
+	StartTime  *string                    `json:"start_time"`
+	StartsAt   time.Time                  `json:"starts_at"`
+	Type       *string                    `json:"type"`
+	Weekday    *string                    `json:"weekday"`
+}
+
+// AlertSuppressionRecurrence defines model for AlertSuppression.Recurrence.
+type AlertSuppressionRecurrence string
+
+// AlertSuppressionInput defines model for AlertSuppressionInput.
+type AlertSuppressionInput struct {
+	Domain *string `json:"domain,omitempty"`
+
+	// Duration Example: 2h
+	Duration   *string                          `json:"duration,omitempty"`
+	EndsAt     *time.Time                       `json:"ends_at,omitempty"`
+	ExpiresAt  *time.Time                       `json:"expires_at,omitempty"`
+	Note       *string                          `json:"note,omitempty"`
+	Recurrence *AlertSuppressionInputRecurrence `json:"recurrence,omitempty"`
+	Severity   *string                          `json:"severity,omitempty"`
+
+	// StartTime Example: 02:00
+	StartTime *string    `json:"start_time,omitempty"`
+	StartsAt  *time.Time `json:"starts_at,omitempty"`
+	Type      *string    `json:"type,omitempty"`
+	Weekday   *string    `json:"weekday,omitempty"`
+}
+
+// AlertSuppressionInputRecurrence defines model for AlertSuppressionInput.Recurrence.
+type AlertSuppressionInputRecurrence string
+
+// AlertSuppressionList defines model for AlertSuppressionList.
+type AlertSuppressionList struct {
+	Items    []AlertSuppression `json:"items"`
+	Page     int                `json:"page"`
+	PageSize int                `json:"page_size"`
+	Total    int                `json:"total"`
+}
 
 // AuditEntry defines model for AuditEntry.
 type AuditEntry struct {
@@ -1355,6 +2304,95 @@ type Domain struct {
 	ReportCount  int       `json:"report_count"`
 }
 
+// EnrichTask defines model for EnrichTask.
+type EnrichTask struct {
+	TaskId string `json:"task_id"`
+}
+
+// GeoCacheStats defines model for GeoCacheStats.
+type GeoCacheStats struct {
+	DnsExpired int            `json:"dns_expired"`
+	DnsStatus  map[string]int `json:"dns_status"`
+	Entries    int            `json:"entries"`
+	GeoExpired int            `json:"geo_expired"`
+	Geoip      struct {
+		Asn  GeoIPFile `json:"asn"`
+		City GeoIPFile `json:"city"`
+
+		// Hint How to add missing databases
+		Hint *string `json:"hint,omitempty"`
+	} `json:"geoip"`
+	PtrConfirmed      int            `json:"ptr_confirmed"`
+	Sources           int            `json:"sources"`
+	TtlSeconds        map[string]int `json:"ttl_seconds"`
+	UnenrichedSources int            `json:"unenriched_sources"`
+	WithGeo           int            `json:"with_geo"`
+	WithPtr           int            `json:"with_ptr"`
+}
+
+// GeoCountry defines model for GeoCountry.
+type GeoCountry struct {
+	Country           string   `json:"country"`
+	CountryName       string   `json:"country_name"`
+	DmarcPassMessages int      `json:"dmarc_pass_messages"`
+	DmarcPassRate     *float32 `json:"dmarc_pass_rate"`
+	Ips               int      `json:"ips"`
+	Messages          int      `json:"messages"`
+}
+
+// GeoIPFile defines model for GeoIPFile.
+type GeoIPFile struct {
+	Built  *time.Time `json:"built,omitempty"`
+	Error  *string    `json:"error,omitempty"`
+	Loaded bool       `json:"loaded"`
+	Path   string     `json:"path"`
+	Type   *string    `json:"type,omitempty"`
+}
+
+// GeoLookup defines model for GeoLookup.
+type GeoLookup struct {
+	AsOrg      *string `json:"as_org"`
+	Asn        *int    `json:"asn"`
+	BaseDomain *string `json:"base_domain"`
+	City       *string `json:"city"`
+
+	// Country ISO 3166-1 alpha-2
+	Country     *string             `json:"country"`
+	CountryName *string             `json:"country_name"`
+	DnsStatus   *GeoLookupDnsStatus `json:"dns_status"`
+	Ip          string              `json:"ip"`
+	Latitude    *float32            `json:"latitude"`
+	Longitude   *float32            `json:"longitude"`
+	Ptr         *string             `json:"ptr"`
+
+	// PtrConfirmed The PTR name resolves back to the address (FCrDNS); null before any DNS answer
+	PtrConfirmed *bool   `json:"ptr_confirmed"`
+	Region       *string `json:"region"`
+
+	// Sender Named sender (service), null when unknown
+	Sender     *string `json:"sender"`
+	SenderType string  `json:"sender_type"`
+	TimeZone   *string `json:"time_zone"`
+}
+
+// GeoLookupDnsStatus defines model for GeoLookup.DnsStatus.
+type GeoLookupDnsStatus string
+
+// GeoLookupError defines model for GeoLookupError.
+type GeoLookupError struct {
+	Error string `json:"error"`
+	Ip    string `json:"ip"`
+}
+
+// GeoMap defines model for GeoMap.
+type GeoMap struct {
+	Countries   []GeoCountry `json:"countries"`
+	MappedIps   int          `json:"mapped_ips"`
+	Messages    int          `json:"messages"`
+	TotalIps    int          `json:"total_ips"`
+	UnmappedIps int          `json:"unmapped_ips"`
+}
+
 // Health defines model for Health.
 type Health struct {
 	Status HealthStatus `json:"status"`
@@ -1384,6 +2422,33 @@ type Ingest struct {
 
 // IngestStatus defines model for Ingest.Status.
 type IngestStatus string
+
+// IngestPage defines model for IngestPage.
+type IngestPage struct {
+	Items []struct {
+		Attempts int `json:"attempts"`
+
+		// Error Why the file failed, or what in it could not be read; empty when nothing
+		Error       string     `json:"error"`
+		Filename    string     `json:"filename"`
+		Id          int        `json:"id"`
+		ProcessedAt *time.Time `json:"processed_at"`
+		ReceivedAt  time.Time  `json:"received_at"`
+		ReportIds   []int      `json:"report_ids"`
+		Sha256      string     `json:"sha256"`
+		SizeBytes   int        `json:"size_bytes"`
+
+		// Source upload, import or imap
+		Source string                `json:"source"`
+		Status IngestPageItemsStatus `json:"status"`
+	} `json:"items"`
+	Page     int `json:"page"`
+	PageSize int `json:"page_size"`
+	Total    int `json:"total"`
+}
+
+// IngestPageItemsStatus defines model for IngestPage.Items.Status.
+type IngestPageItemsStatus string
 
 // MailboxInput A new mailbox: name, host, username and one of password or oauth2_token_file. Changing host, port, username or folder later makes the next poll read the folder from the start.
 type MailboxInput struct {
@@ -1823,9 +2888,20 @@ type RollupShare struct {
 
 // RollupSource defines model for RollupSource.
 type RollupSource struct {
-	DkimPassMessages  int `json:"dkim_pass_messages"`
-	DmarcFailMessages int `json:"dmarc_fail_messages"`
-	DmarcPassMessages int `json:"dmarc_pass_messages"`
+	// AsOrg AS organisation
+	AsOrg *string `json:"as_org"`
+
+	// Asn AS number
+	Asn *int `json:"asn"`
+
+	// BaseDomain Registrable domain of the PTR name
+	BaseDomain *string `json:"base_domain"`
+
+	// Country ISO 3166-1 alpha-2
+	Country           *string `json:"country"`
+	DkimPassMessages  int     `json:"dkim_pass_messages"`
+	DmarcFailMessages int     `json:"dmarc_fail_messages"`
+	DmarcPassMessages int     `json:"dmarc_pass_messages"`
 
 	// DmarcPassRate Fraction 0..1 of the messages beside it; null when there are none
 	DmarcPassRate *float32           `json:"dmarc_pass_rate"`
@@ -1833,10 +2909,19 @@ type RollupSource struct {
 	LastSeen      openapi_types.Date `json:"last_seen"`
 	Messages      int                `json:"messages"`
 
+	// Ptr PTR name (enrichment), null until enriched or when none
+	Ptr *string `json:"ptr"`
+
 	// Reporters Reporters that saw its messages in the window
-	Reporters       int    `json:"reporters"`
-	SourceIp        string `json:"source_ip"`
-	SpfPassMessages int    `json:"spf_pass_messages"`
+	Reporters int `json:"reporters"`
+
+	// Sender Named sender (service), null when unknown
+	Sender *string `json:"sender"`
+
+	// SenderType mailbox_provider, esp, marketing, crm, helpdesk, saas, security_gateway, hosting, isp, unknown
+	SenderType      *string `json:"sender_type"`
+	SourceIp        string  `json:"source_ip"`
+	SpfPassMessages int     `json:"spf_pass_messages"`
 }
 
 // RollupSummary Messages are spread over the days of multi-day reports pro rata (largest remainder)
@@ -1906,6 +2991,61 @@ type RollupWindow struct {
 	End   *openapi_types.Date `json:"end"`
 	Start *openapi_types.Date `json:"start"`
 }
+
+// Sender defines model for Sender.
+type Sender struct {
+	Advice               []SenderAdvice     `json:"advice"`
+	Alignment            SenderAlignment    `json:"alignment"`
+	AsOrg                *string            `json:"as_org"`
+	Asn                  *int               `json:"asn"`
+	BaseDomain           *string            `json:"base_domain"`
+	DkimAlignedMessages  int                `json:"dkim_aligned_messages"`
+	DmarcPassMessages    int                `json:"dmarc_pass_messages"`
+	DmarcPassRate        *float32           `json:"dmarc_pass_rate"`
+	Domain               string             `json:"domain"`
+	EnrichmentPendingIps int                `json:"enrichment_pending_ips"`
+	FirstSeen            openapi_types.Date `json:"first_seen"`
+	Ips                  int                `json:"ips"`
+	LastSeen             openapi_types.Date `json:"last_seen"`
+	Messages             int                `json:"messages"`
+	Sender               *string            `json:"sender"`
+	SenderType           SenderSenderType   `json:"sender_type"`
+	SpfAlignedMessages   int                `json:"spf_aligned_messages"`
+}
+
+// SenderSenderType defines model for Sender.SenderType.
+type SenderSenderType string
+
+// SenderAdvice defines model for SenderAdvice.
+type SenderAdvice struct {
+	Code SenderAdviceCode `json:"code"`
+	Text string           `json:"text"`
+}
+
+// SenderAdviceCode defines model for SenderAdvice.Code.
+type SenderAdviceCode string
+
+// SenderAlignment defines model for SenderAlignment.
+type SenderAlignment struct {
+	Both     int `json:"both"`
+	DkimOnly int `json:"dkim_only"`
+	Neither  int `json:"neither"`
+	SpfOnly  int `json:"spf_only"`
+}
+
+// SenderMapping defines model for SenderMapping.
+type SenderMapping struct {
+	Id   int               `json:"id"`
+	Kind SenderMappingKind `json:"kind"`
+	Name string            `json:"name"`
+
+	// Pattern Registrable domain of PTR names, or AS number
+	Pattern string `json:"pattern"`
+	Type    string `json:"type"`
+}
+
+// SenderMappingKind defines model for SenderMapping.Kind.
+type SenderMappingKind string
 
 // TaskStatus defines model for TaskStatus.
 type TaskStatus struct {
@@ -1994,6 +3134,99 @@ type User struct {
 // UserRole defines model for User.Role.
 type UserRole string
 
+// ListAlertsParams defines parameters for ListAlerts.
+type ListAlertsParams struct {
+	Status   *ListAlertsParamsStatus   `form:"status,omitempty" json:"status,omitempty"`
+	Severity *ListAlertsParamsSeverity `form:"severity,omitempty" json:"severity,omitempty"`
+	Type     *ListAlertsParamsType     `form:"type,omitempty" json:"type,omitempty"`
+	Domain   *string                   `form:"domain,omitempty" json:"domain,omitempty"`
+	RuleId   *int                      `form:"rule_id,omitempty" json:"rule_id,omitempty"`
+	Page     *int                      `form:"page,omitempty" json:"page,omitempty"`
+	PageSize *int                      `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Days the last N days
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start date or RFC 3339
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End date (inclusive) or RFC 3339
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+}
+
+// ListAlertsParamsStatus defines parameters for ListAlerts.
+type ListAlertsParamsStatus string
+
+// ListAlertsParamsSeverity defines parameters for ListAlerts.
+type ListAlertsParamsSeverity string
+
+// ListAlertsParamsType defines parameters for ListAlerts.
+type ListAlertsParamsType string
+
+// AlertStatsParams defines parameters for AlertStats.
+type AlertStatsParams struct {
+	// Days the last N days
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start date or RFC 3339
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End date (inclusive) or RFC 3339
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+}
+
+// GeolocationLookupBulkJSONBody defines parameters for GeolocationLookupBulk.
+type GeolocationLookupBulkJSONBody struct {
+	Ips []string `json:"ips"`
+}
+
+// GeolocationLookupBulk200JSONResponseBody_Items_Item defines parameters for GeolocationLookupBulk.
+type GeolocationLookupBulk200JSONResponseBody_Items_Item struct {
+	union json.RawMessage
+}
+
+// GeolocationMapParams defines parameters for GeolocationMap.
+type GeolocationMapParams struct {
+	// Domain Policy domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporter organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N whole UTC days, today included (the days starting after now minus N days); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start First day (2006-01-02), or an RFC 3339 time: the window is the whole UTC days starting at or after it
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End Last day, inclusive (2006-01-02), or an RFC 3339 time: the days starting before it
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp Messages from this IPv4/IPv6 address (IPv4-mapped IPv6 is the IPv4 address)
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange Messages from inside this CIDR prefix (IPv4 or IPv6)
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult Policy-evaluated (aligned) DKIM
+	DkimResult *GeolocationMapParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult Policy-evaluated (aligned) SPF
+	SpfResult *GeolocationMapParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition Applied disposition
+	Disposition *GeolocationMapParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+}
+
+// GeolocationMapParamsDkimResult defines parameters for GeolocationMap.
+type GeolocationMapParamsDkimResult string
+
+// GeolocationMapParamsSpfResult defines parameters for GeolocationMap.
+type GeolocationMapParamsSpfResult string
+
+// GeolocationMapParamsDisposition defines parameters for GeolocationMap.
+type GeolocationMapParamsDisposition string
+
 // ListDomainsParams defines parameters for ListDomains.
 type ListDomainsParams struct {
 	// Domain Policy domain (case-insensitive)
@@ -2041,6 +3274,33 @@ type ListDomainsParamsSpfResult string
 
 // ListDomainsParamsDisposition defines parameters for ListDomains.
 type ListDomainsParamsDisposition string
+
+// ListIngestsParams defines parameters for ListIngests.
+type ListIngestsParams struct {
+	// Status Only files in this state
+	Status *ListIngestsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Source Only files from this source (upload, import, imap)
+	Source *string `form:"source,omitempty" json:"source,omitempty"`
+
+	// Days Files received in the last N days; not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start Files received from this day (2006-01-02) or RFC 3339 time
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End Files received before this RFC 3339 time, or up to and including this day
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// Page Page number, from 1
+	Page *int `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page
+	PageSize *int `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// ListIngestsParamsStatus defines parameters for ListIngests.
+type ListIngestsParamsStatus string
 
 // ListMailboxesParams defines parameters for ListMailboxes.
 type ListMailboxesParams struct {
@@ -2489,6 +3749,50 @@ type RollupTopOrganizationsParamsSpfResult string
 // RollupTopOrganizationsParamsDisposition defines parameters for RollupTopOrganizations.
 type RollupTopOrganizationsParamsDisposition string
 
+// ListSendersParams defines parameters for ListSenders.
+type ListSendersParams struct {
+	// Domain Policy domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporter organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N whole UTC days, today included (the days starting after now minus N days); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start First day (2006-01-02), or an RFC 3339 time: the window is the whole UTC days starting at or after it
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End Last day, inclusive (2006-01-02), or an RFC 3339 time: the days starting before it
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp Messages from this IPv4/IPv6 address (IPv4-mapped IPv6 is the IPv4 address)
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange Messages from inside this CIDR prefix (IPv4 or IPv6)
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult Policy-evaluated (aligned) DKIM
+	DkimResult *ListSendersParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult Policy-evaluated (aligned) SPF
+	SpfResult *ListSendersParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition Applied disposition
+	Disposition *ListSendersParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+	Page        *int                          `form:"page,omitempty" json:"page,omitempty"`
+	PageSize    *int                          `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// ListSendersParamsDkimResult defines parameters for ListSenders.
+type ListSendersParamsDkimResult string
+
+// ListSendersParamsSpfResult defines parameters for ListSenders.
+type ListSendersParamsSpfResult string
+
+// ListSendersParamsDisposition defines parameters for ListSenders.
+type ListSendersParamsDisposition string
+
 // UploadMultipartBody defines parameters for Upload.
 type UploadMultipartBody struct {
 	Files *[]openapi_types.File `json:"files,omitempty"`
@@ -2538,11 +3842,38 @@ type ListKeysParams struct {
 	PageSize *int `form:"page_size,omitempty" json:"page_size,omitempty"`
 }
 
+// CreateAlertChannelJSONRequestBody defines body for CreateAlertChannel for application/json ContentType.
+type CreateAlertChannelJSONRequestBody = AlertChannelInput
+
+// UpdateAlertChannelJSONRequestBody defines body for UpdateAlertChannel for application/json ContentType.
+type UpdateAlertChannelJSONRequestBody = AlertChannelInput
+
+// CreateAlertRuleJSONRequestBody defines body for CreateAlertRule for application/json ContentType.
+type CreateAlertRuleJSONRequestBody = AlertRuleInput
+
+// UpdateAlertRuleJSONRequestBody defines body for UpdateAlertRule for application/json ContentType.
+type UpdateAlertRuleJSONRequestBody = AlertRuleInput
+
+// CreateAlertSuppressionJSONRequestBody defines body for CreateAlertSuppression for application/json ContentType.
+type CreateAlertSuppressionJSONRequestBody = AlertSuppressionInput
+
+// AcknowledgeAlertJSONRequestBody defines body for AcknowledgeAlert for application/json ContentType.
+type AcknowledgeAlertJSONRequestBody = AlertNote
+
+// ResolveAlertJSONRequestBody defines body for ResolveAlert for application/json ContentType.
+type ResolveAlertJSONRequestBody = AlertNote
+
+// GeolocationLookupBulkJSONRequestBody defines body for GeolocationLookupBulk for application/json ContentType.
+type GeolocationLookupBulkJSONRequestBody GeolocationLookupBulkJSONBody
+
 // CreateMailboxJSONRequestBody defines body for CreateMailbox for application/json ContentType.
 type CreateMailboxJSONRequestBody = MailboxInput
 
 // UpdateMailboxJSONRequestBody defines body for UpdateMailbox for application/json ContentType.
 type UpdateMailboxJSONRequestBody = MailboxUpdate
+
+// PutSenderMappingJSONRequestBody defines body for PutSenderMapping for application/json ContentType.
+type PutSenderMappingJSONRequestBody = SenderMapping
 
 // UploadMultipartRequestBody defines body for Upload for multipart/form-data ContentType.
 type UploadMultipartRequestBody UploadMultipartBody
@@ -2935,6 +4266,68 @@ func (t *TaskStatus_Result) UnmarshalJSON(b []byte) error {
 	return err
 }
 
+// AsGeoLookup returns the union data inside the GeolocationLookupBulk200JSONResponseBody_Items_Item as a GeoLookup
+func (t GeolocationLookupBulk200JSONResponseBody_Items_Item) AsGeoLookup() (GeoLookup, error) {
+	var body GeoLookup
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromGeoLookup overwrites any union data inside the GeolocationLookupBulk200JSONResponseBody_Items_Item as the provided GeoLookup
+func (t *GeolocationLookupBulk200JSONResponseBody_Items_Item) FromGeoLookup(v GeoLookup) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeGeoLookup performs a merge with any union data inside the GeolocationLookupBulk200JSONResponseBody_Items_Item, using the provided GeoLookup
+func (t *GeolocationLookupBulk200JSONResponseBody_Items_Item) MergeGeoLookup(v GeoLookup) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsGeoLookupError returns the union data inside the GeolocationLookupBulk200JSONResponseBody_Items_Item as a GeoLookupError
+func (t GeolocationLookupBulk200JSONResponseBody_Items_Item) AsGeoLookupError() (GeoLookupError, error) {
+	var body GeoLookupError
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromGeoLookupError overwrites any union data inside the GeolocationLookupBulk200JSONResponseBody_Items_Item as the provided GeoLookupError
+func (t *GeolocationLookupBulk200JSONResponseBody_Items_Item) FromGeoLookupError(v GeoLookupError) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeGeoLookupError performs a merge with any union data inside the GeolocationLookupBulk200JSONResponseBody_Items_Item, using the provided GeoLookupError
+func (t *GeolocationLookupBulk200JSONResponseBody_Items_Item) MergeGeoLookupError(v GeoLookupError) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t GeolocationLookupBulk200JSONResponseBody_Items_Item) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *GeolocationLookupBulk200JSONResponseBody_Items_Item) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
 
@@ -3009,12 +4402,220 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// Dashboard The web dashboard (HTML; its data comes from this API with the user's token)
+	//
+	// Corresponds with GET / (the `Dashboard` operationId).
+	Dashboard(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAlertChannels Alert channels
+	//
+	// Corresponds with GET /alerts/channels (the `ListAlertChannels` operationId).
+	ListAlertChannels(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAlertChannelWithBody Add an alert channel
+	//
+	// The first channel turns on the default rules nobody changed.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /alerts/channels (the `CreateAlertChannel` operationId).
+	CreateAlertChannelWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAlertChannel Add an alert channel
+	//
+	// The first channel turns on the default rules nobody changed.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /alerts/channels (the `CreateAlertChannel` operationId).
+	CreateAlertChannel(ctx context.Context, body CreateAlertChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAlertChannel Delete an alert channel
+	//
+	// Corresponds with DELETE /alerts/channels/{id} (the `DeleteAlertChannel` operationId).
+	DeleteAlertChannel(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAlertChannel One alert channel
+	//
+	// Corresponds with GET /alerts/channels/{id} (the `GetAlertChannel` operationId).
+	GetAlertChannel(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAlertChannelWithBody Change an alert channel
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /alerts/channels/{id} (the `UpdateAlertChannel` operationId).
+	UpdateAlertChannelWithBody(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAlertChannel Change an alert channel
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /alerts/channels/{id} (the `UpdateAlertChannel` operationId).
+	UpdateAlertChannel(ctx context.Context, id int, body UpdateAlertChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TestAlertChannel Send a test alert now
+	//
+	// Corresponds with POST /alerts/channels/{id}/test (the `TestAlertChannel` operationId).
+	TestAlertChannel(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CheckAlerts Evaluate every enabled rule now
+	//
+	// Corresponds with POST /alerts/check (the `CheckAlerts` operationId).
+	CheckAlerts(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAlerts Alerts, newest first
+	//
+	// Corresponds with GET /alerts/history (the `ListAlerts` operationId).
+	ListAlerts(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAlertRules Alert rules
+	//
+	// Corresponds with GET /alerts/rules (the `ListAlertRules` operationId).
+	ListAlertRules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAlertRuleWithBody Add an alert rule
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /alerts/rules (the `CreateAlertRule` operationId).
+	CreateAlertRuleWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAlertRule Add an alert rule
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /alerts/rules (the `CreateAlertRule` operationId).
+	CreateAlertRule(ctx context.Context, body CreateAlertRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAlertRule Delete an alert rule (its alerts stay)
+	//
+	// Corresponds with DELETE /alerts/rules/{id} (the `DeleteAlertRule` operationId).
+	DeleteAlertRule(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAlertRule One alert rule
+	//
+	// Corresponds with GET /alerts/rules/{id} (the `GetAlertRule` operationId).
+	GetAlertRule(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAlertRuleWithBody Change an alert rule (enable, disable, thresholds, channels …)
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /alerts/rules/{id} (the `UpdateAlertRule` operationId).
+	UpdateAlertRuleWithBody(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAlertRule Change an alert rule (enable, disable, thresholds, channels …)
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /alerts/rules/{id} (the `UpdateAlertRule` operationId).
+	UpdateAlertRule(ctx context.Context, id int, body UpdateAlertRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AlertStats Alert counts by type, severity, status, domain and day; mean times to acknowledge and resolve
+	//
+	// Without days/start/end: the last 30 days.
+	//
+	// Corresponds with GET /alerts/stats (the `AlertStats` operationId).
+	AlertStats(ctx context.Context, params *AlertStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAlertSuppressions Maintenance windows not yet expired
+	//
+	// Corresponds with GET /alerts/suppressions (the `ListAlertSuppressions` operationId).
+	ListAlertSuppressions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAlertSuppressionWithBody Add a maintenance window
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /alerts/suppressions (the `CreateAlertSuppression` operationId).
+	CreateAlertSuppressionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAlertSuppression Add a maintenance window
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /alerts/suppressions (the `CreateAlertSuppression` operationId).
+	CreateAlertSuppression(ctx context.Context, body CreateAlertSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAlertSuppression Delete a maintenance window
+	//
+	// Corresponds with DELETE /alerts/suppressions/{id} (the `DeleteAlertSuppression` operationId).
+	DeleteAlertSuppression(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAlert One alert with its deliveries and history
+	//
+	// Corresponds with GET /alerts/{id} (the `GetAlert` operationId).
+	GetAlert(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AcknowledgeAlertWithBody Acknowledge an alert
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
+	AcknowledgeAlertWithBody(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AcknowledgeAlert Acknowledge an alert
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
+	AcknowledgeAlert(ctx context.Context, id int, body AcknowledgeAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResolveAlertWithBody Resolve an alert
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /alerts/{id}/resolve (the `ResolveAlert` operationId).
+	ResolveAlertWithBody(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResolveAlert Resolve an alert
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /alerts/{id}/resolve (the `ResolveAlert` operationId).
+	ResolveAlert(ctx context.Context, id int, body ResolveAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GeolocationCacheStats Enrichment cache counts and the GeoIP databases' state
+	//
+	// Corresponds with GET /analytics/geolocation/cache-stats (the `GeolocationCacheStats` operationId).
+	GeolocationCacheStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GeolocationLookupBulkWithBody Lookup of up to 1,000 addresses, in order; a bad entry is {ip, error}
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /analytics/geolocation/lookup-bulk (the `GeolocationLookupBulk` operationId).
+	GeolocationLookupBulkWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GeolocationLookupBulk Lookup of up to 1,000 addresses, in order; a bad entry is {ip, error}
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /analytics/geolocation/lookup-bulk (the `GeolocationLookupBulk` operationId).
+	GeolocationLookupBulk(ctx context.Context, body GeolocationLookupBulkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GeolocationLookup Place, network, PTR (with forward confirmation) and named sender of one address; cached, looked up live when missing
+	//
+	// Corresponds with GET /analytics/geolocation/lookup/{ip} (the `GeolocationLookup` operationId).
+	GeolocationLookup(ctx context.Context, ip string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GeolocationMap Country heatmap: messages, sources and DMARC pass rate per country under the common filters
+	//
+	// Corresponds with GET /analytics/geolocation/map (the `GeolocationMap` operationId).
+	GeolocationMap(ctx context.Context, params *GeolocationMapParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListDomains Policy domains with report and message counts
 	//
 	// Policy domains with report and message counts. Needs the viewer role or above.
 	//
 	// Corresponds with GET /api/domains (the `ListDomains` operationId).
 	ListDomains(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListIngests Received files, newest first: find every failed file with one request
+	//
+	// Corresponds with GET /api/ingests (the `ListIngests` operationId).
+	ListIngests(ctx context.Context, params *ListIngestsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetIngest State of one received file
 	//
@@ -3157,6 +4758,35 @@ type ClientInterface interface {
 	// Corresponds with GET /api/rollup/top-organizations (the `RollupTopOrganizations` operationId).
 	RollupTopOrganizations(ctx context.Context, params *RollupTopOrganizationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListSenders Sources grouped by named sender (unknown ones by PTR base domain, else network) per policy domain, with DMARC results and advice
+	//
+	// Corresponds with GET /api/senders (the `ListSenders` operationId).
+	ListSenders(ctx context.Context, params *ListSendersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSenderMappings The admin's named-sender mappings (on top of the built-in catalog)
+	//
+	// Corresponds with GET /api/senders/mappings (the `ListSenderMappings` operationId).
+	ListSenderMappings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutSenderMappingWithBody Admin: add or replace (same kind and pattern) a named-sender mapping
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/senders/mappings (the `PutSenderMapping` operationId).
+	PutSenderMappingWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutSenderMapping Admin: add or replace (same kind and pattern) a named-sender mapping
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/senders/mappings (the `PutSenderMapping` operationId).
+	PutSenderMapping(ctx context.Context, body PutSenderMappingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSenderMapping Admin: delete a mapping
+	//
+	// Corresponds with DELETE /api/senders/mappings/{id} (the `DeleteSenderMapping` operationId).
+	DeleteSenderMapping(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// UploadWithBody Upload report files (XML, gz, zip, e-mail); one bad file never fails the others
 	//
 	// Upload report files (XML, gz, zip, e-mail); one bad file never fails the others. Needs the analyst role or above.
@@ -3165,6 +4795,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api/upload (the `Upload` operationId).
 	UploadWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DashboardAsset A script, style sheet or image of the dashboard, embedded in the binary
+	//
+	// Corresponds with GET /assets/{file} (the `DashboardAsset` operationId).
+	DashboardAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAudit Audit log, newest first
 	//
@@ -3279,6 +4914,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /tasks/trigger/email-ingestion (the `TriggerEmailIngestion` operationId).
 	TriggerEmailIngestion(ctx context.Context, body TriggerEmailIngestionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TriggerEnrichment Admin: enqueue enrichment of every known source whose cache entry is missing or expired (back-fill)
+	//
+	// Corresponds with POST /tasks/trigger/enrichment (the `TriggerEnrichment` operationId).
+	TriggerEnrichment(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// TriggerProcessReportsWithBody Enqueue every pending file again now, and optionally every failed one
 	//
@@ -3413,6 +5053,539 @@ type ClientInterface interface {
 	UpdateUser(ctx context.Context, id int64, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
+// Dashboard The web dashboard (HTML; its data comes from this API with the user's token)
+//
+// Corresponds with GET / (the `Dashboard` operationId).
+func (c *Client) Dashboard(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDashboardRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAlertChannels Alert channels
+//
+// Corresponds with GET /alerts/channels (the `ListAlertChannels` operationId).
+func (c *Client) ListAlertChannels(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAlertChannelsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAlertChannelWithBody Add an alert channel
+//
+// The first channel turns on the default rules nobody changed.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /alerts/channels (the `CreateAlertChannel` operationId).
+func (c *Client) CreateAlertChannelWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAlertChannelRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAlertChannel Add an alert channel
+//
+// The first channel turns on the default rules nobody changed.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /alerts/channels (the `CreateAlertChannel` operationId).
+func (c *Client) CreateAlertChannel(ctx context.Context, body CreateAlertChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAlertChannelRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAlertChannel Delete an alert channel
+//
+// Corresponds with DELETE /alerts/channels/{id} (the `DeleteAlertChannel` operationId).
+func (c *Client) DeleteAlertChannel(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAlertChannelRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAlertChannel One alert channel
+//
+// Corresponds with GET /alerts/channels/{id} (the `GetAlertChannel` operationId).
+func (c *Client) GetAlertChannel(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAlertChannelRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAlertChannelWithBody Change an alert channel
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /alerts/channels/{id} (the `UpdateAlertChannel` operationId).
+func (c *Client) UpdateAlertChannelWithBody(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAlertChannelRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAlertChannel Change an alert channel
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /alerts/channels/{id} (the `UpdateAlertChannel` operationId).
+func (c *Client) UpdateAlertChannel(ctx context.Context, id int, body UpdateAlertChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAlertChannelRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TestAlertChannel Send a test alert now
+//
+// Corresponds with POST /alerts/channels/{id}/test (the `TestAlertChannel` operationId).
+func (c *Client) TestAlertChannel(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestAlertChannelRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CheckAlerts Evaluate every enabled rule now
+//
+// Corresponds with POST /alerts/check (the `CheckAlerts` operationId).
+func (c *Client) CheckAlerts(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCheckAlertsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAlerts Alerts, newest first
+//
+// Corresponds with GET /alerts/history (the `ListAlerts` operationId).
+func (c *Client) ListAlerts(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAlertsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAlertRules Alert rules
+//
+// Corresponds with GET /alerts/rules (the `ListAlertRules` operationId).
+func (c *Client) ListAlertRules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAlertRulesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAlertRuleWithBody Add an alert rule
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /alerts/rules (the `CreateAlertRule` operationId).
+func (c *Client) CreateAlertRuleWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAlertRuleRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAlertRule Add an alert rule
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /alerts/rules (the `CreateAlertRule` operationId).
+func (c *Client) CreateAlertRule(ctx context.Context, body CreateAlertRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAlertRuleRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAlertRule Delete an alert rule (its alerts stay)
+//
+// Corresponds with DELETE /alerts/rules/{id} (the `DeleteAlertRule` operationId).
+func (c *Client) DeleteAlertRule(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAlertRuleRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAlertRule One alert rule
+//
+// Corresponds with GET /alerts/rules/{id} (the `GetAlertRule` operationId).
+func (c *Client) GetAlertRule(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAlertRuleRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAlertRuleWithBody Change an alert rule (enable, disable, thresholds, channels …)
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /alerts/rules/{id} (the `UpdateAlertRule` operationId).
+func (c *Client) UpdateAlertRuleWithBody(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAlertRuleRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAlertRule Change an alert rule (enable, disable, thresholds, channels …)
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /alerts/rules/{id} (the `UpdateAlertRule` operationId).
+func (c *Client) UpdateAlertRule(ctx context.Context, id int, body UpdateAlertRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAlertRuleRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AlertStats Alert counts by type, severity, status, domain and day; mean times to acknowledge and resolve
+//
+// Without days/start/end: the last 30 days.
+//
+// Corresponds with GET /alerts/stats (the `AlertStats` operationId).
+func (c *Client) AlertStats(ctx context.Context, params *AlertStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAlertStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAlertSuppressions Maintenance windows not yet expired
+//
+// Corresponds with GET /alerts/suppressions (the `ListAlertSuppressions` operationId).
+func (c *Client) ListAlertSuppressions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAlertSuppressionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAlertSuppressionWithBody Add a maintenance window
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /alerts/suppressions (the `CreateAlertSuppression` operationId).
+func (c *Client) CreateAlertSuppressionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAlertSuppressionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAlertSuppression Add a maintenance window
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /alerts/suppressions (the `CreateAlertSuppression` operationId).
+func (c *Client) CreateAlertSuppression(ctx context.Context, body CreateAlertSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAlertSuppressionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAlertSuppression Delete a maintenance window
+//
+// Corresponds with DELETE /alerts/suppressions/{id} (the `DeleteAlertSuppression` operationId).
+func (c *Client) DeleteAlertSuppression(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAlertSuppressionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAlert One alert with its deliveries and history
+//
+// Corresponds with GET /alerts/{id} (the `GetAlert` operationId).
+func (c *Client) GetAlert(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAlertRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AcknowledgeAlertWithBody Acknowledge an alert
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
+func (c *Client) AcknowledgeAlertWithBody(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAcknowledgeAlertRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AcknowledgeAlert Acknowledge an alert
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
+func (c *Client) AcknowledgeAlert(ctx context.Context, id int, body AcknowledgeAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAcknowledgeAlertRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResolveAlertWithBody Resolve an alert
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /alerts/{id}/resolve (the `ResolveAlert` operationId).
+func (c *Client) ResolveAlertWithBody(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResolveAlertRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResolveAlert Resolve an alert
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /alerts/{id}/resolve (the `ResolveAlert` operationId).
+func (c *Client) ResolveAlert(ctx context.Context, id int, body ResolveAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResolveAlertRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GeolocationCacheStats Enrichment cache counts and the GeoIP databases' state
+//
+// Corresponds with GET /analytics/geolocation/cache-stats (the `GeolocationCacheStats` operationId).
+func (c *Client) GeolocationCacheStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGeolocationCacheStatsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GeolocationLookupBulkWithBody Lookup of up to 1,000 addresses, in order; a bad entry is {ip, error}
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /analytics/geolocation/lookup-bulk (the `GeolocationLookupBulk` operationId).
+func (c *Client) GeolocationLookupBulkWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGeolocationLookupBulkRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GeolocationLookupBulk Lookup of up to 1,000 addresses, in order; a bad entry is {ip, error}
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /analytics/geolocation/lookup-bulk (the `GeolocationLookupBulk` operationId).
+func (c *Client) GeolocationLookupBulk(ctx context.Context, body GeolocationLookupBulkJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGeolocationLookupBulkRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GeolocationLookup Place, network, PTR (with forward confirmation) and named sender of one address; cached, looked up live when missing
+//
+// Corresponds with GET /analytics/geolocation/lookup/{ip} (the `GeolocationLookup` operationId).
+func (c *Client) GeolocationLookup(ctx context.Context, ip string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGeolocationLookupRequest(c.Server, ip)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GeolocationMap Country heatmap: messages, sources and DMARC pass rate per country under the common filters
+//
+// Corresponds with GET /analytics/geolocation/map (the `GeolocationMap` operationId).
+func (c *Client) GeolocationMap(ctx context.Context, params *GeolocationMapParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGeolocationMapRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListDomains Policy domains with report and message counts
 //
 // Policy domains with report and message counts. Needs the viewer role or above.
@@ -3420,6 +5593,21 @@ type ClientInterface interface {
 // Corresponds with GET /api/domains (the `ListDomains` operationId).
 func (c *Client) ListDomains(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListDomainsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListIngests Received files, newest first: find every failed file with one request
+//
+// Corresponds with GET /api/ingests (the `ListIngests` operationId).
+func (c *Client) ListIngests(ctx context.Context, params *ListIngestsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListIngestsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3761,6 +5949,85 @@ func (c *Client) RollupTopOrganizations(ctx context.Context, params *RollupTopOr
 	return c.Client.Do(req)
 }
 
+// ListSenders Sources grouped by named sender (unknown ones by PTR base domain, else network) per policy domain, with DMARC results and advice
+//
+// Corresponds with GET /api/senders (the `ListSenders` operationId).
+func (c *Client) ListSenders(ctx context.Context, params *ListSendersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSendersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSenderMappings The admin's named-sender mappings (on top of the built-in catalog)
+//
+// Corresponds with GET /api/senders/mappings (the `ListSenderMappings` operationId).
+func (c *Client) ListSenderMappings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSenderMappingsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutSenderMappingWithBody Admin: add or replace (same kind and pattern) a named-sender mapping
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/senders/mappings (the `PutSenderMapping` operationId).
+func (c *Client) PutSenderMappingWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutSenderMappingRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutSenderMapping Admin: add or replace (same kind and pattern) a named-sender mapping
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/senders/mappings (the `PutSenderMapping` operationId).
+func (c *Client) PutSenderMapping(ctx context.Context, body PutSenderMappingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutSenderMappingRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteSenderMapping Admin: delete a mapping
+//
+// Corresponds with DELETE /api/senders/mappings/{id} (the `DeleteSenderMapping` operationId).
+func (c *Client) DeleteSenderMapping(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSenderMappingRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // UploadWithBody Upload report files (XML, gz, zip, e-mail); one bad file never fails the others
 //
 // Upload report files (XML, gz, zip, e-mail); one bad file never fails the others. Needs the analyst role or above.
@@ -3770,6 +6037,21 @@ func (c *Client) RollupTopOrganizations(ctx context.Context, params *RollupTopOr
 // Corresponds with POST /api/upload (the `Upload` operationId).
 func (c *Client) UploadWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUploadRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DashboardAsset A script, style sheet or image of the dashboard, embedded in the binary
+//
+// Corresponds with GET /assets/{file} (the `DashboardAsset` operationId).
+func (c *Client) DashboardAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDashboardAssetRequest(c.Server, file)
 	if err != nil {
 		return nil, err
 	}
@@ -4024,6 +6306,21 @@ func (c *Client) TriggerEmailIngestionWithBody(ctx context.Context, contentType 
 // Corresponds with POST /tasks/trigger/email-ingestion (the `TriggerEmailIngestion` operationId).
 func (c *Client) TriggerEmailIngestion(ctx context.Context, body TriggerEmailIngestionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewTriggerEmailIngestionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TriggerEnrichment Admin: enqueue enrichment of every known source whose cache entry is missing or expired (back-fill)
+//
+// Corresponds with POST /tasks/trigger/enrichment (the `TriggerEnrichment` operationId).
+func (c *Client) TriggerEnrichment(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTriggerEnrichmentRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -4326,6 +6623,1190 @@ func (c *Client) UpdateUser(ctx context.Context, id int64, body UpdateUserJSONRe
 	return c.Client.Do(req)
 }
 
+// NewDashboardRequest constructs an http.Request for the Dashboard method
+func NewDashboardRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAlertChannelsRequest constructs an http.Request for the ListAlertChannels method
+func NewListAlertChannelsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/channels")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateAlertChannelRequest calls the generic CreateAlertChannel builder with application/json body
+func NewCreateAlertChannelRequest(server string, body CreateAlertChannelJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateAlertChannelRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateAlertChannelRequestWithBody constructs an http.Request for the CreateAlertChannel method, with any body, and a specified content type
+func NewCreateAlertChannelRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/channels")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteAlertChannelRequest constructs an http.Request for the DeleteAlertChannel method
+func NewDeleteAlertChannelRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/channels/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAlertChannelRequest constructs an http.Request for the GetAlertChannel method
+func NewGetAlertChannelRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/channels/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateAlertChannelRequest calls the generic UpdateAlertChannel builder with application/json body
+func NewUpdateAlertChannelRequest(server string, id int, body UpdateAlertChannelJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateAlertChannelRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateAlertChannelRequestWithBody constructs an http.Request for the UpdateAlertChannel method, with any body, and a specified content type
+func NewUpdateAlertChannelRequestWithBody(server string, id int, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/channels/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewTestAlertChannelRequest constructs an http.Request for the TestAlertChannel method
+func NewTestAlertChannelRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/channels/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCheckAlertsRequest constructs an http.Request for the CheckAlerts method
+func NewCheckAlertsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/check")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAlertsRequest constructs an http.Request for the ListAlerts method
+func NewListAlertsRequest(server string, params *ListAlertsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/history")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Severity != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "severity", *params.Severity, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.RuleId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "rule_id", *params.RuleId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAlertRulesRequest constructs an http.Request for the ListAlertRules method
+func NewListAlertRulesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/rules")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateAlertRuleRequest calls the generic CreateAlertRule builder with application/json body
+func NewCreateAlertRuleRequest(server string, body CreateAlertRuleJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateAlertRuleRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateAlertRuleRequestWithBody constructs an http.Request for the CreateAlertRule method, with any body, and a specified content type
+func NewCreateAlertRuleRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/rules")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteAlertRuleRequest constructs an http.Request for the DeleteAlertRule method
+func NewDeleteAlertRuleRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/rules/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAlertRuleRequest constructs an http.Request for the GetAlertRule method
+func NewGetAlertRuleRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/rules/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateAlertRuleRequest calls the generic UpdateAlertRule builder with application/json body
+func NewUpdateAlertRuleRequest(server string, id int, body UpdateAlertRuleJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateAlertRuleRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateAlertRuleRequestWithBody constructs an http.Request for the UpdateAlertRule method, with any body, and a specified content type
+func NewUpdateAlertRuleRequestWithBody(server string, id int, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/rules/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAlertStatsRequest constructs an http.Request for the AlertStats method
+func NewAlertStatsRequest(server string, params *AlertStatsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/stats")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAlertSuppressionsRequest constructs an http.Request for the ListAlertSuppressions method
+func NewListAlertSuppressionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/suppressions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateAlertSuppressionRequest calls the generic CreateAlertSuppression builder with application/json body
+func NewCreateAlertSuppressionRequest(server string, body CreateAlertSuppressionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateAlertSuppressionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateAlertSuppressionRequestWithBody constructs an http.Request for the CreateAlertSuppression method, with any body, and a specified content type
+func NewCreateAlertSuppressionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/suppressions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteAlertSuppressionRequest constructs an http.Request for the DeleteAlertSuppression method
+func NewDeleteAlertSuppressionRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/suppressions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAlertRequest constructs an http.Request for the GetAlert method
+func NewGetAlertRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAcknowledgeAlertRequest calls the generic AcknowledgeAlert builder with application/json body
+func NewAcknowledgeAlertRequest(server string, id int, body AcknowledgeAlertJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAcknowledgeAlertRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAcknowledgeAlertRequestWithBody constructs an http.Request for the AcknowledgeAlert method, with any body, and a specified content type
+func NewAcknowledgeAlertRequestWithBody(server string, id int, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/%s/acknowledge", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewResolveAlertRequest calls the generic ResolveAlert builder with application/json body
+func NewResolveAlertRequest(server string, id int, body ResolveAlertJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewResolveAlertRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewResolveAlertRequestWithBody constructs an http.Request for the ResolveAlert method, with any body, and a specified content type
+func NewResolveAlertRequestWithBody(server string, id int, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/alerts/%s/resolve", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGeolocationCacheStatsRequest constructs an http.Request for the GeolocationCacheStats method
+func NewGeolocationCacheStatsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/geolocation/cache-stats")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGeolocationLookupBulkRequest calls the generic GeolocationLookupBulk builder with application/json body
+func NewGeolocationLookupBulkRequest(server string, body GeolocationLookupBulkJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewGeolocationLookupBulkRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewGeolocationLookupBulkRequestWithBody constructs an http.Request for the GeolocationLookupBulk method, with any body, and a specified content type
+func NewGeolocationLookupBulkRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/geolocation/lookup-bulk")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGeolocationLookupRequest constructs an http.Request for the GeolocationLookup method
+func NewGeolocationLookupRequest(server string, ip string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "ip", ip, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/geolocation/lookup/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGeolocationMapRequest constructs an http.Request for the GeolocationMap method
+func NewGeolocationMapRequest(server string, params *GeolocationMapParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/geolocation/map")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListDomainsRequest constructs an http.Request for the ListDomains method
 func NewListDomainsRequest(server string, params *ListDomainsParams) (*http.Request, error) {
 	var err error
@@ -4465,6 +7946,132 @@ func NewListDomainsRequest(server string, params *ListDomainsParams) (*http.Requ
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListIngestsRequest constructs an http.Request for the ListIngests method
+func NewListIngestsRequest(server string, params *ListIngestsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/ingests")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Source != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source", *params.Source, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -6500,6 +10107,293 @@ func NewRollupTopOrganizationsRequest(server string, params *RollupTopOrganizati
 	return req, nil
 }
 
+// NewListSendersRequest constructs an http.Request for the ListSenders method
+func NewListSendersRequest(server string, params *ListSendersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/senders")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListSenderMappingsRequest constructs an http.Request for the ListSenderMappings method
+func NewListSenderMappingsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/senders/mappings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutSenderMappingRequest calls the generic PutSenderMapping builder with application/json body
+func NewPutSenderMappingRequest(server string, body PutSenderMappingJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutSenderMappingRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPutSenderMappingRequestWithBody constructs an http.Request for the PutSenderMapping method, with any body, and a specified content type
+func NewPutSenderMappingRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/senders/mappings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteSenderMappingRequest constructs an http.Request for the DeleteSenderMapping method
+func NewDeleteSenderMappingRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/senders/mappings/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewUploadRequestWithBody constructs an http.Request for the Upload method, with any body, and a specified content type
 func NewUploadRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
@@ -6525,6 +10419,40 @@ func NewUploadRequestWithBody(server string, contentType string, body io.Reader)
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDashboardAssetRequest constructs an http.Request for the DashboardAsset method
+func NewDashboardAssetRequest(server string, file string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "file", file, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/assets/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -6953,6 +10881,33 @@ func NewTriggerEmailIngestionRequestWithBody(server string, contentType string, 
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewTriggerEnrichmentRequest constructs an http.Request for the TriggerEnrichment method
+func NewTriggerEnrichmentRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tasks/trigger/enrichment")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -7469,6 +11424,243 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// DashboardWithResponse The web dashboard (HTML; its data comes from this API with the user's token)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET / (the `Dashboard` operationId).
+	DashboardWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DashboardReply, error)
+
+	// ListAlertChannelsWithResponse Alert channels
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /alerts/channels (the `ListAlertChannels` operationId).
+	ListAlertChannelsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAlertChannelsReply, error)
+
+	// CreateAlertChannelWithBodyWithResponse Add an alert channel
+	//
+	// The first channel turns on the default rules nobody changed.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /alerts/channels (the `CreateAlertChannel` operationId).
+	CreateAlertChannelWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAlertChannelReply, error)
+
+	// CreateAlertChannelWithResponse Add an alert channel
+	//
+	// The first channel turns on the default rules nobody changed.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /alerts/channels (the `CreateAlertChannel` operationId).
+	CreateAlertChannelWithResponse(ctx context.Context, body CreateAlertChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAlertChannelReply, error)
+
+	// DeleteAlertChannelWithResponse Delete an alert channel
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /alerts/channels/{id} (the `DeleteAlertChannel` operationId).
+	DeleteAlertChannelWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteAlertChannelReply, error)
+
+	// GetAlertChannelWithResponse One alert channel
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /alerts/channels/{id} (the `GetAlertChannel` operationId).
+	GetAlertChannelWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*GetAlertChannelReply, error)
+
+	// UpdateAlertChannelWithBodyWithResponse Change an alert channel
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /alerts/channels/{id} (the `UpdateAlertChannel` operationId).
+	UpdateAlertChannelWithBodyWithResponse(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAlertChannelReply, error)
+
+	// UpdateAlertChannelWithResponse Change an alert channel
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /alerts/channels/{id} (the `UpdateAlertChannel` operationId).
+	UpdateAlertChannelWithResponse(ctx context.Context, id int, body UpdateAlertChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAlertChannelReply, error)
+
+	// TestAlertChannelWithResponse Send a test alert now
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /alerts/channels/{id}/test (the `TestAlertChannel` operationId).
+	TestAlertChannelWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*TestAlertChannelReply, error)
+
+	// CheckAlertsWithResponse Evaluate every enabled rule now
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /alerts/check (the `CheckAlerts` operationId).
+	CheckAlertsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CheckAlertsReply, error)
+
+	// ListAlertsWithResponse Alerts, newest first
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /alerts/history (the `ListAlerts` operationId).
+	ListAlertsWithResponse(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*ListAlertsReply, error)
+
+	// ListAlertRulesWithResponse Alert rules
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /alerts/rules (the `ListAlertRules` operationId).
+	ListAlertRulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAlertRulesReply, error)
+
+	// CreateAlertRuleWithBodyWithResponse Add an alert rule
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /alerts/rules (the `CreateAlertRule` operationId).
+	CreateAlertRuleWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAlertRuleReply, error)
+
+	// CreateAlertRuleWithResponse Add an alert rule
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /alerts/rules (the `CreateAlertRule` operationId).
+	CreateAlertRuleWithResponse(ctx context.Context, body CreateAlertRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAlertRuleReply, error)
+
+	// DeleteAlertRuleWithResponse Delete an alert rule (its alerts stay)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /alerts/rules/{id} (the `DeleteAlertRule` operationId).
+	DeleteAlertRuleWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteAlertRuleReply, error)
+
+	// GetAlertRuleWithResponse One alert rule
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /alerts/rules/{id} (the `GetAlertRule` operationId).
+	GetAlertRuleWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*GetAlertRuleReply, error)
+
+	// UpdateAlertRuleWithBodyWithResponse Change an alert rule (enable, disable, thresholds, channels …)
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /alerts/rules/{id} (the `UpdateAlertRule` operationId).
+	UpdateAlertRuleWithBodyWithResponse(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAlertRuleReply, error)
+
+	// UpdateAlertRuleWithResponse Change an alert rule (enable, disable, thresholds, channels …)
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /alerts/rules/{id} (the `UpdateAlertRule` operationId).
+	UpdateAlertRuleWithResponse(ctx context.Context, id int, body UpdateAlertRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAlertRuleReply, error)
+
+	// AlertStatsWithResponse Alert counts by type, severity, status, domain and day; mean times to acknowledge and resolve
+	//
+	// Without days/start/end: the last 30 days.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /alerts/stats (the `AlertStats` operationId).
+	AlertStatsWithResponse(ctx context.Context, params *AlertStatsParams, reqEditors ...RequestEditorFn) (*AlertStatsReply, error)
+
+	// ListAlertSuppressionsWithResponse Maintenance windows not yet expired
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /alerts/suppressions (the `ListAlertSuppressions` operationId).
+	ListAlertSuppressionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAlertSuppressionsReply, error)
+
+	// CreateAlertSuppressionWithBodyWithResponse Add a maintenance window
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /alerts/suppressions (the `CreateAlertSuppression` operationId).
+	CreateAlertSuppressionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAlertSuppressionReply, error)
+
+	// CreateAlertSuppressionWithResponse Add a maintenance window
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /alerts/suppressions (the `CreateAlertSuppression` operationId).
+	CreateAlertSuppressionWithResponse(ctx context.Context, body CreateAlertSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAlertSuppressionReply, error)
+
+	// DeleteAlertSuppressionWithResponse Delete a maintenance window
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /alerts/suppressions/{id} (the `DeleteAlertSuppression` operationId).
+	DeleteAlertSuppressionWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteAlertSuppressionReply, error)
+
+	// GetAlertWithResponse One alert with its deliveries and history
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /alerts/{id} (the `GetAlert` operationId).
+	GetAlertWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*GetAlertReply, error)
+
+	// AcknowledgeAlertWithBodyWithResponse Acknowledge an alert
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
+	AcknowledgeAlertWithBodyWithResponse(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AcknowledgeAlertReply, error)
+
+	// AcknowledgeAlertWithResponse Acknowledge an alert
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
+	AcknowledgeAlertWithResponse(ctx context.Context, id int, body AcknowledgeAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*AcknowledgeAlertReply, error)
+
+	// ResolveAlertWithBodyWithResponse Resolve an alert
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /alerts/{id}/resolve (the `ResolveAlert` operationId).
+	ResolveAlertWithBodyWithResponse(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResolveAlertReply, error)
+
+	// ResolveAlertWithResponse Resolve an alert
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /alerts/{id}/resolve (the `ResolveAlert` operationId).
+	ResolveAlertWithResponse(ctx context.Context, id int, body ResolveAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*ResolveAlertReply, error)
+
+	// GeolocationCacheStatsWithResponse Enrichment cache counts and the GeoIP databases' state
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /analytics/geolocation/cache-stats (the `GeolocationCacheStats` operationId).
+	GeolocationCacheStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GeolocationCacheStatsReply, error)
+
+	// GeolocationLookupBulkWithBodyWithResponse Lookup of up to 1,000 addresses, in order; a bad entry is {ip, error}
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /analytics/geolocation/lookup-bulk (the `GeolocationLookupBulk` operationId).
+	GeolocationLookupBulkWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GeolocationLookupBulkReply, error)
+
+	// GeolocationLookupBulkWithResponse Lookup of up to 1,000 addresses, in order; a bad entry is {ip, error}
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /analytics/geolocation/lookup-bulk (the `GeolocationLookupBulk` operationId).
+	GeolocationLookupBulkWithResponse(ctx context.Context, body GeolocationLookupBulkJSONRequestBody, reqEditors ...RequestEditorFn) (*GeolocationLookupBulkReply, error)
+
+	// GeolocationLookupWithResponse Place, network, PTR (with forward confirmation) and named sender of one address; cached, looked up live when missing
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /analytics/geolocation/lookup/{ip} (the `GeolocationLookup` operationId).
+	GeolocationLookupWithResponse(ctx context.Context, ip string, reqEditors ...RequestEditorFn) (*GeolocationLookupReply, error)
+
+	// GeolocationMapWithResponse Country heatmap: messages, sources and DMARC pass rate per country under the common filters
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /analytics/geolocation/map (the `GeolocationMap` operationId).
+	GeolocationMapWithResponse(ctx context.Context, params *GeolocationMapParams, reqEditors ...RequestEditorFn) (*GeolocationMapReply, error)
+
 	// ListDomainsWithResponse Policy domains with report and message counts
 	//
 	// Policy domains with report and message counts. Needs the viewer role or above.
@@ -7477,6 +11669,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/domains (the `ListDomains` operationId).
 	ListDomainsWithResponse(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*ListDomainsReply, error)
+
+	// ListIngestsWithResponse Received files, newest first: find every failed file with one request
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/ingests (the `ListIngests` operationId).
+	ListIngestsWithResponse(ctx context.Context, params *ListIngestsParams, reqEditors ...RequestEditorFn) (*ListIngestsReply, error)
 
 	// GetIngestWithResponse State of one received file
 	//
@@ -7649,6 +11848,41 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/rollup/top-organizations (the `RollupTopOrganizations` operationId).
 	RollupTopOrganizationsWithResponse(ctx context.Context, params *RollupTopOrganizationsParams, reqEditors ...RequestEditorFn) (*RollupTopOrganizationsReply, error)
 
+	// ListSendersWithResponse Sources grouped by named sender (unknown ones by PTR base domain, else network) per policy domain, with DMARC results and advice
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/senders (the `ListSenders` operationId).
+	ListSendersWithResponse(ctx context.Context, params *ListSendersParams, reqEditors ...RequestEditorFn) (*ListSendersReply, error)
+
+	// ListSenderMappingsWithResponse The admin's named-sender mappings (on top of the built-in catalog)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/senders/mappings (the `ListSenderMappings` operationId).
+	ListSenderMappingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSenderMappingsReply, error)
+
+	// PutSenderMappingWithBodyWithResponse Admin: add or replace (same kind and pattern) a named-sender mapping
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/senders/mappings (the `PutSenderMapping` operationId).
+	PutSenderMappingWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutSenderMappingReply, error)
+
+	// PutSenderMappingWithResponse Admin: add or replace (same kind and pattern) a named-sender mapping
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/senders/mappings (the `PutSenderMapping` operationId).
+	PutSenderMappingWithResponse(ctx context.Context, body PutSenderMappingJSONRequestBody, reqEditors ...RequestEditorFn) (*PutSenderMappingReply, error)
+
+	// DeleteSenderMappingWithResponse Admin: delete a mapping
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/senders/mappings/{id} (the `DeleteSenderMapping` operationId).
+	DeleteSenderMappingWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteSenderMappingReply, error)
+
 	// UploadWithBodyWithResponse Upload report files (XML, gz, zip, e-mail); one bad file never fails the others
 	//
 	// Upload report files (XML, gz, zip, e-mail); one bad file never fails the others. Needs the analyst role or above.
@@ -7657,6 +11891,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api/upload (the `Upload` operationId).
 	UploadWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadReply, error)
+
+	// DashboardAssetWithResponse A script, style sheet or image of the dashboard, embedded in the binary
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /assets/{file} (the `DashboardAsset` operationId).
+	DashboardAssetWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*DashboardAssetReply, error)
 
 	// ListAuditWithResponse Audit log, newest first
 	//
@@ -7783,6 +12024,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /tasks/trigger/email-ingestion (the `TriggerEmailIngestion` operationId).
 	TriggerEmailIngestionWithResponse(ctx context.Context, body TriggerEmailIngestionJSONRequestBody, reqEditors ...RequestEditorFn) (*TriggerEmailIngestionReply, error)
+
+	// TriggerEnrichmentWithResponse Admin: enqueue enrichment of every known source whose cache entry is missing or expired (back-fill)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tasks/trigger/enrichment (the `TriggerEnrichment` operationId).
+	TriggerEnrichmentWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*TriggerEnrichmentReply, error)
 
 	// TriggerProcessReportsWithBodyWithResponse Enqueue every pending file again now, and optionally every failed one
 	//
@@ -7929,6 +12177,1798 @@ type ClientWithResponsesInterface interface {
 	UpdateUserWithResponse(ctx context.Context, id int64, body UpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateUserReply, error)
 }
 
+type DashboardReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r DashboardReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DashboardReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DashboardReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DashboardReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListAlertChannelsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertChannelList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAlertChannelsReply) GetJSON200() *AlertChannelList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListAlertChannelsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListAlertChannelsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListAlertChannelsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAlertChannelsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAlertChannelsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAlertChannelsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAlertChannelsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateAlertChannelReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AlertChannel
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateAlertChannelReply) GetJSON201() *AlertChannel {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateAlertChannelReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateAlertChannelReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateAlertChannelReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateAlertChannelReply) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateAlertChannelReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateAlertChannelReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateAlertChannelReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateAlertChannelReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateAlertChannelReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateAlertChannelReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateAlertChannelReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateAlertChannelReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteAlertChannelReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteAlertChannelReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteAlertChannelReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteAlertChannelReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteAlertChannelReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteAlertChannelReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAlertChannelReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAlertChannelReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAlertChannelReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAlertChannelReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetAlertChannelReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertChannel
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAlertChannelReply) GetJSON200() *AlertChannel {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetAlertChannelReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetAlertChannelReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetAlertChannelReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetAlertChannelReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetAlertChannelReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAlertChannelReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAlertChannelReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAlertChannelReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAlertChannelReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateAlertChannelReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertChannel
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateAlertChannelReply) GetJSON200() *AlertChannel {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateAlertChannelReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateAlertChannelReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateAlertChannelReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateAlertChannelReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateAlertChannelReply) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UpdateAlertChannelReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateAlertChannelReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r UpdateAlertChannelReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UpdateAlertChannelReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateAlertChannelReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateAlertChannelReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateAlertChannelReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateAlertChannelReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type TestAlertChannelReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertChannelTest
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TestAlertChannelReply) GetJSON200() *AlertChannelTest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r TestAlertChannelReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r TestAlertChannelReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r TestAlertChannelReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r TestAlertChannelReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r TestAlertChannelReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r TestAlertChannelReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TestAlertChannelReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TestAlertChannelReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TestAlertChannelReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CheckAlertsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *AlertCheckAccepted
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CheckAlertsReply) GetJSON202() *AlertCheckAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CheckAlertsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CheckAlertsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CheckAlertsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CheckAlertsReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CheckAlertsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CheckAlertsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CheckAlertsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CheckAlertsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListAlertsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAlertsReply) GetJSON200() *AlertList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListAlertsReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListAlertsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListAlertsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListAlertsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAlertsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAlertsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAlertsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAlertsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListAlertRulesReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertRuleList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAlertRulesReply) GetJSON200() *AlertRuleList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListAlertRulesReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListAlertRulesReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListAlertRulesReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAlertRulesReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAlertRulesReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAlertRulesReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAlertRulesReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateAlertRuleReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AlertRule
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateAlertRuleReply) GetJSON201() *AlertRule {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateAlertRuleReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateAlertRuleReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateAlertRuleReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateAlertRuleReply) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateAlertRuleReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateAlertRuleReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateAlertRuleReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateAlertRuleReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateAlertRuleReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateAlertRuleReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateAlertRuleReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteAlertRuleReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteAlertRuleReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteAlertRuleReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteAlertRuleReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteAlertRuleReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteAlertRuleReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAlertRuleReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAlertRuleReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAlertRuleReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAlertRuleReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetAlertRuleReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertRule
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAlertRuleReply) GetJSON200() *AlertRule {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetAlertRuleReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetAlertRuleReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetAlertRuleReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetAlertRuleReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetAlertRuleReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAlertRuleReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAlertRuleReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAlertRuleReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAlertRuleReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateAlertRuleReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertRule
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateAlertRuleReply) GetJSON200() *AlertRule {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateAlertRuleReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateAlertRuleReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateAlertRuleReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateAlertRuleReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateAlertRuleReply) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UpdateAlertRuleReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateAlertRuleReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r UpdateAlertRuleReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateAlertRuleReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateAlertRuleReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateAlertRuleReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateAlertRuleReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AlertStatsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertStats
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AlertStatsReply) GetJSON200() *AlertStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AlertStatsReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AlertStatsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AlertStatsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AlertStatsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r AlertStatsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AlertStatsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AlertStatsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AlertStatsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListAlertSuppressionsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertSuppressionList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAlertSuppressionsReply) GetJSON200() *AlertSuppressionList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListAlertSuppressionsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListAlertSuppressionsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListAlertSuppressionsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAlertSuppressionsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAlertSuppressionsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAlertSuppressionsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAlertSuppressionsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateAlertSuppressionReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AlertSuppression
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateAlertSuppressionReply) GetJSON201() *AlertSuppression {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateAlertSuppressionReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateAlertSuppressionReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateAlertSuppressionReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateAlertSuppressionReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateAlertSuppressionReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateAlertSuppressionReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateAlertSuppressionReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateAlertSuppressionReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateAlertSuppressionReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateAlertSuppressionReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteAlertSuppressionReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteAlertSuppressionReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteAlertSuppressionReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteAlertSuppressionReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteAlertSuppressionReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteAlertSuppressionReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAlertSuppressionReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAlertSuppressionReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAlertSuppressionReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAlertSuppressionReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetAlertReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Alert
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAlertReply) GetJSON200() *Alert {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetAlertReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetAlertReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetAlertReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetAlertReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetAlertReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAlertReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAlertReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAlertReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAlertReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AcknowledgeAlertReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Alert
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AcknowledgeAlertReply) GetJSON200() *Alert {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AcknowledgeAlertReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AcknowledgeAlertReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r AcknowledgeAlertReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AcknowledgeAlertReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AcknowledgeAlertReply) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r AcknowledgeAlertReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AcknowledgeAlertReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r AcknowledgeAlertReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r AcknowledgeAlertReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AcknowledgeAlertReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AcknowledgeAlertReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AcknowledgeAlertReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ResolveAlertReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Alert
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ResolveAlertReply) GetJSON200() *Alert {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ResolveAlertReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ResolveAlertReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ResolveAlertReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ResolveAlertReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ResolveAlertReply) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ResolveAlertReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ResolveAlertReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ResolveAlertReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r ResolveAlertReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResolveAlertReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResolveAlertReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResolveAlertReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GeolocationCacheStatsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GeoCacheStats
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GeolocationCacheStatsReply) GetJSON200() *GeoCacheStats {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GeolocationCacheStatsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GeolocationCacheStatsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GeolocationCacheStatsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GeolocationCacheStatsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GeolocationLookupBulkReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Items []GeolocationLookupBulk200JSONResponseBody_Items_Item `json:"items"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *map[string]interface{}
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GeolocationLookupBulkReply) GetJSON200() *struct {
+	Items []GeolocationLookupBulk200JSONResponseBody_Items_Item `json:"items"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GeolocationLookupBulkReply) GetApplicationproblemJSON400() *map[string]interface{} {
+	return r.ApplicationproblemJSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r GeolocationLookupBulkReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GeolocationLookupBulkReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GeolocationLookupBulkReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GeolocationLookupBulkReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GeolocationLookupReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GeoLookup
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *map[string]interface{}
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GeolocationLookupReply) GetJSON200() *GeoLookup {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GeolocationLookupReply) GetApplicationproblemJSON400() *map[string]interface{} {
+	return r.ApplicationproblemJSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r GeolocationLookupReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GeolocationLookupReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GeolocationLookupReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GeolocationLookupReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GeolocationMapReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *GeoMap
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *map[string]interface{}
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GeolocationMapReply) GetJSON200() *GeoMap {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GeolocationMapReply) GetApplicationproblemJSON400() *map[string]interface{} {
+	return r.ApplicationproblemJSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r GeolocationMapReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GeolocationMapReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GeolocationMapReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GeolocationMapReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListDomainsReply200Headers the declared response headers of an HTTP 200 response for ListDomains
 type ListDomainsReply200Headers struct {
 	RateLimitLimit     *int
@@ -8026,6 +14066,75 @@ func (r ListDomainsReply) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListDomainsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListIngestsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IngestPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListIngestsReply) GetJSON200() *IngestPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListIngestsReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListIngestsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListIngestsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListIngestsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r ListIngestsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListIngestsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListIngestsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListIngestsReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9807,6 +15916,190 @@ func (r RollupTopOrganizationsReply) ContentType() string {
 	return ""
 }
 
+type ListSendersReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Items    []Sender `json:"items"`
+		Page     int      `json:"page"`
+		PageSize int      `json:"page_size"`
+		Total    int      `json:"total"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *map[string]interface{}
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSendersReply) GetJSON200() *struct {
+	Items    []Sender `json:"items"`
+	Page     int      `json:"page"`
+	PageSize int      `json:"page_size"`
+	Total    int      `json:"total"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListSendersReply) GetApplicationproblemJSON400() *map[string]interface{} {
+	return r.ApplicationproblemJSON400
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSendersReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSendersReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSendersReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSendersReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListSenderMappingsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Items    []SenderMapping `json:"items"`
+		Page     int             `json:"page"`
+		PageSize int             `json:"page_size"`
+		Total    int             `json:"total"`
+	}
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSenderMappingsReply) GetJSON200() *struct {
+	Items    []SenderMapping `json:"items"`
+	Page     int             `json:"page"`
+	PageSize int             `json:"page_size"`
+	Total    int             `json:"total"`
+} {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSenderMappingsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSenderMappingsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSenderMappingsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSenderMappingsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PutSenderMappingReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SenderMapping
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutSenderMappingReply) GetJSON200() *SenderMapping {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r PutSenderMappingReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutSenderMappingReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutSenderMappingReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutSenderMappingReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteSenderMappingReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSenderMappingReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSenderMappingReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSenderMappingReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSenderMappingReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // UploadReply202Headers the declared response headers of an HTTP 202 response for Upload
 type UploadReply202Headers struct {
 	RateLimitLimit     *int
@@ -9908,6 +16201,47 @@ func (r UploadReply) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UploadReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DashboardAssetReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DashboardAssetReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r DashboardAssetReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DashboardAssetReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DashboardAssetReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DashboardAssetReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10765,6 +17099,47 @@ func (r TriggerEmailIngestionReply) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r TriggerEmailIngestionReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type TriggerEnrichmentReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *EnrichTask
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r TriggerEnrichmentReply) GetJSON202() *EnrichTask {
+	return r.JSON202
+}
+
+// GetBody returns the raw response body bytes
+func (r TriggerEnrichmentReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TriggerEnrichmentReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TriggerEnrichmentReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TriggerEnrichmentReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11932,6 +18307,441 @@ func (r UpdateUserReply) ContentType() string {
 	return ""
 }
 
+// DashboardWithResponse The web dashboard (HTML; its data comes from this API with the user's token)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET / (the `Dashboard` operationId).
+func (c *ClientWithResponses) DashboardWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*DashboardReply, error) {
+	rsp, err := c.Dashboard(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDashboardReply(rsp)
+}
+
+// ListAlertChannelsWithResponse Alert channels
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /alerts/channels (the `ListAlertChannels` operationId).
+func (c *ClientWithResponses) ListAlertChannelsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAlertChannelsReply, error) {
+	rsp, err := c.ListAlertChannels(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAlertChannelsReply(rsp)
+}
+
+// CreateAlertChannelWithBodyWithResponse Add an alert channel
+//
+// The first channel turns on the default rules nobody changed.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /alerts/channels (the `CreateAlertChannel` operationId).
+func (c *ClientWithResponses) CreateAlertChannelWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAlertChannelReply, error) {
+	rsp, err := c.CreateAlertChannelWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAlertChannelReply(rsp)
+}
+
+// CreateAlertChannelWithResponse Add an alert channel
+//
+// The first channel turns on the default rules nobody changed.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /alerts/channels (the `CreateAlertChannel` operationId).
+func (c *ClientWithResponses) CreateAlertChannelWithResponse(ctx context.Context, body CreateAlertChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAlertChannelReply, error) {
+	rsp, err := c.CreateAlertChannel(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAlertChannelReply(rsp)
+}
+
+// DeleteAlertChannelWithResponse Delete an alert channel
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /alerts/channels/{id} (the `DeleteAlertChannel` operationId).
+func (c *ClientWithResponses) DeleteAlertChannelWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteAlertChannelReply, error) {
+	rsp, err := c.DeleteAlertChannel(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAlertChannelReply(rsp)
+}
+
+// GetAlertChannelWithResponse One alert channel
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /alerts/channels/{id} (the `GetAlertChannel` operationId).
+func (c *ClientWithResponses) GetAlertChannelWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*GetAlertChannelReply, error) {
+	rsp, err := c.GetAlertChannel(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAlertChannelReply(rsp)
+}
+
+// UpdateAlertChannelWithBodyWithResponse Change an alert channel
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /alerts/channels/{id} (the `UpdateAlertChannel` operationId).
+func (c *ClientWithResponses) UpdateAlertChannelWithBodyWithResponse(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAlertChannelReply, error) {
+	rsp, err := c.UpdateAlertChannelWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAlertChannelReply(rsp)
+}
+
+// UpdateAlertChannelWithResponse Change an alert channel
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /alerts/channels/{id} (the `UpdateAlertChannel` operationId).
+func (c *ClientWithResponses) UpdateAlertChannelWithResponse(ctx context.Context, id int, body UpdateAlertChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAlertChannelReply, error) {
+	rsp, err := c.UpdateAlertChannel(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAlertChannelReply(rsp)
+}
+
+// TestAlertChannelWithResponse Send a test alert now
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /alerts/channels/{id}/test (the `TestAlertChannel` operationId).
+func (c *ClientWithResponses) TestAlertChannelWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*TestAlertChannelReply, error) {
+	rsp, err := c.TestAlertChannel(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestAlertChannelReply(rsp)
+}
+
+// CheckAlertsWithResponse Evaluate every enabled rule now
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /alerts/check (the `CheckAlerts` operationId).
+func (c *ClientWithResponses) CheckAlertsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CheckAlertsReply, error) {
+	rsp, err := c.CheckAlerts(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCheckAlertsReply(rsp)
+}
+
+// ListAlertsWithResponse Alerts, newest first
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /alerts/history (the `ListAlerts` operationId).
+func (c *ClientWithResponses) ListAlertsWithResponse(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*ListAlertsReply, error) {
+	rsp, err := c.ListAlerts(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAlertsReply(rsp)
+}
+
+// ListAlertRulesWithResponse Alert rules
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /alerts/rules (the `ListAlertRules` operationId).
+func (c *ClientWithResponses) ListAlertRulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAlertRulesReply, error) {
+	rsp, err := c.ListAlertRules(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAlertRulesReply(rsp)
+}
+
+// CreateAlertRuleWithBodyWithResponse Add an alert rule
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /alerts/rules (the `CreateAlertRule` operationId).
+func (c *ClientWithResponses) CreateAlertRuleWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAlertRuleReply, error) {
+	rsp, err := c.CreateAlertRuleWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAlertRuleReply(rsp)
+}
+
+// CreateAlertRuleWithResponse Add an alert rule
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /alerts/rules (the `CreateAlertRule` operationId).
+func (c *ClientWithResponses) CreateAlertRuleWithResponse(ctx context.Context, body CreateAlertRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAlertRuleReply, error) {
+	rsp, err := c.CreateAlertRule(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAlertRuleReply(rsp)
+}
+
+// DeleteAlertRuleWithResponse Delete an alert rule (its alerts stay)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /alerts/rules/{id} (the `DeleteAlertRule` operationId).
+func (c *ClientWithResponses) DeleteAlertRuleWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteAlertRuleReply, error) {
+	rsp, err := c.DeleteAlertRule(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAlertRuleReply(rsp)
+}
+
+// GetAlertRuleWithResponse One alert rule
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /alerts/rules/{id} (the `GetAlertRule` operationId).
+func (c *ClientWithResponses) GetAlertRuleWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*GetAlertRuleReply, error) {
+	rsp, err := c.GetAlertRule(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAlertRuleReply(rsp)
+}
+
+// UpdateAlertRuleWithBodyWithResponse Change an alert rule (enable, disable, thresholds, channels …)
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /alerts/rules/{id} (the `UpdateAlertRule` operationId).
+func (c *ClientWithResponses) UpdateAlertRuleWithBodyWithResponse(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAlertRuleReply, error) {
+	rsp, err := c.UpdateAlertRuleWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAlertRuleReply(rsp)
+}
+
+// UpdateAlertRuleWithResponse Change an alert rule (enable, disable, thresholds, channels …)
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /alerts/rules/{id} (the `UpdateAlertRule` operationId).
+func (c *ClientWithResponses) UpdateAlertRuleWithResponse(ctx context.Context, id int, body UpdateAlertRuleJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAlertRuleReply, error) {
+	rsp, err := c.UpdateAlertRule(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAlertRuleReply(rsp)
+}
+
+// AlertStatsWithResponse Alert counts by type, severity, status, domain and day; mean times to acknowledge and resolve
+//
+// Without days/start/end: the last 30 days.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /alerts/stats (the `AlertStats` operationId).
+func (c *ClientWithResponses) AlertStatsWithResponse(ctx context.Context, params *AlertStatsParams, reqEditors ...RequestEditorFn) (*AlertStatsReply, error) {
+	rsp, err := c.AlertStats(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAlertStatsReply(rsp)
+}
+
+// ListAlertSuppressionsWithResponse Maintenance windows not yet expired
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /alerts/suppressions (the `ListAlertSuppressions` operationId).
+func (c *ClientWithResponses) ListAlertSuppressionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAlertSuppressionsReply, error) {
+	rsp, err := c.ListAlertSuppressions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAlertSuppressionsReply(rsp)
+}
+
+// CreateAlertSuppressionWithBodyWithResponse Add a maintenance window
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /alerts/suppressions (the `CreateAlertSuppression` operationId).
+func (c *ClientWithResponses) CreateAlertSuppressionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAlertSuppressionReply, error) {
+	rsp, err := c.CreateAlertSuppressionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAlertSuppressionReply(rsp)
+}
+
+// CreateAlertSuppressionWithResponse Add a maintenance window
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /alerts/suppressions (the `CreateAlertSuppression` operationId).
+func (c *ClientWithResponses) CreateAlertSuppressionWithResponse(ctx context.Context, body CreateAlertSuppressionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAlertSuppressionReply, error) {
+	rsp, err := c.CreateAlertSuppression(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAlertSuppressionReply(rsp)
+}
+
+// DeleteAlertSuppressionWithResponse Delete a maintenance window
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /alerts/suppressions/{id} (the `DeleteAlertSuppression` operationId).
+func (c *ClientWithResponses) DeleteAlertSuppressionWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteAlertSuppressionReply, error) {
+	rsp, err := c.DeleteAlertSuppression(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAlertSuppressionReply(rsp)
+}
+
+// GetAlertWithResponse One alert with its deliveries and history
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /alerts/{id} (the `GetAlert` operationId).
+func (c *ClientWithResponses) GetAlertWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*GetAlertReply, error) {
+	rsp, err := c.GetAlert(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAlertReply(rsp)
+}
+
+// AcknowledgeAlertWithBodyWithResponse Acknowledge an alert
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
+func (c *ClientWithResponses) AcknowledgeAlertWithBodyWithResponse(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AcknowledgeAlertReply, error) {
+	rsp, err := c.AcknowledgeAlertWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAcknowledgeAlertReply(rsp)
+}
+
+// AcknowledgeAlertWithResponse Acknowledge an alert
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /alerts/{id}/acknowledge (the `AcknowledgeAlert` operationId).
+func (c *ClientWithResponses) AcknowledgeAlertWithResponse(ctx context.Context, id int, body AcknowledgeAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*AcknowledgeAlertReply, error) {
+	rsp, err := c.AcknowledgeAlert(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAcknowledgeAlertReply(rsp)
+}
+
+// ResolveAlertWithBodyWithResponse Resolve an alert
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /alerts/{id}/resolve (the `ResolveAlert` operationId).
+func (c *ClientWithResponses) ResolveAlertWithBodyWithResponse(ctx context.Context, id int, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResolveAlertReply, error) {
+	rsp, err := c.ResolveAlertWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResolveAlertReply(rsp)
+}
+
+// ResolveAlertWithResponse Resolve an alert
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /alerts/{id}/resolve (the `ResolveAlert` operationId).
+func (c *ClientWithResponses) ResolveAlertWithResponse(ctx context.Context, id int, body ResolveAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*ResolveAlertReply, error) {
+	rsp, err := c.ResolveAlert(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResolveAlertReply(rsp)
+}
+
+// GeolocationCacheStatsWithResponse Enrichment cache counts and the GeoIP databases' state
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /analytics/geolocation/cache-stats (the `GeolocationCacheStats` operationId).
+func (c *ClientWithResponses) GeolocationCacheStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GeolocationCacheStatsReply, error) {
+	rsp, err := c.GeolocationCacheStats(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGeolocationCacheStatsReply(rsp)
+}
+
+// GeolocationLookupBulkWithBodyWithResponse Lookup of up to 1,000 addresses, in order; a bad entry is {ip, error}
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /analytics/geolocation/lookup-bulk (the `GeolocationLookupBulk` operationId).
+func (c *ClientWithResponses) GeolocationLookupBulkWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*GeolocationLookupBulkReply, error) {
+	rsp, err := c.GeolocationLookupBulkWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGeolocationLookupBulkReply(rsp)
+}
+
+// GeolocationLookupBulkWithResponse Lookup of up to 1,000 addresses, in order; a bad entry is {ip, error}
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /analytics/geolocation/lookup-bulk (the `GeolocationLookupBulk` operationId).
+func (c *ClientWithResponses) GeolocationLookupBulkWithResponse(ctx context.Context, body GeolocationLookupBulkJSONRequestBody, reqEditors ...RequestEditorFn) (*GeolocationLookupBulkReply, error) {
+	rsp, err := c.GeolocationLookupBulk(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGeolocationLookupBulkReply(rsp)
+}
+
+// GeolocationLookupWithResponse Place, network, PTR (with forward confirmation) and named sender of one address; cached, looked up live when missing
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /analytics/geolocation/lookup/{ip} (the `GeolocationLookup` operationId).
+func (c *ClientWithResponses) GeolocationLookupWithResponse(ctx context.Context, ip string, reqEditors ...RequestEditorFn) (*GeolocationLookupReply, error) {
+	rsp, err := c.GeolocationLookup(ctx, ip, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGeolocationLookupReply(rsp)
+}
+
+// GeolocationMapWithResponse Country heatmap: messages, sources and DMARC pass rate per country under the common filters
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /analytics/geolocation/map (the `GeolocationMap` operationId).
+func (c *ClientWithResponses) GeolocationMapWithResponse(ctx context.Context, params *GeolocationMapParams, reqEditors ...RequestEditorFn) (*GeolocationMapReply, error) {
+	rsp, err := c.GeolocationMap(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGeolocationMapReply(rsp)
+}
+
 // ListDomainsWithResponse Policy domains with report and message counts
 //
 // Policy domains with report and message counts. Needs the viewer role or above.
@@ -11945,6 +18755,19 @@ func (c *ClientWithResponses) ListDomainsWithResponse(ctx context.Context, param
 		return nil, err
 	}
 	return ParseListDomainsReply(rsp)
+}
+
+// ListIngestsWithResponse Received files, newest first: find every failed file with one request
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/ingests (the `ListIngests` operationId).
+func (c *ClientWithResponses) ListIngestsWithResponse(ctx context.Context, params *ListIngestsParams, reqEditors ...RequestEditorFn) (*ListIngestsReply, error) {
+	rsp, err := c.ListIngests(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListIngestsReply(rsp)
 }
 
 // GetIngestWithResponse State of one received file
@@ -12232,6 +19055,71 @@ func (c *ClientWithResponses) RollupTopOrganizationsWithResponse(ctx context.Con
 	return ParseRollupTopOrganizationsReply(rsp)
 }
 
+// ListSendersWithResponse Sources grouped by named sender (unknown ones by PTR base domain, else network) per policy domain, with DMARC results and advice
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/senders (the `ListSenders` operationId).
+func (c *ClientWithResponses) ListSendersWithResponse(ctx context.Context, params *ListSendersParams, reqEditors ...RequestEditorFn) (*ListSendersReply, error) {
+	rsp, err := c.ListSenders(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSendersReply(rsp)
+}
+
+// ListSenderMappingsWithResponse The admin's named-sender mappings (on top of the built-in catalog)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/senders/mappings (the `ListSenderMappings` operationId).
+func (c *ClientWithResponses) ListSenderMappingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListSenderMappingsReply, error) {
+	rsp, err := c.ListSenderMappings(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSenderMappingsReply(rsp)
+}
+
+// PutSenderMappingWithBodyWithResponse Admin: add or replace (same kind and pattern) a named-sender mapping
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/senders/mappings (the `PutSenderMapping` operationId).
+func (c *ClientWithResponses) PutSenderMappingWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutSenderMappingReply, error) {
+	rsp, err := c.PutSenderMappingWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutSenderMappingReply(rsp)
+}
+
+// PutSenderMappingWithResponse Admin: add or replace (same kind and pattern) a named-sender mapping
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/senders/mappings (the `PutSenderMapping` operationId).
+func (c *ClientWithResponses) PutSenderMappingWithResponse(ctx context.Context, body PutSenderMappingJSONRequestBody, reqEditors ...RequestEditorFn) (*PutSenderMappingReply, error) {
+	rsp, err := c.PutSenderMapping(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutSenderMappingReply(rsp)
+}
+
+// DeleteSenderMappingWithResponse Admin: delete a mapping
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/senders/mappings/{id} (the `DeleteSenderMapping` operationId).
+func (c *ClientWithResponses) DeleteSenderMappingWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteSenderMappingReply, error) {
+	rsp, err := c.DeleteSenderMapping(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSenderMappingReply(rsp)
+}
+
 // UploadWithBodyWithResponse Upload report files (XML, gz, zip, e-mail); one bad file never fails the others
 //
 // Upload report files (XML, gz, zip, e-mail); one bad file never fails the others. Needs the analyst role or above.
@@ -12245,6 +19133,19 @@ func (c *ClientWithResponses) UploadWithBodyWithResponse(ctx context.Context, co
 		return nil, err
 	}
 	return ParseUploadReply(rsp)
+}
+
+// DashboardAssetWithResponse A script, style sheet or image of the dashboard, embedded in the binary
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /assets/{file} (the `DashboardAsset` operationId).
+func (c *ClientWithResponses) DashboardAssetWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*DashboardAssetReply, error) {
+	rsp, err := c.DashboardAsset(ctx, file, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDashboardAssetReply(rsp)
 }
 
 // ListAuditWithResponse Audit log, newest first
@@ -12455,6 +19356,19 @@ func (c *ClientWithResponses) TriggerEmailIngestionWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParseTriggerEmailIngestionReply(rsp)
+}
+
+// TriggerEnrichmentWithResponse Admin: enqueue enrichment of every known source whose cache entry is missing or expired (back-fill)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tasks/trigger/enrichment (the `TriggerEnrichment` operationId).
+func (c *ClientWithResponses) TriggerEnrichmentWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*TriggerEnrichmentReply, error) {
+	rsp, err := c.TriggerEnrichment(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTriggerEnrichmentReply(rsp)
 }
 
 // TriggerProcessReportsWithBodyWithResponse Enqueue every pending file again now, and optionally every failed one
@@ -12697,6 +19611,1427 @@ func (c *ClientWithResponses) UpdateUserWithResponse(ctx context.Context, id int
 	return ParseUpdateUserReply(rsp)
 }
 
+// ParseDashboardReply parses an HTTP response from a DashboardWithResponse call
+func ParseDashboardReply(rsp *http.Response) (*DashboardReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DashboardReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseListAlertChannelsReply parses an HTTP response from a ListAlertChannelsWithResponse call
+func ParseListAlertChannelsReply(rsp *http.Response) (*ListAlertChannelsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAlertChannelsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertChannelList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateAlertChannelReply parses an HTTP response from a CreateAlertChannelWithResponse call
+func ParseCreateAlertChannelReply(rsp *http.Response) (*CreateAlertChannelReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateAlertChannelReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AlertChannel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAlertChannelReply parses an HTTP response from a DeleteAlertChannelWithResponse call
+func ParseDeleteAlertChannelReply(rsp *http.Response) (*DeleteAlertChannelReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAlertChannelReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetAlertChannelReply parses an HTTP response from a GetAlertChannelWithResponse call
+func ParseGetAlertChannelReply(rsp *http.Response) (*GetAlertChannelReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAlertChannelReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertChannel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateAlertChannelReply parses an HTTP response from a UpdateAlertChannelWithResponse call
+func ParseUpdateAlertChannelReply(rsp *http.Response) (*UpdateAlertChannelReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateAlertChannelReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertChannel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseTestAlertChannelReply parses an HTTP response from a TestAlertChannelWithResponse call
+func ParseTestAlertChannelReply(rsp *http.Response) (*TestAlertChannelReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TestAlertChannelReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertChannelTest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCheckAlertsReply parses an HTTP response from a CheckAlertsWithResponse call
+func ParseCheckAlertsReply(rsp *http.Response) (*CheckAlertsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CheckAlertsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest AlertCheckAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListAlertsReply parses an HTTP response from a ListAlertsWithResponse call
+func ParseListAlertsReply(rsp *http.Response) (*ListAlertsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAlertsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListAlertRulesReply parses an HTTP response from a ListAlertRulesWithResponse call
+func ParseListAlertRulesReply(rsp *http.Response) (*ListAlertRulesReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAlertRulesReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertRuleList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateAlertRuleReply parses an HTTP response from a CreateAlertRuleWithResponse call
+func ParseCreateAlertRuleReply(rsp *http.Response) (*CreateAlertRuleReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateAlertRuleReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AlertRule
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAlertRuleReply parses an HTTP response from a DeleteAlertRuleWithResponse call
+func ParseDeleteAlertRuleReply(rsp *http.Response) (*DeleteAlertRuleReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAlertRuleReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetAlertRuleReply parses an HTTP response from a GetAlertRuleWithResponse call
+func ParseGetAlertRuleReply(rsp *http.Response) (*GetAlertRuleReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAlertRuleReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertRule
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateAlertRuleReply parses an HTTP response from a UpdateAlertRuleWithResponse call
+func ParseUpdateAlertRuleReply(rsp *http.Response) (*UpdateAlertRuleReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateAlertRuleReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertRule
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAlertStatsReply parses an HTTP response from a AlertStatsWithResponse call
+func ParseAlertStatsReply(rsp *http.Response) (*AlertStatsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AlertStatsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListAlertSuppressionsReply parses an HTTP response from a ListAlertSuppressionsWithResponse call
+func ParseListAlertSuppressionsReply(rsp *http.Response) (*ListAlertSuppressionsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAlertSuppressionsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertSuppressionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateAlertSuppressionReply parses an HTTP response from a CreateAlertSuppressionWithResponse call
+func ParseCreateAlertSuppressionReply(rsp *http.Response) (*CreateAlertSuppressionReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateAlertSuppressionReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AlertSuppression
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAlertSuppressionReply parses an HTTP response from a DeleteAlertSuppressionWithResponse call
+func ParseDeleteAlertSuppressionReply(rsp *http.Response) (*DeleteAlertSuppressionReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAlertSuppressionReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetAlertReply parses an HTTP response from a GetAlertWithResponse call
+func ParseGetAlertReply(rsp *http.Response) (*GetAlertReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAlertReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Alert
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAcknowledgeAlertReply parses an HTTP response from a AcknowledgeAlertWithResponse call
+func ParseAcknowledgeAlertReply(rsp *http.Response) (*AcknowledgeAlertReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AcknowledgeAlertReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Alert
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseResolveAlertReply parses an HTTP response from a ResolveAlertWithResponse call
+func ParseResolveAlertReply(rsp *http.Response) (*ResolveAlertReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResolveAlertReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Alert
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGeolocationCacheStatsReply parses an HTTP response from a GeolocationCacheStatsWithResponse call
+func ParseGeolocationCacheStatsReply(rsp *http.Response) (*GeolocationCacheStatsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GeolocationCacheStatsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GeoCacheStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGeolocationLookupBulkReply parses an HTTP response from a GeolocationLookupBulkWithResponse call
+func ParseGeolocationLookupBulkReply(rsp *http.Response) (*GeolocationLookupBulkReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GeolocationLookupBulkReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Items []GeolocationLookupBulk200JSONResponseBody_Items_Item `json:"items"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGeolocationLookupReply parses an HTTP response from a GeolocationLookupWithResponse call
+func ParseGeolocationLookupReply(rsp *http.Response) (*GeolocationLookupReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GeolocationLookupReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GeoLookup
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGeolocationMapReply parses an HTTP response from a GeolocationMapWithResponse call
+func ParseGeolocationMapReply(rsp *http.Response) (*GeolocationMapReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GeolocationMapReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest GeoMap
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListDomainsReply parses an HTTP response from a ListDomainsWithResponse call
 func ParseListDomainsReply(rsp *http.Response) (*ListDomainsReply, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -12805,6 +21140,60 @@ func ParseListDomainsReply(rsp *http.Response) (*ListDomainsReply, error) {
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListIngestsReply parses an HTTP response from a ListIngestsWithResponse call
+func ParseListIngestsReply(rsp *http.Response) (*ListIngestsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListIngestsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IngestPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	}
 
 	return response, nil
@@ -14819,6 +23208,120 @@ func ParseRollupTopOrganizationsReply(rsp *http.Response) (*RollupTopOrganizatio
 	return response, nil
 }
 
+// ParseListSendersReply parses an HTTP response from a ListSendersWithResponse call
+func ParseListSendersReply(rsp *http.Response) (*ListSendersReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSendersReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Items    []Sender `json:"items"`
+			Page     int      `json:"page"`
+			PageSize int      `json:"page_size"`
+			Total    int      `json:"total"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListSenderMappingsReply parses an HTTP response from a ListSenderMappingsWithResponse call
+func ParseListSenderMappingsReply(rsp *http.Response) (*ListSenderMappingsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSenderMappingsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Items    []SenderMapping `json:"items"`
+			Page     int             `json:"page"`
+			PageSize int             `json:"page_size"`
+			Total    int             `json:"total"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePutSenderMappingReply parses an HTTP response from a PutSenderMappingWithResponse call
+func ParsePutSenderMappingReply(rsp *http.Response) (*PutSenderMappingReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutSenderMappingReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SenderMapping
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 422:
+		break // No content-type
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteSenderMappingReply parses an HTTP response from a DeleteSenderMappingWithResponse call
+func ParseDeleteSenderMappingReply(rsp *http.Response) (*DeleteSenderMappingReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSenderMappingReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
 // ParseUploadReply parses an HTTP response from a UploadWithResponse call
 func ParseUploadReply(rsp *http.Response) (*UploadReply, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14936,6 +23439,35 @@ func ParseUploadReply(rsp *http.Response) (*UploadReply, error) {
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDashboardAssetReply parses an HTTP response from a DashboardAssetWithResponse call
+func ParseDashboardAssetReply(rsp *http.Response) (*DashboardAssetReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DashboardAssetReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
 	}
 
 	return response, nil
@@ -15824,6 +24356,35 @@ func ParseTriggerEmailIngestionReply(rsp *http.Response) (*TriggerEmailIngestion
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTriggerEnrichmentReply parses an HTTP response from a TriggerEnrichmentWithResponse call
+func ParseTriggerEnrichmentReply(rsp *http.Response) (*TriggerEnrichmentReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TriggerEnrichmentReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest EnrichTask
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case rsp.StatusCode == 503:
+		break // No content-type
+
 	}
 
 	return response, nil
