@@ -25,7 +25,7 @@ Settings are VIGIL_* environment variables (docs/configuration.md). Exit codes: 
 
 var commands = []cli.Command{
 	{Name: ""}, {Name: "migrate"}, {Name: "healthcheck"},
-	{Name: "import", MinArgs: 1, MaxArgs: -1, Raw: true},
+	{Name: "import", MaxArgs: -1, Raw: true},
 	{Name: "admin create", MinArgs: 1, MaxArgs: 1}, {Name: "admin reset-password", MinArgs: 1, MaxArgs: 1},
 }
 

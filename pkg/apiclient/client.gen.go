@@ -2094,6 +2094,24 @@ type AlertCheckAccepted struct {
 	TaskId string `json:"task_id"`
 }
 
+// AlertCheckResult What an alert:check task did (the result of the task POST /alerts/check answers)
+type AlertCheckResult struct {
+	Domains    int   `json:"domains"`
+	DurationNs int64 `json:"duration_ns"`
+
+	// Findings Conditions found, before fingerprints and cooldowns
+	Findings int `json:"findings"`
+
+	// Raised New alerts
+	Raised int `json:"raised"`
+
+	// Rules Enabled rules evaluated
+	Rules int `json:"rules"`
+
+	// Suppressed New alerts inside a maintenance window
+	Suppressed int `json:"suppressed"`
+}
+
 // AlertDelivery defines model for AlertDelivery.
 type AlertDelivery struct {
 	Attempts  int                 `json:"attempts"`
@@ -2302,6 +2320,12 @@ type Domain struct {
 	LastReport   time.Time `json:"last_report"`
 	MessageCount int       `json:"message_count"`
 	ReportCount  int       `json:"report_count"`
+}
+
+// EnrichRefreshResult What an enrich:refresh task did (the back-fill POST /tasks/trigger/enrichment starts)
+type EnrichRefreshResult struct {
+	// EnqueuedAddresses Addresses queued for enrichment
+	EnqueuedAddresses int `json:"enqueued_addresses"`
 }
 
 // EnrichTask defines model for EnrichTask.
@@ -3056,7 +3080,7 @@ type TaskStatus struct {
 	NextProcessAt *time.Time `json:"next_process_at"`
 	Queue         string     `json:"queue"`
 
-	// Result What the task reported once it ran (null before): a mailbox poll's counts or a requeue's
+	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's or an enrichment back-fill's
 	Result  *TaskStatus_Result `json:"result"`
 	Retried int                `json:"retried"`
 	State   TaskStatusState    `json:"state"`
@@ -3066,7 +3090,7 @@ type TaskStatus struct {
 	Type string `json:"type"`
 }
 
-// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts or a requeue's
+// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's or an enrichment back-fill's
 type TaskStatus_Result struct {
 	union json.RawMessage
 }
@@ -4246,6 +4270,58 @@ func (t *TaskStatus_Result) FromRequeueResult(v RequeueResult) error {
 
 // MergeRequeueResult performs a merge with any union data inside the TaskStatus_Result, using the provided RequeueResult
 func (t *TaskStatus_Result) MergeRequeueResult(v RequeueResult) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsAlertCheckResult returns the union data inside the TaskStatus_Result as a AlertCheckResult
+func (t TaskStatus_Result) AsAlertCheckResult() (AlertCheckResult, error) {
+	var body AlertCheckResult
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromAlertCheckResult overwrites any union data inside the TaskStatus_Result as the provided AlertCheckResult
+func (t *TaskStatus_Result) FromAlertCheckResult(v AlertCheckResult) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeAlertCheckResult performs a merge with any union data inside the TaskStatus_Result, using the provided AlertCheckResult
+func (t *TaskStatus_Result) MergeAlertCheckResult(v AlertCheckResult) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsEnrichRefreshResult returns the union data inside the TaskStatus_Result as a EnrichRefreshResult
+func (t TaskStatus_Result) AsEnrichRefreshResult() (EnrichRefreshResult, error) {
+	var body EnrichRefreshResult
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromEnrichRefreshResult overwrites any union data inside the TaskStatus_Result as the provided EnrichRefreshResult
+func (t *TaskStatus_Result) FromEnrichRefreshResult(v EnrichRefreshResult) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeEnrichRefreshResult performs a merge with any union data inside the TaskStatus_Result, using the provided EnrichRefreshResult
+func (t *TaskStatus_Result) MergeEnrichRefreshResult(v EnrichRefreshResult) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
