@@ -34,6 +34,10 @@ func New(spec []byte) (*Validator, error) {
 	registerProblem.Do(func() {
 		// Problems are JSON; kin-openapi knows application/json only by name.
 		openapi3filter.RegisterBodyDecoder("application/problem+json", openapi3filter.JSONBodyDecoder)
+		// The dashboard's page and assets are documented as strings of their own types.
+		for _, ct := range []string{"text/html", "text/javascript", "text/css", "image/svg+xml"} {
+			openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
+		}
 	})
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(spec)

@@ -56,12 +56,15 @@ func mergeSpec(base []byte, frags ...[]byte) ([]byte, error) {
 	if err := json.Unmarshal(base, &doc); err != nil {
 		return nil, fmt.Errorf("openapi base: %w", err)
 	}
+	shared := sharedResponses(doc)
+	addSharedResponses(doc["paths"], shared)
 	for i, raw := range frags {
 		var f map[string]any
 		if err := json.Unmarshal(raw, &f); err != nil {
 			return nil, fmt.Errorf("openapi fragment %d: %w", i, err)
 		}
 		nullable30(f)
+		addSharedResponses(f["paths"], shared)
 		if err := mergeInto(doc, "paths", f["paths"], fmt.Sprintf("fragment %d path", i)); err != nil {
 			return nil, err
 		}
@@ -138,4 +141,61 @@ func mergeInto(dst map[string]any, key string, src any, what string) error {
 		d[k] = v
 	}
 	return nil
+}
+
+// guardStatuses are the answers the shared guard and error handler give on any route, whatever
+// its feature does: a bad or unknown parameter, no or weak credentials, a rate limit, a
+// dependency down. Public routes cannot answer 401 or 403.
+var guardStatuses = []string{"400", "401", "403", "429", "503"}
+
+// sharedResponses takes, for each guard status, the base document's description of it (the
+// first operation in path order that documents it), so fragments inherit one wording and the
+// same headers (Retry-After, WWW-Authenticate).
+func sharedResponses(doc map[string]any) map[string]any {
+	out := map[string]any{}
+	paths, _ := doc["paths"].(map[string]any)
+	names := make([]string, 0, len(paths))
+	for p := range paths {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		ops, _ := paths[p].(map[string]any)
+		for _, m := range []string{"get", "post", "patch", "put", "delete"} {
+			op, _ := ops[m].(map[string]any)
+			rs, _ := op["responses"].(map[string]any)
+			for _, st := range guardStatuses {
+				if _, have := out[st]; !have && rs[st] != nil {
+					out[st] = rs[st]
+				}
+			}
+		}
+	}
+	return out
+}
+
+// addSharedResponses documents on every fragment operation the guard's statuses it does not
+// describe itself: a feature documents what its handlers answer, the shared guard what it adds.
+func addSharedResponses(paths any, shared map[string]any) {
+	ps, _ := paths.(map[string]any)
+	for _, item := range ps {
+		ops, _ := item.(map[string]any)
+		for _, v := range ops {
+			op, ok := v.(map[string]any)
+			if !ok {
+				continue
+			}
+			rs, _ := op["responses"].(map[string]any)
+			if rs == nil {
+				continue
+			}
+			public := op["x-vigil-min-role"] == "public" || op["security"] != nil && len(op["security"].([]any)) == 0
+			for _, st := range guardStatuses {
+				if rs[st] != nil || shared[st] == nil || public && (st == "401" || st == "403") {
+					continue
+				}
+				rs[st] = shared[st]
+			}
+		}
+	}
 }
