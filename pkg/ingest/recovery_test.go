@@ -98,13 +98,15 @@ func (w *watchBundle) queued(t *testing.T) int {
 	return n
 }
 
-// waitFor polls cond for up to 10 s (the watch checks every 50 ms here) and says how long it took.
+// waitFor polls cond for up to 60 s and says how long it took. The watch checks every 50 ms
+// here; the bound is wide because a loaded CI machine under -race can stall for seconds, and
+// what the tests assert is that recovery happens, not its speed (the figures are logged).
 func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !cond() {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("%s: not within 10 s", what)
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("%s: not within 60 s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

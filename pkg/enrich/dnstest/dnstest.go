@@ -43,15 +43,22 @@ type Server struct {
 func Start(tb testing.TB) *Server {
 	tb.Helper()
 	s := &Server{ptr: map[string][]string{}, addrs: map[string][]netip.Addr{}, special: map[string]Behaviour{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("dnstest: %v", err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	// The kernel picks a free UDP port; the same TCP port may be taken by another test's
+	// connection, so a few ports are tried before giving up.
+	var pc net.PacketConn
+	var l net.Listener
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			tb.Fatalf("dnstest: %v", err)
+		}
+		if l, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
-		tb.Fatalf("dnstest: tcp on port %d: %v", port, err)
+		if try == 20 {
+			tb.Fatalf("dnstest: no port free for both UDP and TCP: %v", err)
+		}
 	}
 	s.Addr = pc.LocalAddr().String()
 	udp := &dns.Server{PacketConn: pc, Handler: s.handler(false)}
