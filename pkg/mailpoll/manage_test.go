@@ -266,7 +266,7 @@ func TestMovingAMailboxNeedsItsPassword(t *testing.T) {
 		ctx := context.Background()
 		srv := newMemServer(t)
 		st := b.Store(t)
-		svc := newServiceWith(t, Deps{Store: st, Ingest: newIngest(st), Keys: testKeys(t)})
+		svc := newServiceWith(t, Deps{Store: st, Ingest: newIngest(st), Keys: testKeys(t), Outbound: loopbackAllowed})
 		c := srv.cfg
 		m, err := svc.Create(ctx, Input{Name: ptr("mem"), Host: ptr(c.Host), Port: ptr(c.Port), Username: ptr(c.Username),
 			Password: ptr(c.Password), TLS: ptr("none"), AllowPlain: ptr(true)})
