@@ -40,10 +40,12 @@ func (s *Service) Watch(ctx context.Context, w Watch) {
 		w.Interval = 5 * time.Second
 	}
 	var dbDown, redisDown bool
-	s.recover(ctx, w, "start-up")
+	// The marker goes in before the start-up recovery: set after it, a flush in between
+	// (the recovery takes a while on a large backlog) would go unnoticed for good.
 	if w.Redis != nil {
 		w.Redis.Set(ctx, markerKey, time.Now().UTC().Format(time.RFC3339), 0)
 	}
+	s.recover(ctx, w, "start-up")
 	t := time.NewTicker(w.Interval)
 	defer t.Stop()
 	for {
