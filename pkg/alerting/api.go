@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vigilhq/vigil/pkg/route"
 	"io"
 	"mime"
 	"net/http"
@@ -40,33 +41,25 @@ const (
 	AuditCheck             = "alert.check"
 )
 
-// Route is one endpoint with the least role that may call it.
-type Route struct {
-	Method  string
-	Path    string
-	Role    auth.Role
-	Handler echo.HandlerFunc
-}
-
 // Routes lists the alert endpoints: viewers read, analysts acknowledge and resolve, admins
 // manage rules and maintenance windows and trigger checks.
-func (s *Service) Routes() []Route {
+func (s *Service) Routes() []route.Route {
 	const get, post, patch, del = http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
-	return []Route{
-		{get, "/alerts/history", auth.Viewer, s.hList},
-		{get, "/alerts/stats", auth.Viewer, s.hStats},
-		{get, "/alerts/rules", auth.Viewer, s.hListRules},
-		{get, "/alerts/rules/:id", auth.Viewer, s.hGetRule},
-		{get, "/alerts/suppressions", auth.Viewer, s.hListSuppressions},
-		{get, "/alerts/:id", auth.Viewer, s.hGet},
-		{patch, "/alerts/:id/acknowledge", auth.Analyst, s.hAcknowledge},
-		{patch, "/alerts/:id/resolve", auth.Analyst, s.hResolve},
-		{post, "/alerts/rules", auth.Admin, s.hCreateRule},
-		{patch, "/alerts/rules/:id", auth.Admin, s.hUpdateRule},
-		{del, "/alerts/rules/:id", auth.Admin, s.hDeleteRule},
-		{post, "/alerts/suppressions", auth.Admin, s.hCreateSuppression},
-		{del, "/alerts/suppressions/:id", auth.Admin, s.hDeleteSuppression},
-		{post, "/alerts/check", auth.Admin, s.hCheck},
+	return []route.Route{
+		{Method: get, Path: "/alerts/history", Role: auth.Viewer, Handler: s.hList},
+		{Method: get, Path: "/alerts/stats", Role: auth.Viewer, Handler: s.hStats},
+		{Method: get, Path: "/alerts/rules", Role: auth.Viewer, Handler: s.hListRules},
+		{Method: get, Path: "/alerts/rules/:id", Role: auth.Viewer, Handler: s.hGetRule},
+		{Method: get, Path: "/alerts/suppressions", Role: auth.Viewer, Handler: s.hListSuppressions},
+		{Method: get, Path: "/alerts/:id", Role: auth.Viewer, Handler: s.hGet},
+		{Method: patch, Path: "/alerts/:id/acknowledge", Role: auth.Analyst, Handler: s.hAcknowledge},
+		{Method: patch, Path: "/alerts/:id/resolve", Role: auth.Analyst, Handler: s.hResolve},
+		{Method: post, Path: "/alerts/rules", Role: auth.Admin, Handler: s.hCreateRule},
+		{Method: patch, Path: "/alerts/rules/:id", Role: auth.Admin, Handler: s.hUpdateRule},
+		{Method: del, Path: "/alerts/rules/:id", Role: auth.Admin, Handler: s.hDeleteRule},
+		{Method: post, Path: "/alerts/suppressions", Role: auth.Admin, Handler: s.hCreateSuppression},
+		{Method: del, Path: "/alerts/suppressions/:id", Role: auth.Admin, Handler: s.hDeleteSuppression},
+		{Method: post, Path: "/alerts/check", Role: auth.Admin, Handler: s.hCheck},
 	}
 }
 

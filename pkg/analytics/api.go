@@ -16,6 +16,8 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/route"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -72,25 +74,17 @@ func New(d Deps) *API {
 	return &API{eng: newEngine(d.Store), cache: gencache.New(d.Redis, d.CacheTTL, d.Log), log: d.Log, now: d.Now, describe: d.Describe}
 }
 
-// Route is one endpoint, for a route table that adds its own guards (every one is a read:
-// least role viewer).
-type Route struct {
-	Method  string
-	Path    string // full path, /api/rollup/...
-	Handler echo.HandlerFunc
-}
-
 // Routes lists the rollup endpoints.
-func (a *API) Routes() []Route {
-	return []Route{
-		{http.MethodGet, "/api/rollup/summary", a.summary},
-		{http.MethodGet, "/api/rollup/sources", a.sources},
-		{http.MethodGet, "/api/rollup/alignment", a.alignment},
-		{http.MethodGet, "/api/rollup/alignment-breakdown", a.breakdown},
-		{http.MethodGet, "/api/rollup/timeline", a.timeline},
-		{http.MethodGet, "/api/rollup/failure-trend", a.failureTrend},
-		{http.MethodGet, "/api/rollup/top-organizations", a.topOrganizations},
-		{http.MethodGet, "/api/rollup/policy", a.policy},
+func (a *API) Routes() []route.Route {
+	return []route.Route{
+		{Method: http.MethodGet, Path: "/api/rollup/summary", Role: auth.Viewer, Handler: a.summary},
+		{Method: http.MethodGet, Path: "/api/rollup/sources", Role: auth.Viewer, Handler: a.sources},
+		{Method: http.MethodGet, Path: "/api/rollup/alignment", Role: auth.Viewer, Handler: a.alignment},
+		{Method: http.MethodGet, Path: "/api/rollup/alignment-breakdown", Role: auth.Viewer, Handler: a.breakdown},
+		{Method: http.MethodGet, Path: "/api/rollup/timeline", Role: auth.Viewer, Handler: a.timeline},
+		{Method: http.MethodGet, Path: "/api/rollup/failure-trend", Role: auth.Viewer, Handler: a.failureTrend},
+		{Method: http.MethodGet, Path: "/api/rollup/top-organizations", Role: auth.Viewer, Handler: a.topOrganizations},
+		{Method: http.MethodGet, Path: "/api/rollup/policy", Role: auth.Viewer, Handler: a.policy},
 	}
 }
 

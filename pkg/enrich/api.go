@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/route"
 	"io"
 	"net/http"
 	"net/netip"
@@ -23,15 +25,6 @@ import (
 	"github.com/vigilhq/vigil/tasks"
 )
 
-// Route is one endpoint for the API's route table: reads for viewers, the back-fill trigger
-// for admins.
-type Route struct {
-	Method  string
-	Path    string
-	Handler echo.HandlerFunc
-	Admin   bool
-}
-
 // API serves /analytics/geolocation/*.
 type API struct {
 	svc *Service
@@ -45,13 +38,13 @@ func NewAPI(svc *Service, an *analytics.API) *API {
 }
 
 // Routes lists the endpoints; a nil *API still lists them (for the route table's tests).
-func (a *API) Routes() []Route {
-	return []Route{
-		{http.MethodGet, "/analytics/geolocation/lookup/:ip", a.lookup, false},
-		{http.MethodPost, "/analytics/geolocation/lookup-bulk", a.lookupBulk, false},
-		{http.MethodGet, "/analytics/geolocation/map", a.countryMap, false},
-		{http.MethodGet, "/analytics/geolocation/cache-stats", a.cacheStats, false},
-		{http.MethodPost, "/tasks/trigger/enrichment", a.trigger, true},
+func (a *API) Routes() []route.Route {
+	return []route.Route{
+		{Method: http.MethodGet, Path: "/analytics/geolocation/lookup/:ip", Role: auth.Viewer, Handler: a.lookup},
+		{Method: http.MethodPost, Path: "/analytics/geolocation/lookup-bulk", Role: auth.Viewer, Handler: a.lookupBulk},
+		{Method: http.MethodGet, Path: "/analytics/geolocation/map", Role: auth.Viewer, Handler: a.countryMap},
+		{Method: http.MethodGet, Path: "/analytics/geolocation/cache-stats", Role: auth.Viewer, Handler: a.cacheStats},
+		{Method: http.MethodPost, Path: "/tasks/trigger/enrichment", Role: auth.Admin, Handler: a.trigger},
 	}
 }
 

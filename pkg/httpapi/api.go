@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/route"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/web"
@@ -152,32 +153,22 @@ func (a *API) table() []Route {
 		{patch, "/api/mailboxes/:id", auth.Admin, RateAPI, a.updateMailbox},
 		{del, "/api/mailboxes/:id", auth.Admin, RateAPI, a.deleteMailbox},
 	}
-	// Viewer: the rollup answers (pkg/analytics), every one a read.
+	// Feature packages declare each endpoint's least role (pkg/route); one whose service this
+	// process was built without still lists its routes, answering 503.
 	an := a.Analytics
 	if an == nil && a.Store != nil {
 		an = analytics.New(analytics.Deps{Store: a.Store, Log: a.log})
 	}
-	for _, r := range an.Routes() { // a nil *analytics.API still lists its routes (for Routes)
-		rs = append(rs, Route{r.Method, r.Path, auth.Viewer, RateAPI, r.Handler})
-	}
-	// Sender intelligence: reads for viewers, mapping changes and the back-fill for admins.
-	for _, r := range a.Geolocation.Routes() {
-		rs = append(rs, Route{r.Method, r.Path, roleOf(r.Admin), RateAPI, needs(a.Geolocation != nil, r.Handler)})
-	}
-	for _, r := range a.Senders.Routes() {
-		rs = append(rs, Route{r.Method, r.Path, roleOf(r.Admin), RateAPI, needs(a.Senders != nil, r.Handler)})
-	}
-	// Public: the dashboard's page and assets (pkg/web); its data comes through the routes above.
 	site := a.Web
 	if site == nil {
 		site = web.New()
 	}
-	for _, r := range site.Routes() {
-		rs = append(rs, Route{r.Method, r.Path, auth.Public, RateNone, r.Handler})
-	}
-	// Alerts (pkg/alerting, pkg/notify): each route declares its least role.
-	rs = append(rs, featureRoutes(a.Alerts.Routes(), a.Alerts == nil)...)
-	rs = append(rs, featureRoutes(a.Notify.Routes(), a.Notify == nil)...)
+	rs = append(rs, features(RateAPI, an.Routes(), an != nil)...)                       // the rollup answers
+	rs = append(rs, features(RateAPI, a.Geolocation.Routes(), a.Geolocation != nil)...) // geolocation, enrichment
+	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)         // named senders, mappings
+	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)           // alerts, rules, windows
+	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)           // notification channels
+	rs = append(rs, features(RateNone, site.Routes(), true)...)                         // the dashboard (public)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
 		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})
@@ -185,11 +176,14 @@ func (a *API) table() []Route {
 	return rs
 }
 
-func roleOf(admin bool) auth.Role {
-	if admin {
-		return auth.Admin
+// features turns a feature package's routes into table lines; not built in this process,
+// each answers 503.
+func features(rate RateClass, in []route.Route, built bool) []Route {
+	out := make([]Route, 0, len(in))
+	for _, r := range in {
+		out = append(out, Route{r.Method, r.Path, r.Role, rate, needs(built, r.Handler)})
 	}
-	return auth.Viewer
+	return out
 }
 
 // needs answers 503 in place of a capability this process was built without.
@@ -200,16 +194,6 @@ func needs(built bool, h echo.HandlerFunc) echo.HandlerFunc {
 	return func(echo.Context) error {
 		return problem(http.StatusServiceUnavailable, "not available in this process")
 	}
-}
-
-// featureRoutes turns a feature package's routes into table lines; off (the service is not
-// built in this process), each answers 503. A nil service still lists its routes.
-func featureRoutes(in []alerting.Route, off bool) []Route {
-	out := make([]Route, 0, len(in))
-	for _, r := range in {
-		out = append(out, Route{r.Method, r.Path, r.Role, RateAPI, needs(!off, r.Handler)})
-	}
-	return out
 }
 
 func (a *API) requestLog(next echo.HandlerFunc) echo.HandlerFunc {

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/vigilhq/vigil/pkg/route"
 	"net/http"
 	"strings"
 
@@ -29,9 +30,9 @@ const (
 
 // Routes lists the channel endpoints; channels are an admin's business (their settings say
 // where data leaves the installation).
-func (s *Service) Routes() []alerting.Route {
+func (s *Service) Routes() []route.Route {
 	const get, post, patch, del = http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
-	return []alerting.Route{
+	return []route.Route{
 		{Method: get, Path: "/alerts/channels", Role: auth.Admin, Handler: s.hList},
 		{Method: post, Path: "/alerts/channels", Role: auth.Admin, Handler: s.hCreate},
 		{Method: get, Path: "/alerts/channels/:id", Role: auth.Admin, Handler: s.hGet},

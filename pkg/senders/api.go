@@ -4,6 +4,8 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/route"
 	"net/http"
 	"sort"
 	"strconv"
@@ -17,14 +19,6 @@ import (
 	"github.com/vigilhq/vigil/pkg/store"
 )
 
-// Route is one endpoint for the API's route table; Admin routes change the mapping.
-type Route struct {
-	Method  string
-	Path    string
-	Handler echo.HandlerFunc
-	Admin   bool
-}
-
 // API serves /api/senders and the mapping endpoints.
 type API struct {
 	svc *Service
@@ -36,12 +30,12 @@ type API struct {
 func NewAPI(svc *Service, an *analytics.API) *API { return &API{svc: svc, an: an, now: time.Now} }
 
 // Routes lists the endpoints; a nil *API still lists them.
-func (a *API) Routes() []Route {
-	return []Route{
-		{http.MethodGet, "/api/senders", a.list, false},
-		{http.MethodGet, "/api/senders/mappings", a.listMappings, false},
-		{http.MethodPost, "/api/senders/mappings", a.putMapping, true},
-		{http.MethodDelete, "/api/senders/mappings/:id", a.deleteMapping, true},
+func (a *API) Routes() []route.Route {
+	return []route.Route{
+		{Method: http.MethodGet, Path: "/api/senders", Role: auth.Viewer, Handler: a.list},
+		{Method: http.MethodGet, Path: "/api/senders/mappings", Role: auth.Viewer, Handler: a.listMappings},
+		{Method: http.MethodPost, Path: "/api/senders/mappings", Role: auth.Admin, Handler: a.putMapping},
+		{Method: http.MethodDelete, Path: "/api/senders/mappings/:id", Role: auth.Admin, Handler: a.deleteMapping},
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/route"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -83,19 +85,11 @@ func New() *Site {
 	return s
 }
 
-// Route is one endpoint, for the route table that adds its guard (all public: the page and
-// its code are the same for everyone; the data behind them needs a token).
-type Route struct {
-	Method  string
-	Path    string
-	Handler echo.HandlerFunc
-}
-
 // Routes lists the dashboard's endpoints. A nil *Site still lists them (for the route table).
-func (s *Site) Routes() []Route {
-	return []Route{
-		{http.MethodGet, "/", s.index},
-		{http.MethodGet, "/assets/:file", s.asset},
+func (s *Site) Routes() []route.Route {
+	return []route.Route{
+		{Method: http.MethodGet, Path: "/", Role: auth.Public, Handler: s.index},
+		{Method: http.MethodGet, Path: "/assets/:file", Role: auth.Public, Handler: s.asset},
 	}
 }
 
