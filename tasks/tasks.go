@@ -31,9 +31,19 @@ const (
 // Queues is the worker's queue configuration (weighted priority).
 func Queues() map[string]int { return map[string]int{QueueIngest: 6, QueueDefault: 3, QueueEnrich: 1} }
 
-// ReportParsePayload names the stored raw file to unwrap, parse and store.
+// ReportParsePayload names the stored raw file (or, for the files accepted together, the
+// files) to unwrap, parse and store.
 type ReportParsePayload struct {
-	IngestID int64 `json:"ingest_id"`
+	IngestID  int64   `json:"ingest_id,omitempty"`
+	IngestIDs []int64 `json:"ingest_ids,omitempty"`
+}
+
+// IDs are the files the task is for.
+func (p ReportParsePayload) IDs() []int64 {
+	if p.IngestID != 0 {
+		return append([]int64{p.IngestID}, p.IngestIDs...)
+	}
+	return p.IngestIDs
 }
 
 // ReportParseTaskID is deterministic so enqueueing the same file twice (an upload racing the
@@ -56,6 +66,37 @@ func NewReportParseTask(ingestID int64) (*asynq.Task, error) {
 		// Retention keeps the TaskID taken for a while after success, so a late duplicate
 		// enqueue is refused rather than parsing an already-processed file again (which would
 		// be harmless, but wasted work).
+		asynq.Retention(time.Hour),
+	), nil
+}
+
+// ReportParseBatchTaskID keys the task of files accepted together (their ids are new, so no
+// other batch has the same first id and length).
+func ReportParseBatchTaskID(ids []int64) string {
+	return fmt.Sprintf("report:parse:batch:%d:%d", ids[0], len(ids))
+}
+
+// NewReportParseBatchTask parses the files accepted in one commit (an upload's or a mailbox
+// poll's batch) together, as `api import` does: one claim, one store and one durable commit
+// for all of them instead of one each, which is most of the cost of a small file. Each file
+// still ends with its own outcome; a retry re-runs only the files still pending. Recovery
+// (the watch, the sweep) re-enqueues pending files one by one with NewReportParseTask.
+func NewReportParseBatchTask(ids []int64) (*asynq.Task, error) {
+	if len(ids) == 1 {
+		return NewReportParseTask(ids[0])
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("tasks: a parse batch needs files")
+	}
+	b, err := json.Marshal(ReportParsePayload{IngestIDs: ids})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	return asynq.NewTask(TypeReportParse, b,
+		asynq.Queue(QueueIngest),
+		asynq.TaskID(ReportParseBatchTaskID(ids)),
+		asynq.MaxRetry(12),
+		asynq.Timeout(15*time.Minute),
 		asynq.Retention(time.Hour),
 	), nil
 }

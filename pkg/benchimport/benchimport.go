@@ -187,6 +187,7 @@ type result struct {
 	records  int64
 	rssKB    int64 // the import process, or the worker
 	apiRSSKB int64 // upload: the api process
+	accepted time.Duration // upload: until the last request was answered (a diagnosis, not the figure)
 }
 
 func (r result) String() string {
@@ -194,6 +195,9 @@ func (r result) String() string {
 		float64(r.reports)/r.elapsed.Seconds(), float64(r.records)/r.elapsed.Seconds(), r.lag.Seconds(), r.rssKB>>10)
 	if r.apiRSSKB > 0 {
 		s += fmt.Sprintf(" (worker), %d MB (api)", r.apiRSSKB>>10)
+	}
+	if r.accepted > 0 {
+		s += fmt.Sprintf("  uploads answered at %.2fs", r.accepted.Seconds())
 	}
 	return s
 }
@@ -214,6 +218,7 @@ func median(rs []result) result {
 		records:  rs[0].records,
 		rssKB:    pick(func(r result) int64 { return r.rssKB }),
 		apiRSSKB: pick(func(r result) int64 { return r.apiRSSKB }),
+		accepted: time.Duration(pick(func(r result) int64 { return int64(r.accepted) })),
 	}
 }
 

@@ -81,6 +81,7 @@ func (o *options) runUpload(ctx context.Context, c bcase) (result, error) {
 	if err := uploadAll(ctx, base, token, files); err != nil {
 		return result{}, err
 	}
+	accepted := time.Since(start)
 	// Processed: no file left pending.
 	db := st.DB().WithContext(ctx)
 	deadline := time.Now().Add(10 * time.Minute)
@@ -99,6 +100,7 @@ func (o *options) runUpload(ctx context.Context, c bcase) (result, error) {
 	}
 	processed := time.Since(start)
 	r, err := o.waitRolledUp(ctx, c, start, processed)
+	r.accepted = accepted
 	if err != nil {
 		return r, err
 	}

@@ -26,6 +26,7 @@ type UploadResult struct {
 type spooled struct {
 	name    string
 	path    string // temp file; "" when the part was refused while streaming
+	size    int64
 	refusal string
 }
 
@@ -55,13 +56,9 @@ func (a *API) upload(c echo.Context) error {
 	if len(files) == 0 {
 		return problem(http.StatusBadRequest, "parameter files: no part named files in the request")
 	}
-	out := make([]UploadResult, 0, len(files))
-	for _, f := range files {
-		res, err := a.store1(c, f)
-		if err != nil {
-			return err
-		}
-		out = append(out, res)
+	out, err := a.storeAll(c, files)
+	if err != nil {
+		return err
 	}
 	a.recordUpload(c, out)
 	return c.JSON(http.StatusAccepted, map[string]any{"files": out})
@@ -106,6 +103,7 @@ func (a *API) spoolPart(part io.Reader) (spooled, error) {
 	}
 	f := spooled{name: name, path: tmp.Name()}
 	n, err := io.Copy(tmp, io.LimitReader(part, a.Limits.FileBytes+1))
+	f.size = n
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -137,22 +135,47 @@ func bodyError(err error) error {
 	return problem(http.StatusBadRequest, "unreadable upload: %v", err)
 }
 
-func (a *API) store1(c echo.Context, f spooled) (UploadResult, error) {
-	if f.refusal != "" {
-		return UploadResult{Filename: f.name, Status: ingest.Rejected, Error: f.refusal}, nil
+// storeAll stores the files in batches (ingest.BatchLen), as `api import` does: one durable
+// commit and one parse task per batch instead of one each, which is most of the cost of
+// accepting a small file. Results keep the order of the request's parts.
+func (a *API) storeAll(c echo.Context, files []spooled) ([]UploadResult, error) {
+	out := make([]UploadResult, len(files))
+	var todo []int // indexes of the files to store
+	for i, f := range files {
+		if f.refusal != "" {
+			out[i] = UploadResult{Filename: f.name, Status: ingest.Rejected, Error: f.refusal}
+			continue
+		}
+		todo = append(todo, i)
 	}
-	data, err := os.ReadFile(f.path)
-	if err != nil {
-		return UploadResult{}, fmt.Errorf("read spooled upload: %w", err)
+	sizes := make([]int64, len(todo))
+	for k, i := range todo {
+		sizes[k] = files[i].size
 	}
-	res, err := a.Ingest.Accept(c.Request().Context(), ingest.File{Name: f.name, Source: "upload", ReceivedAt: time.Now(), Data: data})
-	if err != nil {
-		return UploadResult{}, err
-	}
-	out := UploadResult{Filename: f.name, Status: res.Status, Error: res.Error}
-	if res.IngestID != 0 {
-		id := res.IngestID
-		out.IngestID = &id
+	for start := 0; start < len(todo); {
+		n := ingest.BatchLen(sizes[start:])
+		batch := todo[start : start+n]
+		start += n
+		in := make([]ingest.File, len(batch))
+		for k, i := range batch {
+			data, err := os.ReadFile(files[i].path)
+			if err != nil {
+				return nil, fmt.Errorf("read spooled upload: %w", err)
+			}
+			in[k] = ingest.File{Name: files[i].name, Source: "upload", ReceivedAt: time.Now(), Data: data}
+		}
+		res, err := a.Ingest.AcceptBatch(c.Request().Context(), in)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range batch {
+			r := UploadResult{Filename: files[i].name, Status: res[k].Status, Error: res[k].Error}
+			if res[k].IngestID != 0 {
+				id := res[k].IngestID
+				r.IngestID = &id
+			}
+			out[i] = r
+		}
 	}
 	return out, nil
 }

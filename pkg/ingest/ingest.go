@@ -173,7 +173,7 @@ func (s *Service) AcceptBatch(ctx context.Context, files []File) ([]Result, erro
 	if err != nil {
 		return nil, fmt.Errorf("ingest: accept: %w", err)
 	}
-	var dups []int64
+	var dups, created []int64
 	for k, st := range stored {
 		if !st.Created {
 			out[idx[k]] = Result{IngestID: st.ID, Status: Duplicate}
@@ -181,8 +181,9 @@ func (s *Service) AcceptBatch(ctx context.Context, files []File) ([]Result, erro
 			continue
 		}
 		out[idx[k]] = Result{IngestID: st.ID, Status: Accepted}
-		s.enqueue(ctx, st.ID)
+		created = append(created, st.ID)
 	}
+	s.enqueue(ctx, created)
 	if len(dups) > 0 {
 		if err := s.describeEarlier(ctx, out, dups); err != nil {
 			return nil, err
@@ -228,16 +229,17 @@ func (s *Service) describeEarlier(ctx context.Context, out []Result, ids []int64
 	return nil
 }
 
-func (s *Service) enqueue(ctx context.Context, id int64) {
-	if s.enq == nil {
+// enqueue queues the files accepted together as one task: the worker stores them together.
+func (s *Service) enqueue(ctx context.Context, ids []int64) {
+	if s.enq == nil || len(ids) == 0 {
 		return
 	}
-	t, err := tasks.NewReportParseTask(id)
+	t, err := tasks.NewReportParseBatchTask(ids)
 	if err == nil {
 		_, err = s.enq.EnqueueContext(ctx, t)
 	}
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		s.log.Warn("enqueue failed; the sweep will retry", "ingest_id", id, "err", err)
+		s.log.Warn("enqueue failed; the sweep will retry", "ingest_ids", ids, "err", err)
 	}
 }
 

@@ -448,7 +448,8 @@ func readUpTo(next func() (dmarc.Record, error), n int) ([]dmarc.Record, bool, e
 }
 
 // ParseResult is what a report:parse task leaves as its result (shown in the queue monitor and
-// by GET /tasks/status/{id}): the file's outcome, the same as GET /api/ingests/{id} says.
+// by GET /tasks/status/{id}): the file's outcome, the same as GET /api/ingests/{id} says. The
+// task of files accepted together leaves ParseBatchResult.
 type ParseResult struct {
 	IngestID int64  `json:"ingest_id"`
 	Status   string `json:"status"`
@@ -456,39 +457,58 @@ type ParseResult struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
+// ParseBatchResult is the result of a task for several files: each file's outcome.
+type ParseBatchResult struct {
+	Files []ParseResult `json:"files"`
+}
+
 // HandleParse is the report:parse task handler. A file rejected for its content (unreadable,
 // not a report, over a limit) is an outcome, recorded on the ingest: the task completes, so
 // asynq neither retries nor archives it and its failure rate means infrastructure trouble
-// only. Errors of the infrastructure (database down) are returned and retried with backoff.
+// only. Errors of the infrastructure (database down) are returned and retried with backoff;
+// for a task of several files the retry finds the finished ones done and redoes the others.
 func (s *Service) HandleParse(ctx context.Context, t *asynq.Task) error {
 	var p tasks.ReportParsePayload
 	if err := tasks.Decode(t, &p); err != nil {
 		return err
 	}
-	res, err := s.ProcessBatch(ctx, []int64{p.IngestID})
+	ids := p.IDs()
+	if len(ids) == 0 {
+		return fmt.Errorf("ingest: %s task names no file: %w", t.Type(), asynq.SkipRetry)
+	}
+	res, err := s.ProcessBatch(ctx, ids)
 	if err != nil {
 		s.NoteOutage(err)
 		return err
 	}
-	r := res[0]
-	if r.Err != nil && !errors.Is(r.Err, ErrPermanent) {
-		s.NoteOutage(r.Err)
-		return r.Err
-	}
-	// The outcome was committed asynchronously: make it durable before the task completes,
-	// or a database crash could put the file back to pending with nothing queued to retry it.
+	// The outcomes were committed asynchronously: make them durable before the task completes
+	// (or is retried for the files left), or a database crash could put a file back to pending
+	// with nothing queued to retry it.
 	if derr := s.store.Durable(ctx); derr != nil {
 		s.NoteOutage(derr)
-		return fmt.Errorf("ingest %d: %w", p.IngestID, derr)
+		return fmt.Errorf("ingest %v: %w", ids, derr)
 	}
-	if r.Err != nil {
-		s.log.Info("file rejected for its content; recorded on the ingest", "ingest_id", r.IngestID, "reason", r.Reason)
+	results := make([]ParseResult, 0, len(res))
+	for _, r := range res {
+		if r.Err != nil && !errors.Is(r.Err, ErrPermanent) {
+			s.NoteOutage(r.Err)
+			return r.Err
+		}
+		if r.Err != nil {
+			s.log.Info("file rejected for its content; recorded on the ingest", "ingest_id", r.IngestID, "reason", r.Reason)
+		}
+		results = append(results, ParseResult{IngestID: r.IngestID, Status: r.Status, Reports: r.Reports, Reason: r.Reason})
 	}
 	if w := t.ResultWriter(); w != nil {
-		b, _ := json.Marshal(ParseResult{IngestID: r.IngestID, Status: r.Status, Reports: r.Reports, Reason: r.Reason})
+		var b []byte
+		if len(results) == 1 {
+			b, _ = json.Marshal(results[0])
+		} else {
+			b, _ = json.Marshal(ParseBatchResult{Files: results})
+		}
 		if _, err := w.Write(b); err != nil {
 			// The outcome is in the database; a result the queue could not keep loses nothing.
-			s.log.Debug("could not write the task result", "ingest_id", r.IngestID, "err", err)
+			s.log.Debug("could not write the task result", "ingest_ids", ids, "err", err)
 		}
 	}
 	return nil

@@ -149,7 +149,7 @@ func (s *Service) rescueOrphans(ctx context.Context) error {
 		}
 		var p tasks.ReportParsePayload
 		if err := tasks.Decode(asynq.NewTask(t.Type, t.Payload), &p); err == nil {
-			ids = append(ids, p.IngestID)
+			ids = append(ids, p.IDs()...)
 		}
 	}
 	if len(ids) == 0 {

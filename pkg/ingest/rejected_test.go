@@ -87,3 +87,89 @@ func waitTaskState(t *testing.T, insp *asynq.Inspector, id string) *asynq.TaskIn
 		}
 	}
 }
+
+// redisDBBatch is TestBatchTask's database (block 48–51: ingest speed).
+const redisDBBatch = 48
+
+// Files accepted together (an upload, a mailbox poll) get one parse task, which stores them
+// together and leaves each file's own outcome: a bad file among them is failed with its
+// reason, the others processed, the task completed with every outcome as its result.
+func TestBatchTask(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		redisOpt := b.Redis(t, redisDBBatch)
+		client := asynq.NewClient(redisOpt)
+		defer client.Close()
+		insp := asynq.NewInspector(redisOpt)
+		defer insp.Close()
+		bu := setup(t, b, client, insp)
+		ctx := context.Background()
+
+		files := []ingest.File{
+			{Name: "a.xml", Source: "test", Data: corpusFile(t, niceXML)},
+			{Name: "page.xml", Source: "test", Data: []byte("<html><body>not a report</body></html>")},
+			{Name: "b.xml", Source: "test", Data: recoveryXML(t.Name() + "-b")},
+		}
+		res, err := bu.svc.AcceptBatch(ctx, files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, r := range res {
+			if r.Status != ingest.Accepted {
+				t.Fatalf("%+v, want accepted", r)
+			}
+			ids = append(ids, r.IngestID)
+		}
+		// One task for the three, none of their own.
+		if _, err := insp.GetTaskInfo(tasks.QueueIngest, tasks.ReportParseBatchTaskID(ids)); err != nil {
+			t.Fatalf("no batch task: %v", err)
+		}
+		for _, id := range ids {
+			if _, err := insp.GetTaskInfo(tasks.QueueIngest, tasks.ReportParseTaskID(id)); err == nil {
+				t.Fatalf("ingest %d has a task of its own beside the batch's", id)
+			}
+		}
+
+		srv := asynq.NewServer(redisOpt, asynq.Config{Concurrency: 2, Queues: tasks.Queues(), LogLevel: asynq.FatalLevel})
+		mux := asynq.NewServeMux()
+		mux.HandleFunc(tasks.TypeReportParse, bu.svc.HandleParse)
+		if err := srv.Start(mux); err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Shutdown()
+
+		want := ingest.ParseBatchResult{}
+		for i, id := range ids {
+			status := store.StatusProcessed
+			if i == 1 {
+				status = store.StatusFailed
+			}
+			ing := waitStatus(t, bu.st, id, status)
+			r := ingest.ParseResult{IngestID: id, Status: status, Reason: ing.Error}
+			if status == store.StatusProcessed {
+				r.Reports = 1
+			}
+			want.Files = append(want.Files, r)
+		}
+		info := waitTaskState(t, insp, tasks.ReportParseBatchTaskID(ids))
+		if info.State != asynq.TaskStateCompleted {
+			t.Fatalf("batch task is %s (last error %q), want completed", info.State, info.LastErr)
+		}
+		var got ingest.ParseBatchResult
+		if err := json.Unmarshal(info.Result, &got); err != nil {
+			t.Fatalf("result %s: %v", info.Result, err)
+		}
+		if len(got.Files) != len(want.Files) {
+			t.Fatalf("result %+v, want %+v", got, want)
+		}
+		for i := range want.Files {
+			if got.Files[i] != want.Files[i] {
+				t.Fatalf("result %+v, want %+v", got, want)
+			}
+		}
+		if bu.totalReports(t) != 2 {
+			t.Fatalf("%d reports stored, want 2", bu.totalReports(t))
+		}
+	})
+}
