@@ -1008,6 +1008,30 @@ func (e UpdateUserRole) Valid() bool {
 	}
 }
 
+// Defines values for UploadResponseFilesEarlierStatus.
+const (
+	UploadResponseFilesEarlierStatusDuplicate UploadResponseFilesEarlierStatus = "duplicate"
+	UploadResponseFilesEarlierStatusFailed    UploadResponseFilesEarlierStatus = "failed"
+	UploadResponseFilesEarlierStatusPending   UploadResponseFilesEarlierStatus = "pending"
+	UploadResponseFilesEarlierStatusProcessed UploadResponseFilesEarlierStatus = "processed"
+)
+
+// Valid indicates whether the value is a known member of the UploadResponseFilesEarlierStatus enum.
+func (e UploadResponseFilesEarlierStatus) Valid() bool {
+	switch e {
+	case UploadResponseFilesEarlierStatusDuplicate:
+		return true
+	case UploadResponseFilesEarlierStatusFailed:
+		return true
+	case UploadResponseFilesEarlierStatusPending:
+		return true
+	case UploadResponseFilesEarlierStatusProcessed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UploadResponseFilesStatus.
 const (
 	UploadResponseFilesStatusAccepted  UploadResponseFilesStatus = "accepted"
@@ -3133,12 +3157,17 @@ type UpdateUserRole string
 // UploadResponse defines model for UploadResponse.
 type UploadResponse struct {
 	Files []struct {
-		Error    *string                   `json:"error,omitempty"`
-		Filename string                    `json:"filename"`
-		IngestId *int                      `json:"ingest_id"`
-		Status   UploadResponseFilesStatus `json:"status"`
+		// EarlierStatus For a duplicate: the state of the earlier copy of the same bytes (pending copies are queued again; a failed one keeps its reason, given in error)
+		EarlierStatus *UploadResponseFilesEarlierStatus `json:"earlier_status,omitempty"`
+		Error         *string                           `json:"error,omitempty"`
+		Filename      string                            `json:"filename"`
+		IngestId      *int                              `json:"ingest_id"`
+		Status        UploadResponseFilesStatus         `json:"status"`
 	} `json:"files"`
 }
+
+// UploadResponseFilesEarlierStatus For a duplicate: the state of the earlier copy of the same bytes (pending copies are queued again; a failed one keeps its reason, given in error)
+type UploadResponseFilesEarlierStatus string
 
 // UploadResponseFilesStatus defines model for UploadResponse.Files.Status.
 type UploadResponseFilesStatus string

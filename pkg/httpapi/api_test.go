@@ -147,8 +147,17 @@ func TestUploadAndRead(t *testing.T) {
 		if *ans.Files[4].IngestID != *ans.Files[0].IngestID {
 			t.Errorf("duplicate points at %d, want %d", *ans.Files[4].IngestID, *ans.Files[0].IngestID)
 		}
+		if ans.Files[4].EarlierStatus != "pending" || ans.Files[0].EarlierStatus != "" {
+			t.Errorf("earlier_status: %q of the duplicate (want pending), %q of the first (want none)", ans.Files[4].EarlierStatus, ans.Files[0].EarlierStatus)
+		}
 		for _, i := range []int{0, 1} {
 			f.svc.Process(context.Background(), *ans.Files[i].IngestID)
+		}
+		// The same bytes once more: the earlier copy is processed now.
+		body, ctype = multipartBody(t, []part{{"files", "later.xml.gz", good}})
+		again := decode[uploadAnswer](t, f.do(t, http.MethodPost, "/api/upload", body, ctype))
+		if len(again.Files) != 1 || again.Files[0].Status != "duplicate" || again.Files[0].EarlierStatus != "processed" {
+			t.Errorf("upload of a processed file's bytes: %+v", again.Files)
 		}
 
 		ing := decode[httpapi.IngestView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/ingests/%d", *ans.Files[0].IngestID), nil, ""))

@@ -21,6 +21,9 @@ type UploadResult struct {
 	IngestID *int64 `json:"ingest_id"`
 	Status   string `json:"status"`
 	Error    string `json:"error,omitempty"`
+	// EarlierStatus is, for a duplicate, the state of the earlier copy: scripts tell one that
+	// will still be processed (pending) from one that failed without reading error.
+	EarlierStatus string `json:"earlier_status,omitempty"`
 }
 
 type spooled struct {
@@ -169,7 +172,7 @@ func (a *API) storeAll(c echo.Context, files []spooled) ([]UploadResult, error) 
 			return nil, err
 		}
 		for k, i := range batch {
-			r := UploadResult{Filename: files[i].name, Status: res[k].Status, Error: res[k].Error}
+			r := UploadResult{Filename: files[i].name, Status: res[k].Status, Error: res[k].Error, EarlierStatus: res[k].Earlier}
 			if res[k].IngestID != 0 {
 				id := res[k].IngestID
 				r.IngestID = &id
