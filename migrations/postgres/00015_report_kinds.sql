@@ -51,12 +51,14 @@ CREATE TABLE tls_report_failures (
     day                   INTEGER NOT NULL,
     result_type           TEXT    NOT NULL,
     sending_mta_ip        TEXT    NOT NULL DEFAULT '',
+    sending_mta_ip_bin    BYTEA,            -- 16 bytes (IPv4 mapped), for the source_ip filters
     receiving_mx_hostname TEXT    NOT NULL DEFAULT '',
     receiving_ip          TEXT    NOT NULL DEFAULT '',
     failed_session_count  BIGINT  NOT NULL,
     PRIMARY KEY (tls_report_id, policy_idx, idx)
 );
 CREATE INDEX tls_report_failures_domain_day_idx ON tls_report_failures (policy_domain, day);
+CREATE INDEX tls_report_failures_ip_idx ON tls_report_failures (sending_mta_ip_bin);
 
 -- One row per distinct failure report. A failure report has no identifier of its own: its
 -- identity is the SHA-256 of the report message's bytes, so the same message in another
