@@ -89,6 +89,9 @@ CREATE TABLE failure_reports (
     spf_dns              TEXT    NOT NULL DEFAULT '',
     delivery_result      TEXT    NOT NULL DEFAULT '',
     identity_alignment   TEXT    NOT NULL DEFAULT '',
+    dkim_result          TEXT    NOT NULL DEFAULT '', -- pass | fail | '' (from Authentication-Results)
+    spf_result           TEXT    NOT NULL DEFAULT '',
+    disposition          TEXT    NOT NULL DEFAULT '', -- none | quarantine | reject | '' (dis= of the DMARC result)
     reported_uri         TEXT    NOT NULL DEFAULT '[]', -- JSON list
     subject              TEXT    NOT NULL DEFAULT '', -- of the report message
     sample_headers       TEXT    NOT NULL DEFAULT '[]', -- JSON list of {name, value}

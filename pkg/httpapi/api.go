@@ -25,7 +25,9 @@ import (
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/route"
 	"github.com/vigilhq/vigil/pkg/senders"
+	"github.com/vigilhq/vigil/pkg/failure"
 	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/tlsrpt"
 	"github.com/vigilhq/vigil/pkg/web"
 )
 
@@ -59,6 +61,8 @@ type Deps struct {
 	Monitoring  http.Handler
 	Alerts      *alerting.Service // nil: the alert routes answer 503
 	Notify      *notify.Service   // nil: the channel routes answer 503
+	TLSReports  *tlsrpt.Service   // nil: the TLS report routes and POST /tlsrpt answer 503
+	Failures    *failure.Service  // nil: the failure report routes answer 503
 	Web         *web.Site         // nil: the embedded dashboard is built here
 	Limits      Limits
 	TempDir     string // where uploads are spooled before they are stored
@@ -168,6 +172,9 @@ func (a *API) table() []Route {
 	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)         // named senders, mappings
 	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)           // alerts, rules, windows
 	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)           // notification channels
+	rs = append(rs, features(RateAPI, a.TLSReports.Routes(), a.TLSReports != nil)...)   // SMTP TLS reports
+	rs = append(rs, features(RateTLSRPT, a.TLSReports.IntakeRoutes(), a.TLSReports != nil)...) // HTTPS intake (public)
+	rs = append(rs, features(RateAPI, a.Failures.Routes(), a.Failures != nil)...)       // failure reports
 	rs = append(rs, features(RateNone, site.Routes(), true)...)                         // the dashboard (public)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
