@@ -180,13 +180,13 @@ func TestRedaction(t *testing.T) {
 func TestRedactAddresses(t *testing.T) {
 	t.Parallel()
 	for in, out := range map[string]string{
-		"jane.doe@example.com":                                  "*@example.com",
+		"jane.doe@example.com": "*@example.com",
 		"<bounces+1137616-c1ad-xsj399=163.com@email.entrata.com>": "<*@email.entrata.com>",
-		"spf=pass smtp.mailfrom=jane@example.com":               "spf=pass smtp.mailfrom=*@example.com",
-		"envelope-from=a.b@x.example; receiver=c@y.example":     "envelope-from=*@x.example; receiver=*@y.example",
-		"Peter <peter@pan.example>, paul@x.example":             "Peter <*@pan.example>, *@x.example",
-		"DKIM-Identity @sender.example":                         "DKIM-Identity @sender.example",
-		"no address here":                                       "no address here",
+		"spf=pass smtp.mailfrom=jane@example.com":                 "spf=pass smtp.mailfrom=*@example.com",
+		"envelope-from=a.b@x.example; receiver=c@y.example":       "envelope-from=*@x.example; receiver=*@y.example",
+		"Peter <peter@pan.example>, paul@x.example":               "Peter <*@pan.example>, *@x.example",
+		"DKIM-Identity @sender.example":                           "DKIM-Identity @sender.example",
+		"no address here":                                         "no address here",
 	} {
 		if got := RedactAddresses(in); got != out {
 			t.Errorf("RedactAddresses(%q) = %q, want %q", in, got, out)

@@ -253,7 +253,7 @@ func (s *Store) Rollup(ctx context.Context, f Filter, limit int) (Rollup, error)
 		col string
 		dst *[]RollupCount
 	}{{"f.auth_failure", &out.AuthFailures}, {"f.source_ip", &out.SourceIPs}, {"f.reported_by", &out.Reporters}, {"f.domain", &out.Domains}} {
-		if err := q().Where(g.col+" <> ''").Select(g.col + " AS value, COUNT(*) AS reports").Group(g.col).
+		if err := q().Where(g.col + " <> ''").Select(g.col + " AS value, COUNT(*) AS reports").Group(g.col).
 			Order("reports DESC, value").Limit(limit).Scan(g.dst).Error; err != nil {
 			return out, fmt.Errorf("failure: rollup %s: %w", g.col, err)
 		}

@@ -54,7 +54,7 @@ type Service struct {
 	now       func() time.Time
 	onNew     func(ctx context.Context, ingestID int64) error
 	kinds     map[unwrap.Format]KindHandler // report kinds other than DMARC aggregate
-	fileLevel slog.Level // of the one line per processed file
+	fileLevel slog.Level                    // of the one line per processed file
 	// outage is set when a task met the database or Redis unreachable; Watch recovers once
 	// they answer again.
 	outage atomic.Bool
