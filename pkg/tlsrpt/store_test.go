@@ -166,10 +166,13 @@ func TestBadFiles(t *testing.T) {
 			ingest.File{Name: "good.json.gz", Source: "upload", Data: gz(good)},
 			ingest.File{Name: "type.json", Source: "upload", Data: []byte(`{"organization-name":["x"],"policies":[]}`)},
 			ingest.File{Name: "deep.json", Source: "upload", Data: []byte(`{"policies":` + strings.Repeat("[", 50) + strings.Repeat("]", 50) + `}`)},
+			// A gzip bomb as a mail attachment would send it: 17 MiB of JSON in 17 KiB.
+			ingest.File{Name: "bomb.json.gz", Source: "imap", Data: gz([]byte(`{"organization-name":"` + strings.Repeat(" ", 17<<20) + `"}`))},
 		)
 		wants := []struct{ status, reason string }{
 			{store.StatusFailed, "cannot be negative"}, {store.StatusProcessed, ""},
 			{store.StatusFailed, `field "organization-name"`}, {store.StatusFailed, "nested deeper"},
+			{store.StatusFailed, "decompression ratio exceeds"}, // pkg/unwrap stops it first
 		}
 		for i, w := range wants {
 			if out[i].Status != w.status || !strings.Contains(out[i].Reason, w.reason) {
