@@ -37,9 +37,11 @@ bench-data: ## fill DATABASE with synthetic reports for the analytics benchmarks
 	$(GO) run ./cmd/vigil-synth -database '$(DATABASE)' -reports $(REPORTS)
 
 .PHONY: fuzz
-fuzz: ## fuzz the unwrapper and the parser for FUZZTIME each
+fuzz: ## fuzz the unwrapper and the parsers (aggregate, TLS, failure) for FUZZTIME each
 	$(GO) test -run='^$$' -fuzz=FuzzWalk -fuzztime=$(FUZZTIME) ./pkg/unwrap
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./pkg/dmarc
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./pkg/tlsrpt
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./pkg/failure
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck

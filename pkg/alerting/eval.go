@@ -1,8 +1,10 @@
 package alerting
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -30,6 +32,9 @@ type finding struct {
 type scope struct {
 	names map[int32]string
 	all   bool
+	// explicit are the domain names the evaluation covers when not all, whether or not they
+	// have DMARC rollups (rules over SMTP TLS reports use them).
+	explicit []string
 }
 
 func (sc scope) ids() []int32 {
@@ -94,7 +99,15 @@ func (s *Service) Evaluate(ctx context.Context, domains []string) (RunResult, er
 				sc.names[id] = name
 			}
 		}
-		if len(sc.names) == 0 {
+		// TLS reports name their own domains, which need not have DMARC rollups: the rule's
+		// domain, or the domains asked about, are taken as they are.
+		switch {
+		case r.Domain != nil && (domains == nil || wanted[*r.Domain]):
+			sc.explicit = []string{*r.Domain}
+		case r.Domain == nil && domains != nil:
+			sc.explicit = slices.Sorted(maps.Keys(wanted))
+		}
+		if len(sc.names) == 0 && (r.Type != TypeTLSFailure || !sc.all && len(sc.explicit) == 0) {
 			continue
 		}
 		for id := range sc.names {
@@ -185,8 +198,10 @@ func (s *Service) evaluate(ctx context.Context, r Rule, sc scope, today int32) (
 		return s.policyViolation(ctx, r, sc, today)
 	case TypeMissingReports:
 		return s.missingReports(ctx, r, sc, today)
+	case TypeTLSFailure:
+		return s.tlsFailure(ctx, r, sc, today)
 	}
-	// anomaly, tls_failure: their data does not exist yet.
+	// anomaly: its data does not exist yet.
 	return nil, nil
 }
 
@@ -245,6 +260,59 @@ func (s *Service) failureRate(ctx context.Context, r Rule, sc scope, today int32
 			detail: fmt.Sprintf("%d of %d messages failed DMARC from %s to %s (threshold %.1f%%).",
 				failed, row.Total, day(from), day(today), r.num["threshold"]*100),
 			data: map[string]any{"failure_rate": rate, "failed": failed, "messages": row.Total, "from": day(from), "to": day(today)}})
+	}
+	return out, nil
+}
+
+// tlsFailure finds policy domains whose share of failed TLS sessions in the SMTP TLS reports
+// (pkg/tlsrpt's tables, by the UTC day a report's period begins) is above the threshold, with
+// the failure type and MX host that failed most in the detail.
+func (s *Service) tlsFailure(ctx context.Context, r Rule, sc scope, today int32) ([]finding, error) {
+	from := today - int32(r.num["window_days"]) + 1
+	var rows []struct {
+		Domain     string
+		Ok, Failed int64
+	}
+	q := s.db.WithContext(ctx).Table("tls_report_policies").
+		Select("policy_domain AS domain, SUM(successful_sessions) AS ok, SUM(failed_sessions) AS failed").
+		Where("day >= ? AND day <= ? AND policy_domain <> ''", from, today)
+	if !sc.all {
+		q = q.Where("policy_domain IN ?", sc.explicit)
+	}
+	if err := q.Group("policy_domain").Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	var out []finding
+	for _, row := range rows {
+		total := row.Ok + row.Failed
+		if total == 0 || total < int64(r.num["min_sessions"]) {
+			continue
+		}
+		rate := float64(row.Failed) / float64(total)
+		if rate <= r.num["threshold"] {
+			continue
+		}
+		var top struct {
+			ResultType          string
+			ReceivingMXHostname string
+			Failed              int64
+		}
+		if err := s.db.WithContext(ctx).Table("tls_report_failures").
+			Select("result_type, receiving_mx_hostname, SUM(failed_session_count) AS failed").
+			Where("day >= ? AND day <= ? AND policy_domain = ?", from, today, row.Domain).
+			Group("result_type, receiving_mx_hostname").Order("failed DESC, result_type, receiving_mx_hostname").Limit(1).Scan(&top).Error; err != nil {
+			return nil, err
+		}
+		detail := fmt.Sprintf("%d of %d TLS sessions to %s failed from %s to %s (threshold %.1f%%).",
+			row.Failed, total, row.Domain, day(from), day(today), r.num["threshold"]*100)
+		if top.ResultType != "" {
+			detail += fmt.Sprintf(" Most: %s at %s (%d sessions).", top.ResultType, cmp.Or(top.ReceivingMXHostname, "an unnamed MX"), top.Failed)
+		}
+		out = append(out, finding{domain: row.Domain,
+			title:  fmt.Sprintf("SMTP TLS failure rate %.1f%% for %s", rate*100, row.Domain),
+			detail: detail,
+			data: map[string]any{"failure_rate": rate, "failed_sessions": row.Failed, "sessions": total, "top_result_type": top.ResultType,
+				"top_mx_host": top.ReceivingMXHostname, "from": day(from), "to": day(today)}})
 	}
 	return out, nil
 }

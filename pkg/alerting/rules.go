@@ -70,8 +70,12 @@ var paramSpecs = map[string]map[string]param{
 		"lookback_days":   {def: 14, min: 2, max: 365, whole: true, doc: "the period before the silence the reporter's habit is read from"},
 		"min_active_days": {def: 7, min: 1, max: 365, whole: true, doc: "days with a report in the lookback that make a reporter regular"},
 	},
-	TypeAnomaly:    {"min_score": {def: 0.8, min: 0, max: 1, doc: "anomaly score from the ML jobs"}},
-	TypeTLSFailure: {"threshold": {def: 0.05, min: 0.0001, max: 1, doc: "failed TLS session share"}},
+	TypeAnomaly: {"min_score": {def: 0.8, min: 0, max: 1, doc: "anomaly score from the ML jobs"}},
+	TypeTLSFailure: {
+		"threshold":    {def: 0.05, min: 0.0001, max: 1, doc: "failed TLS session share (SMTP TLS reports, RFC 8460)"},
+		"window_days":  {def: 2, min: 1, max: 365, whole: true, doc: "UTC days ending today (reports cover the day before they arrive)"},
+		"min_sessions": {def: 10, min: 1, max: 1e12, whole: true, doc: "ignore domains with fewer sessions in the window"},
+	},
 }
 
 // Types lists the rule types in a stable order.

@@ -396,6 +396,126 @@ func (e AuditEntryOutcome) Valid() bool {
 	}
 }
 
+// Defines values for FailureReportDkimResult.
+const (
+	FailureReportDkimResultEmpty FailureReportDkimResult = ""
+	FailureReportDkimResultFail  FailureReportDkimResult = "fail"
+	FailureReportDkimResultPass  FailureReportDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the FailureReportDkimResult enum.
+func (e FailureReportDkimResult) Valid() bool {
+	switch e {
+	case FailureReportDkimResultEmpty:
+		return true
+	case FailureReportDkimResultFail:
+		return true
+	case FailureReportDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FailureReportFormat.
+const (
+	FailureReportFormatArf  FailureReportFormat = "arf"
+	FailureReportFormatText FailureReportFormat = "text"
+)
+
+// Valid indicates whether the value is a known member of the FailureReportFormat enum.
+func (e FailureReportFormat) Valid() bool {
+	switch e {
+	case FailureReportFormatArf:
+		return true
+	case FailureReportFormatText:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FailureReportSpfResult.
+const (
+	FailureReportSpfResultEmpty FailureReportSpfResult = ""
+	FailureReportSpfResultFail  FailureReportSpfResult = "fail"
+	FailureReportSpfResultPass  FailureReportSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the FailureReportSpfResult enum.
+func (e FailureReportSpfResult) Valid() bool {
+	switch e {
+	case FailureReportSpfResultEmpty:
+		return true
+	case FailureReportSpfResultFail:
+		return true
+	case FailureReportSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FailureReportDetailDkimResult.
+const (
+	FailureReportDetailDkimResultEmpty FailureReportDetailDkimResult = ""
+	FailureReportDetailDkimResultFail  FailureReportDetailDkimResult = "fail"
+	FailureReportDetailDkimResultPass  FailureReportDetailDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the FailureReportDetailDkimResult enum.
+func (e FailureReportDetailDkimResult) Valid() bool {
+	switch e {
+	case FailureReportDetailDkimResultEmpty:
+		return true
+	case FailureReportDetailDkimResultFail:
+		return true
+	case FailureReportDetailDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FailureReportDetailFormat.
+const (
+	FailureReportDetailFormatArf  FailureReportDetailFormat = "arf"
+	FailureReportDetailFormatText FailureReportDetailFormat = "text"
+)
+
+// Valid indicates whether the value is a known member of the FailureReportDetailFormat enum.
+func (e FailureReportDetailFormat) Valid() bool {
+	switch e {
+	case FailureReportDetailFormatArf:
+		return true
+	case FailureReportDetailFormatText:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FailureReportDetailSpfResult.
+const (
+	FailureReportDetailSpfResultEmpty FailureReportDetailSpfResult = ""
+	FailureReportDetailSpfResultFail  FailureReportDetailSpfResult = "fail"
+	FailureReportDetailSpfResultPass  FailureReportDetailSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the FailureReportDetailSpfResult enum.
+func (e FailureReportDetailSpfResult) Valid() bool {
+	switch e {
+	case FailureReportDetailSpfResultEmpty:
+		return true
+	case FailureReportDetailSpfResultFail:
+		return true
+	case FailureReportDetailSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GeoLookupDnsStatus.
 const (
 	GeoLookupDnsStatusError       GeoLookupDnsStatus = "error"
@@ -939,6 +1059,24 @@ func (e SenderMappingKind) Valid() bool {
 	}
 }
 
+// Defines values for TLSIntakeResultStatus.
+const (
+	TLSIntakeResultStatusAccepted  TLSIntakeResultStatus = "accepted"
+	TLSIntakeResultStatusDuplicate TLSIntakeResultStatus = "duplicate"
+)
+
+// Valid indicates whether the value is a known member of the TLSIntakeResultStatus enum.
+func (e TLSIntakeResultStatus) Valid() bool {
+	switch e {
+	case TLSIntakeResultStatusAccepted:
+		return true
+	case TLSIntakeResultStatusDuplicate:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TaskStatusState.
 const (
 	TaskStatusStateActive      TaskStatusState = "active"
@@ -1275,6 +1413,66 @@ func (e ListDomainsParamsDisposition) Valid() bool {
 	}
 }
 
+// Defines values for ListFailureReportsParamsDkimResult.
+const (
+	ListFailureReportsParamsDkimResultFail ListFailureReportsParamsDkimResult = "fail"
+	ListFailureReportsParamsDkimResultPass ListFailureReportsParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ListFailureReportsParamsDkimResult enum.
+func (e ListFailureReportsParamsDkimResult) Valid() bool {
+	switch e {
+	case ListFailureReportsParamsDkimResultFail:
+		return true
+	case ListFailureReportsParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListFailureReportsParamsSpfResult.
+const (
+	ListFailureReportsParamsSpfResultFail ListFailureReportsParamsSpfResult = "fail"
+	ListFailureReportsParamsSpfResultPass ListFailureReportsParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ListFailureReportsParamsSpfResult enum.
+func (e ListFailureReportsParamsSpfResult) Valid() bool {
+	switch e {
+	case ListFailureReportsParamsSpfResultFail:
+		return true
+	case ListFailureReportsParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListFailureReportsParamsDisposition.
+const (
+	ListFailureReportsParamsDispositionNone       ListFailureReportsParamsDisposition = "none"
+	ListFailureReportsParamsDispositionPass       ListFailureReportsParamsDisposition = "pass"
+	ListFailureReportsParamsDispositionQuarantine ListFailureReportsParamsDisposition = "quarantine"
+	ListFailureReportsParamsDispositionReject     ListFailureReportsParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ListFailureReportsParamsDisposition enum.
+func (e ListFailureReportsParamsDisposition) Valid() bool {
+	switch e {
+	case ListFailureReportsParamsDispositionNone:
+		return true
+	case ListFailureReportsParamsDispositionPass:
+		return true
+	case ListFailureReportsParamsDispositionQuarantine:
+		return true
+	case ListFailureReportsParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListIngestsParamsStatus.
 const (
 	ListIngestsParamsStatusDuplicate ListIngestsParamsStatus = "duplicate"
@@ -1593,6 +1791,66 @@ func (e RollupFailureTrendParamsDisposition) Valid() bool {
 	case RollupFailureTrendParamsDispositionQuarantine:
 		return true
 	case RollupFailureTrendParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RollupFailuresParamsDkimResult.
+const (
+	RollupFailuresParamsDkimResultFail RollupFailuresParamsDkimResult = "fail"
+	RollupFailuresParamsDkimResultPass RollupFailuresParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the RollupFailuresParamsDkimResult enum.
+func (e RollupFailuresParamsDkimResult) Valid() bool {
+	switch e {
+	case RollupFailuresParamsDkimResultFail:
+		return true
+	case RollupFailuresParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RollupFailuresParamsSpfResult.
+const (
+	RollupFailuresParamsSpfResultFail RollupFailuresParamsSpfResult = "fail"
+	RollupFailuresParamsSpfResultPass RollupFailuresParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the RollupFailuresParamsSpfResult enum.
+func (e RollupFailuresParamsSpfResult) Valid() bool {
+	switch e {
+	case RollupFailuresParamsSpfResultFail:
+		return true
+	case RollupFailuresParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RollupFailuresParamsDisposition.
+const (
+	RollupFailuresParamsDispositionNone       RollupFailuresParamsDisposition = "none"
+	RollupFailuresParamsDispositionPass       RollupFailuresParamsDisposition = "pass"
+	RollupFailuresParamsDispositionQuarantine RollupFailuresParamsDisposition = "quarantine"
+	RollupFailuresParamsDispositionReject     RollupFailuresParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the RollupFailuresParamsDisposition enum.
+func (e RollupFailuresParamsDisposition) Valid() bool {
+	switch e {
+	case RollupFailuresParamsDispositionNone:
+		return true
+	case RollupFailuresParamsDispositionPass:
+		return true
+	case RollupFailuresParamsDispositionQuarantine:
+		return true
+	case RollupFailuresParamsDispositionReject:
 		return true
 	default:
 		return false
@@ -2357,6 +2615,124 @@ type EnrichTask struct {
 	TaskId string `json:"task_id"`
 }
 
+// FailureCount defines model for FailureCount.
+type FailureCount struct {
+	Reports int64  `json:"reports"`
+	Value   string `json:"value"`
+}
+
+// FailureReport A DMARC failure (forensic) report: RFC 6591 ARF, or a plain-text report
+type FailureReport struct {
+	ArrivalDate *time.Time `json:"arrival_date"`
+
+	// AuthFailure The failed mechanism: dmarc, dkim, spf, bodyhash, signed, adsp, revoked
+	AuthFailure    string                  `json:"auth_failure"`
+	CreatedAt      time.Time               `json:"created_at"`
+	DeliveryResult string                  `json:"delivery_result"`
+	Disposition    string                  `json:"disposition"`
+	DkimResult     FailureReportDkimResult `json:"dkim_result"`
+
+	// Domain Reported-Domain (else header.from, else the sample's From domain)
+	Domain           string              `json:"domain"`
+	FeedbackType     string              `json:"feedback_type"`
+	Format           FailureReportFormat `json:"format"`
+	Id               int64               `json:"id"`
+	IngestId         int64               `json:"ingest_id"`
+	OriginalMailFrom string              `json:"original_mail_from"`
+
+	// Redacted Address local parts and the body were not stored (VIGIL_FAILURE_REDACT)
+	Redacted bool `json:"redacted"`
+
+	// ReportedBy Who sent the report: the domain of its From
+	ReportedBy string                 `json:"reported_by"`
+	SourceIp   *string                `json:"source_ip"`
+	SpfResult  FailureReportSpfResult `json:"spf_result"`
+	Subject    string                 `json:"subject"`
+	UserAgent  string                 `json:"user_agent"`
+	Version    string                 `json:"version"`
+	Warnings   []string               `json:"warnings"`
+}
+
+// FailureReportDkimResult defines model for FailureReport.DkimResult.
+type FailureReportDkimResult string
+
+// FailureReportFormat defines model for FailureReport.Format.
+type FailureReportFormat string
+
+// FailureReportSpfResult defines model for FailureReport.SpfResult.
+type FailureReportSpfResult string
+
+// FailureReportDetail defines model for FailureReportDetail.
+type FailureReportDetail struct {
+	ArrivalDate *time.Time `json:"arrival_date"`
+
+	// AuthFailure The failed mechanism: dmarc, dkim, spf, bodyhash, signed, adsp, revoked
+	AuthFailure           string                        `json:"auth_failure"`
+	AuthenticationResults []string                      `json:"authentication_results"`
+	CreatedAt             time.Time                     `json:"created_at"`
+	DeliveryResult        string                        `json:"delivery_result"`
+	Disposition           string                        `json:"disposition"`
+	DkimDomain            string                        `json:"dkim_domain"`
+	DkimIdentity          string                        `json:"dkim_identity"`
+	DkimResult            FailureReportDetailDkimResult `json:"dkim_result"`
+	DkimSelector          string                        `json:"dkim_selector"`
+
+	// Domain Reported-Domain (else header.from, else the sample's From domain)
+	Domain             string                    `json:"domain"`
+	FeedbackType       string                    `json:"feedback_type"`
+	Format             FailureReportDetailFormat `json:"format"`
+	Id                 int64                     `json:"id"`
+	IdentityAlignment  string                    `json:"identity_alignment"`
+	IngestId           int64                     `json:"ingest_id"`
+	OriginalEnvelopeId string                    `json:"original_envelope_id"`
+	OriginalMailFrom   string                    `json:"original_mail_from"`
+	OriginalRcptTo     []string                  `json:"original_rcpt_to"`
+
+	// Redacted Address local parts and the body were not stored (VIGIL_FAILURE_REDACT)
+	Redacted bool `json:"redacted"`
+
+	// ReportedBy Who sent the report: the domain of its From
+	ReportedBy  string   `json:"reported_by"`
+	ReportedUri []string `json:"reported_uri"`
+
+	// SampleBody null with redaction on
+	SampleBody    *string `json:"sample_body"`
+	SampleHeaders []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"sample_headers"`
+	SourceIp  *string                      `json:"source_ip"`
+	SpfDns    string                       `json:"spf_dns"`
+	SpfResult FailureReportDetailSpfResult `json:"spf_result"`
+	Subject   string                       `json:"subject"`
+	UserAgent string                       `json:"user_agent"`
+	Version   string                       `json:"version"`
+	Warnings  []string                     `json:"warnings"`
+}
+
+// FailureReportDetailDkimResult defines model for FailureReportDetail.DkimResult.
+type FailureReportDetailDkimResult string
+
+// FailureReportDetailFormat defines model for FailureReportDetail.Format.
+type FailureReportDetailFormat string
+
+// FailureReportDetailSpfResult defines model for FailureReportDetail.SpfResult.
+type FailureReportDetailSpfResult string
+
+// FailureRollup defines model for FailureRollup.
+type FailureRollup struct {
+	AuthFailures []FailureCount `json:"auth_failures"`
+	Days         []struct {
+		Date    openapi_types.Date `json:"date"`
+		Domain  string             `json:"domain"`
+		Reports int64              `json:"reports"`
+	} `json:"days"`
+	Domains   []FailureCount `json:"domains"`
+	Reporters []FailureCount `json:"reporters"`
+	Reports   int64          `json:"reports"`
+	SourceIps []FailureCount `json:"source_ips"`
+}
+
 // GeoCacheStats defines model for GeoCacheStats.
 type GeoCacheStats struct {
 	DnsExpired int            `json:"dns_expired"`
@@ -3095,6 +3471,122 @@ type SenderMapping struct {
 // SenderMappingKind defines model for SenderMapping.Kind.
 type SenderMappingKind string
 
+// TLSFailureDetail defines model for TLSFailureDetail.
+type TLSFailureDetail struct {
+	AdditionalInformation string `json:"additional_information"`
+	FailedSessionCount    int64  `json:"failed_session_count"`
+	FailureReasonCode     string `json:"failure_reason_code"`
+	ReceivingIp           string `json:"receiving_ip"`
+	ReceivingMxHelo       string `json:"receiving_mx_helo"`
+	ReceivingMxHostname   string `json:"receiving_mx_hostname"`
+
+	// ResultType RFC 8460 §4.3 result type, e.g. certificate-expired, starttls-not-supported, sts-policy-fetch-error
+	ResultType   string `json:"result_type"`
+	SendingMtaIp string `json:"sending_mta_ip"`
+}
+
+// TLSIntakeResult defines model for TLSIntakeResult.
+type TLSIntakeResult struct {
+	IngestId int64 `json:"ingest_id"`
+
+	// Status duplicate: the same bytes were received before, as ingest_id
+	Status TLSIntakeResultStatus `json:"status"`
+}
+
+// TLSIntakeResultStatus duplicate: the same bytes were received before, as ingest_id
+type TLSIntakeResultStatus string
+
+// TLSPolicy defines model for TLSPolicy.
+type TLSPolicy struct {
+	FailedSessions int64              `json:"failed_sessions"`
+	FailureDetails []TLSFailureDetail `json:"failure_details"`
+
+	// MxHost MX host patterns (mx-host or mx-host-pattern)
+	MxHost       []string `json:"mx_host"`
+	PolicyDomain string   `json:"policy_domain"`
+	PolicyString []string `json:"policy_string"`
+
+	// PolicyType sts, tlsa or no-policy-found (another value is kept with a warning)
+	PolicyType         string `json:"policy_type"`
+	SuccessfulSessions int64  `json:"successful_sessions"`
+}
+
+// TLSReport An SMTP TLS report (RFC 8460); sessions summed over its policies
+type TLSReport struct {
+	ContactInfo    string    `json:"contact_info"`
+	CreatedAt      time.Time `json:"created_at"`
+	DateBegin      time.Time `json:"date_begin"`
+	DateEnd        time.Time `json:"date_end"`
+	FailedSessions int64     `json:"failed_sessions"`
+
+	// FailureRate failed / (successful + failed), 0 with no sessions
+	FailureRate      float32 `json:"failure_rate"`
+	Id               int64   `json:"id"`
+	IngestId         int64   `json:"ingest_id"`
+	OrganizationName string  `json:"organization_name"`
+
+	// PolicyDomain The first policy's domain ("" when the report names none)
+	PolicyDomain       string   `json:"policy_domain"`
+	PolicyDomains      []string `json:"policy_domains"`
+	ReportId           string   `json:"report_id"`
+	SuccessfulSessions int64    `json:"successful_sessions"`
+	Warnings           []string `json:"warnings"`
+}
+
+// TLSReportDetail defines model for TLSReportDetail.
+type TLSReportDetail struct {
+	ContactInfo    string    `json:"contact_info"`
+	CreatedAt      time.Time `json:"created_at"`
+	DateBegin      time.Time `json:"date_begin"`
+	DateEnd        time.Time `json:"date_end"`
+	FailedSessions int64     `json:"failed_sessions"`
+
+	// FailureRate failed / (successful + failed), 0 with no sessions
+	FailureRate      float32     `json:"failure_rate"`
+	Id               int64       `json:"id"`
+	IngestId         int64       `json:"ingest_id"`
+	OrganizationName string      `json:"organization_name"`
+	Policies         []TLSPolicy `json:"policies"`
+
+	// PolicyDomain The first policy's domain ("" when the report names none)
+	PolicyDomain       string   `json:"policy_domain"`
+	PolicyDomains      []string `json:"policy_domains"`
+	ReportId           string   `json:"report_id"`
+	SuccessfulSessions int64    `json:"successful_sessions"`
+	Warnings           []string `json:"warnings"`
+}
+
+// TLSRollup defines model for TLSRollup.
+type TLSRollup struct {
+	Days []struct {
+		Date               openapi_types.Date `json:"date"`
+		Domain             string             `json:"domain"`
+		FailedSessions     int64              `json:"failed_sessions"`
+		SuccessfulSessions int64              `json:"successful_sessions"`
+	} `json:"days"`
+
+	// DaysTruncated More than 3660 domain-days matched: narrow the window or the domain
+	DaysTruncated bool `json:"days_truncated"`
+	Domains       []struct {
+		Domain             string  `json:"domain"`
+		FailedSessions     int64   `json:"failed_sessions"`
+		FailureRate        float32 `json:"failure_rate"`
+		SuccessfulSessions int64   `json:"successful_sessions"`
+	} `json:"domains"`
+	FailedSessions int64   `json:"failed_sessions"`
+	FailureRate    float32 `json:"failure_rate"`
+	FailureTypes   []struct {
+		FailedSessions int64  `json:"failed_sessions"`
+		ResultType     string `json:"result_type"`
+	} `json:"failure_types"`
+	Reports            int64 `json:"reports"`
+	SuccessfulSessions int64 `json:"successful_sessions"`
+	TopMxHosts         []struct {
+		FailedSessions      int64  `json:"failed_sessions"`
+		ReceivingMxHostname string `json:"receiving_mx_hostname"`
+	} `json:"top_mx_hosts"`
+}
+
 // TaskStatus defines model for TaskStatus.
 type TaskStatus struct {
 	CompletedAt   *time.Time `json:"completed_at"`
@@ -3327,6 +3819,54 @@ type ListDomainsParamsSpfResult string
 
 // ListDomainsParamsDisposition defines parameters for ListDomains.
 type ListDomainsParamsDisposition string
+
+// ListFailureReportsParams defines parameters for ListFailureReports.
+type ListFailureReportsParams struct {
+	// Domain Reported domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName The reporter: the domain of the report's sender (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N days (by arrival date, else when the file came in); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start First day (2006-01-02), or an RFC 3339 time
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End Last day, inclusive (2006-01-02), or an RFC 3339 time
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp Reports about messages from this address
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange Reports about messages from inside this CIDR prefix
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult DKIM result in the report's Authentication-Results
+	DkimResult *ListFailureReportsParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult SPF result in the report's Authentication-Results
+	SpfResult *ListFailureReportsParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition dis= of the DMARC result
+	Disposition *ListFailureReportsParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Page Page, from 1
+	Page *int `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page
+	PageSize *int `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// ListFailureReportsParamsDkimResult defines parameters for ListFailureReports.
+type ListFailureReportsParamsDkimResult string
+
+// ListFailureReportsParamsSpfResult defines parameters for ListFailureReports.
+type ListFailureReportsParamsSpfResult string
+
+// ListFailureReportsParamsDisposition defines parameters for ListFailureReports.
+type ListFailureReportsParamsDisposition string
 
 // ListIngestsParams defines parameters for ListIngests.
 type ListIngestsParams struct {
@@ -3568,6 +4108,51 @@ type RollupFailureTrendParamsSpfResult string
 // RollupFailureTrendParamsDisposition defines parameters for RollupFailureTrend.
 type RollupFailureTrendParamsDisposition string
 
+// RollupFailuresParams defines parameters for RollupFailures.
+type RollupFailuresParams struct {
+	// Domain Reported domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName The reporter: the domain of the report's sender (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N days (by arrival date, else when the file came in); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start First day (2006-01-02), or an RFC 3339 time
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End Last day, inclusive (2006-01-02), or an RFC 3339 time
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp Reports about messages from this address
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange Reports about messages from inside this CIDR prefix
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult DKIM result in the report's Authentication-Results
+	DkimResult *RollupFailuresParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult SPF result in the report's Authentication-Results
+	SpfResult *RollupFailuresParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition dis= of the DMARC result
+	Disposition *RollupFailuresParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Limit How many of each ranking
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// RollupFailuresParamsDkimResult defines parameters for RollupFailures.
+type RollupFailuresParamsDkimResult string
+
+// RollupFailuresParamsSpfResult defines parameters for RollupFailures.
+type RollupFailuresParamsSpfResult string
+
+// RollupFailuresParamsDisposition defines parameters for RollupFailures.
+type RollupFailuresParamsDisposition string
+
 // RollupPolicyParams defines parameters for RollupPolicy.
 type RollupPolicyParams struct {
 	// Domain Policy domain (case-insensitive)
@@ -3754,6 +4339,33 @@ type RollupTimelineParamsDisposition string
 // RollupTimelineParamsInterval defines parameters for RollupTimeline.
 type RollupTimelineParamsInterval string
 
+// RollupTLSParams defines parameters for RollupTLS.
+type RollupTLSParams struct {
+	// Domain Policy domain (case-insensitive): reports with a policy for it
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporting organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N days (by the start of a report's period); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start First day (2006-01-02), or an RFC 3339 time
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End Last day, inclusive (2006-01-02), or an RFC 3339 time
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp Reports with a failure detail from this sending MTA address
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange Reports with a failure detail from a sending MTA inside this CIDR prefix
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// Limit How many domains, failure types and MX hosts to list
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // RollupTopOrganizationsParams defines parameters for RollupTopOrganizations.
 type RollupTopOrganizationsParams struct {
 	// Domain Policy domain (case-insensitive)
@@ -3846,6 +4458,36 @@ type ListSendersParamsSpfResult string
 // ListSendersParamsDisposition defines parameters for ListSenders.
 type ListSendersParamsDisposition string
 
+// ListTLSReportsParams defines parameters for ListTLSReports.
+type ListTLSReportsParams struct {
+	// Domain Policy domain (case-insensitive): reports with a policy for it
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporting organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N days (by the start of a report's period); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start First day (2006-01-02), or an RFC 3339 time
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End Last day, inclusive (2006-01-02), or an RFC 3339 time
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp Reports with a failure detail from this sending MTA address
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange Reports with a failure detail from a sending MTA inside this CIDR prefix
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// Page Page, from 1
+	Page *int `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page
+	PageSize *int `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
 // UploadMultipartBody defines parameters for Upload.
 type UploadMultipartBody struct {
 	Files *[]openapi_types.File `json:"files,omitempty"`
@@ -3882,6 +4524,9 @@ type TriggerProcessReportsJSONBody struct {
 	// Failed Also re-parse files that failed
 	Failed *bool `json:"failed,omitempty"`
 }
+
+// PostTLSReportApplicationTLSrptPlusJSONBody defines parameters for PostTLSReport.
+type PostTLSReportApplicationTLSrptPlusJSONBody = map[string]interface{}
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -3945,6 +4590,9 @@ type TriggerEmailIngestionJSONRequestBody TriggerEmailIngestionJSONBody
 
 // TriggerProcessReportsJSONRequestBody defines body for TriggerProcessReports for application/json ContentType.
 type TriggerProcessReportsJSONRequestBody TriggerProcessReportsJSONBody
+
+// PostTLSReportApplicationTLSrptPlusJSONRequestBody defines body for PostTLSReport for application/tlsrpt+json ContentType.
+type PostTLSReportApplicationTLSrptPlusJSONRequestBody = PostTLSReportApplicationTLSrptPlusJSONBody
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = NewUser
@@ -4717,6 +5365,16 @@ type ClientInterface interface {
 	// Corresponds with GET /api/domains (the `ListDomains` operationId).
 	ListDomains(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListFailureReports DMARC failure reports, newest first, under the common filters
+	//
+	// Corresponds with GET /api/failure-reports (the `ListFailureReports` operationId).
+	ListFailureReports(ctx context.Context, params *ListFailureReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetFailureReport One failure report with the original message's headers (and body only with redaction off)
+	//
+	// Corresponds with GET /api/failure-reports/{id} (the `GetFailureReport` operationId).
+	GetFailureReport(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListIngests Received files, newest first: find every failed file with one request
 	//
 	// Corresponds with GET /api/ingests (the `ListIngests` operationId).
@@ -4828,6 +5486,11 @@ type ClientInterface interface {
 	// Corresponds with GET /api/rollup/failure-trend (the `RollupFailureTrend` operationId).
 	RollupFailureTrend(ctx context.Context, params *RollupFailureTrendParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RollupFailures Failure reports per domain and day, by failed mechanism, source IP, reporter and domain
+	//
+	// Corresponds with GET /api/rollup/failures (the `RollupFailures` operationId).
+	RollupFailures(ctx context.Context, params *RollupFailuresParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RollupPolicy Policy compliance per domain: messages whose disposition matched the published policy, and not
 	//
 	// Policy compliance per domain: messages whose disposition matched the published policy, and not. Needs the viewer role or above.
@@ -4855,6 +5518,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/rollup/timeline (the `RollupTimeline` operationId).
 	RollupTimeline(ctx context.Context, params *RollupTimelineParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RollupTLS TLS sessions per domain and day, per domain, failure types and the MX hosts with the most failed sessions
+	//
+	// Corresponds with GET /api/rollup/tls (the `RollupTLS` operationId).
+	RollupTLS(ctx context.Context, params *RollupTLSParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RollupTopOrganizations Top reporters by messages
 	//
@@ -4891,6 +5559,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /api/senders/mappings/{id} (the `DeleteSenderMapping` operationId).
 	DeleteSenderMapping(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListTLSReports SMTP TLS reports (RFC 8460), newest first, under the common filters
+	//
+	// Corresponds with GET /api/tls-reports (the `ListTLSReports` operationId).
+	ListTLSReports(ctx context.Context, params *ListTLSReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTLSReport One SMTP TLS report with its policies and failure details
+	//
+	// Corresponds with GET /api/tls-reports/{id} (the `GetTLSReport` operationId).
+	GetTLSReport(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UploadWithBody Upload report files (XML, gz, zip, e-mail); one bad file never fails the others
 	//
@@ -5042,6 +5720,24 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /tasks/trigger/process-reports (the `TriggerProcessReports` operationId).
 	TriggerProcessReports(ctx context.Context, body TriggerProcessReportsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostTLSReportWithBody HTTPS intake of SMTP TLS reports (RFC 8460 §3); no login
+	//
+	// A reporting MTA posts one report, application/tlsrpt+gzip or application/tlsrpt+json. It is read at once (a refused report is not stored), then stored and parsed by the pipeline like an upload; the same bytes again answer duplicate with the first ingest. Limits: VIGIL_TLSRPT_MAX_BYTES (body), VIGIL_TLSRPT_MAX_DECOMPRESSED_BYTES (report), VIGIL_RATE_LIMIT_TLSRPT (per client address). Needs no credentials.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /tlsrpt (the `PostTLSReport` operationId).
+	PostTLSReportWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostTLSReportWithApplicationTLSrptPlusJSONBody HTTPS intake of SMTP TLS reports (RFC 8460 §3); no login
+	//
+	// A reporting MTA posts one report, application/tlsrpt+gzip or application/tlsrpt+json. It is read at once (a refused report is not stored), then stored and parsed by the pipeline like an upload; the same bytes again answer duplicate with the first ingest. Limits: VIGIL_TLSRPT_MAX_BYTES (body), VIGIL_TLSRPT_MAX_DECOMPRESSED_BYTES (report), VIGIL_RATE_LIMIT_TLSRPT (per client address). Needs no credentials.
+	//
+	// Takes a body of the `application/tlsrpt+json` content type.
+	//
+	// Corresponds with POST /tlsrpt (the `PostTLSReport` operationId).
+	PostTLSReportWithApplicationTLSrptPlusJSONBody(ctx context.Context, body PostTLSReportApplicationTLSrptPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListUsers Accounts
 	//
@@ -5708,6 +6404,36 @@ func (c *Client) ListDomains(ctx context.Context, params *ListDomainsParams, req
 	return c.Client.Do(req)
 }
 
+// ListFailureReports DMARC failure reports, newest first, under the common filters
+//
+// Corresponds with GET /api/failure-reports (the `ListFailureReports` operationId).
+func (c *Client) ListFailureReports(ctx context.Context, params *ListFailureReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListFailureReportsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetFailureReport One failure report with the original message's headers (and body only with redaction off)
+//
+// Corresponds with GET /api/failure-reports/{id} (the `GetFailureReport` operationId).
+func (c *Client) GetFailureReport(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetFailureReportRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListIngests Received files, newest first: find every failed file with one request
 //
 // Corresponds with GET /api/ingests (the `ListIngests` operationId).
@@ -5969,6 +6695,21 @@ func (c *Client) RollupFailureTrend(ctx context.Context, params *RollupFailureTr
 	return c.Client.Do(req)
 }
 
+// RollupFailures Failure reports per domain and day, by failed mechanism, source IP, reporter and domain
+//
+// Corresponds with GET /api/rollup/failures (the `RollupFailures` operationId).
+func (c *Client) RollupFailures(ctx context.Context, params *RollupFailuresParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRollupFailuresRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RollupPolicy Policy compliance per domain: messages whose disposition matched the published policy, and not
 //
 // Policy compliance per domain: messages whose disposition matched the published policy, and not. Needs the viewer role or above.
@@ -6027,6 +6768,21 @@ func (c *Client) RollupSummary(ctx context.Context, params *RollupSummaryParams,
 // Corresponds with GET /api/rollup/timeline (the `RollupTimeline` operationId).
 func (c *Client) RollupTimeline(ctx context.Context, params *RollupTimelineParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRollupTimelineRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RollupTLS TLS sessions per domain and day, per domain, failure types and the MX hosts with the most failed sessions
+//
+// Corresponds with GET /api/rollup/tls (the `RollupTLS` operationId).
+func (c *Client) RollupTLS(ctx context.Context, params *RollupTLSParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRollupTLSRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6123,6 +6879,36 @@ func (c *Client) PutSenderMapping(ctx context.Context, body PutSenderMappingJSON
 // Corresponds with DELETE /api/senders/mappings/{id} (the `DeleteSenderMapping` operationId).
 func (c *Client) DeleteSenderMapping(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteSenderMappingRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListTLSReports SMTP TLS reports (RFC 8460), newest first, under the common filters
+//
+// Corresponds with GET /api/tls-reports (the `ListTLSReports` operationId).
+func (c *Client) ListTLSReports(ctx context.Context, params *ListTLSReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTLSReportsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTLSReport One SMTP TLS report with its policies and failure details
+//
+// Corresponds with GET /api/tls-reports/{id} (the `GetTLSReport` operationId).
+func (c *Client) GetTLSReport(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTLSReportRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -6464,6 +7250,44 @@ func (c *Client) TriggerProcessReportsWithBody(ctx context.Context, contentType 
 // Corresponds with POST /tasks/trigger/process-reports (the `TriggerProcessReports` operationId).
 func (c *Client) TriggerProcessReports(ctx context.Context, body TriggerProcessReportsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewTriggerProcessReportsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostTLSReportWithBody HTTPS intake of SMTP TLS reports (RFC 8460 §3); no login
+//
+// A reporting MTA posts one report, application/tlsrpt+gzip or application/tlsrpt+json. It is read at once (a refused report is not stored), then stored and parsed by the pipeline like an upload; the same bytes again answer duplicate with the first ingest. Limits: VIGIL_TLSRPT_MAX_BYTES (body), VIGIL_TLSRPT_MAX_DECOMPRESSED_BYTES (report), VIGIL_RATE_LIMIT_TLSRPT (per client address). Needs no credentials.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /tlsrpt (the `PostTLSReport` operationId).
+func (c *Client) PostTLSReportWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostTLSReportRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostTLSReportWithApplicationTLSrptPlusJSONBody HTTPS intake of SMTP TLS reports (RFC 8460 §3); no login
+//
+// A reporting MTA posts one report, application/tlsrpt+gzip or application/tlsrpt+json. It is read at once (a refused report is not stored), then stored and parsed by the pipeline like an upload; the same bytes again answer duplicate with the first ingest. Limits: VIGIL_TLSRPT_MAX_BYTES (body), VIGIL_TLSRPT_MAX_DECOMPRESSED_BYTES (report), VIGIL_RATE_LIMIT_TLSRPT (per client address). Needs no credentials.
+//
+// Takes a body of the `application/tlsrpt+json` content type.
+//
+// Corresponds with POST /tlsrpt (the `PostTLSReport` operationId).
+func (c *Client) PostTLSReportWithApplicationTLSrptPlusJSONBody(ctx context.Context, body PostTLSReportApplicationTLSrptPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostTLSReportRequestWithApplicationTLSrptPlusJSONBody(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -8098,6 +8922,226 @@ func NewListDomainsRequest(server string, params *ListDomainsParams) (*http.Requ
 	return req, nil
 }
 
+// NewListFailureReportsRequest constructs an http.Request for the ListFailureReports method
+func NewListFailureReportsRequest(server string, params *ListFailureReportsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/failure-reports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetFailureReportRequest constructs an http.Request for the GetFailureReport method
+func NewGetFailureReportRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/failure-reports/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListIngestsRequest constructs an http.Request for the ListIngests method
 func NewListIngestsRequest(server string, params *ListIngestsParams) (*http.Request, error) {
 	var err error
@@ -9318,6 +10362,180 @@ func NewRollupFailureTrendRequest(server string, params *RollupFailureTrendParam
 	return req, nil
 }
 
+// NewRollupFailuresRequest constructs an http.Request for the RollupFailures method
+func NewRollupFailuresRequest(server string, params *RollupFailuresParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/rollup/failures")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRollupPolicyRequest constructs an http.Request for the RollupPolicy method
 func NewRollupPolicyRequest(server string, params *RollupPolicyParams) (*http.Request, error) {
 	var err error
@@ -10026,6 +11244,144 @@ func NewRollupTimelineRequest(server string, params *RollupTimelineParams) (*htt
 	return req, nil
 }
 
+// NewRollupTLSRequest constructs an http.Request for the RollupTLS method
+func NewRollupTLSRequest(server string, params *RollupTLSParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/rollup/tls")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRollupTopOrganizationsRequest constructs an http.Request for the RollupTopOrganizations method
 func NewRollupTopOrganizationsRequest(server string, params *RollupTopOrganizationsParams) (*http.Request, error) {
 	var err error
@@ -10492,6 +11848,190 @@ func NewDeleteSenderMappingRequest(server string, id int) (*http.Request, error)
 	}
 
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListTLSReportsRequest constructs an http.Request for the ListTLSReports method
+func NewListTLSReportsRequest(server string, params *ListTLSReportsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tls-reports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetTLSReportRequest constructs an http.Request for the GetTLSReport method
+func NewGetTLSReportRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/tls-reports/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -11038,6 +12578,46 @@ func NewTriggerProcessReportsRequestWithBody(server string, contentType string, 
 	}
 
 	operationPath := fmt.Sprintf("/tasks/trigger/process-reports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPostTLSReportRequestWithApplicationTLSrptPlusJSONBody calls the generic PostTLSReport builder with application/tlsrpt+json body
+func NewPostTLSReportRequestWithApplicationTLSrptPlusJSONBody(server string, body PostTLSReportApplicationTLSrptPlusJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostTLSReportRequestWithBody(server, "application/tlsrpt+json", bodyReader)
+}
+
+// NewPostTLSReportRequestWithBody constructs an http.Request for the PostTLSReport method, with any body, and a specified content type
+func NewPostTLSReportRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/tlsrpt")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -11775,6 +13355,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/domains (the `ListDomains` operationId).
 	ListDomainsWithResponse(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*ListDomainsReply, error)
 
+	// ListFailureReportsWithResponse DMARC failure reports, newest first, under the common filters
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/failure-reports (the `ListFailureReports` operationId).
+	ListFailureReportsWithResponse(ctx context.Context, params *ListFailureReportsParams, reqEditors ...RequestEditorFn) (*ListFailureReportsReply, error)
+
+	// GetFailureReportWithResponse One failure report with the original message's headers (and body only with redaction off)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/failure-reports/{id} (the `GetFailureReport` operationId).
+	GetFailureReportWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetFailureReportReply, error)
+
 	// ListIngestsWithResponse Received files, newest first: find every failed file with one request
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -11908,6 +13502,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/rollup/failure-trend (the `RollupFailureTrend` operationId).
 	RollupFailureTrendWithResponse(ctx context.Context, params *RollupFailureTrendParams, reqEditors ...RequestEditorFn) (*RollupFailureTrendReply, error)
 
+	// RollupFailuresWithResponse Failure reports per domain and day, by failed mechanism, source IP, reporter and domain
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/rollup/failures (the `RollupFailures` operationId).
+	RollupFailuresWithResponse(ctx context.Context, params *RollupFailuresParams, reqEditors ...RequestEditorFn) (*RollupFailuresReply, error)
+
 	// RollupPolicyWithResponse Policy compliance per domain: messages whose disposition matched the published policy, and not
 	//
 	// Policy compliance per domain: messages whose disposition matched the published policy, and not. Needs the viewer role or above.
@@ -11943,6 +13544,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/rollup/timeline (the `RollupTimeline` operationId).
 	RollupTimelineWithResponse(ctx context.Context, params *RollupTimelineParams, reqEditors ...RequestEditorFn) (*RollupTimelineReply, error)
+
+	// RollupTLSWithResponse TLS sessions per domain and day, per domain, failure types and the MX hosts with the most failed sessions
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/rollup/tls (the `RollupTLS` operationId).
+	RollupTLSWithResponse(ctx context.Context, params *RollupTLSParams, reqEditors ...RequestEditorFn) (*RollupTLSReply, error)
 
 	// RollupTopOrganizationsWithResponse Top reporters by messages
 	//
@@ -11987,6 +13595,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /api/senders/mappings/{id} (the `DeleteSenderMapping` operationId).
 	DeleteSenderMappingWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteSenderMappingReply, error)
+
+	// ListTLSReportsWithResponse SMTP TLS reports (RFC 8460), newest first, under the common filters
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tls-reports (the `ListTLSReports` operationId).
+	ListTLSReportsWithResponse(ctx context.Context, params *ListTLSReportsParams, reqEditors ...RequestEditorFn) (*ListTLSReportsReply, error)
+
+	// GetTLSReportWithResponse One SMTP TLS report with its policies and failure details
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/tls-reports/{id} (the `GetTLSReport` operationId).
+	GetTLSReportWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetTLSReportReply, error)
 
 	// UploadWithBodyWithResponse Upload report files (XML, gz, zip, e-mail); one bad file never fails the others
 	//
@@ -12154,6 +13776,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /tasks/trigger/process-reports (the `TriggerProcessReports` operationId).
 	TriggerProcessReportsWithResponse(ctx context.Context, body TriggerProcessReportsJSONRequestBody, reqEditors ...RequestEditorFn) (*TriggerProcessReportsReply, error)
+
+	// PostTLSReportWithBodyWithResponse HTTPS intake of SMTP TLS reports (RFC 8460 §3); no login
+	//
+	// A reporting MTA posts one report, application/tlsrpt+gzip or application/tlsrpt+json. It is read at once (a refused report is not stored), then stored and parsed by the pipeline like an upload; the same bytes again answer duplicate with the first ingest. Limits: VIGIL_TLSRPT_MAX_BYTES (body), VIGIL_TLSRPT_MAX_DECOMPRESSED_BYTES (report), VIGIL_RATE_LIMIT_TLSRPT (per client address). Needs no credentials.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tlsrpt (the `PostTLSReport` operationId).
+	PostTLSReportWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostTLSReportReply, error)
+
+	// PostTLSReportWithApplicationTLSrptPlusJSONBodyWithResponse HTTPS intake of SMTP TLS reports (RFC 8460 §3); no login
+	//
+	// A reporting MTA posts one report, application/tlsrpt+gzip or application/tlsrpt+json. It is read at once (a refused report is not stored), then stored and parsed by the pipeline like an upload; the same bytes again answer duplicate with the first ingest. Limits: VIGIL_TLSRPT_MAX_BYTES (body), VIGIL_TLSRPT_MAX_DECOMPRESSED_BYTES (report), VIGIL_RATE_LIMIT_TLSRPT (per client address). Needs no credentials.
+	//
+	// Takes a body of the `application/tlsrpt+json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /tlsrpt (the `PostTLSReport` operationId).
+	PostTLSReportWithApplicationTLSrptPlusJSONBodyWithResponse(ctx context.Context, body PostTLSReportApplicationTLSrptPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PostTLSReportReply, error)
 
 	// ListUsersWithResponse Accounts
 	//
@@ -14544,6 +16184,207 @@ func (r ListDomainsReply) ContentType() string {
 	return ""
 }
 
+// ListFailureReportsReply401Headers the declared response headers of an HTTP 401 response for ListFailureReports
+type ListFailureReportsReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListFailureReportsReply429Headers the declared response headers of an HTTP 429 response for ListFailureReports
+type ListFailureReportsReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ListFailureReportsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Items    []FailureReport `json:"items"`
+		Page     int             `json:"page"`
+		PageSize int             `json:"page_size"`
+		Total    int64           `json:"total"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListFailureReportsReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListFailureReportsReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListFailureReportsReply) GetJSON200() *struct {
+	Items    []FailureReport `json:"items"`
+	Page     int             `json:"page"`
+	PageSize int             `json:"page_size"`
+	Total    int64           `json:"total"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListFailureReportsReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListFailureReportsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListFailureReportsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListFailureReportsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListFailureReportsReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListFailureReportsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListFailureReportsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListFailureReportsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListFailureReportsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetFailureReportReply401Headers the declared response headers of an HTTP 401 response for GetFailureReport
+type GetFailureReportReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetFailureReportReply429Headers the declared response headers of an HTTP 429 response for GetFailureReport
+type GetFailureReportReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type GetFailureReportReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FailureReportDetail
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetFailureReportReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetFailureReportReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetFailureReportReply) GetJSON200() *FailureReportDetail {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetFailureReportReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetFailureReportReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetFailureReportReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetFailureReportReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetFailureReportReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetFailureReportReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetFailureReportReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetFailureReportReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetFailureReportReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetFailureReportReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListIngestsReply struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -15949,6 +17790,98 @@ func (r RollupFailureTrendReply) ContentType() string {
 	return ""
 }
 
+// RollupFailuresReply401Headers the declared response headers of an HTTP 401 response for RollupFailures
+type RollupFailuresReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RollupFailuresReply429Headers the declared response headers of an HTTP 429 response for RollupFailures
+type RollupFailuresReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type RollupFailuresReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FailureRollup
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RollupFailuresReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RollupFailuresReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RollupFailuresReply) GetJSON200() *FailureRollup {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RollupFailuresReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RollupFailuresReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RollupFailuresReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RollupFailuresReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RollupFailuresReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RollupFailuresReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RollupFailuresReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RollupFailuresReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RollupFailuresReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RollupPolicyReply200Headers the declared response headers of an HTTP 200 response for RollupPolicy
 type RollupPolicyReply200Headers struct {
 	RateLimitLimit     *int
@@ -16363,6 +18296,98 @@ func (r RollupTimelineReply) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RollupTimelineReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RollupTLSReply401Headers the declared response headers of an HTTP 401 response for RollupTLS
+type RollupTLSReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RollupTLSReply429Headers the declared response headers of an HTTP 429 response for RollupTLS
+type RollupTLSReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type RollupTLSReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TLSRollup
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RollupTLSReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RollupTLSReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RollupTLSReply) GetJSON200() *TLSRollup {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RollupTLSReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RollupTLSReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RollupTLSReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RollupTLSReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RollupTLSReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RollupTLSReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RollupTLSReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RollupTLSReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RollupTLSReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16854,6 +18879,207 @@ func (r DeleteSenderMappingReply) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteSenderMappingReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListTLSReportsReply401Headers the declared response headers of an HTTP 401 response for ListTLSReports
+type ListTLSReportsReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListTLSReportsReply429Headers the declared response headers of an HTTP 429 response for ListTLSReports
+type ListTLSReportsReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ListTLSReportsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Items    []TLSReport `json:"items"`
+		Page     int         `json:"page"`
+		PageSize int         `json:"page_size"`
+		Total    int64       `json:"total"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListTLSReportsReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListTLSReportsReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTLSReportsReply) GetJSON200() *struct {
+	Items    []TLSReport `json:"items"`
+	Page     int         `json:"page"`
+	PageSize int         `json:"page_size"`
+	Total    int64       `json:"total"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListTLSReportsReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListTLSReportsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListTLSReportsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListTLSReportsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListTLSReportsReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTLSReportsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTLSReportsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTLSReportsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTLSReportsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTLSReportReply401Headers the declared response headers of an HTTP 401 response for GetTLSReport
+type GetTLSReportReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetTLSReportReply429Headers the declared response headers of an HTTP 429 response for GetTLSReport
+type GetTLSReportReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type GetTLSReportReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TLSReportDetail
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetTLSReportReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetTLSReportReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTLSReportReply) GetJSON200() *TLSReportDetail {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetTLSReportReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetTLSReportReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetTLSReportReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetTLSReportReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetTLSReportReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetTLSReportReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTLSReportReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTLSReportReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTLSReportReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTLSReportReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -18198,6 +20424,98 @@ func (r TriggerProcessReportsReply) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r TriggerProcessReportsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostTLSReportReply429Headers the declared response headers of an HTTP 429 response for PostTLSReport
+type PostTLSReportReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type PostTLSReportReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *TLSIntakeResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostTLSReportReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r PostTLSReportReply) GetJSON202() *TLSIntakeResult {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostTLSReportReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostTLSReportReply) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostTLSReportReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PostTLSReportReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostTLSReportReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostTLSReportReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostTLSReportReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostTLSReportReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostTLSReportReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostTLSReportReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -19765,6 +22083,32 @@ func (c *ClientWithResponses) ListDomainsWithResponse(ctx context.Context, param
 	return ParseListDomainsReply(rsp)
 }
 
+// ListFailureReportsWithResponse DMARC failure reports, newest first, under the common filters
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/failure-reports (the `ListFailureReports` operationId).
+func (c *ClientWithResponses) ListFailureReportsWithResponse(ctx context.Context, params *ListFailureReportsParams, reqEditors ...RequestEditorFn) (*ListFailureReportsReply, error) {
+	rsp, err := c.ListFailureReports(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListFailureReportsReply(rsp)
+}
+
+// GetFailureReportWithResponse One failure report with the original message's headers (and body only with redaction off)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/failure-reports/{id} (the `GetFailureReport` operationId).
+func (c *ClientWithResponses) GetFailureReportWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetFailureReportReply, error) {
+	rsp, err := c.GetFailureReport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetFailureReportReply(rsp)
+}
+
 // ListIngestsWithResponse Received files, newest first: find every failed file with one request
 //
 // Returns a wrapper object for the known response body format(s).
@@ -19988,6 +22332,19 @@ func (c *ClientWithResponses) RollupFailureTrendWithResponse(ctx context.Context
 	return ParseRollupFailureTrendReply(rsp)
 }
 
+// RollupFailuresWithResponse Failure reports per domain and day, by failed mechanism, source IP, reporter and domain
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/rollup/failures (the `RollupFailures` operationId).
+func (c *ClientWithResponses) RollupFailuresWithResponse(ctx context.Context, params *RollupFailuresParams, reqEditors ...RequestEditorFn) (*RollupFailuresReply, error) {
+	rsp, err := c.RollupFailures(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRollupFailuresReply(rsp)
+}
+
 // RollupPolicyWithResponse Policy compliance per domain: messages whose disposition matched the published policy, and not
 //
 // Policy compliance per domain: messages whose disposition matched the published policy, and not. Needs the viewer role or above.
@@ -20046,6 +22403,19 @@ func (c *ClientWithResponses) RollupTimelineWithResponse(ctx context.Context, pa
 		return nil, err
 	}
 	return ParseRollupTimelineReply(rsp)
+}
+
+// RollupTLSWithResponse TLS sessions per domain and day, per domain, failure types and the MX hosts with the most failed sessions
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/rollup/tls (the `RollupTLS` operationId).
+func (c *ClientWithResponses) RollupTLSWithResponse(ctx context.Context, params *RollupTLSParams, reqEditors ...RequestEditorFn) (*RollupTLSReply, error) {
+	rsp, err := c.RollupTLS(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRollupTLSReply(rsp)
 }
 
 // RollupTopOrganizationsWithResponse Top reporters by messages
@@ -20126,6 +22496,32 @@ func (c *ClientWithResponses) DeleteSenderMappingWithResponse(ctx context.Contex
 		return nil, err
 	}
 	return ParseDeleteSenderMappingReply(rsp)
+}
+
+// ListTLSReportsWithResponse SMTP TLS reports (RFC 8460), newest first, under the common filters
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tls-reports (the `ListTLSReports` operationId).
+func (c *ClientWithResponses) ListTLSReportsWithResponse(ctx context.Context, params *ListTLSReportsParams, reqEditors ...RequestEditorFn) (*ListTLSReportsReply, error) {
+	rsp, err := c.ListTLSReports(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTLSReportsReply(rsp)
+}
+
+// GetTLSReportWithResponse One SMTP TLS report with its policies and failure details
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/tls-reports/{id} (the `GetTLSReport` operationId).
+func (c *ClientWithResponses) GetTLSReportWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetTLSReportReply, error) {
+	rsp, err := c.GetTLSReport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTLSReportReply(rsp)
 }
 
 // UploadWithBodyWithResponse Upload report files (XML, gz, zip, e-mail); one bad file never fails the others
@@ -20407,6 +22803,36 @@ func (c *ClientWithResponses) TriggerProcessReportsWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParseTriggerProcessReportsReply(rsp)
+}
+
+// PostTLSReportWithBodyWithResponse HTTPS intake of SMTP TLS reports (RFC 8460 §3); no login
+//
+// A reporting MTA posts one report, application/tlsrpt+gzip or application/tlsrpt+json. It is read at once (a refused report is not stored), then stored and parsed by the pipeline like an upload; the same bytes again answer duplicate with the first ingest. Limits: VIGIL_TLSRPT_MAX_BYTES (body), VIGIL_TLSRPT_MAX_DECOMPRESSED_BYTES (report), VIGIL_RATE_LIMIT_TLSRPT (per client address). Needs no credentials.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tlsrpt (the `PostTLSReport` operationId).
+func (c *ClientWithResponses) PostTLSReportWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostTLSReportReply, error) {
+	rsp, err := c.PostTLSReportWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostTLSReportReply(rsp)
+}
+
+// PostTLSReportWithApplicationTLSrptPlusJSONBodyWithResponse HTTPS intake of SMTP TLS reports (RFC 8460 §3); no login
+//
+// A reporting MTA posts one report, application/tlsrpt+gzip or application/tlsrpt+json. It is read at once (a refused report is not stored), then stored and parsed by the pipeline like an upload; the same bytes again answer duplicate with the first ingest. Limits: VIGIL_TLSRPT_MAX_BYTES (body), VIGIL_TLSRPT_MAX_DECOMPRESSED_BYTES (report), VIGIL_RATE_LIMIT_TLSRPT (per client address). Needs no credentials.
+//
+// Takes a body of the `application/tlsrpt+json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /tlsrpt (the `PostTLSReport` operationId).
+func (c *ClientWithResponses) PostTLSReportWithApplicationTLSrptPlusJSONBodyWithResponse(ctx context.Context, body PostTLSReportApplicationTLSrptPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*PostTLSReportReply, error) {
+	rsp, err := c.PostTLSReportWithApplicationTLSrptPlusJSONBody(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostTLSReportReply(rsp)
 }
 
 // ListUsersWithResponse Accounts
@@ -22628,6 +25054,214 @@ func ParseListDomainsReply(rsp *http.Response) (*ListDomainsReply, error) {
 	return response, nil
 }
 
+// ParseListFailureReportsReply parses an HTTP response from a ListFailureReportsWithResponse call
+func ParseListFailureReportsReply(rsp *http.Response) (*ListFailureReportsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListFailureReportsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Items    []FailureReport `json:"items"`
+			Page     int             `json:"page"`
+			PageSize int             `json:"page_size"`
+			Total    int64           `json:"total"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListFailureReportsReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListFailureReportsReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetFailureReportReply parses an HTTP response from a GetFailureReportWithResponse call
+func ParseGetFailureReportReply(rsp *http.Response) (*GetFailureReportReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetFailureReportReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FailureReportDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetFailureReportReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetFailureReportReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListIngestsReply parses an HTTP response from a ListIngestsWithResponse call
 func ParseListIngestsReply(rsp *http.Response) (*ListIngestsReply, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -24192,6 +26826,104 @@ func ParseRollupFailureTrendReply(rsp *http.Response) (*RollupFailureTrendReply,
 	return response, nil
 }
 
+// ParseRollupFailuresReply parses an HTTP response from a RollupFailuresWithResponse call
+func ParseRollupFailuresReply(rsp *http.Response) (*RollupFailuresReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RollupFailuresReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FailureRollup
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RollupFailuresReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RollupFailuresReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseRollupPolicyReply parses an HTTP response from a RollupPolicyWithResponse call
 func ParseRollupPolicyReply(rsp *http.Response) (*RollupPolicyReply, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -24635,6 +27367,104 @@ func ParseRollupTimelineReply(rsp *http.Response) (*RollupTimelineReply, error) 
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers RollupTimelineReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRollupTLSReply parses an HTTP response from a RollupTLSWithResponse call
+func ParseRollupTLSReply(rsp *http.Response) (*RollupTLSReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RollupTLSReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TLSRollup
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RollupTLSReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RollupTLSReply429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25159,6 +27989,214 @@ func ParseDeleteSenderMappingReply(rsp *http.Response) (*DeleteSenderMappingRepl
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers DeleteSenderMappingReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListTLSReportsReply parses an HTTP response from a ListTLSReportsWithResponse call
+func ParseListTLSReportsReply(rsp *http.Response) (*ListTLSReportsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTLSReportsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Items    []TLSReport `json:"items"`
+			Page     int         `json:"page"`
+			PageSize int         `json:"page_size"`
+			Total    int64       `json:"total"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListTLSReportsReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListTLSReportsReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTLSReportReply parses an HTTP response from a GetTLSReportWithResponse call
+func ParseGetTLSReportReply(rsp *http.Response) (*GetTLSReportReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTLSReportReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TLSReportDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetTLSReportReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetTLSReportReply429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26630,6 +29668,101 @@ func ParseTriggerProcessReportsReply(rsp *http.Response) (*TriggerProcessReports
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers TriggerProcessReportsReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostTLSReportReply parses an HTTP response from a PostTLSReportWithResponse call
+func ParsePostTLSReportReply(rsp *http.Response) (*PostTLSReportReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostTLSReportReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest TLSIntakeResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PostTLSReportReply429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

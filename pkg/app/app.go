@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/config"
 	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/enrich"
+	"github.com/vigilhq/vigil/pkg/failure"
 	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
@@ -33,6 +34,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/secretbox"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/tlsrpt"
 	"github.com/vigilhq/vigil/pkg/unwrap"
 	"github.com/vigilhq/vigil/tasks"
 )
@@ -57,6 +59,8 @@ type App struct {
 	Alerts      *alerting.Service
 	Notify      *notify.Service
 	Outbound    *outbound.Policy
+	TLSReports  *tlsrpt.Service  // SMTP TLS reports: parsing, storage, API, POST /tlsrpt
+	Failures    *failure.Service // DMARC failure reports
 	// Auth, Audit and Limiter are built for the api role only (buildAuth).
 	Auth     *auth.Service
 	Audit    *audit.Log
@@ -93,6 +97,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		enq = a.Client
 	}
 	a.Ingest = ingest.New(a.Store, enq, a.Inspector, IngestLimits(cfg.Limits), log.With("component", "ingest"))
+	a.wireReportKinds()
 	// A nil *asynq.Client inside the interface would not compare as nil.
 	var mailEnq mailpoll.Enqueuer
 	if a.Client != nil {
@@ -119,6 +124,17 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		return nil, err
 	}
 	return a, nil
+}
+
+// wireReportKinds builds the services of the other report kinds and routes their payloads in
+// the pipeline to them (by content, as pkg/unwrap classifies them).
+func (a *App) wireReportKinds() {
+	r := a.Cfg.Reports
+	a.TLSReports = tlsrpt.New(tlsrpt.Deps{Store: a.Store, Ingest: a.Ingest, Limits: tlsrpt.Limits{MaxBytes: r.TLSRPTMaxDecompressed},
+		MaxBodyBytes: r.TLSRPTMaxBytes, Log: a.Log.With("component", "tlsrpt")})
+	a.Failures = failure.New(failure.Deps{Store: a.Store, Redact: r.FailureRedact, Log: a.Log.With("component", "failure")})
+	a.Ingest.HandleKind(unwrap.FormatTLSRPT, a.TLSReports.HandlePart)
+	a.Ingest.HandleKind(unwrap.FormatFailure, a.Failures.HandlePart)
 }
 
 // wireAlerts builds alert evaluation and delivery. Both record audit entries in the store's

@@ -148,9 +148,9 @@ func (a *App) buildAuth() error {
 }
 
 // rates maps the configured limits onto the API's rate classes.
-func rates(r config.RateLimits) httpapi.Rates {
+func rates(r config.RateLimits, tlsrpt ratelimit.Rate) httpapi.Rates {
 	return httpapi.Rates{httpapi.RateAPI: r.API, httpapi.RateUpload: r.Upload, httpapi.RateExportCSV: r.ExportCSV,
-		httpapi.RateExportPDF: r.ExportPDF, httpapi.RateAuth: r.Auth}
+		httpapi.RateExportPDF: r.ExportPDF, httpapi.RateAuth: r.Auth, httpapi.RateTLSRPT: tlsrpt}
 }
 
 // bootstrapAdmin creates the first admin when there are no users at all (DESIGN.md): from

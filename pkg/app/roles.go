@@ -155,8 +155,8 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an), Senders: senders.NewAPI(a.Senders, an), GeoStatus: geoStatus{a},
 		Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
-		Alerts: a.Alerts, Notify: a.Notify,
-		Auth: a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
+		Alerts: a.Alerts, Notify: a.Notify, TLSReports: a.TLSReports, Failures: a.Failures,
+		Auth: a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates, a.Cfg.Reports.TLSRPTRate),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, IPv6Prefix: a.Cfg.Auth.IPv6Prefix, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})
 	return &http.Server{

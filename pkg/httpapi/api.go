@@ -19,6 +19,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/enrich"
+	"github.com/vigilhq/vigil/pkg/failure"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/notify"
@@ -26,6 +27,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/route"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/tlsrpt"
 	"github.com/vigilhq/vigil/pkg/web"
 )
 
@@ -59,6 +61,8 @@ type Deps struct {
 	Monitoring  http.Handler
 	Alerts      *alerting.Service // nil: the alert routes answer 503
 	Notify      *notify.Service   // nil: the channel routes answer 503
+	TLSReports  *tlsrpt.Service   // nil: the TLS report routes and POST /tlsrpt answer 503
+	Failures    *failure.Service  // nil: the failure report routes answer 503
 	Web         *web.Site         // nil: the embedded dashboard is built here
 	Limits      Limits
 	TempDir     string // where uploads are spooled before they are stored
@@ -163,12 +167,15 @@ func (a *API) table() []Route {
 	if site == nil {
 		site = web.New()
 	}
-	rs = append(rs, features(RateAPI, an.Routes(), an != nil)...)                       // the rollup answers
-	rs = append(rs, features(RateAPI, a.Geolocation.Routes(), a.Geolocation != nil)...) // geolocation, enrichment
-	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)         // named senders, mappings
-	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)           // alerts, rules, windows
-	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)           // notification channels
-	rs = append(rs, features(RateNone, site.Routes(), true)...)                         // the dashboard (public)
+	rs = append(rs, features(RateAPI, an.Routes(), an != nil)...)                              // the rollup answers
+	rs = append(rs, features(RateAPI, a.Geolocation.Routes(), a.Geolocation != nil)...)        // geolocation, enrichment
+	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)                // named senders, mappings
+	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)                  // alerts, rules, windows
+	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)                  // notification channels
+	rs = append(rs, features(RateAPI, a.TLSReports.Routes(), a.TLSReports != nil)...)          // SMTP TLS reports
+	rs = append(rs, features(RateTLSRPT, a.TLSReports.IntakeRoutes(), a.TLSReports != nil)...) // HTTPS intake (public)
+	rs = append(rs, features(RateAPI, a.Failures.Routes(), a.Failures != nil)...)              // failure reports
+	rs = append(rs, features(RateNone, site.Routes(), true)...)                                // the dashboard (public)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
 		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})

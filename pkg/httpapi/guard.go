@@ -42,6 +42,7 @@ const (
 	RateExportCSV RateClass = "export_csv"
 	RateExportPDF RateClass = "export_pdf"
 	RateAuth      RateClass = "auth"
+	RateTLSRPT    RateClass = "tlsrpt" // POST /tlsrpt, per client address
 )
 
 // Rates are the limits of each class; a zero Rate limits nothing.

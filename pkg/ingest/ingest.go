@@ -53,7 +53,8 @@ type Service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	onNew     func(ctx context.Context, ingestID int64) error
-	fileLevel slog.Level // of the one line per processed file
+	kinds     map[unwrap.Format]KindHandler // report kinds other than DMARC aggregate
+	fileLevel slog.Level                    // of the one line per processed file
 	// outage is set when a task met the database or Redis unreachable; Watch recovers once
 	// they answer again.
 	outage atomic.Bool
@@ -68,6 +69,32 @@ func (s *Service) LogFilesAt(l slog.Level) { s.fileLevel = l }
 // enqueue. Its failure is logged, not returned: the file is done, and the rollup catch-up
 // finds reports no hook handled. Set it before the service is used.
 func (s *Service) OnNewReports(fn func(ctx context.Context, ingestID int64) error) { s.onNew = fn }
+
+// KindResult is what a KindHandler did with one payload.
+type KindResult struct {
+	// Duplicate: the report was stored before from another file.
+	Duplicate bool
+	// Problem is why the payload is no report of its kind (recorded on the file; the other
+	// parts of the file are still read).
+	Problem error
+	// Err is an error of the infrastructure: the whole file stays pending and is retried.
+	Err error
+}
+
+// KindHandler stores the report in one payload of a kind other than DMARC aggregate (SMTP TLS
+// reports, failure reports); the packages that own those kinds provide one each. It must be
+// idempotent: a retried file finds its report stored from this same file, which is not a
+// duplicate.
+type KindHandler func(ctx context.Context, ingestID int64, p unwrap.Part) KindResult
+
+// HandleKind routes the payloads of format f to h instead of recording them as "not stored
+// yet". Set it before the service is used.
+func (s *Service) HandleKind(f unwrap.Format, h KindHandler) {
+	if s.kinds == nil {
+		s.kinds = map[unwrap.Format]KindHandler{}
+	}
+	s.kinds[f] = h
+}
 
 // New builds the pipeline.
 func New(st *store.Store, enq Enqueuer, inspector *asynq.Inspector, lim Limits, log *slog.Logger) *Service {

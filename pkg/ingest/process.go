@@ -357,6 +357,18 @@ type fileRun struct {
 // part handles one payload. Problems with the part are noted and the walk goes on (one bad
 // report never sinks the others in the same zip); only infrastructure errors stop it.
 func (r *fileRun) part(p unwrap.Part) error {
+	if h := r.svc.kinds[p.Format]; h != nil {
+		res := h(r.ctx, r.id, p)
+		switch {
+		case res.Err != nil:
+			return transient{res.Err}
+		case res.Problem != nil:
+			r.o.fail(p.Path, res.Problem)
+		default:
+			r.o.count(store.Saved{Duplicate: res.Duplicate})
+		}
+		return nil
+	}
 	switch p.Format {
 	case unwrap.FormatTLSRPT:
 		r.o.fail(p.Path, errors.New("SMTP TLS report (RFC 8460) recognised; this report type is not stored yet"))
