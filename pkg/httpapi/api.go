@@ -21,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/ml"
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/route"
@@ -59,6 +60,7 @@ type Deps struct {
 	Monitoring  http.Handler
 	Alerts      *alerting.Service // nil: the alert routes answer 503
 	Notify      *notify.Service   // nil: the channel routes answer 503
+	ML          *ml.Service       // nil: the ML, forecast and advice routes answer 503
 	Web         *web.Site         // nil: the embedded dashboard is built here
 	Limits      Limits
 	TempDir     string // where uploads are spooled before they are stored
@@ -168,6 +170,7 @@ func (a *API) table() []Route {
 	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)         // named senders, mappings
 	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)           // alerts, rules, windows
 	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)           // notification channels
+	rs = append(rs, features(RateAPI, a.ML.Routes(), a.ML != nil)...)                   // anomalies, forecasts, advice
 	rs = append(rs, features(RateNone, site.Routes(), true)...)                         // the dashboard (public)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
