@@ -186,7 +186,7 @@ func SES(y []float64, horizon int) Result {
 // the best grid point, clamped to the box. SSE surfaces of exponential smoothing are smooth
 // but may have several local minima; the grid keeps the search from the worst of them.
 func minimise(f func([]float64) float64, k int) []float64 {
-	grid := []float64{0.05, 0.2, 0.4, 0.6, 0.8, 0.95}
+	grid := []float64{0.05, 0.3, 0.6, 0.9}
 	best, bestV := make([]float64, k), math.Inf(1)
 	cur := make([]float64, k)
 	var walk func(d int)
