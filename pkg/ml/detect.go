@@ -63,8 +63,8 @@ type DetectResult struct {
 }
 
 // Detect scores every source with mail in the last days UTC days with the deployed model and
-// stores the predictions (all of them, anomalous or not, with their features); predictions
-// older than 90 days are deleted.
+// stores the predictions (all of them, anomalous or not, with their features). Anomalies are
+// kept 90 days, the other predictions until the next run.
 func (s *Service) Detect(ctx context.Context, days int) (DetectResult, error) {
 	if days < MinDetectDays || days > MaxDetectDays {
 		return DetectResult{}, fmt.Errorf("%w: days: want %d to %d", ErrInvalid, MinDetectDays, MaxDetectDays)
@@ -109,7 +109,10 @@ func (s *Service) Detect(ctx context.Context, days int) (DetectResult, error) {
 			return res, fmt.Errorf("ml: store predictions: %w", err)
 		}
 	}
-	if err := s.db.WithContext(ctx).Where("detected_at < ?", start.Add(-keepPredictions).Unix()).Delete(&predictionRow{}).Error; err != nil {
+	// Anomalies are kept 90 days; the normal sources of a run only until the next run (they
+	// are most rows: a daily run over 100,000 sources would otherwise keep 9 million).
+	if err := s.db.WithContext(ctx).Where("detected_at < ? OR (run_id < ? AND NOT is_anomaly)", start.Add(-keepPredictions).Unix(), runID).
+		Delete(&predictionRow{}).Error; err != nil {
 		s.log.Warn("ml: old predictions not purged", "err", err)
 	}
 	res.DurationMS = s.now().Sub(start).Milliseconds()

@@ -1,7 +1,7 @@
 // Package ml runs Vigil's learning jobs over the rollups: an Isolation Forest (pkg/isoforest)
 // of the sending sources, trained on a window of 30–365 days and versioned with its metadata,
 // the first model deploying itself and later ones by an admin; daily scoring of the sources
-// with the deployed model, predictions kept with their features for 90 days and feeding the
+// with the deployed model, predictions kept with their features (anomalies for 90 days) and feeding the
 // alerting's anomaly rule; Holt-Winters forecasts of each domain's DMARC failure rate and
 // volume (pkg/forecast); and the policy advisor (pkg/advisor). Training and scoring are worker
 // tasks (ml:train, ml:detect), from the API or the scheduler; the package owns their handlers,
@@ -42,7 +42,7 @@ const (
 	MinDetectDays, MaxDetectDays, DefaultDetectDays = 1, 365, 7
 	// MinSamples is the fewest sources a model is trained on.
 	MinSamples = 10
-	// keepPredictions is how long scoring results are kept.
+	// keepPredictions is how long anomalous predictions are kept.
 	keepPredictions = 90 * 24 * time.Hour
 	// staleRun: a training or scoring marked running for longer than the task timeout died
 	// with its worker and no longer blocks another.

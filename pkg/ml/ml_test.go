@@ -107,6 +107,15 @@ func TestSyntheticYear(t *testing.T) {
 		if h != int64(dr.Scored) {
 			t.Errorf("histogram counts %d of %d", h, dr.Scored)
 		}
+		// A later run with the new model: the first run keeps its anomalies only.
+		later := ml.New(ml.Deps{Store: st, Log: testenv.Logger(), Now: func() time.Time { return clock()().Add(time.Hour) }})
+		dr2, err := later.Detect(ctx, 30)
+		if err != nil || dr2.ModelID != tr2.ModelID {
+			t.Fatalf("second run: %+v %v", dr2, err)
+		}
+		if st3, err := s.ModelStats(ctx, tr.ModelID); err != nil || st3.Scored != int64(dr.Anomalies) || st3.Anomalies != int64(dr.Anomalies) {
+			t.Errorf("first model after a second run: %+v %v; want only its %d anomalies kept", st3, err, dr.Anomalies)
+		}
 		if _, err := s.Get(ctx, 999); !errors.Is(err, ml.ErrNotFound) {
 			t.Errorf("model 999: %v", err)
 		}
