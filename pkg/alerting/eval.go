@@ -3,6 +3,8 @@ package alerting
 import (
 	"cmp"
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -200,9 +202,55 @@ func (s *Service) evaluate(ctx context.Context, r Rule, sc scope, today int32) (
 		return s.missingReports(ctx, r, sc, today)
 	case TypeTLSFailure:
 		return s.tlsFailure(ctx, r, sc, today)
+	case TypeAnomaly:
+		return s.anomalies(ctx, r, sc)
 	}
-	// anomaly: its data does not exist yet.
 	return nil, nil
+}
+
+// anomalies: the sources the latest ML scoring run (pkg/ml, table ml_predictions) called
+// anomalous with an Isolation Forest score s(x, n) of at least min_score, one finding per
+// source, for the domain it sent most mail as. A run is a day's scoring, so the rule's
+// cooldown keeps an anomaly that persists from alerting at every hourly check.
+func (s *Service) anomalies(ctx context.Context, r Rule, sc scope) ([]finding, error) {
+	var run sql.NullInt64
+	if err := s.db.WithContext(ctx).Raw("SELECT MAX(run_id) FROM ml_predictions").Row().Scan(&run); err != nil {
+		return nil, err
+	}
+	if !run.Valid {
+		return nil, nil
+	}
+	var rows []struct {
+		IP           string
+		Domain       string
+		Score        float64
+		AnomalyScore float64
+		ModelID      int64
+		DetectedAt   int64
+		Features     string
+	}
+	if err := s.db.WithContext(ctx).Raw(`SELECT ip, domain, score, anomaly_score, model_id, detected_at, features FROM ml_predictions
+		WHERE run_id = ? AND is_anomaly AND anomaly_score >= ? ORDER BY anomaly_score DESC, ip`, run.Int64, r.num["min_score"]).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	names := make(map[string]bool, len(sc.names))
+	for _, n := range sc.names {
+		names[n] = true
+	}
+	var out []finding
+	for _, row := range rows {
+		if !names[row.Domain] {
+			continue
+		}
+		var feat map[string]any
+		_ = json.Unmarshal([]byte(row.Features), &feat)
+		out = append(out, finding{domain: row.Domain, key: row.IP,
+			title: fmt.Sprintf("Anomalous sender %s for %s (score %.2f)", row.IP, row.Domain, row.AnomalyScore),
+			detail: fmt.Sprintf("The anomaly model (model %d) scored %s at %.3f on %s, at or above the rule's %.2f: it sends unlike the domain's other sources. Features: %s.",
+				row.ModelID, row.IP, row.AnomalyScore, time.Unix(row.DetectedAt, 0).UTC().Format(time.DateOnly), r.num["min_score"], row.Features),
+			data: map[string]any{"ip": row.IP, "anomaly_score": row.AnomalyScore, "score": row.Score, "model_id": row.ModelID, "features": feat}})
+	}
+	return out, nil
 }
 
 // passCodes are the outcome codes DMARC passes (aligned DKIM or aligned SPF).

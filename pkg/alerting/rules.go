@@ -14,8 +14,8 @@ import (
 	"gorm.io/gorm"
 )
 
-// Rule types (DESIGN.md). anomaly and tls_failure are declared for the features that will feed
-// them (ML scoring, TLS reports); until then a rule of those types is kept but raises nothing.
+// Rule types (DESIGN.md). anomaly reads the ML scoring runs (pkg/ml); tls_failure is declared
+// for TLS reports and until they exist a rule of that type is kept but raises nothing.
 const (
 	TypeFailureRate     = "failure_rate"
 	TypeVolumeSpike     = "volume_spike"
@@ -70,7 +70,7 @@ var paramSpecs = map[string]map[string]param{
 		"lookback_days":   {def: 14, min: 2, max: 365, whole: true, doc: "the period before the silence the reporter's habit is read from"},
 		"min_active_days": {def: 7, min: 1, max: 365, whole: true, doc: "days with a report in the lookback that make a reporter regular"},
 	},
-	TypeAnomaly: {"min_score": {def: 0.8, min: 0, max: 1, doc: "anomaly score from the ML jobs"}},
+	TypeAnomaly: {"min_score": {def: 0.6, min: 0, max: 1, doc: "Isolation Forest score s(x, n) of the latest ML scoring run (0.5 is average; anomalies score higher)"}},
 	TypeTLSFailure: {
 		"threshold":    {def: 0.05, min: 0.0001, max: 1, doc: "failed TLS session share (SMTP TLS reports, RFC 8460)"},
 		"window_days":  {def: 2, min: 1, max: 365, whole: true, doc: "UTC days ending today (reports cover the day before they arrive)"},

@@ -516,6 +516,27 @@ func (e FailureReportDetailSpfResult) Valid() bool {
 	}
 }
 
+// Defines values for ForecastSeriesMethod.
+const (
+	HoltWintersAdditive        ForecastSeriesMethod = "holt_winters_additive"
+	InsufficientData           ForecastSeriesMethod = "insufficient_data"
+	SimpleExponentialSmoothing ForecastSeriesMethod = "simple_exponential_smoothing"
+)
+
+// Valid indicates whether the value is a known member of the ForecastSeriesMethod enum.
+func (e ForecastSeriesMethod) Valid() bool {
+	switch e {
+	case HoltWintersAdditive:
+		return true
+	case InsufficientData:
+		return true
+	case SimpleExponentialSmoothing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GeoLookupDnsStatus.
 const (
 	GeoLookupDnsStatusError       GeoLookupDnsStatus = "error"
@@ -606,6 +627,45 @@ func (e IngestPageItemsStatus) Valid() bool {
 	case IngestPageItemsStatusPending:
 		return true
 	case IngestPageItemsStatusProcessed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MLModelStatus.
+const (
+	MLModelStatusFailed   MLModelStatus = "failed"
+	MLModelStatusReady    MLModelStatus = "ready"
+	MLModelStatusTraining MLModelStatus = "training"
+)
+
+// Valid indicates whether the value is a known member of the MLModelStatus enum.
+func (e MLModelStatus) Valid() bool {
+	switch e {
+	case MLModelStatusFailed:
+		return true
+	case MLModelStatusReady:
+		return true
+	case MLModelStatusTraining:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MLTrainResultStatus.
+const (
+	MLTrainResultStatusFailed MLTrainResultStatus = "failed"
+	MLTrainResultStatusReady  MLTrainResultStatus = "ready"
+)
+
+// Valid indicates whether the value is a known member of the MLTrainResultStatus enum.
+func (e MLTrainResultStatus) Valid() bool {
+	switch e {
+	case MLTrainResultStatusFailed:
+		return true
+	case MLTrainResultStatusReady:
 		return true
 	default:
 		return false
@@ -807,6 +867,51 @@ func (e NewUserRole) Valid() bool {
 	}
 }
 
+// Defines values for PolicyAdviceStage.
+const (
+	PolicyAdviceStageAtTarget    PolicyAdviceStage = "at_target"
+	PolicyAdviceStageCollectData PolicyAdviceStage = "collect_data"
+	PolicyAdviceStageFixSenders  PolicyAdviceStage = "fix_senders"
+	PolicyAdviceStageReady       PolicyAdviceStage = "ready"
+)
+
+// Valid indicates whether the value is a known member of the PolicyAdviceStage enum.
+func (e PolicyAdviceStage) Valid() bool {
+	switch e {
+	case PolicyAdviceStageAtTarget:
+		return true
+	case PolicyAdviceStageCollectData:
+		return true
+	case PolicyAdviceStageFixSenders:
+		return true
+	case PolicyAdviceStageReady:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PolicyStepPolicy.
+const (
+	PolicyStepPolicyNone       PolicyStepPolicy = "none"
+	PolicyStepPolicyQuarantine PolicyStepPolicy = "quarantine"
+	PolicyStepPolicyReject     PolicyStepPolicy = "reject"
+)
+
+// Valid indicates whether the value is a known member of the PolicyStepPolicy enum.
+func (e PolicyStepPolicy) Valid() bool {
+	switch e {
+	case PolicyStepPolicyNone:
+		return true
+	case PolicyStepPolicyQuarantine:
+		return true
+	case PolicyStepPolicyReject:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProblemType.
 const (
 	AboutBlank                                        ProblemType = "about:blank"
@@ -878,16 +983,16 @@ func (e ProblemType) Valid() bool {
 
 // Defines values for ReadinessStatus.
 const (
-	Ready       ReadinessStatus = "ready"
-	Unavailable ReadinessStatus = "unavailable"
+	ReadinessStatusReady       ReadinessStatus = "ready"
+	ReadinessStatusUnavailable ReadinessStatus = "unavailable"
 )
 
 // Valid indicates whether the value is a known member of the ReadinessStatus enum.
 func (e ReadinessStatus) Valid() bool {
 	switch e {
-	case Ready:
+	case ReadinessStatusReady:
 		return true
-	case Unavailable:
+	case ReadinessStatusUnavailable:
 		return true
 	default:
 		return false
@@ -2555,6 +2660,34 @@ type AlertSuppressionList struct {
 	Total    int                `json:"total"`
 }
 
+// AnomalyList defines model for AnomalyList.
+type AnomalyList struct {
+	Items    []AnomalyPrediction `json:"items"`
+	Page     int                 `json:"page"`
+	PageSize int                 `json:"page_size"`
+	Total    int                 `json:"total"`
+}
+
+// AnomalyPrediction defines model for AnomalyPrediction.
+type AnomalyPrediction struct {
+	// AnomalyScore s(x, n) of Liu, Ting & Zhou 2008
+	AnomalyScore float32   `json:"anomaly_score"`
+	DetectedAt   time.Time `json:"detected_at"`
+
+	// Domain the policy domain the source sent most as
+	Domain string `json:"domain"`
+
+	// Features the scored feature values by name, with messages, asn and sender
+	Features  map[string]interface{} `json:"features"`
+	Ip        string                 `json:"ip"`
+	IsAnomaly bool                   `json:"is_anomaly"`
+	ModelId   int                    `json:"model_id"`
+	RunId     int                    `json:"run_id"`
+
+	// Score threshold − s(x, n): lower is more anomalous, below 0 an anomaly (the seed's convention)
+	Score float32 `json:"score"`
+}
+
 // AuditEntry defines model for AuditEntry.
 type AuditEntry struct {
 	Action   string    `json:"action"`
@@ -2733,6 +2866,41 @@ type FailureRollup struct {
 	SourceIps []FailureCount `json:"source_ips"`
 }
 
+// Forecast defines model for Forecast.
+type Forecast struct {
+	Domain       string         `json:"domain"`
+	FailureRate  ForecastSeries `json:"failure_rate"`
+	HistoryEnd   string         `json:"history_end"`
+	HistoryStart string         `json:"history_start"`
+	Horizon      int            `json:"horizon"`
+	Volume       ForecastSeries `json:"volume"`
+}
+
+// ForecastSeries defines model for ForecastSeries.
+type ForecastSeries struct {
+	History []struct {
+		Date  string   `json:"date"`
+		Value *float32 `json:"value"`
+	} `json:"history"`
+	Method ForecastSeriesMethod `json:"method"`
+	Note   *string              `json:"note"`
+	Params *struct {
+		Alpha float32 `json:"alpha"`
+		Beta  float32 `json:"beta"`
+		Gamma float32 `json:"gamma"`
+	} `json:"params"`
+	Points []struct {
+		Date  string  `json:"date"`
+		Lower float32 `json:"lower"`
+		Upper float32 `json:"upper"`
+		Value float32 `json:"value"`
+	} `json:"points"`
+	Sigma *float32 `json:"sigma"`
+}
+
+// ForecastSeriesMethod defines model for ForecastSeries.Method.
+type ForecastSeriesMethod string
+
 // GeoCacheStats defines model for GeoCacheStats.
 type GeoCacheStats struct {
 	DnsExpired int            `json:"dns_expired"`
@@ -2873,6 +3041,115 @@ type IngestPage struct {
 
 // IngestPageItemsStatus defines model for IngestPage.Items.Status.
 type IngestPageItemsStatus string
+
+// MLDaysInput defines model for MLDaysInput.
+type MLDaysInput struct {
+	Days *int `json:"days,omitempty"`
+}
+
+// MLDeployInput defines model for MLDeployInput.
+type MLDeployInput struct {
+	ModelId int `json:"model_id"`
+}
+
+// MLDetectResult What an ml:detect task did
+type MLDetectResult struct {
+	Anomalies  int       `json:"anomalies"`
+	Days       int       `json:"days"`
+	DetectedAt time.Time `json:"detected_at"`
+	DurationMs int       `json:"duration_ms"`
+	ModelId    int       `json:"model_id"`
+	RunId      int       `json:"run_id"`
+	Scored     int       `json:"scored"`
+	Threshold  float32   `json:"threshold"`
+}
+
+// MLFeatureStat defines model for MLFeatureStat.
+type MLFeatureStat struct {
+	Max    float32 `json:"max"`
+	Mean   float32 `json:"mean"`
+	Min    float32 `json:"min"`
+	Name   string  `json:"name"`
+	Stddev float32 `json:"stddev"`
+}
+
+// MLModel defines model for MLModel.
+type MLModel struct {
+	Deployed     bool            `json:"deployed"`
+	DeployedAt   *time.Time      `json:"deployed_at"`
+	DeployedBy   *string         `json:"deployed_by"`
+	DurationMs   int             `json:"duration_ms"`
+	Error        *string         `json:"error"`
+	FeatureStats []MLFeatureStat `json:"feature_stats"`
+	Id           int             `json:"id"`
+	Params       MLParams        `json:"params"`
+	Samples      int             `json:"samples"`
+	StartedAt    time.Time       `json:"started_at"`
+	Status       MLModelStatus   `json:"status"`
+	TrainedAt    *time.Time      `json:"trained_at"`
+	TrainedBy    string          `json:"trained_by"`
+	Version      int             `json:"version"`
+	Window       struct {
+		Days  int    `json:"days"`
+		End   string `json:"end"`
+		Start string `json:"start"`
+	} `json:"window"`
+}
+
+// MLModelStatus defines model for MLModel.Status.
+type MLModelStatus string
+
+// MLModelList defines model for MLModelList.
+type MLModelList struct {
+	Items    []MLModel `json:"items"`
+	Page     int       `json:"page"`
+	PageSize int       `json:"page_size"`
+	Total    int       `json:"total"`
+}
+
+// MLModelStats defines model for MLModelStats.
+type MLModelStats struct {
+	Anomalies int `json:"anomalies"`
+
+	// Histogram the latest run's sources by anomaly_score in tenths
+	Histogram      []int      `json:"histogram"`
+	LastDetectedAt *time.Time `json:"last_detected_at"`
+	Model          MLModel    `json:"model"`
+	Runs           int        `json:"runs"`
+	Scored         int        `json:"scored"`
+}
+
+// MLParams defines model for MLParams.
+type MLParams struct {
+	Contamination float32  `json:"contamination"`
+	Features      []string `json:"features"`
+	Seed          int      `json:"seed"`
+	Subsample     int      `json:"subsample"`
+
+	// Threshold s(x, n) at or above which a source is anomalous
+	Threshold float32 `json:"threshold"`
+	Trees     int     `json:"trees"`
+}
+
+// MLTaskAccepted defines model for MLTaskAccepted.
+type MLTaskAccepted struct {
+	TaskId string `json:"task_id"`
+}
+
+// MLTrainResult What an ml:train task did
+type MLTrainResult struct {
+	Deployed   bool                `json:"deployed"`
+	DurationMs int                 `json:"duration_ms"`
+	Error      *string             `json:"error"`
+	ModelId    int                 `json:"model_id"`
+	Samples    int                 `json:"samples"`
+	Status     MLTrainResultStatus `json:"status"`
+	Threshold  float32             `json:"threshold"`
+	Version    int                 `json:"version"`
+}
+
+// MLTrainResultStatus defines model for MLTrainResult.Status.
+type MLTrainResultStatus string
 
 // MailboxInput A new mailbox: name, host, username and one of password or oauth2_token_file. Changing host, port, username or folder later makes the next poll read the folder from the start.
 type MailboxInput struct {
@@ -3108,6 +3385,49 @@ type Policy struct {
 	Sp              string `json:"sp"`
 	Testing         string `json:"testing"`
 }
+
+// PolicyAdvice defines model for PolicyAdvice.
+type PolicyAdvice struct {
+	AlignedLegitimateMessages int        `json:"aligned_legitimate_messages"`
+	AlignedShare              *float32   `json:"aligned_share"`
+	Current                   PolicyStep `json:"current"`
+	Days                      int        `json:"days"`
+	Domain                    string     `json:"domain"`
+	End                       string     `json:"end"`
+	HurtSenders               []struct {
+		DkimAlignedRate float32 `json:"dkim_aligned_rate"`
+		FailingMessages int     `json:"failing_messages"`
+		Fix             string  `json:"fix"`
+		Ips             int     `json:"ips"`
+		Known           bool    `json:"known"`
+		Messages        int     `json:"messages"`
+		Sender          string  `json:"sender"`
+		SpfAlignedRate  float32 `json:"spf_aligned_rate"`
+	} `json:"hurt_senders"`
+	LegitimateMessages int        `json:"legitimate_messages"`
+	Next               PolicyStep `json:"next"`
+	Ready              bool       `json:"ready"`
+	Reasons            []string   `json:"reasons"`
+
+	// Record the DMARC TXT record to publish next (keep your rua/ruf tags)
+	Record                  string            `json:"record"`
+	RequiredAlignedShare    float32           `json:"required_aligned_share"`
+	Stage                   PolicyAdviceStage `json:"stage"`
+	Start                   string            `json:"start"`
+	UnauthenticatedMessages int               `json:"unauthenticated_messages"`
+}
+
+// PolicyAdviceStage defines model for PolicyAdvice.Stage.
+type PolicyAdviceStage string
+
+// PolicyStep defines model for PolicyStep.
+type PolicyStep struct {
+	Pct    int              `json:"pct"`
+	Policy PolicyStepPolicy `json:"policy"`
+}
+
+// PolicyStepPolicy defines model for PolicyStep.Policy.
+type PolicyStepPolicy string
 
 // Problem An RFC 9457 problem document. Branch on type, never on detail (docs/api.md lists the kinds).
 type Problem struct {
@@ -3596,7 +3916,7 @@ type TaskStatus struct {
 	NextProcessAt *time.Time `json:"next_process_at"`
 	Queue         string     `json:"queue"`
 
-	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's or an enrichment back-fill's
+	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's
 	Result  *TaskStatus_Result `json:"result"`
 	Retried int                `json:"retried"`
 	State   TaskStatusState    `json:"state"`
@@ -3606,7 +3926,7 @@ type TaskStatus struct {
 	Type string `json:"type"`
 }
 
-// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's or an enrichment back-fill's
+// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's
 type TaskStatus_Result struct {
 	union json.RawMessage
 }
@@ -3720,6 +4040,35 @@ type AlertStatsParams struct {
 	End *string `form:"end,omitempty" json:"end,omitempty"`
 }
 
+// RecentAnomaliesParams defines parameters for RecentAnomalies.
+type RecentAnomaliesParams struct {
+	// All true: normal sources too (default: anomalies only)
+	All *bool `form:"all,omitempty" json:"all,omitempty"`
+
+	// ModelId the latest run of this model
+	ModelId *int `form:"model_id,omitempty" json:"model_id,omitempty"`
+
+	// Ip one address: its predictions over every kept run, newest first
+	Ip *string `form:"ip,omitempty" json:"ip,omitempty"`
+
+	// Domain the policy domain the source sent most as
+	Domain   *string `form:"domain,omitempty" json:"domain,omitempty"`
+	Page     *int    `form:"page,omitempty" json:"page,omitempty"`
+	PageSize *int    `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// ForecastDomainParams defines parameters for ForecastDomain.
+type ForecastDomainParams struct {
+	// Domain policy domain
+	Domain string `form:"domain" json:"domain"`
+
+	// Days history in days ending yesterday (14–730, default 91)
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Horizon days ahead (1–60, default 14)
+	Horizon *int `form:"horizon,omitempty" json:"horizon,omitempty"`
+}
+
 // GeolocationLookupBulkJSONBody defines parameters for GeolocationLookupBulk.
 type GeolocationLookupBulkJSONBody struct {
 	Ips []string `json:"ips"`
@@ -3771,6 +4120,21 @@ type GeolocationMapParamsSpfResult string
 
 // GeolocationMapParamsDisposition defines parameters for GeolocationMap.
 type GeolocationMapParamsDisposition string
+
+// ListMLModelsParams defines parameters for ListMLModels.
+type ListMLModelsParams struct {
+	Page     *int `form:"page,omitempty" json:"page,omitempty"`
+	PageSize *int `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// PolicyAdviceParams defines parameters for PolicyAdvice.
+type PolicyAdviceParams struct {
+	// Domain policy domain
+	Domain string `form:"domain" json:"domain"`
+
+	// Days window in days ending today (7–365, default 30)
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+}
 
 // ListDomainsParams defines parameters for ListDomains.
 type ListDomainsParams struct {
@@ -4561,8 +4925,17 @@ type AcknowledgeAlertJSONRequestBody = AlertNote
 // ResolveAlertJSONRequestBody defines body for ResolveAlert for application/json ContentType.
 type ResolveAlertJSONRequestBody = AlertNote
 
+// DetectAnomaliesJSONRequestBody defines body for DetectAnomalies for application/json ContentType.
+type DetectAnomaliesJSONRequestBody = MLDaysInput
+
 // GeolocationLookupBulkJSONRequestBody defines body for GeolocationLookupBulk for application/json ContentType.
 type GeolocationLookupBulkJSONRequestBody GeolocationLookupBulkJSONBody
+
+// DeployMLModelJSONRequestBody defines body for DeployMLModel for application/json ContentType.
+type DeployMLModelJSONRequestBody = MLDeployInput
+
+// TrainMLModelJSONRequestBody defines body for TrainMLModel for application/json ContentType.
+type TrainMLModelJSONRequestBody = MLDaysInput
 
 // CreateMailboxJSONRequestBody defines body for CreateMailbox for application/json ContentType.
 type CreateMailboxJSONRequestBody = MailboxInput
@@ -5009,6 +5382,58 @@ func (t *TaskStatus_Result) MergeEnrichRefreshResult(v EnrichRefreshResult) erro
 	return err
 }
 
+// AsMLTrainResult returns the union data inside the TaskStatus_Result as a MLTrainResult
+func (t TaskStatus_Result) AsMLTrainResult() (MLTrainResult, error) {
+	var body MLTrainResult
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMLTrainResult overwrites any union data inside the TaskStatus_Result as the provided MLTrainResult
+func (t *TaskStatus_Result) FromMLTrainResult(v MLTrainResult) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeMLTrainResult performs a merge with any union data inside the TaskStatus_Result, using the provided MLTrainResult
+func (t *TaskStatus_Result) MergeMLTrainResult(v MLTrainResult) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMLDetectResult returns the union data inside the TaskStatus_Result as a MLDetectResult
+func (t TaskStatus_Result) AsMLDetectResult() (MLDetectResult, error) {
+	var body MLDetectResult
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMLDetectResult overwrites any union data inside the TaskStatus_Result as the provided MLDetectResult
+func (t *TaskStatus_Result) FromMLDetectResult(v MLDetectResult) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeMLDetectResult performs a merge with any union data inside the TaskStatus_Result, using the provided MLDetectResult
+func (t *TaskStatus_Result) MergeMLDetectResult(v MLDetectResult) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 func (t TaskStatus_Result) MarshalJSON() ([]byte, error) {
 	b, err := t.union.MarshalJSON()
 	return b, err
@@ -5329,6 +5754,32 @@ type ClientInterface interface {
 	// Corresponds with PATCH /alerts/{id}/resolve (the `ResolveAlert` operationId).
 	ResolveAlert(ctx context.Context, id int, body ResolveAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DetectAnomaliesWithBody Score the sources of the last days (1–365, default VIGIL_ML_DETECT_DAYS) with the deployed model
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /analytics/anomalies/detect (the `DetectAnomalies` operationId).
+	DetectAnomaliesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DetectAnomalies Score the sources of the last days (1–365, default VIGIL_ML_DETECT_DAYS) with the deployed model
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /analytics/anomalies/detect (the `DetectAnomalies` operationId).
+	DetectAnomalies(ctx context.Context, body DetectAnomaliesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RecentAnomalies Predictions of the latest scoring run, most anomalous first
+	//
+	// Corresponds with GET /analytics/anomalies/recent (the `RecentAnomalies` operationId).
+	RecentAnomalies(ctx context.Context, params *RecentAnomaliesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ForecastDomain Holt-Winters forecast of a domain's daily DMARC failure rate and volume
+	//
+	// Additive Holt-Winters with a weekly season, smoothing parameters fitted by minimising the one-step SSE, 95% prediction intervals; with less than two weeks of data, simple exponential smoothing (method and note say so).
+	//
+	// Corresponds with GET /analytics/forecast (the `ForecastDomain` operationId).
+	ForecastDomain(ctx context.Context, params *ForecastDomainParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GeolocationCacheStats Enrichment cache counts and the GeoIP databases' state
 	//
 	// Corresponds with GET /analytics/geolocation/cache-stats (the `GeolocationCacheStats` operationId).
@@ -5357,6 +5808,58 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /analytics/geolocation/map (the `GeolocationMap` operationId).
 	GeolocationMap(ctx context.Context, params *GeolocationMapParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeployMLModelWithBody Make a ready model the one scoring uses
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /analytics/ml/deploy (the `DeployMLModel` operationId).
+	DeployMLModelWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeployMLModel Make a ready model the one scoring uses
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /analytics/ml/deploy (the `DeployMLModel` operationId).
+	DeployMLModel(ctx context.Context, body DeployMLModelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMLModels Isolation Forest models, newest first
+	//
+	// Corresponds with GET /analytics/ml/models (the `ListMLModels` operationId).
+	ListMLModels(ctx context.Context, params *ListMLModelsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMLModel One model with its parameters and feature statistics
+	//
+	// Corresponds with GET /analytics/ml/models/{id} (the `GetMLModel` operationId).
+	GetMLModel(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMLModelStats A model's scoring history and the latest run's score histogram
+	//
+	// Corresponds with GET /analytics/ml/models/{id}/stats (the `GetMLModelStats` operationId).
+	GetMLModelStats(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TrainMLModelWithBody Train a new model on the sources of the last days (30–365, default VIGIL_ML_TRAIN_DAYS)
+	//
+	// One request per minute shares a task; one training runs at a time (a second waits and retries). The first model deploys itself; later ones by POST /analytics/ml/deploy.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /analytics/ml/train (the `TrainMLModel` operationId).
+	TrainMLModelWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TrainMLModel Train a new model on the sources of the last days (30–365, default VIGIL_ML_TRAIN_DAYS)
+	//
+	// One request per minute shares a task; one training runs at a time (a second waits and retries). The first model deploys itself; later ones by POST /analytics/ml/deploy.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /analytics/ml/train (the `TrainMLModel` operationId).
+	TrainMLModel(ctx context.Context, body TrainMLModelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PolicyAdvice How ready a domain is for its next DMARC policy step, who would be hurt and the record to publish
+	//
+	// Corresponds with GET /analytics/policy-advice (the `PolicyAdvice` operationId).
+	PolicyAdvice(ctx context.Context, params *PolicyAdviceParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListDomains Policy domains with report and message counts
 	//
@@ -6308,6 +6811,72 @@ func (c *Client) ResolveAlert(ctx context.Context, id int, body ResolveAlertJSON
 	return c.Client.Do(req)
 }
 
+// DetectAnomaliesWithBody Score the sources of the last days (1–365, default VIGIL_ML_DETECT_DAYS) with the deployed model
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /analytics/anomalies/detect (the `DetectAnomalies` operationId).
+func (c *Client) DetectAnomaliesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDetectAnomaliesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DetectAnomalies Score the sources of the last days (1–365, default VIGIL_ML_DETECT_DAYS) with the deployed model
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /analytics/anomalies/detect (the `DetectAnomalies` operationId).
+func (c *Client) DetectAnomalies(ctx context.Context, body DetectAnomaliesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDetectAnomaliesRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RecentAnomalies Predictions of the latest scoring run, most anomalous first
+//
+// Corresponds with GET /analytics/anomalies/recent (the `RecentAnomalies` operationId).
+func (c *Client) RecentAnomalies(ctx context.Context, params *RecentAnomaliesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRecentAnomaliesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ForecastDomain Holt-Winters forecast of a domain's daily DMARC failure rate and volume
+//
+// Additive Holt-Winters with a weekly season, smoothing parameters fitted by minimising the one-step SSE, 95% prediction intervals; with less than two weeks of data, simple exponential smoothing (method and note say so).
+//
+// Corresponds with GET /analytics/forecast (the `ForecastDomain` operationId).
+func (c *Client) ForecastDomain(ctx context.Context, params *ForecastDomainParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewForecastDomainRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GeolocationCacheStats Enrichment cache counts and the GeoIP databases' state
 //
 // Corresponds with GET /analytics/geolocation/cache-stats (the `GeolocationCacheStats` operationId).
@@ -6377,6 +6946,138 @@ func (c *Client) GeolocationLookup(ctx context.Context, ip string, reqEditors ..
 // Corresponds with GET /analytics/geolocation/map (the `GeolocationMap` operationId).
 func (c *Client) GeolocationMap(ctx context.Context, params *GeolocationMapParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGeolocationMapRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeployMLModelWithBody Make a ready model the one scoring uses
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /analytics/ml/deploy (the `DeployMLModel` operationId).
+func (c *Client) DeployMLModelWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeployMLModelRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeployMLModel Make a ready model the one scoring uses
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /analytics/ml/deploy (the `DeployMLModel` operationId).
+func (c *Client) DeployMLModel(ctx context.Context, body DeployMLModelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeployMLModelRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMLModels Isolation Forest models, newest first
+//
+// Corresponds with GET /analytics/ml/models (the `ListMLModels` operationId).
+func (c *Client) ListMLModels(ctx context.Context, params *ListMLModelsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMLModelsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMLModel One model with its parameters and feature statistics
+//
+// Corresponds with GET /analytics/ml/models/{id} (the `GetMLModel` operationId).
+func (c *Client) GetMLModel(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMLModelRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMLModelStats A model's scoring history and the latest run's score histogram
+//
+// Corresponds with GET /analytics/ml/models/{id}/stats (the `GetMLModelStats` operationId).
+func (c *Client) GetMLModelStats(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMLModelStatsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TrainMLModelWithBody Train a new model on the sources of the last days (30–365, default VIGIL_ML_TRAIN_DAYS)
+//
+// One request per minute shares a task; one training runs at a time (a second waits and retries). The first model deploys itself; later ones by POST /analytics/ml/deploy.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /analytics/ml/train (the `TrainMLModel` operationId).
+func (c *Client) TrainMLModelWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTrainMLModelRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TrainMLModel Train a new model on the sources of the last days (30–365, default VIGIL_ML_TRAIN_DAYS)
+//
+// One request per minute shares a task; one training runs at a time (a second waits and retries). The first model deploys itself; later ones by POST /analytics/ml/deploy.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /analytics/ml/train (the `TrainMLModel` operationId).
+func (c *Client) TrainMLModel(ctx context.Context, body TrainMLModelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTrainMLModelRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PolicyAdvice How ready a domain is for its next DMARC policy step, who would be hurt and the record to publish
+//
+// Corresponds with GET /analytics/policy-advice (the `PolicyAdvice` operationId).
+func (c *Client) PolicyAdvice(ctx context.Context, params *PolicyAdviceParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPolicyAdviceRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -8473,6 +9174,234 @@ func NewResolveAlertRequestWithBody(server string, id int, contentType string, b
 	return req, nil
 }
 
+// NewDetectAnomaliesRequest calls the generic DetectAnomalies builder with application/json body
+func NewDetectAnomaliesRequest(server string, body DetectAnomaliesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDetectAnomaliesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDetectAnomaliesRequestWithBody constructs an http.Request for the DetectAnomalies method, with any body, and a specified content type
+func NewDetectAnomaliesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/anomalies/detect")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewRecentAnomaliesRequest constructs an http.Request for the RecentAnomalies method
+func NewRecentAnomaliesRequest(server string, params *RecentAnomaliesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/anomalies/recent")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.All != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "all", *params.All, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ModelId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "model_id", *params.ModelId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Ip != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "ip", *params.Ip, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewForecastDomainRequest constructs an http.Request for the ForecastDomain method
+func NewForecastDomainRequest(server string, params *ForecastDomainParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/forecast")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Horizon != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "horizon", *params.Horizon, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGeolocationCacheStatsRequest constructs an http.Request for the GeolocationCacheStats method
 func NewGeolocationCacheStatsRequest(server string) (*http.Request, error) {
 	var err error
@@ -8713,6 +9642,282 @@ func NewGeolocationMapRequest(server string, params *GeolocationMapParams) (*htt
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeployMLModelRequest calls the generic DeployMLModel builder with application/json body
+func NewDeployMLModelRequest(server string, body DeployMLModelJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeployMLModelRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDeployMLModelRequestWithBody constructs an http.Request for the DeployMLModel method, with any body, and a specified content type
+func NewDeployMLModelRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/ml/deploy")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListMLModelsRequest constructs an http.Request for the ListMLModels method
+func NewListMLModelsRequest(server string, params *ListMLModelsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/ml/models")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMLModelRequest constructs an http.Request for the GetMLModel method
+func NewGetMLModelRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/ml/models/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMLModelStatsRequest constructs an http.Request for the GetMLModelStats method
+func NewGetMLModelStatsRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/ml/models/%s/stats", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewTrainMLModelRequest calls the generic TrainMLModel builder with application/json body
+func NewTrainMLModelRequest(server string, body TrainMLModelJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewTrainMLModelRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewTrainMLModelRequestWithBody constructs an http.Request for the TrainMLModel method, with any body, and a specified content type
+func NewTrainMLModelRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/ml/train")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPolicyAdviceRequest constructs an http.Request for the PolicyAdvice method
+func NewPolicyAdviceRequest(server string, params *PolicyAdviceParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/analytics/policy-advice")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -13311,6 +14516,36 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PATCH /alerts/{id}/resolve (the `ResolveAlert` operationId).
 	ResolveAlertWithResponse(ctx context.Context, id int, body ResolveAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*ResolveAlertReply, error)
 
+	// DetectAnomaliesWithBodyWithResponse Score the sources of the last days (1–365, default VIGIL_ML_DETECT_DAYS) with the deployed model
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /analytics/anomalies/detect (the `DetectAnomalies` operationId).
+	DetectAnomaliesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DetectAnomaliesReply, error)
+
+	// DetectAnomaliesWithResponse Score the sources of the last days (1–365, default VIGIL_ML_DETECT_DAYS) with the deployed model
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /analytics/anomalies/detect (the `DetectAnomalies` operationId).
+	DetectAnomaliesWithResponse(ctx context.Context, body DetectAnomaliesJSONRequestBody, reqEditors ...RequestEditorFn) (*DetectAnomaliesReply, error)
+
+	// RecentAnomaliesWithResponse Predictions of the latest scoring run, most anomalous first
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /analytics/anomalies/recent (the `RecentAnomalies` operationId).
+	RecentAnomaliesWithResponse(ctx context.Context, params *RecentAnomaliesParams, reqEditors ...RequestEditorFn) (*RecentAnomaliesReply, error)
+
+	// ForecastDomainWithResponse Holt-Winters forecast of a domain's daily DMARC failure rate and volume
+	//
+	// Additive Holt-Winters with a weekly season, smoothing parameters fitted by minimising the one-step SSE, 95% prediction intervals; with less than two weeks of data, simple exponential smoothing (method and note say so).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /analytics/forecast (the `ForecastDomain` operationId).
+	ForecastDomainWithResponse(ctx context.Context, params *ForecastDomainParams, reqEditors ...RequestEditorFn) (*ForecastDomainReply, error)
+
 	// GeolocationCacheStatsWithResponse Enrichment cache counts and the GeoIP databases' state
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -13345,6 +14580,66 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /analytics/geolocation/map (the `GeolocationMap` operationId).
 	GeolocationMapWithResponse(ctx context.Context, params *GeolocationMapParams, reqEditors ...RequestEditorFn) (*GeolocationMapReply, error)
+
+	// DeployMLModelWithBodyWithResponse Make a ready model the one scoring uses
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /analytics/ml/deploy (the `DeployMLModel` operationId).
+	DeployMLModelWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeployMLModelReply, error)
+
+	// DeployMLModelWithResponse Make a ready model the one scoring uses
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /analytics/ml/deploy (the `DeployMLModel` operationId).
+	DeployMLModelWithResponse(ctx context.Context, body DeployMLModelJSONRequestBody, reqEditors ...RequestEditorFn) (*DeployMLModelReply, error)
+
+	// ListMLModelsWithResponse Isolation Forest models, newest first
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /analytics/ml/models (the `ListMLModels` operationId).
+	ListMLModelsWithResponse(ctx context.Context, params *ListMLModelsParams, reqEditors ...RequestEditorFn) (*ListMLModelsReply, error)
+
+	// GetMLModelWithResponse One model with its parameters and feature statistics
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /analytics/ml/models/{id} (the `GetMLModel` operationId).
+	GetMLModelWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*GetMLModelReply, error)
+
+	// GetMLModelStatsWithResponse A model's scoring history and the latest run's score histogram
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /analytics/ml/models/{id}/stats (the `GetMLModelStats` operationId).
+	GetMLModelStatsWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*GetMLModelStatsReply, error)
+
+	// TrainMLModelWithBodyWithResponse Train a new model on the sources of the last days (30–365, default VIGIL_ML_TRAIN_DAYS)
+	//
+	// One request per minute shares a task; one training runs at a time (a second waits and retries). The first model deploys itself; later ones by POST /analytics/ml/deploy.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /analytics/ml/train (the `TrainMLModel` operationId).
+	TrainMLModelWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TrainMLModelReply, error)
+
+	// TrainMLModelWithResponse Train a new model on the sources of the last days (30–365, default VIGIL_ML_TRAIN_DAYS)
+	//
+	// One request per minute shares a task; one training runs at a time (a second waits and retries). The first model deploys itself; later ones by POST /analytics/ml/deploy.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /analytics/ml/train (the `TrainMLModel` operationId).
+	TrainMLModelWithResponse(ctx context.Context, body TrainMLModelJSONRequestBody, reqEditors ...RequestEditorFn) (*TrainMLModelReply, error)
+
+	// PolicyAdviceWithResponse How ready a domain is for its next DMARC policy step, who would be hurt and the record to publish
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /analytics/policy-advice (the `PolicyAdvice` operationId).
+	PolicyAdviceWithResponse(ctx context.Context, params *PolicyAdviceParams, reqEditors ...RequestEditorFn) (*PolicyAdviceReply, error)
 
 	// ListDomainsWithResponse Policy domains with report and message counts
 	//
@@ -15702,6 +16997,303 @@ func (r ResolveAlertReply) ContentType() string {
 	return ""
 }
 
+// DetectAnomaliesReply401Headers the declared response headers of an HTTP 401 response for DetectAnomalies
+type DetectAnomaliesReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DetectAnomaliesReply429Headers the declared response headers of an HTTP 429 response for DetectAnomalies
+type DetectAnomaliesReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type DetectAnomaliesReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *MLTaskAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DetectAnomaliesReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DetectAnomaliesReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r DetectAnomaliesReply) GetJSON202() *MLTaskAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DetectAnomaliesReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DetectAnomaliesReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DetectAnomaliesReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DetectAnomaliesReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DetectAnomaliesReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DetectAnomaliesReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DetectAnomaliesReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DetectAnomaliesReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DetectAnomaliesReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DetectAnomaliesReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DetectAnomaliesReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RecentAnomaliesReply401Headers the declared response headers of an HTTP 401 response for RecentAnomalies
+type RecentAnomaliesReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RecentAnomaliesReply429Headers the declared response headers of an HTTP 429 response for RecentAnomalies
+type RecentAnomaliesReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type RecentAnomaliesReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AnomalyList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RecentAnomaliesReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RecentAnomaliesReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RecentAnomaliesReply) GetJSON200() *AnomalyList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RecentAnomaliesReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RecentAnomaliesReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RecentAnomaliesReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RecentAnomaliesReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RecentAnomaliesReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RecentAnomaliesReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RecentAnomaliesReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RecentAnomaliesReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RecentAnomaliesReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ForecastDomainReply401Headers the declared response headers of an HTTP 401 response for ForecastDomain
+type ForecastDomainReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ForecastDomainReply429Headers the declared response headers of an HTTP 429 response for ForecastDomain
+type ForecastDomainReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ForecastDomainReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Forecast
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ForecastDomainReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ForecastDomainReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ForecastDomainReply) GetJSON200() *Forecast {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ForecastDomainReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ForecastDomainReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ForecastDomainReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ForecastDomainReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ForecastDomainReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ForecastDomainReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ForecastDomainReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ForecastDomainReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ForecastDomainReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ForecastDomainReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GeolocationCacheStatsReply401Headers the declared response headers of an HTTP 401 response for GeolocationCacheStats
 type GeolocationCacheStatsReply401Headers struct {
 	WWWAuthenticate *string
@@ -16068,6 +17660,621 @@ func (r GeolocationMapReply) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GeolocationMapReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeployMLModelReply401Headers the declared response headers of an HTTP 401 response for DeployMLModel
+type DeployMLModelReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DeployMLModelReply429Headers the declared response headers of an HTTP 429 response for DeployMLModel
+type DeployMLModelReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type DeployMLModelReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MLModel
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeployMLModelReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeployMLModelReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeployMLModelReply) GetJSON200() *MLModel {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeployMLModelReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeployMLModelReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeployMLModelReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeployMLModelReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeployMLModelReply) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DeployMLModelReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeployMLModelReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeployMLModelReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeployMLModelReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeployMLModelReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeployMLModelReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeployMLModelReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeployMLModelReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListMLModelsReply401Headers the declared response headers of an HTTP 401 response for ListMLModels
+type ListMLModelsReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListMLModelsReply429Headers the declared response headers of an HTTP 429 response for ListMLModels
+type ListMLModelsReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ListMLModelsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MLModelList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListMLModelsReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListMLModelsReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMLModelsReply) GetJSON200() *MLModelList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListMLModelsReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMLModelsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListMLModelsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListMLModelsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMLModelsReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMLModelsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMLModelsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMLModelsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMLModelsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMLModelReply401Headers the declared response headers of an HTTP 401 response for GetMLModel
+type GetMLModelReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetMLModelReply429Headers the declared response headers of an HTTP 429 response for GetMLModel
+type GetMLModelReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type GetMLModelReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MLModel
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetMLModelReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetMLModelReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMLModelReply) GetJSON200() *MLModel {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetMLModelReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMLModelReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetMLModelReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMLModelReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetMLModelReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMLModelReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMLModelReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMLModelReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMLModelReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMLModelReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMLModelStatsReply401Headers the declared response headers of an HTTP 401 response for GetMLModelStats
+type GetMLModelStatsReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetMLModelStatsReply429Headers the declared response headers of an HTTP 429 response for GetMLModelStats
+type GetMLModelStatsReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type GetMLModelStatsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MLModelStats
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetMLModelStatsReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetMLModelStatsReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMLModelStatsReply) GetJSON200() *MLModelStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetMLModelStatsReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMLModelStatsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetMLModelStatsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMLModelStatsReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetMLModelStatsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMLModelStatsReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMLModelStatsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMLModelStatsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMLModelStatsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMLModelStatsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TrainMLModelReply401Headers the declared response headers of an HTTP 401 response for TrainMLModel
+type TrainMLModelReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// TrainMLModelReply429Headers the declared response headers of an HTTP 429 response for TrainMLModel
+type TrainMLModelReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type TrainMLModelReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *MLTaskAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *TrainMLModelReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *TrainMLModelReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r TrainMLModelReply) GetJSON202() *MLTaskAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r TrainMLModelReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r TrainMLModelReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r TrainMLModelReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r TrainMLModelReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r TrainMLModelReply) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r TrainMLModelReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r TrainMLModelReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TrainMLModelReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TrainMLModelReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TrainMLModelReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TrainMLModelReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PolicyAdviceReply401Headers the declared response headers of an HTTP 401 response for PolicyAdvice
+type PolicyAdviceReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// PolicyAdviceReply429Headers the declared response headers of an HTTP 429 response for PolicyAdvice
+type PolicyAdviceReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type PolicyAdviceReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PolicyAdvice
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PolicyAdviceReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PolicyAdviceReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PolicyAdviceReply) GetJSON200() *PolicyAdvice {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PolicyAdviceReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PolicyAdviceReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PolicyAdviceReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PolicyAdviceReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PolicyAdviceReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PolicyAdviceReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PolicyAdviceReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PolicyAdviceReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PolicyAdviceReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PolicyAdviceReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -22003,6 +24210,60 @@ func (c *ClientWithResponses) ResolveAlertWithResponse(ctx context.Context, id i
 	return ParseResolveAlertReply(rsp)
 }
 
+// DetectAnomaliesWithBodyWithResponse Score the sources of the last days (1–365, default VIGIL_ML_DETECT_DAYS) with the deployed model
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /analytics/anomalies/detect (the `DetectAnomalies` operationId).
+func (c *ClientWithResponses) DetectAnomaliesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DetectAnomaliesReply, error) {
+	rsp, err := c.DetectAnomaliesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDetectAnomaliesReply(rsp)
+}
+
+// DetectAnomaliesWithResponse Score the sources of the last days (1–365, default VIGIL_ML_DETECT_DAYS) with the deployed model
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /analytics/anomalies/detect (the `DetectAnomalies` operationId).
+func (c *ClientWithResponses) DetectAnomaliesWithResponse(ctx context.Context, body DetectAnomaliesJSONRequestBody, reqEditors ...RequestEditorFn) (*DetectAnomaliesReply, error) {
+	rsp, err := c.DetectAnomalies(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDetectAnomaliesReply(rsp)
+}
+
+// RecentAnomaliesWithResponse Predictions of the latest scoring run, most anomalous first
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /analytics/anomalies/recent (the `RecentAnomalies` operationId).
+func (c *ClientWithResponses) RecentAnomaliesWithResponse(ctx context.Context, params *RecentAnomaliesParams, reqEditors ...RequestEditorFn) (*RecentAnomaliesReply, error) {
+	rsp, err := c.RecentAnomalies(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecentAnomaliesReply(rsp)
+}
+
+// ForecastDomainWithResponse Holt-Winters forecast of a domain's daily DMARC failure rate and volume
+//
+// Additive Holt-Winters with a weekly season, smoothing parameters fitted by minimising the one-step SSE, 95% prediction intervals; with less than two weeks of data, simple exponential smoothing (method and note say so).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /analytics/forecast (the `ForecastDomain` operationId).
+func (c *ClientWithResponses) ForecastDomainWithResponse(ctx context.Context, params *ForecastDomainParams, reqEditors ...RequestEditorFn) (*ForecastDomainReply, error) {
+	rsp, err := c.ForecastDomain(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseForecastDomainReply(rsp)
+}
+
 // GeolocationCacheStatsWithResponse Enrichment cache counts and the GeoIP databases' state
 //
 // Returns a wrapper object for the known response body format(s).
@@ -22066,6 +24327,114 @@ func (c *ClientWithResponses) GeolocationMapWithResponse(ctx context.Context, pa
 		return nil, err
 	}
 	return ParseGeolocationMapReply(rsp)
+}
+
+// DeployMLModelWithBodyWithResponse Make a ready model the one scoring uses
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /analytics/ml/deploy (the `DeployMLModel` operationId).
+func (c *ClientWithResponses) DeployMLModelWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeployMLModelReply, error) {
+	rsp, err := c.DeployMLModelWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeployMLModelReply(rsp)
+}
+
+// DeployMLModelWithResponse Make a ready model the one scoring uses
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /analytics/ml/deploy (the `DeployMLModel` operationId).
+func (c *ClientWithResponses) DeployMLModelWithResponse(ctx context.Context, body DeployMLModelJSONRequestBody, reqEditors ...RequestEditorFn) (*DeployMLModelReply, error) {
+	rsp, err := c.DeployMLModel(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeployMLModelReply(rsp)
+}
+
+// ListMLModelsWithResponse Isolation Forest models, newest first
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /analytics/ml/models (the `ListMLModels` operationId).
+func (c *ClientWithResponses) ListMLModelsWithResponse(ctx context.Context, params *ListMLModelsParams, reqEditors ...RequestEditorFn) (*ListMLModelsReply, error) {
+	rsp, err := c.ListMLModels(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMLModelsReply(rsp)
+}
+
+// GetMLModelWithResponse One model with its parameters and feature statistics
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /analytics/ml/models/{id} (the `GetMLModel` operationId).
+func (c *ClientWithResponses) GetMLModelWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*GetMLModelReply, error) {
+	rsp, err := c.GetMLModel(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMLModelReply(rsp)
+}
+
+// GetMLModelStatsWithResponse A model's scoring history and the latest run's score histogram
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /analytics/ml/models/{id}/stats (the `GetMLModelStats` operationId).
+func (c *ClientWithResponses) GetMLModelStatsWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*GetMLModelStatsReply, error) {
+	rsp, err := c.GetMLModelStats(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMLModelStatsReply(rsp)
+}
+
+// TrainMLModelWithBodyWithResponse Train a new model on the sources of the last days (30–365, default VIGIL_ML_TRAIN_DAYS)
+//
+// One request per minute shares a task; one training runs at a time (a second waits and retries). The first model deploys itself; later ones by POST /analytics/ml/deploy.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /analytics/ml/train (the `TrainMLModel` operationId).
+func (c *ClientWithResponses) TrainMLModelWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*TrainMLModelReply, error) {
+	rsp, err := c.TrainMLModelWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTrainMLModelReply(rsp)
+}
+
+// TrainMLModelWithResponse Train a new model on the sources of the last days (30–365, default VIGIL_ML_TRAIN_DAYS)
+//
+// One request per minute shares a task; one training runs at a time (a second waits and retries). The first model deploys itself; later ones by POST /analytics/ml/deploy.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /analytics/ml/train (the `TrainMLModel` operationId).
+func (c *ClientWithResponses) TrainMLModelWithResponse(ctx context.Context, body TrainMLModelJSONRequestBody, reqEditors ...RequestEditorFn) (*TrainMLModelReply, error) {
+	rsp, err := c.TrainMLModel(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTrainMLModelReply(rsp)
+}
+
+// PolicyAdviceWithResponse How ready a domain is for its next DMARC policy step, who would be hurt and the record to publish
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /analytics/policy-advice (the `PolicyAdvice` operationId).
+func (c *ClientWithResponses) PolicyAdviceWithResponse(ctx context.Context, params *PolicyAdviceParams, reqEditors ...RequestEditorFn) (*PolicyAdviceReply, error) {
+	rsp, err := c.PolicyAdvice(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePolicyAdviceReply(rsp)
 }
 
 // ListDomainsWithResponse Policy domains with report and message counts
@@ -24540,6 +26909,321 @@ func ParseResolveAlertReply(rsp *http.Response) (*ResolveAlertReply, error) {
 	return response, nil
 }
 
+// ParseDetectAnomaliesReply parses an HTTP response from a DetectAnomaliesWithResponse call
+func ParseDetectAnomaliesReply(rsp *http.Response) (*DetectAnomaliesReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DetectAnomaliesReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest MLTaskAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DetectAnomaliesReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DetectAnomaliesReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRecentAnomaliesReply parses an HTTP response from a RecentAnomaliesWithResponse call
+func ParseRecentAnomaliesReply(rsp *http.Response) (*RecentAnomaliesReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RecentAnomaliesReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AnomalyList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RecentAnomaliesReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RecentAnomaliesReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseForecastDomainReply parses an HTTP response from a ForecastDomainWithResponse call
+func ParseForecastDomainReply(rsp *http.Response) (*ForecastDomainReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ForecastDomainReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Forecast
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ForecastDomainReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ForecastDomainReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGeolocationCacheStatsReply parses an HTTP response from a GeolocationCacheStatsWithResponse call
 func ParseGeolocationCacheStatsReply(rsp *http.Response) (*GeolocationCacheStatsReply, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -24907,6 +27591,657 @@ func ParseGeolocationMapReply(rsp *http.Response) (*GeolocationMapReply, error) 
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers GeolocationMapReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeployMLModelReply parses an HTTP response from a DeployMLModelWithResponse call
+func ParseDeployMLModelReply(rsp *http.Response) (*DeployMLModelReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeployMLModelReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MLModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeployMLModelReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeployMLModelReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListMLModelsReply parses an HTTP response from a ListMLModelsWithResponse call
+func ParseListMLModelsReply(rsp *http.Response) (*ListMLModelsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMLModelsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MLModelList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListMLModelsReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListMLModelsReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMLModelReply parses an HTTP response from a GetMLModelWithResponse call
+func ParseGetMLModelReply(rsp *http.Response) (*GetMLModelReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMLModelReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MLModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetMLModelReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetMLModelReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMLModelStatsReply parses an HTTP response from a GetMLModelStatsWithResponse call
+func ParseGetMLModelStatsReply(rsp *http.Response) (*GetMLModelStatsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMLModelStatsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MLModelStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetMLModelStatsReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetMLModelStatsReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTrainMLModelReply parses an HTTP response from a TrainMLModelWithResponse call
+func ParseTrainMLModelReply(rsp *http.Response) (*TrainMLModelReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TrainMLModelReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest MLTaskAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers TrainMLModelReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers TrainMLModelReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePolicyAdviceReply parses an HTTP response from a PolicyAdviceWithResponse call
+func ParsePolicyAdviceReply(rsp *http.Response) (*PolicyAdviceReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PolicyAdviceReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PolicyAdvice
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PolicyAdviceReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers PolicyAdviceReply429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/ml"
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/outbound"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
@@ -57,6 +58,7 @@ type App struct {
 	Enrich      *enrich.Service
 	Senders     *senders.Service
 	Alerts      *alerting.Service
+	ML          *ml.Service
 	Notify      *notify.Service
 	Outbound    *outbound.Policy
 	TLSReports  *tlsrpt.Service  // SMTP TLS reports: parsing, storage, API, POST /tlsrpt
@@ -123,6 +125,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		a.Close()
 		return nil, err
 	}
+	a.buildML()
 	return a, nil
 }
 

@@ -31,6 +31,7 @@ func (a *App) Jobs() []schedule.Job {
 		{Name: tasks.TypeEnrichRefresh, Interval: a.Cfg.Enrich.RefreshInterval, Build: tasks.NewEnrichRefreshTask},
 		{Name: tasks.TypeAlertCheck, Interval: time.Hour, Build: tasks.NewAlertCheckTask},
 	}
+	jobs = append(jobs, a.mlJobs()...)
 	return append(jobs, a.Mail.Jobs()...)
 }
 
@@ -63,6 +64,8 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeEnrichRefresh, a.Enrich.HandleRefresh)
 	mux.HandleFunc(tasks.TypeAlertCheck, a.Alerts.HandleCheck)
 	mux.HandleFunc(tasks.TypeAlertDeliver, a.Notify.HandleDeliver)
+	mux.HandleFunc(tasks.TypeMLTrain, a.ML.HandleTrain)
+	mux.HandleFunc(tasks.TypeMLDetect, a.ML.HandleDetect)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
 }
@@ -155,7 +158,7 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an), Senders: senders.NewAPI(a.Senders, an), GeoStatus: geoStatus{a},
 		Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
-		Alerts: a.Alerts, Notify: a.Notify, TLSReports: a.TLSReports, Failures: a.Failures,
+		Alerts: a.Alerts, Notify: a.Notify, TLSReports: a.TLSReports, Failures: a.Failures, ML: a.ML,
 		Auth: a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates, a.Cfg.Reports.TLSRPTRate),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, IPv6Prefix: a.Cfg.Auth.IPv6Prefix, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})

@@ -39,6 +39,7 @@ type Config struct {
 	IMAP       IMAP
 	Encryption Encryption
 	Enrich     Enrich
+	ML         ML
 	Outbound   Outbound
 	SMTP       SMTP
 	Reports    Reports
@@ -107,6 +108,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.IMAP = loadIMAP(&e, c.Limits.FileBytes)
 	c.Encryption = loadEncryption(&e)
 	c.Enrich = loadEnrich(&e)
+	c.ML = loadML(&e)
 	c.Outbound = loadOutbound(&e)
 	c.SMTP = loadSMTP(&e)
 	c.Reports = loadReports(&e)

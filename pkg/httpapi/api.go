@@ -22,6 +22,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/failure"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/ml"
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/route"
@@ -63,6 +64,7 @@ type Deps struct {
 	Notify      *notify.Service   // nil: the channel routes answer 503
 	TLSReports  *tlsrpt.Service   // nil: the TLS report routes and POST /tlsrpt answer 503
 	Failures    *failure.Service  // nil: the failure report routes answer 503
+	ML          *ml.Service       // nil: the ML, forecast and advice routes answer 503
 	Web         *web.Site         // nil: the embedded dashboard is built here
 	Limits      Limits
 	TempDir     string // where uploads are spooled before they are stored
@@ -175,6 +177,7 @@ func (a *API) table() []Route {
 	rs = append(rs, features(RateAPI, a.TLSReports.Routes(), a.TLSReports != nil)...)          // SMTP TLS reports
 	rs = append(rs, features(RateTLSRPT, a.TLSReports.IntakeRoutes(), a.TLSReports != nil)...) // HTTPS intake (public)
 	rs = append(rs, features(RateAPI, a.Failures.Routes(), a.Failures != nil)...)              // failure reports
+	rs = append(rs, features(RateAPI, a.ML.Routes(), a.ML != nil)...)                          // anomalies, forecasts, advice
 	rs = append(rs, features(RateNone, site.Routes(), true)...)                                // the dashboard (public)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
