@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -26,6 +27,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/outbound"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
@@ -63,6 +65,11 @@ type App struct {
 	Limiter  *ratelimit.Limiter
 	mini     *miniredis.Miniredis
 	stopMini context.CancelFunc
+
+	// Metrics is this process's Prometheus registry (pkg/metrics; see metrics.go).
+	Metrics        *metrics.Metrics
+	answers        atomic.Pointer[gencache.Cache] // the analytics answer cache, for its counts
+	sharedExported bool
 }
 
 // Options say what a process needs built.
@@ -114,6 +121,10 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	}
 	a.wireAlerts(keys)
 	a.wireRollups(ctx)
+	if err := a.buildMetrics(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	if err := a.buildEnrich(); err != nil {
 		a.Close()
 		return nil, err

@@ -50,7 +50,7 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 		RetryDelayFunc: retryDelay,
 	})
 	mux := asynq.NewServeMux()
-	mux.Use(taskLog(log), a.durableTasks)
+	mux.Use(taskLog(log), a.Metrics.Asynq, a.durableTasks)
 	mux.HandleFunc(tasks.TypeReportParse, a.Ingest.HandleParse)
 	mux.HandleFunc(tasks.TypeIngestSweep, a.Ingest.HandleSweep(a.Cfg.SweepGrace))
 	mux.HandleFunc(tasks.TypeIngestRequeue, a.Ingest.HandleRequeue)
@@ -150,12 +150,13 @@ func (a *App) NewHTTP() (*http.Server, error) {
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
 	an := analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics"),
 		Describe: a.Enrich.Describe})
+	a.answers.Store(an.Cache())
 	e := httpapi.New(httpapi.Deps{
 		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Queue: a.queue(), Tasks: a.inspector(), Redis: redisPinger{a},
 		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an), Senders: senders.NewAPI(a.Senders, an), GeoStatus: geoStatus{a},
 		Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
-		Alerts: a.Alerts, Notify: a.Notify,
+		Alerts: a.Alerts, Notify: a.Notify, Metrics: a.Metrics,
 		Auth: a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, IPv6Prefix: a.Cfg.Auth.IPv6Prefix, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})

@@ -41,6 +41,10 @@ type Config struct {
 	Enrich     Enrich
 	Outbound   Outbound
 	SMTP       SMTP
+
+	// MetricsAddr, when set, serves /metrics there without credentials (VIGIL_METRICS_ADDR).
+	MetricsAddr string
+	Retention   Retention
 }
 
 // Limits bound what one upload, file or report may cost. Each is a VIGIL_MAX_* variable.
@@ -108,6 +112,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Enrich = loadEnrich(&e)
 	c.Outbound = loadOutbound(&e)
 	c.SMTP = loadSMTP(&e)
+	loadOperations(&e, &c)
 	if e.err != nil {
 		return Config{}, e.err
 	}

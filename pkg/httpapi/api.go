@@ -15,12 +15,14 @@ import (
 
 	"github.com/vigilhq/vigil/pkg/alerting"
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/apidocs"
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/route"
@@ -60,6 +62,7 @@ type Deps struct {
 	Alerts      *alerting.Service // nil: the alert routes answer 503
 	Notify      *notify.Service   // nil: the channel routes answer 503
 	Web         *web.Site         // nil: the embedded dashboard is built here
+	Metrics     *metrics.Metrics  // nil: requests are not counted and /metrics answers 503
 	Limits      Limits
 	TempDir     string // where uploads are spooled before they are stored
 	Log         *slog.Logger
@@ -90,6 +93,9 @@ func New(d Deps) *echo.Echo {
 	e.IPExtractor = IPExtractor(d.TrustedProxies)
 	e.SchemeExtractor = SchemeExtractor(d.TrustedProxies)
 	e.Pre(securityHeaders)
+	if d.Metrics != nil {
+		e.Use(d.Metrics.Echo) // outside Recover, so a panic's 500 is counted too
+	}
 	e.Use(middleware.Recover())
 	e.Use(a.requestLog)
 	e.Use(cors(d.CORSOrigins))
@@ -169,6 +175,8 @@ func (a *API) table() []Route {
 	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)           // alerts, rules, windows
 	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)           // notification channels
 	rs = append(rs, features(RateNone, site.Routes(), true)...)                         // the dashboard (public)
+	rs = append(rs, features(RateNone, apidocs.New().Routes(), true)...)                // /docs (public)
+	rs = append(rs, features(RateNone, a.Metrics.Routes(a.log), a.Metrics != nil)...)   // /metrics (admin)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
 		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})
