@@ -31,6 +31,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/outbound"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/secretbox"
 	"github.com/vigilhq/vigil/pkg/senders"
@@ -66,6 +67,7 @@ type App struct {
 	mini     *miniredis.Miniredis
 	stopMini context.CancelFunc
 
+	Retention *retention.Service
 	// Metrics is this process's Prometheus registry (pkg/metrics; see metrics.go).
 	Metrics        *metrics.Metrics
 	answers        atomic.Pointer[gencache.Cache] // the analytics answer cache, for its counts
@@ -121,6 +123,8 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	}
 	a.wireAlerts(keys)
 	a.wireRollups(ctx)
+	a.Retention = retention.New(retention.Deps{Store: a.Store, Cache: gencache.New(a.Redis, a.Cfg.CacheTTL, a.Log),
+		Audit: audit.New(a.Store.DB()), Policy: RetentionPolicy(cfg.Retention), Log: log.With("component", "retention")})
 	if err := a.buildMetrics(); err != nil {
 		a.Close()
 		return nil, err
@@ -192,6 +196,12 @@ func (a *App) wireRollups(ctx context.Context) {
 		cancel()
 		<-done
 	}
+}
+
+// RetentionPolicy maps the configured retention onto the purge's policy.
+func RetentionPolicy(r config.Retention) retention.Policy {
+	return retention.Policy{Reports: r.Reports, Domains: r.Domains, Files: r.Files, Rollups: r.Rollups, Audit: r.Audit,
+		Batch: r.Batch, DryRun: r.DryRun}
 }
 
 // IngestLimits maps the configured limits onto the pipeline's.

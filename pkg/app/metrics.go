@@ -45,7 +45,9 @@ func (a *App) exportShared() error {
 }
 
 // answerCache reads the counts of the analytics answer cache, built with the HTTP server.
-type answerCache struct{ p *atomic.Pointer[gencache.Cache] }
+type answerCache struct {
+	p *atomic.Pointer[gencache.Cache]
+}
 
 func (c answerCache) Counts() (uint64, uint64) { return c.p.Load().Counts() }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/logging"
 	"github.com/vigilhq/vigil/pkg/notify"
+	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/schedule"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/web"
@@ -30,6 +31,9 @@ func (a *App) Jobs() []schedule.Job {
 		{Name: tasks.TypeRollupCatchUp, Interval: a.Cfg.SweepInterval, Build: tasks.NewRollupCatchUpTask},
 		{Name: tasks.TypeEnrichRefresh, Interval: a.Cfg.Enrich.RefreshInterval, Build: tasks.NewEnrichRefreshTask},
 		{Name: tasks.TypeAlertCheck, Interval: time.Hour, Build: tasks.NewAlertCheckTask},
+	}
+	if a.Cfg.Retention.Enabled() {
+		jobs = append(jobs, schedule.Job{Name: tasks.TypeRetentionPurge, Interval: a.Cfg.Retention.Interval, Build: tasks.NewRetentionPurgeTask})
 	}
 	return append(jobs, a.Mail.Jobs()...)
 }
@@ -63,6 +67,7 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeEnrichRefresh, a.Enrich.HandleRefresh)
 	mux.HandleFunc(tasks.TypeAlertCheck, a.Alerts.HandleCheck)
 	mux.HandleFunc(tasks.TypeAlertDeliver, a.Notify.HandleDeliver)
+	mux.HandleFunc(tasks.TypeRetentionPurge, a.Retention.HandlePurge)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
 }
@@ -156,7 +161,7 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an), Senders: senders.NewAPI(a.Senders, an), GeoStatus: geoStatus{a},
 		Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
-		Alerts: a.Alerts, Notify: a.Notify, Metrics: a.Metrics,
+		Alerts: a.Alerts, Notify: a.Notify, Metrics: a.Metrics, Retention: retention.NewAPI(a.Retention, a.queue(), a.Audit),
 		Auth: a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, IPv6Prefix: a.Cfg.Auth.IPv6Prefix, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})

@@ -25,6 +25,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/route"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/store"
@@ -63,6 +64,7 @@ type Deps struct {
 	Notify      *notify.Service   // nil: the channel routes answer 503
 	Web         *web.Site         // nil: the embedded dashboard is built here
 	Metrics     *metrics.Metrics  // nil: requests are not counted and /metrics answers 503
+	Retention   *retention.API    // nil: the retention routes answer 503
 	Limits      Limits
 	TempDir     string // where uploads are spooled before they are stored
 	Log         *slog.Logger
@@ -177,6 +179,7 @@ func (a *API) table() []Route {
 	rs = append(rs, features(RateNone, site.Routes(), true)...)                         // the dashboard (public)
 	rs = append(rs, features(RateNone, apidocs.New().Routes(), true)...)                // /docs (public)
 	rs = append(rs, features(RateNone, a.Metrics.Routes(a.log), a.Metrics != nil)...)   // /metrics (admin)
+	rs = append(rs, features(RateAPI, a.Retention.Routes(), a.Retention != nil)...)     // retention policy, purge (admin)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
 		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})

@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/notify"
+	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/web"
 )
@@ -33,7 +34,7 @@ var openAPISpec []byte
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
 	return [][]byte{analytics.OpenAPI, IngestsSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI,
-		apidocs.OpenAPI, metrics.OpenAPI}
+		apidocs.OpenAPI, metrics.OpenAPI, retention.OpenAPI}
 }
 
 // spec is the merged document, built once: the inputs are embedded, so the result never
