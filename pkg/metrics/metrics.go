@@ -145,15 +145,18 @@ func (m *Metrics) Echo(next echo.HandlerFunc) echo.HandlerFunc {
 func (m *Metrics) Asynq(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		queue, _ := asynq.GetQueueName(ctx)
+		// The failure and retry series of a task type exist from its first run, at 0, so a
+		// rate() over them starts there rather than at the first failure.
+		retried, failed := m.tasksRetried.WithLabelValues(t.Type(), queue), m.tasksFailed.WithLabelValues(t.Type(), queue)
 		if n, _ := asynq.GetRetryCount(ctx); n > 0 {
-			m.tasksRetried.WithLabelValues(t.Type(), queue).Inc()
+			retried.Inc()
 		}
 		start := time.Now()
 		err := next.ProcessTask(ctx, t)
 		m.taskDuration.WithLabelValues(t.Type(), queue).Observe(time.Since(start).Seconds())
 		m.tasksProcessed.WithLabelValues(t.Type(), queue).Inc()
 		if err != nil {
-			m.tasksFailed.WithLabelValues(t.Type(), queue).Inc()
+			failed.Inc()
 		}
 		if t.Type() == pollType {
 			m.imapPolls.WithLabelValues(pollOutcome(err)).Inc()
