@@ -35,7 +35,11 @@ func newRetentionPurge(reason string, at time.Time) (*asynq.Task, error) {
 }
 
 // NewRetentionPurgeTask is the scheduler's periodic purge.
-func NewRetentionPurgeTask(period time.Time) (*asynq.Task, error) { return newRetentionPurge("schedule", period) }
+func NewRetentionPurgeTask(period time.Time) (*asynq.Task, error) {
+	return newRetentionPurge("schedule", period)
+}
 
 // NewRetentionPurgeNowTask is a purge an admin asked for (POST /api/retention/purge).
-func NewRetentionPurgeNowTask(at time.Time) (*asynq.Task, error) { return newRetentionPurge("manual", at) }
+func NewRetentionPurgeNowTask(at time.Time) (*asynq.Task, error) {
+	return newRetentionPurge("manual", at)
+}

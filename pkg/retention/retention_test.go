@@ -60,7 +60,7 @@ func load(t *testing.T, st *store.Store) fixture {
 	t.Helper()
 	f := fixture{st: st}
 	old := time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC) // past the 365 days of every domain
-	for i := range 25 {                                   // several batches (Batch 100: 10 reports each)
+	for i := range 25 {                                // several batches (Batch 100: 10 reports each)
 		ing, id := addReport(t, st, fmt.Sprintf("old-%d", i), "example.com", old.Add(time.Duration(i)*time.Hour), old, 2, true)
 		f.oldIDs, f.oldRecords = append(f.oldIDs, id), f.oldRecords+2
 		if i == 0 {
