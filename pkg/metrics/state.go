@@ -61,6 +61,8 @@ type rollup struct {
 
 func (r rollup) Describe(ch chan<- *prometheus.Desc) { ch <- rollupPending; ch <- rollupLag }
 func (r rollup) Collect(ch chan<- prometheus.Metric) {
+	// A collector gets no context from the scrape; the bound keeps a slow database from
+	// holding the scrape (and the handler's own timeout) past a few seconds.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	b, err := r.read(ctx)
