@@ -44,7 +44,7 @@ type Backlog struct {
 }
 
 var (
-	rollupPending = prometheus.NewDesc("vigil_rollup_pending_reports", "Stored reports whose contribution is not in the analytics rollups yet.", nil, nil)
+	rollupPending = prometheus.NewDesc("vigil_rollup_pending_reports", "Reports among the newest 10,000 stored whose contribution is not in the analytics rollups yet.", nil, nil)
 	rollupLag     = prometheus.NewDesc("vigil_rollup_lag_seconds", "Age of the oldest stored report not rolled up yet (0: none).", nil, nil)
 )
 
