@@ -52,6 +52,9 @@ type Deps struct {
 	Describe func(ctx context.Context, ips []netip.Addr) (map[netip.Addr]SourceInfo, error)
 }
 
+// Cache is the answer cache (nil without Redis), for its hit and miss counts.
+func (a *API) Cache() *gencache.Cache { return a.cache }
+
 // API serves the rollup endpoints.
 type API struct {
 	eng   *engine

@@ -21,6 +21,7 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
+	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/synth"
@@ -293,6 +294,10 @@ func newBenchHandler(e *benchEnv, cached bool) http.Handler {
 		rdb = e.rdb
 	}
 	s := newServer(e.st, rdb, func() time.Time { return e.now })
+	if os.Getenv("VIGIL_BENCH_METRICS") != "" {
+		// The API's request metrics, to measure what they cost (docs/performance.md).
+		s.e.Use(metrics.New().Echo)
+	}
 	return s.e
 }
 

@@ -3525,6 +3525,50 @@ type RequeueResult struct {
 	Reset *int `json:"reset,omitempty"`
 }
 
+// RetentionPurgeAccepted defines model for RetentionPurgeAccepted.
+type RetentionPurgeAccepted struct {
+	TaskId string `json:"task_id"`
+}
+
+// RetentionResult What a purge deleted, or with dry_run would delete (the result of a retention:purge task)
+type RetentionResult struct {
+	AuditEntries int64 `json:"audit_entries"`
+	DryRun       bool  `json:"dry_run"`
+
+	// Files Original files whose bytes were deleted (their ingest rows stay)
+	Files      int64 `json:"files"`
+	Records    int64 `json:"records"`
+	Reports    int64 `json:"reports"`
+	RollupRows int64 `json:"rollup_rows"`
+}
+
+// RetentionStatus defines model for RetentionStatus.
+type RetentionStatus struct {
+	// AuditDays Audit entries are kept this many days (0: forever)
+	AuditDays int `json:"audit_days"`
+
+	// DomainDays Per-domain report ages overriding report_days
+	DomainDays map[string]int `json:"domain_days"`
+
+	// DryRun The scheduled purge only counts (VIGIL_RETENTION_DRY_RUN)
+	DryRun bool `json:"dry_run"`
+
+	// Enabled Some data is ever deleted
+	Enabled bool `json:"enabled"`
+
+	// FileDays Original files are kept this many days after they were received (0: forever)
+	FileDays int `json:"file_days"`
+
+	// ReportDays Reports and records are kept this many days after their period ends (0: forever)
+	ReportDays int `json:"report_days"`
+
+	// RollupDays Rollup periods are kept this many days after they end (0: forever)
+	RollupDays int `json:"rollup_days"`
+
+	// WouldDelete What a purge deleted, or with dry_run would delete (the result of a retention:purge task)
+	WouldDelete RetentionResult `json:"would_delete"`
+}
+
 // RollupAlignment defines model for RollupAlignment.
 type RollupAlignment struct {
 	Dkim     RollupPassFail `json:"dkim"`
@@ -3916,7 +3960,7 @@ type TaskStatus struct {
 	NextProcessAt *time.Time `json:"next_process_at"`
 	Queue         string     `json:"queue"`
 
-	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's
+	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's, or a retention purge's
 	Result  *TaskStatus_Result `json:"result"`
 	Retried int                `json:"retried"`
 	State   TaskStatusState    `json:"state"`
@@ -3926,7 +3970,7 @@ type TaskStatus struct {
 	Type string `json:"type"`
 }
 
-// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's
+// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's, or a retention purge's
 type TaskStatus_Result struct {
 	union json.RawMessage
 }
@@ -5434,6 +5478,32 @@ func (t *TaskStatus_Result) MergeMLDetectResult(v MLDetectResult) error {
 	return err
 }
 
+// AsRetentionResult returns the union data inside the TaskStatus_Result as a RetentionResult
+func (t TaskStatus_Result) AsRetentionResult() (RetentionResult, error) {
+	var body RetentionResult
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromRetentionResult overwrites any union data inside the TaskStatus_Result as the provided RetentionResult
+func (t *TaskStatus_Result) FromRetentionResult(v RetentionResult) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeRetentionResult performs a merge with any union data inside the TaskStatus_Result, using the provided RetentionResult
+func (t *TaskStatus_Result) MergeRetentionResult(v RetentionResult) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 func (t TaskStatus_Result) MarshalJSON() ([]byte, error) {
 	b, err := t.union.MarshalJSON()
 	return b, err
@@ -5968,6 +6038,16 @@ type ClientInterface interface {
 	// Corresponds with GET /api/reports/{id}/records (the `ListRecords` operationId).
 	ListRecords(ctx context.Context, id int64, params *ListRecordsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetRetention The retention policy (VIGIL_RETENTION_*, in days; 0 keeps forever) and what a purge now would delete (a dry run: nothing is deleted)
+	//
+	// Corresponds with GET /api/retention (the `GetRetention` operationId).
+	GetRetention(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PurgeRetention Purge now what the retention policy no longer keeps (a retention:purge task; with VIGIL_RETENTION_DRY_RUN it only counts)
+	//
+	// Corresponds with POST /api/retention/purge (the `PurgeRetention` operationId).
+	PurgeRetention(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RollupAlignment Aligned (policy-evaluated) DKIM and SPF pass/fail messages
 	//
 	// Aligned (policy-evaluated) DKIM and SPF pass/fail messages. Needs the viewer role or above.
@@ -6148,12 +6228,27 @@ type ClientInterface interface {
 	// Corresponds with POST /auth/refresh (the `Refresh` operationId).
 	Refresh(ctx context.Context, body RefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ApiDocs Interactive API documentation (HTML), rendered from /openapi.json by Swagger UI
+	//
+	// Corresponds with GET /docs (the `ApiDocs` operationId).
+	ApiDocs(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApiDocsAsset A script, style sheet or licence of the documentation page, embedded in the binary
+	//
+	// Corresponds with GET /docs/{file} (the `ApiDocsAsset` operationId).
+	ApiDocsAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Health Liveness
 	//
 	// Liveness. Needs no credentials.
 	//
 	// Corresponds with GET /health (the `Health` operationId).
 	Health(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Metrics Prometheus metrics of this process (text exposition format; names prefixed vigil_). Also served without credentials on VIGIL_METRICS_ADDR when set
+	//
+	// Corresponds with GET /metrics (the `Metrics` operationId).
+	Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// Monitoring Asynqmon queue monitor, admins only (web UI; every path below /monitoring/ belongs to it). Browsers: Basic auth with an admin API key as the password
 	//
@@ -7345,6 +7440,36 @@ func (c *Client) ListRecords(ctx context.Context, id int64, params *ListRecordsP
 	return c.Client.Do(req)
 }
 
+// GetRetention The retention policy (VIGIL_RETENTION_*, in days; 0 keeps forever) and what a purge now would delete (a dry run: nothing is deleted)
+//
+// Corresponds with GET /api/retention (the `GetRetention` operationId).
+func (c *Client) GetRetention(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRetentionRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PurgeRetention Purge now what the retention policy no longer keeps (a retention:purge task; with VIGIL_RETENTION_DRY_RUN it only counts)
+//
+// Corresponds with POST /api/retention/purge (the `PurgeRetention` operationId).
+func (c *Client) PurgeRetention(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPurgeRetentionRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RollupAlignment Aligned (policy-evaluated) DKIM and SPF pass/fail messages
 //
 // Aligned (policy-evaluated) DKIM and SPF pass/fail messages. Needs the viewer role or above.
@@ -7785,6 +7910,36 @@ func (c *Client) Refresh(ctx context.Context, body RefreshJSONRequestBody, reqEd
 	return c.Client.Do(req)
 }
 
+// ApiDocs Interactive API documentation (HTML), rendered from /openapi.json by Swagger UI
+//
+// Corresponds with GET /docs (the `ApiDocs` operationId).
+func (c *Client) ApiDocs(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApiDocsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApiDocsAsset A script, style sheet or licence of the documentation page, embedded in the binary
+//
+// Corresponds with GET /docs/{file} (the `ApiDocsAsset` operationId).
+func (c *Client) ApiDocsAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApiDocsAssetRequest(c.Server, file)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // Health Liveness
 //
 // Liveness. Needs no credentials.
@@ -7792,6 +7947,21 @@ func (c *Client) Refresh(ctx context.Context, body RefreshJSONRequestBody, reqEd
 // Corresponds with GET /health (the `Health` operationId).
 func (c *Client) Health(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewHealthRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Metrics Prometheus metrics of this process (text exposition format; names prefixed vigil_). Also served without credentials on VIGIL_METRICS_ADDR when set
+//
+// Corresponds with GET /metrics (the `Metrics` operationId).
+func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMetricsRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -11081,6 +11251,60 @@ func NewListRecordsRequest(server string, id int64, params *ListRecordsParams) (
 	return req, nil
 }
 
+// NewGetRetentionRequest constructs an http.Request for the GetRetention method
+func NewGetRetentionRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/retention")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPurgeRetentionRequest constructs an http.Request for the PurgeRetention method
+func NewPurgeRetentionRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/retention/purge")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewRollupAlignmentRequest constructs an http.Request for the RollupAlignment method
 func NewRollupAlignmentRequest(server string, params *RollupAlignmentParams) (*http.Request, error) {
 	var err error
@@ -13553,6 +13777,67 @@ func NewRefreshRequestWithBody(server string, contentType string, body io.Reader
 	return req, nil
 }
 
+// NewApiDocsRequest constructs an http.Request for the ApiDocs method
+func NewApiDocsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/docs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApiDocsAssetRequest constructs an http.Request for the ApiDocsAsset method
+func NewApiDocsAssetRequest(server string, file string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "file", file, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/docs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewHealthRequest constructs an http.Request for the Health method
 func NewHealthRequest(server string) (*http.Request, error) {
 	var err error
@@ -13563,6 +13848,33 @@ func NewHealthRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/health")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewMetricsRequest constructs an http.Request for the Metrics method
+func NewMetricsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metrics")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -14770,6 +15082,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/reports/{id}/records (the `ListRecords` operationId).
 	ListRecordsWithResponse(ctx context.Context, id int64, params *ListRecordsParams, reqEditors ...RequestEditorFn) (*ListRecordsReply, error)
 
+	// GetRetentionWithResponse The retention policy (VIGIL_RETENTION_*, in days; 0 keeps forever) and what a purge now would delete (a dry run: nothing is deleted)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/retention (the `GetRetention` operationId).
+	GetRetentionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetRetentionReply, error)
+
+	// PurgeRetentionWithResponse Purge now what the retention policy no longer keeps (a retention:purge task; with VIGIL_RETENTION_DRY_RUN it only counts)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/retention/purge (the `PurgeRetention` operationId).
+	PurgeRetentionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PurgeRetentionReply, error)
+
 	// RollupAlignmentWithResponse Aligned (policy-evaluated) DKIM and SPF pass/fail messages
 	//
 	// Aligned (policy-evaluated) DKIM and SPF pass/fail messages. Needs the viewer role or above.
@@ -14984,6 +15310,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /auth/refresh (the `Refresh` operationId).
 	RefreshWithResponse(ctx context.Context, body RefreshJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshReply, error)
 
+	// ApiDocsWithResponse Interactive API documentation (HTML), rendered from /openapi.json by Swagger UI
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /docs (the `ApiDocs` operationId).
+	ApiDocsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ApiDocsReply, error)
+
+	// ApiDocsAssetWithResponse A script, style sheet or licence of the documentation page, embedded in the binary
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /docs/{file} (the `ApiDocsAsset` operationId).
+	ApiDocsAssetWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*ApiDocsAssetReply, error)
+
 	// HealthWithResponse Liveness
 	//
 	// Liveness. Needs no credentials.
@@ -14992,6 +15332,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /health (the `Health` operationId).
 	HealthWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthReply, error)
+
+	// MetricsWithResponse Prometheus metrics of this process (text exposition format; names prefixed vigil_). Also served without credentials on VIGIL_METRICS_ADDR when set
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metrics (the `Metrics` operationId).
+	MetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*MetricsReply, error)
 
 	// MonitoringWithResponse Asynqmon queue monitor, admins only (web UI; every path below /monitoring/ belongs to it). Browsers: Basic auth with an admin API key as the password
 	//
@@ -19697,6 +20044,190 @@ func (r ListRecordsReply) ContentType() string {
 	return ""
 }
 
+// GetRetentionReply401Headers the declared response headers of an HTTP 401 response for GetRetention
+type GetRetentionReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetRetentionReply429Headers the declared response headers of an HTTP 429 response for GetRetention
+type GetRetentionReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type GetRetentionReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RetentionStatus
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetRetentionReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetRetentionReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetRetentionReply) GetJSON200() *RetentionStatus {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetRetentionReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetRetentionReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetRetentionReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetRetentionReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetRetentionReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRetentionReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRetentionReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRetentionReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRetentionReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PurgeRetentionReply401Headers the declared response headers of an HTTP 401 response for PurgeRetention
+type PurgeRetentionReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// PurgeRetentionReply429Headers the declared response headers of an HTTP 429 response for PurgeRetention
+type PurgeRetentionReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type PurgeRetentionReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *RetentionPurgeAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PurgeRetentionReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PurgeRetentionReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r PurgeRetentionReply) GetJSON202() *RetentionPurgeAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PurgeRetentionReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PurgeRetentionReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PurgeRetentionReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PurgeRetentionReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PurgeRetentionReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PurgeRetentionReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PurgeRetentionReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PurgeRetentionReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PurgeRetentionReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // RollupAlignmentReply200Headers the declared response headers of an HTTP 200 response for RollupAlignment
 type RollupAlignmentReply200Headers struct {
 	RateLimitLimit     *int
@@ -21909,6 +22440,141 @@ func (r RefreshReply) ContentType() string {
 	return ""
 }
 
+// ApiDocsReply429Headers the declared response headers of an HTTP 429 response for ApiDocs
+type ApiDocsReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ApiDocsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ApiDocsReply429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ApiDocsReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ApiDocsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ApiDocsReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ApiDocsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApiDocsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApiDocsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApiDocsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ApiDocsAssetReply429Headers the declared response headers of an HTTP 429 response for ApiDocsAsset
+type ApiDocsAssetReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ApiDocsAssetReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ApiDocsAssetReply429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ApiDocsAssetReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ApiDocsAssetReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ApiDocsAssetReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ApiDocsAssetReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ApiDocsAssetReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApiDocsAssetReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApiDocsAssetReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApiDocsAssetReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // HealthReply429Headers the declared response headers of an HTTP 429 response for Health
 type HealthReply429Headers struct {
 	RateLimitLimit     *int
@@ -21974,6 +22640,91 @@ func (r HealthReply) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r HealthReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// MetricsReply401Headers the declared response headers of an HTTP 401 response for Metrics
+type MetricsReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// MetricsReply429Headers the declared response headers of an HTTP 429 response for Metrics
+type MetricsReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type MetricsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *MetricsReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *MetricsReply429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r MetricsReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r MetricsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r MetricsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r MetricsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r MetricsReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r MetricsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r MetricsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MetricsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MetricsReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -24656,6 +25407,32 @@ func (c *ClientWithResponses) ListRecordsWithResponse(ctx context.Context, id in
 	return ParseListRecordsReply(rsp)
 }
 
+// GetRetentionWithResponse The retention policy (VIGIL_RETENTION_*, in days; 0 keeps forever) and what a purge now would delete (a dry run: nothing is deleted)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/retention (the `GetRetention` operationId).
+func (c *ClientWithResponses) GetRetentionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetRetentionReply, error) {
+	rsp, err := c.GetRetention(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRetentionReply(rsp)
+}
+
+// PurgeRetentionWithResponse Purge now what the retention policy no longer keeps (a retention:purge task; with VIGIL_RETENTION_DRY_RUN it only counts)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/retention/purge (the `PurgeRetention` operationId).
+func (c *ClientWithResponses) PurgeRetentionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PurgeRetentionReply, error) {
+	rsp, err := c.PurgeRetention(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePurgeRetentionReply(rsp)
+}
+
 // RollupAlignmentWithResponse Aligned (policy-evaluated) DKIM and SPF pass/fail messages
 //
 // Aligned (policy-evaluated) DKIM and SPF pass/fail messages. Needs the viewer role or above.
@@ -25026,6 +25803,32 @@ func (c *ClientWithResponses) RefreshWithResponse(ctx context.Context, body Refr
 	return ParseRefreshReply(rsp)
 }
 
+// ApiDocsWithResponse Interactive API documentation (HTML), rendered from /openapi.json by Swagger UI
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /docs (the `ApiDocs` operationId).
+func (c *ClientWithResponses) ApiDocsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ApiDocsReply, error) {
+	rsp, err := c.ApiDocs(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApiDocsReply(rsp)
+}
+
+// ApiDocsAssetWithResponse A script, style sheet or licence of the documentation page, embedded in the binary
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /docs/{file} (the `ApiDocsAsset` operationId).
+func (c *ClientWithResponses) ApiDocsAssetWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*ApiDocsAssetReply, error) {
+	rsp, err := c.ApiDocsAsset(ctx, file, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApiDocsAssetReply(rsp)
+}
+
 // HealthWithResponse Liveness
 //
 // Liveness. Needs no credentials.
@@ -25039,6 +25842,19 @@ func (c *ClientWithResponses) HealthWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseHealthReply(rsp)
+}
+
+// MetricsWithResponse Prometheus metrics of this process (text exposition format; names prefixed vigil_). Also served without credentials on VIGIL_METRICS_ADDR when set
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metrics (the `Metrics` operationId).
+func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*MetricsReply, error) {
+	rsp, err := c.Metrics(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMetricsReply(rsp)
 }
 
 // MonitoringWithResponse Asynqmon queue monitor, admins only (web UI; every path below /monitoring/ belongs to it). Browsers: Basic auth with an admin API key as the password
@@ -29816,6 +30632,202 @@ func ParseListRecordsReply(rsp *http.Response) (*ListRecordsReply, error) {
 	return response, nil
 }
 
+// ParseGetRetentionReply parses an HTTP response from a GetRetentionWithResponse call
+func ParseGetRetentionReply(rsp *http.Response) (*GetRetentionReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRetentionReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RetentionStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetRetentionReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetRetentionReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePurgeRetentionReply parses an HTTP response from a PurgeRetentionWithResponse call
+func ParsePurgeRetentionReply(rsp *http.Response) (*PurgeRetentionReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PurgeRetentionReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest RetentionPurgeAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PurgeRetentionReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers PurgeRetentionReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseRollupAlignmentReply parses an HTTP response from a RollupAlignmentWithResponse call
 func ParseRollupAlignmentReply(rsp *http.Response) (*RollupAlignmentReply, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -32257,6 +33269,153 @@ func ParseRefreshReply(rsp *http.Response) (*RefreshReply, error) {
 	return response, nil
 }
 
+// ParseApiDocsReply parses an HTTP response from a ApiDocsWithResponse call
+func ParseApiDocsReply(rsp *http.Response) (*ApiDocsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApiDocsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ApiDocsReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseApiDocsAssetReply parses an HTTP response from a ApiDocsAssetWithResponse call
+func ParseApiDocsAssetReply(rsp *http.Response) (*ApiDocsAssetReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApiDocsAssetReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ApiDocsAssetReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseHealthReply parses an HTTP response from a HealthWithResponse call
 func ParseHealthReply(rsp *http.Response) (*HealthReply, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -32304,6 +33463,97 @@ func ParseHealthReply(rsp *http.Response) (*HealthReply, error) {
 	switch {
 	case rsp.StatusCode == 429:
 		var headers HealthReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseMetricsReply parses an HTTP response from a MetricsWithResponse call
+func ParseMetricsReply(rsp *http.Response) (*MetricsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MetricsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers MetricsReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers MetricsReply429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -27,10 +28,12 @@ import (
 	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/ml"
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/outbound"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/secretbox"
 	"github.com/vigilhq/vigil/pkg/senders"
@@ -69,6 +72,12 @@ type App struct {
 	Limiter  *ratelimit.Limiter
 	mini     *miniredis.Miniredis
 	stopMini context.CancelFunc
+
+	Retention *retention.Service
+	// Metrics is this process's Prometheus registry (pkg/metrics; see metrics.go).
+	Metrics        *metrics.Metrics
+	answers        atomic.Pointer[gencache.Cache] // the analytics answer cache, for its counts
+	sharedExported bool
 }
 
 // Options say what a process needs built.
@@ -121,6 +130,12 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	}
 	a.wireAlerts(keys)
 	a.wireRollups(ctx)
+	a.Retention = retention.New(retention.Deps{Store: a.Store, Cache: gencache.New(a.Redis, a.Cfg.CacheTTL, a.Log),
+		Audit: audit.New(a.Store.DB()), Policy: RetentionPolicy(cfg.Retention), Log: log.With("component", "retention")})
+	if err := a.buildMetrics(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	if err := a.buildEnrich(); err != nil {
 		a.Close()
 		return nil, err
@@ -200,6 +215,12 @@ func (a *App) wireRollups(ctx context.Context) {
 		cancel()
 		<-done
 	}
+}
+
+// RetentionPolicy maps the configured retention onto the purge's policy.
+func RetentionPolicy(r config.Retention) retention.Policy {
+	return retention.Policy{Reports: r.Reports, Domains: r.Domains, Files: r.Files, Rollups: r.Rollups, Audit: r.Audit,
+		Batch: r.Batch, DryRun: r.DryRun}
 }
 
 // IngestLimits maps the configured limits onto the pipeline's.

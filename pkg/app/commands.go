@@ -48,9 +48,15 @@ func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http: VIGIL_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
+	mln, err := a.withMetrics(true)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	log.Info("vigil api listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(cfg.HTTPAddr), "monitoring", "http://"+displayAddr(cfg.HTTPAddr)+"/monitoring")
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.runHTTP(ctx, ln) })
+	g.Go(func() error { return a.serveMetrics(ctx, mln) })
 	if !a.Embedded() {
 		// A file stored by an api killed before it could enqueue it has no task: enqueue every
 		// pending file now (workers do the same when they start, and the embedded worker too).
@@ -86,8 +92,15 @@ func Worker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer a.Close()
+	mln, err := a.withMetrics(false)
+	if err != nil {
+		return err
+	}
 	log.Info("vigil worker started", "concurrency", cfg.WorkerConcurrency)
-	return a.runWorker(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.serveMetrics(ctx, mln) })
+	g.Go(func() error { return a.runWorker(ctx) })
+	return g.Wait()
 }
 
 // Scheduler runs the scheduler role alone (one replica).
@@ -97,8 +110,15 @@ func Scheduler(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer a.Close()
+	mln, err := a.withMetrics(true)
+	if err != nil {
+		return err
+	}
 	log.Info("vigil scheduler started", "sweep_interval", cfg.SweepInterval)
-	return a.runScheduler(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.serveMetrics(ctx, mln) })
+	g.Go(func() error { return a.runScheduler(ctx) })
+	return g.Wait()
 }
 
 // Migrate applies pending migrations and says how many ran.

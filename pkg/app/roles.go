@@ -17,6 +17,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/logging"
 	"github.com/vigilhq/vigil/pkg/notify"
+	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/schedule"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/web"
@@ -32,6 +33,9 @@ func (a *App) Jobs() []schedule.Job {
 		{Name: tasks.TypeAlertCheck, Interval: time.Hour, Build: tasks.NewAlertCheckTask},
 	}
 	jobs = append(jobs, a.mlJobs()...)
+	if a.Cfg.Retention.Enabled() {
+		jobs = append(jobs, schedule.Job{Name: tasks.TypeRetentionPurge, Interval: a.Cfg.Retention.Interval, Build: tasks.NewRetentionPurgeTask})
+	}
 	return append(jobs, a.Mail.Jobs()...)
 }
 
@@ -51,7 +55,7 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 		RetryDelayFunc: retryDelay,
 	})
 	mux := asynq.NewServeMux()
-	mux.Use(taskLog(log), a.durableTasks)
+	mux.Use(taskLog(log), a.Metrics.Asynq, a.durableTasks)
 	mux.HandleFunc(tasks.TypeReportParse, a.Ingest.HandleParse)
 	mux.HandleFunc(tasks.TypeIngestSweep, a.Ingest.HandleSweep(a.Cfg.SweepGrace))
 	mux.HandleFunc(tasks.TypeIngestRequeue, a.Ingest.HandleRequeue)
@@ -66,6 +70,7 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeAlertDeliver, a.Notify.HandleDeliver)
 	mux.HandleFunc(tasks.TypeMLTrain, a.ML.HandleTrain)
 	mux.HandleFunc(tasks.TypeMLDetect, a.ML.HandleDetect)
+	mux.HandleFunc(tasks.TypeRetentionPurge, a.Retention.HandlePurge)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
 }
@@ -153,12 +158,14 @@ func (a *App) NewHTTP() (*http.Server, error) {
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
 	an := analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics"),
 		Describe: a.Enrich.Describe})
+	a.answers.Store(an.Cache())
 	e := httpapi.New(httpapi.Deps{
 		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Queue: a.queue(), Tasks: a.inspector(), Redis: redisPinger{a},
 		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an), Senders: senders.NewAPI(a.Senders, an), GeoStatus: geoStatus{a},
 		Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
 		Alerts: a.Alerts, Notify: a.Notify, TLSReports: a.TLSReports, Failures: a.Failures, ML: a.ML,
+		Metrics: a.Metrics, Retention: retention.NewAPI(a.Retention, a.queue(), a.Audit),
 		Auth: a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates, a.Cfg.Reports.TLSRPTRate),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, IPv6Prefix: a.Cfg.Auth.IPv6Prefix, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})

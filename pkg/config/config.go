@@ -43,6 +43,10 @@ type Config struct {
 	Outbound   Outbound
 	SMTP       SMTP
 	Reports    Reports
+
+	// MetricsAddr, when set, serves /metrics there without credentials (VIGIL_METRICS_ADDR).
+	MetricsAddr string
+	Retention   Retention
 }
 
 // Limits bound what one upload, file or report may cost. Each is a VIGIL_MAX_* variable.
@@ -112,6 +116,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Outbound = loadOutbound(&e)
 	c.SMTP = loadSMTP(&e)
 	c.Reports = loadReports(&e)
+	loadOperations(&e, &c)
 	if e.err != nil {
 		return Config{}, e.err
 	}

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,6 +44,18 @@ type Cache struct {
 	mu      sync.Mutex
 	down    bool
 	retryAt time.Time
+
+	// hits and misses count lookups for the metrics (read at scrape time by Counts).
+	hits, misses atomic.Uint64
+}
+
+// Counts tells how many lookups were answered from the cache and how many were not (Redis
+// unavailable included).
+func (c *Cache) Counts() (hits, misses uint64) {
+	if c == nil {
+		return 0, 0
+	}
+	return c.hits.Load(), c.misses.Load()
 }
 
 // New caches in rdb for ttl (DefaultTTL when 0). rdb nil gives a nil Cache.
@@ -75,7 +88,20 @@ type Ticket struct{ key string }
 // Get looks key up in domain's scope ("" for all domains). On a miss the ticket stores the
 // answer; a zero ticket (Redis unavailable) stores nothing.
 func (c *Cache) Get(ctx context.Context, domain, key string) ([]byte, Ticket, bool) {
-	if c == nil || !c.available() {
+	if c == nil {
+		return nil, Ticket{}, false
+	}
+	val, t, ok := c.get(ctx, domain, key)
+	if ok {
+		c.hits.Add(1)
+	} else {
+		c.misses.Add(1)
+	}
+	return val, t, ok
+}
+
+func (c *Cache) get(ctx context.Context, domain, key string) ([]byte, Ticket, bool) {
+	if !c.available() {
 		return nil, Ticket{}, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigilhq/vigil/pkg/alerting"
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/apidocs"
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
@@ -22,9 +23,11 @@ import (
 	"github.com/vigilhq/vigil/pkg/failure"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/ml"
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/route"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/store"
@@ -66,6 +69,8 @@ type Deps struct {
 	Failures    *failure.Service  // nil: the failure report routes answer 503
 	ML          *ml.Service       // nil: the ML, forecast and advice routes answer 503
 	Web         *web.Site         // nil: the embedded dashboard is built here
+	Metrics     *metrics.Metrics  // nil: requests are not counted and /metrics answers 503
+	Retention   *retention.API    // nil: the retention routes answer 503
 	Limits      Limits
 	TempDir     string // where uploads are spooled before they are stored
 	Log         *slog.Logger
@@ -96,6 +101,9 @@ func New(d Deps) *echo.Echo {
 	e.IPExtractor = IPExtractor(d.TrustedProxies)
 	e.SchemeExtractor = SchemeExtractor(d.TrustedProxies)
 	e.Pre(securityHeaders)
+	if d.Metrics != nil {
+		e.Use(d.Metrics.Echo) // outside Recover, so a panic's 500 is counted too
+	}
 	e.Use(middleware.Recover())
 	e.Use(a.requestLog)
 	e.Use(cors(d.CORSOrigins))
@@ -179,6 +187,9 @@ func (a *API) table() []Route {
 	rs = append(rs, features(RateAPI, a.Failures.Routes(), a.Failures != nil)...)              // failure reports
 	rs = append(rs, features(RateAPI, a.ML.Routes(), a.ML != nil)...)                          // anomalies, forecasts, advice
 	rs = append(rs, features(RateNone, site.Routes(), true)...)                                // the dashboard (public)
+	rs = append(rs, features(RateNone, apidocs.New().Routes(), true)...)                       // /docs (public)
+	rs = append(rs, features(RateNone, a.Metrics.Routes(a.log), a.Metrics != nil)...)          // /metrics (admin)
+	rs = append(rs, features(RateAPI, a.Retention.Routes(), a.Retention != nil)...)            // retention policy, purge (admin)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
 		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})

@@ -12,10 +12,13 @@ import (
 
 	"github.com/vigilhq/vigil/pkg/alerting"
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/apidocs"
 	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/failure"
+	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/ml"
 	"github.com/vigilhq/vigil/pkg/notify"
+	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/tlsrpt"
 	"github.com/vigilhq/vigil/pkg/web"
@@ -33,7 +36,8 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{analytics.OpenAPI, IngestsSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI, tlsrpt.OpenAPI, failure.OpenAPI, ml.OpenAPI}
+	return [][]byte{analytics.OpenAPI, IngestsSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI, tlsrpt.OpenAPI, failure.OpenAPI, ml.OpenAPI,
+		apidocs.OpenAPI, metrics.OpenAPI, retention.OpenAPI}
 }
 
 // spec is the merged document, built once: the inputs are embedded, so the result never

@@ -137,6 +137,7 @@ func BenchmarkPipelineCorpus(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		bu := setup(b, be, nil, nil)
+		instrument(bu)
 		files := make([][]byte, 0, len(base)*sets)
 		for s := range sets {
 			for _, d := range base {

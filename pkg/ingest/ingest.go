@@ -54,7 +54,8 @@ type Service struct {
 	now       func() time.Time
 	onNew     func(ctx context.Context, ingestID int64) error
 	kinds     map[unwrap.Format]KindHandler // report kinds other than DMARC aggregate
-	fileLevel slog.Level                    // of the one line per processed file
+	obs       Observer
+	fileLevel slog.Level // of the one line per processed file
 	// outage is set when a task met the database or Redis unreachable; Watch recovers once
 	// they answer again.
 	outage atomic.Bool
@@ -95,6 +96,20 @@ func (s *Service) HandleKind(f unwrap.Format, h KindHandler) {
 	}
 	s.kinds[f] = h
 }
+
+// Observer hears what became of each file, for the metrics (pkg/metrics). Its methods must be
+// quick and never fail: they run on the ingestion path.
+type Observer interface {
+	// FileReceived: a file handed to Accept, its source and outcome (accepted, duplicate,
+	// rejected), and its size.
+	FileReceived(source, outcome string, bytes int64)
+	// FileProcessed: a stored file parsed to an end (processed, duplicate, failed) and the new
+	// reports and records it stored.
+	FileProcessed(outcome string, reports, records int)
+}
+
+// Observe sets the observer. Set it before the service is used.
+func (s *Service) Observe(o Observer) { s.obs = o }
 
 // New builds the pipeline.
 func New(st *store.Store, enq Enqueuer, inspector *asynq.Inspector, lim Limits, log *slog.Logger) *Service {
@@ -214,6 +229,11 @@ func (s *Service) AcceptBatch(ctx context.Context, files []File) ([]Result, erro
 	if len(dups) > 0 {
 		if err := s.describeEarlier(ctx, out, dups); err != nil {
 			return nil, err
+		}
+	}
+	if s.obs != nil {
+		for i, r := range out {
+			s.obs.FileReceived(files[i].Source, r.Status, int64(len(files[i].Data)))
 		}
 	}
 	return out, nil

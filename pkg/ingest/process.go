@@ -31,14 +31,16 @@ func (t transient) Unwrap() error { return t.err }
 // outcome collects what one file yielded, part by part.
 type outcome struct {
 	stored, dups int
+	records      int // of the stored (new) reports
 	problems     []string
 }
 
-func (o *outcome) count(s store.Saved) {
+func (o *outcome) count(s store.Saved, records int) {
 	if s.Duplicate {
 		o.dups++
 	} else {
 		o.stored++
+		o.records += records
 	}
 }
 
@@ -303,8 +305,8 @@ func (s *Service) saveRuns(ctx context.Context, runs []*fileRun) {
 		return
 	}
 	for i, r := range runs {
-		for _, sv := range saved[i] {
-			r.o.count(sv)
+		for k, sv := range saved[i] {
+			r.o.count(sv, len(r.pending[k].Records))
 		}
 		r.pending, r.pendingRecs, r.finished = nil, 0, finished[i]
 	}
@@ -335,6 +337,9 @@ func (s *Service) finishRuns(ctx context.Context, runs []*fileRun, out []Process
 		}
 		s.log.Log(ctx, s.fileLevel, "file processed", "ingest_id", r.id, "file", r.filename, "status", status, "reports", r.o.stored, "duplicates", r.o.dups, "problems", len(r.o.problems))
 		p.Status, p.Reason, p.Reports = status, reason, r.o.stored+r.o.dups
+		if s.obs != nil {
+			s.obs.FileProcessed(status, r.o.stored, r.o.records)
+		}
 		if status == store.StatusFailed {
 			p.Err = fmt.Errorf("ingest %d: %s: %w", r.id, reason, ErrPermanent)
 		}
@@ -365,7 +370,7 @@ func (r *fileRun) part(p unwrap.Part) error {
 		case res.Problem != nil:
 			r.o.fail(p.Path, res.Problem)
 		default:
-			r.o.count(store.Saved{Duplicate: res.Duplicate})
+			r.o.count(store.Saved{Duplicate: res.Duplicate}, 0) // no DMARC records
 		}
 		return nil
 	}
@@ -404,10 +409,14 @@ func (r *fileRun) part(p unwrap.Part) error {
 		return err
 	}
 	var parseErr error
+	streamed := len(head)
 	next := func() (dmarc.Record, error) {
 		rec, err := dec.Next()
 		if err != nil && !errors.Is(err, io.EOF) {
 			parseErr = err
+		}
+		if err == nil {
+			streamed++
 		}
 		return rec, err
 	}
@@ -418,7 +427,7 @@ func (r *fileRun) part(p unwrap.Part) error {
 	case err != nil:
 		return transient{err}
 	default:
-		r.o.count(saved)
+		r.o.count(saved, streamed)
 	}
 	return nil
 }
@@ -429,8 +438,8 @@ func (r *fileRun) flush() error {
 	if err != nil {
 		return err
 	}
-	for _, sv := range saved {
-		r.o.count(sv)
+	for k, sv := range saved {
+		r.o.count(sv, len(r.pending[k].Records))
 	}
 	r.pending, r.pendingRecs = r.pending[:0], 0
 	return nil
