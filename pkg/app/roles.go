@@ -11,7 +11,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 
-	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
@@ -30,6 +29,8 @@ func (a *App) Jobs() []schedule.Job {
 		{Name: tasks.TypeRollupCatchUp, Interval: a.Cfg.SweepInterval, Build: tasks.NewRollupCatchUpTask},
 		{Name: tasks.TypeEnrichRefresh, Interval: a.Cfg.Enrich.RefreshInterval, Build: tasks.NewEnrichRefreshTask},
 		{Name: tasks.TypeAlertCheck, Interval: time.Hour, Build: tasks.NewAlertCheckTask},
+		{Name: tasks.TypeExportCleanup, Interval: time.Hour, Build: tasks.NewExportCleanupTask},
+		{Name: tasks.TypeDigestDispatch, Interval: a.Cfg.Export.DigestInterval, Build: tasks.NewDigestDispatchTask},
 	}
 	return append(jobs, a.Mail.Jobs()...)
 }
@@ -63,6 +64,10 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeEnrichRefresh, a.Enrich.HandleRefresh)
 	mux.HandleFunc(tasks.TypeAlertCheck, a.Alerts.HandleCheck)
 	mux.HandleFunc(tasks.TypeAlertDeliver, a.Notify.HandleDeliver)
+	mux.HandleFunc(tasks.TypeExportRender, a.Export.HandleRender)
+	mux.HandleFunc(tasks.TypeExportCleanup, a.Export.HandleCleanup)
+	mux.HandleFunc(tasks.TypeDigestDispatch, a.Digest.HandleDispatch)
+	mux.HandleFunc(tasks.TypeDigestSend, a.Digest.HandleSend)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
 }
@@ -148,14 +153,13 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		}
 	}
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
-	an := analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics"),
-		Describe: a.Enrich.Describe})
+	an := a.Analytics
 	e := httpapi.New(httpapi.Deps{
 		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Queue: a.queue(), Tasks: a.inspector(), Redis: redisPinger{a},
 		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an), Senders: senders.NewAPI(a.Senders, an), GeoStatus: geoStatus{a},
 		Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
-		Alerts: a.Alerts, Notify: a.Notify,
+		Alerts: a.Alerts, Notify: a.Notify, Export: a.Export, Digest: a.Digest,
 		Auth: a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, IPv6Prefix: a.Cfg.Auth.IPv6Prefix, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})

@@ -41,6 +41,7 @@ type Config struct {
 	Enrich     Enrich
 	Outbound   Outbound
 	SMTP       SMTP
+	Export     Export
 }
 
 // Limits bound what one upload, file or report may cost. Each is a VIGIL_MAX_* variable.
@@ -108,6 +109,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Enrich = loadEnrich(&e)
 	c.Outbound = loadOutbound(&e)
 	c.SMTP = loadSMTP(&e)
+	c.Export = loadExport(&e, c.DataDir)
 	if e.err != nil {
 		return Config{}, e.err
 	}

@@ -18,7 +18,9 @@ import (
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/digest"
 	"github.com/vigilhq/vigil/pkg/enrich"
+	"github.com/vigilhq/vigil/pkg/export"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/notify"
@@ -59,6 +61,8 @@ type Deps struct {
 	Monitoring  http.Handler
 	Alerts      *alerting.Service // nil: the alert routes answer 503
 	Notify      *notify.Service   // nil: the channel routes answer 503
+	Export      *export.Service    // nil: the export routes answer 503
+	Digest      *digest.Service   // nil: the digest routes answer 503
 	Web         *web.Site         // nil: the embedded dashboard is built here
 	Limits      Limits
 	TempDir     string // where uploads are spooled before they are stored
@@ -137,6 +141,10 @@ func (a *API) table() []Route {
 		// Analyst: put reports in.
 		{post, "/api/upload", auth.Analyst, RateUpload, a.upload},
 
+		// Viewer, filtered in the handler: a viewer or analyst sees only their own exports'
+		// tasks (404 for any other); an admin sees every task.
+		{get, "/tasks/status/:task_id", auth.Viewer, RateAPI, a.taskStatus},
+
 		// Admin: accounts, the audit log, mailboxes, the queue.
 		{get, "/users", auth.Admin, RateAPI, a.listUsers},
 		{post, "/users", auth.Admin, RateAPI, a.createUser},
@@ -146,7 +154,6 @@ func (a *API) table() []Route {
 		{get, "/audit", auth.Admin, RateAPI, a.listAudit},
 		{post, "/tasks/trigger/email-ingestion", auth.Admin, RateAPI, a.triggerMail},
 		{post, "/tasks/trigger/process-reports", auth.Admin, RateAPI, a.triggerProcess},
-		{get, "/tasks/status/:task_id", auth.Admin, RateAPI, a.taskStatus},
 		{get, "/api/mailboxes", auth.Admin, RateAPI, a.listMailboxes},
 		{post, "/api/mailboxes", auth.Admin, RateAPI, a.createMailbox},
 		{get, "/api/mailboxes/:id", auth.Admin, RateAPI, a.getMailbox},
@@ -168,6 +175,10 @@ func (a *API) table() []Route {
 	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)         // named senders, mappings
 	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)           // alerts, rules, windows
 	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)           // notification channels
+	rs = append(rs, features(RateExportCSV, a.Export.TabularRoutes(), a.Export != nil)...) // CSV and XLSX exports
+	rs = append(rs, features(RateExportPDF, a.Export.PDFRoutes(), a.Export != nil)...)     // the PDF summary
+	rs = append(rs, features(RateAPI, a.Export.FileRoutes(), a.Export != nil)...)          // rendered exports
+	rs = append(rs, features(RateAPI, a.Digest.Routes(), a.Digest != nil)...)              // digest subscriptions
 	rs = append(rs, features(RateNone, site.Routes(), true)...)                         // the dashboard (public)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
