@@ -139,7 +139,7 @@ func (a *App) wireAlerts(keys *secretbox.Keyring) {
 	a.Alerts = alerting.New(alerting.Deps{Store: a.Store, Queue: q, Audit: al, Log: a.Log.With("component", "alerting")})
 	a.Notify = notify.New(notify.Deps{Store: a.Store, Alerts: a.Alerts, Keys: keys, Policy: a.Outbound, Audit: al,
 		SMTP: a.smtpConfig(),
-		Log: a.Log.With("component", "notify"), OnFirstChannel: a.Alerts.AdoptDefaults})
+		Log:  a.Log.With("component", "notify"), OnFirstChannel: a.Alerts.AdoptDefaults})
 }
 
 // wireExports builds the rollup answers (shared by the API and the renderers), the exports

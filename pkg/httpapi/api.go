@@ -61,7 +61,7 @@ type Deps struct {
 	Monitoring  http.Handler
 	Alerts      *alerting.Service // nil: the alert routes answer 503
 	Notify      *notify.Service   // nil: the channel routes answer 503
-	Export      *export.Service    // nil: the export routes answer 503
+	Export      *export.Service   // nil: the export routes answer 503
 	Digest      *digest.Service   // nil: the digest routes answer 503
 	Web         *web.Site         // nil: the embedded dashboard is built here
 	Limits      Limits
@@ -170,16 +170,16 @@ func (a *API) table() []Route {
 	if site == nil {
 		site = web.New()
 	}
-	rs = append(rs, features(RateAPI, an.Routes(), an != nil)...)                       // the rollup answers
-	rs = append(rs, features(RateAPI, a.Geolocation.Routes(), a.Geolocation != nil)...) // geolocation, enrichment
-	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)         // named senders, mappings
-	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)           // alerts, rules, windows
-	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)           // notification channels
+	rs = append(rs, features(RateAPI, an.Routes(), an != nil)...)                          // the rollup answers
+	rs = append(rs, features(RateAPI, a.Geolocation.Routes(), a.Geolocation != nil)...)    // geolocation, enrichment
+	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)            // named senders, mappings
+	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)              // alerts, rules, windows
+	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)              // notification channels
 	rs = append(rs, features(RateExportCSV, a.Export.TabularRoutes(), a.Export != nil)...) // CSV and XLSX exports
 	rs = append(rs, features(RateExportPDF, a.Export.PDFRoutes(), a.Export != nil)...)     // the PDF summary
 	rs = append(rs, features(RateAPI, a.Export.FileRoutes(), a.Export != nil)...)          // rendered exports
 	rs = append(rs, features(RateAPI, a.Digest.Routes(), a.Digest != nil)...)              // digest subscriptions
-	rs = append(rs, features(RateNone, site.Routes(), true)...)                         // the dashboard (public)
+	rs = append(rs, features(RateNone, site.Routes(), true)...)                            // the dashboard (public)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
 		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})
