@@ -60,7 +60,7 @@ type smtpServer struct {
 type session struct{ s *smtpServer }
 
 func (s *smtpServer) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{s}, nil }
-func (x *session) Mail(string, *smtp.MailOptions) error             { return nil }
+func (x *session) Mail(string, *smtp.MailOptions) error           { return nil }
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	x.s.mu.Lock()
 	defer x.s.mu.Unlock()
