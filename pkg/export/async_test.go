@@ -27,7 +27,7 @@ import (
 func TestLargeExportAsync(t *testing.T) {
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		st := b.Store(t)
-		world(t, st, 60)
+		world(t, st, 20)
 		opt := b.Redis(t, redisQueueDB)
 		client := asynq.NewClient(opt)
 		defer client.Close()

@@ -183,7 +183,7 @@ var stampedName = regexp.MustCompile(`^attachment; filename="vigil-(reports|reco
 func TestCSVEqualsAPI(t *testing.T) {
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		st := b.Store(t)
-		world(t, st, 300)
+		world(t, st, 60)
 		f := newFixture(t, b, st, options{})
 		for _, fc := range filterCases {
 			for _, view := range export.Views {
@@ -288,7 +288,7 @@ func TestInjectionNeutralised(t *testing.T) {
 func TestXLSXEqualsAPI(t *testing.T) {
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		st := b.Store(t)
-		world(t, st, 120)
+		world(t, st, 40)
 		f := newFixture(t, b, st, options{})
 		for _, fc := range filterCases[:3] {
 			for _, view := range export.Views {

@@ -67,7 +67,7 @@ func TestPDF(t *testing.T) {
 	needPoppler(t)
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		st := b.Store(t)
-		world(t, st, 200)
+		world(t, st, 60)
 		f := newFixture(t, b, st, options{})
 		for _, q := range []url.Values{{}, {"domain": {"hostile.example"}}, {"days": {"30"}}} {
 			rec := f.get(t, f.creds[auth.Viewer], "/api/export/report/pdf", q)
