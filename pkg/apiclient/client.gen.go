@@ -396,6 +396,78 @@ func (e AuditEntryOutcome) Valid() bool {
 	}
 }
 
+// Defines values for DigestRequestFormats.
+const (
+	DigestRequestFormatsPdf  DigestRequestFormats = "pdf"
+	DigestRequestFormatsXlsx DigestRequestFormats = "xlsx"
+)
+
+// Valid indicates whether the value is a known member of the DigestRequestFormats enum.
+func (e DigestRequestFormats) Valid() bool {
+	switch e {
+	case DigestRequestFormatsPdf:
+		return true
+	case DigestRequestFormatsXlsx:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DigestRequestFrequency.
+const (
+	DigestRequestFrequencyMonthly DigestRequestFrequency = "monthly"
+	DigestRequestFrequencyWeekly  DigestRequestFrequency = "weekly"
+)
+
+// Valid indicates whether the value is a known member of the DigestRequestFrequency enum.
+func (e DigestRequestFrequency) Valid() bool {
+	switch e {
+	case DigestRequestFrequencyMonthly:
+		return true
+	case DigestRequestFrequencyWeekly:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DigestSubscriptionFormats.
+const (
+	DigestSubscriptionFormatsPdf  DigestSubscriptionFormats = "pdf"
+	DigestSubscriptionFormatsXlsx DigestSubscriptionFormats = "xlsx"
+)
+
+// Valid indicates whether the value is a known member of the DigestSubscriptionFormats enum.
+func (e DigestSubscriptionFormats) Valid() bool {
+	switch e {
+	case DigestSubscriptionFormatsPdf:
+		return true
+	case DigestSubscriptionFormatsXlsx:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DigestSubscriptionFrequency.
+const (
+	DigestSubscriptionFrequencyMonthly DigestSubscriptionFrequency = "monthly"
+	DigestSubscriptionFrequencyWeekly  DigestSubscriptionFrequency = "weekly"
+)
+
+// Valid indicates whether the value is a known member of the DigestSubscriptionFrequency enum.
+func (e DigestSubscriptionFrequency) Valid() bool {
+	switch e {
+	case DigestSubscriptionFrequencyMonthly:
+		return true
+	case DigestSubscriptionFrequencyWeekly:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FailureReportDkimResult.
 const (
 	FailureReportDkimResultEmpty FailureReportDkimResult = ""
@@ -1512,6 +1584,486 @@ func (e ListDomainsParamsDisposition) Valid() bool {
 	case ListDomainsParamsDispositionQuarantine:
 		return true
 	case ListDomainsParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportRecordsCSVParamsDkimResult.
+const (
+	ExportRecordsCSVParamsDkimResultFail ExportRecordsCSVParamsDkimResult = "fail"
+	ExportRecordsCSVParamsDkimResultPass ExportRecordsCSVParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportRecordsCSVParamsDkimResult enum.
+func (e ExportRecordsCSVParamsDkimResult) Valid() bool {
+	switch e {
+	case ExportRecordsCSVParamsDkimResultFail:
+		return true
+	case ExportRecordsCSVParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportRecordsCSVParamsSpfResult.
+const (
+	ExportRecordsCSVParamsSpfResultFail ExportRecordsCSVParamsSpfResult = "fail"
+	ExportRecordsCSVParamsSpfResultPass ExportRecordsCSVParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportRecordsCSVParamsSpfResult enum.
+func (e ExportRecordsCSVParamsSpfResult) Valid() bool {
+	switch e {
+	case ExportRecordsCSVParamsSpfResultFail:
+		return true
+	case ExportRecordsCSVParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportRecordsCSVParamsDisposition.
+const (
+	ExportRecordsCSVParamsDispositionNone       ExportRecordsCSVParamsDisposition = "none"
+	ExportRecordsCSVParamsDispositionPass       ExportRecordsCSVParamsDisposition = "pass"
+	ExportRecordsCSVParamsDispositionQuarantine ExportRecordsCSVParamsDisposition = "quarantine"
+	ExportRecordsCSVParamsDispositionReject     ExportRecordsCSVParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ExportRecordsCSVParamsDisposition enum.
+func (e ExportRecordsCSVParamsDisposition) Valid() bool {
+	switch e {
+	case ExportRecordsCSVParamsDispositionNone:
+		return true
+	case ExportRecordsCSVParamsDispositionPass:
+		return true
+	case ExportRecordsCSVParamsDispositionQuarantine:
+		return true
+	case ExportRecordsCSVParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportRecordsXLSXParamsDkimResult.
+const (
+	ExportRecordsXLSXParamsDkimResultFail ExportRecordsXLSXParamsDkimResult = "fail"
+	ExportRecordsXLSXParamsDkimResultPass ExportRecordsXLSXParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportRecordsXLSXParamsDkimResult enum.
+func (e ExportRecordsXLSXParamsDkimResult) Valid() bool {
+	switch e {
+	case ExportRecordsXLSXParamsDkimResultFail:
+		return true
+	case ExportRecordsXLSXParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportRecordsXLSXParamsSpfResult.
+const (
+	ExportRecordsXLSXParamsSpfResultFail ExportRecordsXLSXParamsSpfResult = "fail"
+	ExportRecordsXLSXParamsSpfResultPass ExportRecordsXLSXParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportRecordsXLSXParamsSpfResult enum.
+func (e ExportRecordsXLSXParamsSpfResult) Valid() bool {
+	switch e {
+	case ExportRecordsXLSXParamsSpfResultFail:
+		return true
+	case ExportRecordsXLSXParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportRecordsXLSXParamsDisposition.
+const (
+	ExportRecordsXLSXParamsDispositionNone       ExportRecordsXLSXParamsDisposition = "none"
+	ExportRecordsXLSXParamsDispositionPass       ExportRecordsXLSXParamsDisposition = "pass"
+	ExportRecordsXLSXParamsDispositionQuarantine ExportRecordsXLSXParamsDisposition = "quarantine"
+	ExportRecordsXLSXParamsDispositionReject     ExportRecordsXLSXParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ExportRecordsXLSXParamsDisposition enum.
+func (e ExportRecordsXLSXParamsDisposition) Valid() bool {
+	switch e {
+	case ExportRecordsXLSXParamsDispositionNone:
+		return true
+	case ExportRecordsXLSXParamsDispositionPass:
+		return true
+	case ExportRecordsXLSXParamsDispositionQuarantine:
+		return true
+	case ExportRecordsXLSXParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportReportPDFParamsDkimResult.
+const (
+	ExportReportPDFParamsDkimResultFail ExportReportPDFParamsDkimResult = "fail"
+	ExportReportPDFParamsDkimResultPass ExportReportPDFParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportReportPDFParamsDkimResult enum.
+func (e ExportReportPDFParamsDkimResult) Valid() bool {
+	switch e {
+	case ExportReportPDFParamsDkimResultFail:
+		return true
+	case ExportReportPDFParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportReportPDFParamsSpfResult.
+const (
+	ExportReportPDFParamsSpfResultFail ExportReportPDFParamsSpfResult = "fail"
+	ExportReportPDFParamsSpfResultPass ExportReportPDFParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportReportPDFParamsSpfResult enum.
+func (e ExportReportPDFParamsSpfResult) Valid() bool {
+	switch e {
+	case ExportReportPDFParamsSpfResultFail:
+		return true
+	case ExportReportPDFParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportReportPDFParamsDisposition.
+const (
+	ExportReportPDFParamsDispositionNone       ExportReportPDFParamsDisposition = "none"
+	ExportReportPDFParamsDispositionPass       ExportReportPDFParamsDisposition = "pass"
+	ExportReportPDFParamsDispositionQuarantine ExportReportPDFParamsDisposition = "quarantine"
+	ExportReportPDFParamsDispositionReject     ExportReportPDFParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ExportReportPDFParamsDisposition enum.
+func (e ExportReportPDFParamsDisposition) Valid() bool {
+	switch e {
+	case ExportReportPDFParamsDispositionNone:
+		return true
+	case ExportReportPDFParamsDispositionPass:
+		return true
+	case ExportReportPDFParamsDispositionQuarantine:
+		return true
+	case ExportReportPDFParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportReportsCSVParamsDkimResult.
+const (
+	ExportReportsCSVParamsDkimResultFail ExportReportsCSVParamsDkimResult = "fail"
+	ExportReportsCSVParamsDkimResultPass ExportReportsCSVParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportReportsCSVParamsDkimResult enum.
+func (e ExportReportsCSVParamsDkimResult) Valid() bool {
+	switch e {
+	case ExportReportsCSVParamsDkimResultFail:
+		return true
+	case ExportReportsCSVParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportReportsCSVParamsSpfResult.
+const (
+	ExportReportsCSVParamsSpfResultFail ExportReportsCSVParamsSpfResult = "fail"
+	ExportReportsCSVParamsSpfResultPass ExportReportsCSVParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportReportsCSVParamsSpfResult enum.
+func (e ExportReportsCSVParamsSpfResult) Valid() bool {
+	switch e {
+	case ExportReportsCSVParamsSpfResultFail:
+		return true
+	case ExportReportsCSVParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportReportsCSVParamsDisposition.
+const (
+	ExportReportsCSVParamsDispositionNone       ExportReportsCSVParamsDisposition = "none"
+	ExportReportsCSVParamsDispositionPass       ExportReportsCSVParamsDisposition = "pass"
+	ExportReportsCSVParamsDispositionQuarantine ExportReportsCSVParamsDisposition = "quarantine"
+	ExportReportsCSVParamsDispositionReject     ExportReportsCSVParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ExportReportsCSVParamsDisposition enum.
+func (e ExportReportsCSVParamsDisposition) Valid() bool {
+	switch e {
+	case ExportReportsCSVParamsDispositionNone:
+		return true
+	case ExportReportsCSVParamsDispositionPass:
+		return true
+	case ExportReportsCSVParamsDispositionQuarantine:
+		return true
+	case ExportReportsCSVParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportReportsXLSXParamsDkimResult.
+const (
+	ExportReportsXLSXParamsDkimResultFail ExportReportsXLSXParamsDkimResult = "fail"
+	ExportReportsXLSXParamsDkimResultPass ExportReportsXLSXParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportReportsXLSXParamsDkimResult enum.
+func (e ExportReportsXLSXParamsDkimResult) Valid() bool {
+	switch e {
+	case ExportReportsXLSXParamsDkimResultFail:
+		return true
+	case ExportReportsXLSXParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportReportsXLSXParamsSpfResult.
+const (
+	ExportReportsXLSXParamsSpfResultFail ExportReportsXLSXParamsSpfResult = "fail"
+	ExportReportsXLSXParamsSpfResultPass ExportReportsXLSXParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportReportsXLSXParamsSpfResult enum.
+func (e ExportReportsXLSXParamsSpfResult) Valid() bool {
+	switch e {
+	case ExportReportsXLSXParamsSpfResultFail:
+		return true
+	case ExportReportsXLSXParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportReportsXLSXParamsDisposition.
+const (
+	ExportReportsXLSXParamsDispositionNone       ExportReportsXLSXParamsDisposition = "none"
+	ExportReportsXLSXParamsDispositionPass       ExportReportsXLSXParamsDisposition = "pass"
+	ExportReportsXLSXParamsDispositionQuarantine ExportReportsXLSXParamsDisposition = "quarantine"
+	ExportReportsXLSXParamsDispositionReject     ExportReportsXLSXParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ExportReportsXLSXParamsDisposition enum.
+func (e ExportReportsXLSXParamsDisposition) Valid() bool {
+	switch e {
+	case ExportReportsXLSXParamsDispositionNone:
+		return true
+	case ExportReportsXLSXParamsDispositionPass:
+		return true
+	case ExportReportsXLSXParamsDispositionQuarantine:
+		return true
+	case ExportReportsXLSXParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportSourcesCSVParamsDkimResult.
+const (
+	ExportSourcesCSVParamsDkimResultFail ExportSourcesCSVParamsDkimResult = "fail"
+	ExportSourcesCSVParamsDkimResultPass ExportSourcesCSVParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportSourcesCSVParamsDkimResult enum.
+func (e ExportSourcesCSVParamsDkimResult) Valid() bool {
+	switch e {
+	case ExportSourcesCSVParamsDkimResultFail:
+		return true
+	case ExportSourcesCSVParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportSourcesCSVParamsSpfResult.
+const (
+	ExportSourcesCSVParamsSpfResultFail ExportSourcesCSVParamsSpfResult = "fail"
+	ExportSourcesCSVParamsSpfResultPass ExportSourcesCSVParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportSourcesCSVParamsSpfResult enum.
+func (e ExportSourcesCSVParamsSpfResult) Valid() bool {
+	switch e {
+	case ExportSourcesCSVParamsSpfResultFail:
+		return true
+	case ExportSourcesCSVParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportSourcesCSVParamsDisposition.
+const (
+	ExportSourcesCSVParamsDispositionNone       ExportSourcesCSVParamsDisposition = "none"
+	ExportSourcesCSVParamsDispositionPass       ExportSourcesCSVParamsDisposition = "pass"
+	ExportSourcesCSVParamsDispositionQuarantine ExportSourcesCSVParamsDisposition = "quarantine"
+	ExportSourcesCSVParamsDispositionReject     ExportSourcesCSVParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ExportSourcesCSVParamsDisposition enum.
+func (e ExportSourcesCSVParamsDisposition) Valid() bool {
+	switch e {
+	case ExportSourcesCSVParamsDispositionNone:
+		return true
+	case ExportSourcesCSVParamsDispositionPass:
+		return true
+	case ExportSourcesCSVParamsDispositionQuarantine:
+		return true
+	case ExportSourcesCSVParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportSourcesXLSXParamsDkimResult.
+const (
+	ExportSourcesXLSXParamsDkimResultFail ExportSourcesXLSXParamsDkimResult = "fail"
+	ExportSourcesXLSXParamsDkimResultPass ExportSourcesXLSXParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportSourcesXLSXParamsDkimResult enum.
+func (e ExportSourcesXLSXParamsDkimResult) Valid() bool {
+	switch e {
+	case ExportSourcesXLSXParamsDkimResultFail:
+		return true
+	case ExportSourcesXLSXParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportSourcesXLSXParamsSpfResult.
+const (
+	ExportSourcesXLSXParamsSpfResultFail ExportSourcesXLSXParamsSpfResult = "fail"
+	ExportSourcesXLSXParamsSpfResultPass ExportSourcesXLSXParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportSourcesXLSXParamsSpfResult enum.
+func (e ExportSourcesXLSXParamsSpfResult) Valid() bool {
+	switch e {
+	case ExportSourcesXLSXParamsSpfResultFail:
+		return true
+	case ExportSourcesXLSXParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportSourcesXLSXParamsDisposition.
+const (
+	ExportSourcesXLSXParamsDispositionNone       ExportSourcesXLSXParamsDisposition = "none"
+	ExportSourcesXLSXParamsDispositionPass       ExportSourcesXLSXParamsDisposition = "pass"
+	ExportSourcesXLSXParamsDispositionQuarantine ExportSourcesXLSXParamsDisposition = "quarantine"
+	ExportSourcesXLSXParamsDispositionReject     ExportSourcesXLSXParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ExportSourcesXLSXParamsDisposition enum.
+func (e ExportSourcesXLSXParamsDisposition) Valid() bool {
+	switch e {
+	case ExportSourcesXLSXParamsDispositionNone:
+		return true
+	case ExportSourcesXLSXParamsDispositionPass:
+		return true
+	case ExportSourcesXLSXParamsDispositionQuarantine:
+		return true
+	case ExportSourcesXLSXParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportWorkbookXLSXParamsDkimResult.
+const (
+	ExportWorkbookXLSXParamsDkimResultFail ExportWorkbookXLSXParamsDkimResult = "fail"
+	ExportWorkbookXLSXParamsDkimResultPass ExportWorkbookXLSXParamsDkimResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportWorkbookXLSXParamsDkimResult enum.
+func (e ExportWorkbookXLSXParamsDkimResult) Valid() bool {
+	switch e {
+	case ExportWorkbookXLSXParamsDkimResultFail:
+		return true
+	case ExportWorkbookXLSXParamsDkimResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportWorkbookXLSXParamsSpfResult.
+const (
+	ExportWorkbookXLSXParamsSpfResultFail ExportWorkbookXLSXParamsSpfResult = "fail"
+	ExportWorkbookXLSXParamsSpfResultPass ExportWorkbookXLSXParamsSpfResult = "pass"
+)
+
+// Valid indicates whether the value is a known member of the ExportWorkbookXLSXParamsSpfResult enum.
+func (e ExportWorkbookXLSXParamsSpfResult) Valid() bool {
+	switch e {
+	case ExportWorkbookXLSXParamsSpfResultFail:
+		return true
+	case ExportWorkbookXLSXParamsSpfResultPass:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportWorkbookXLSXParamsDisposition.
+const (
+	ExportWorkbookXLSXParamsDispositionNone       ExportWorkbookXLSXParamsDisposition = "none"
+	ExportWorkbookXLSXParamsDispositionPass       ExportWorkbookXLSXParamsDisposition = "pass"
+	ExportWorkbookXLSXParamsDispositionQuarantine ExportWorkbookXLSXParamsDisposition = "quarantine"
+	ExportWorkbookXLSXParamsDispositionReject     ExportWorkbookXLSXParamsDisposition = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ExportWorkbookXLSXParamsDisposition enum.
+func (e ExportWorkbookXLSXParamsDisposition) Valid() bool {
+	switch e {
+	case ExportWorkbookXLSXParamsDispositionNone:
+		return true
+	case ExportWorkbookXLSXParamsDispositionPass:
+		return true
+	case ExportWorkbookXLSXParamsDispositionQuarantine:
+		return true
+	case ExportWorkbookXLSXParamsDispositionReject:
 		return true
 	default:
 		return false
@@ -2728,6 +3280,51 @@ type Credentials struct {
 	Password string              `json:"password"`
 }
 
+// DigestRequest defines model for DigestRequest.
+type DigestRequest struct {
+	// Domains Policy domains; empty or absent: all domains
+	Domains *[]string `json:"domains,omitempty"`
+
+	// Email Recipient; default your own address; only an admin may give another
+	Email *string `json:"email,omitempty"`
+
+	// Formats Attachments (default pdf)
+	Formats *[]DigestRequestFormats `json:"formats,omitempty"`
+
+	// Frequency weekly: the previous ISO week (Monday to Monday, UTC); monthly: the previous calendar month
+	Frequency DigestRequestFrequency `json:"frequency"`
+}
+
+// DigestRequestFormats defines model for DigestRequest.Formats.
+type DigestRequestFormats string
+
+// DigestRequestFrequency weekly: the previous ISO week (Monday to Monday, UTC); monthly: the previous calendar month
+type DigestRequestFrequency string
+
+// DigestSubscription defines model for DigestSubscription.
+type DigestSubscription struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Domains Empty: all domains
+	Domains   []string                    `json:"domains"`
+	Email     string                      `json:"email"`
+	Enabled   bool                        `json:"enabled"`
+	Formats   []DigestSubscriptionFormats `json:"formats"`
+	Frequency DigestSubscriptionFrequency `json:"frequency"`
+	Id        int                         `json:"id"`
+
+	// NextPeriodEnd The digest is mailed within VIGIL_DIGEST_CHECK_INTERVAL after this
+	NextPeriodEnd   time.Time `json:"next_period_end"`
+	NextPeriodStart time.Time `json:"next_period_start"`
+	UserId          int       `json:"user_id"`
+}
+
+// DigestSubscriptionFormats defines model for DigestSubscription.Formats.
+type DigestSubscriptionFormats string
+
+// DigestSubscriptionFrequency defines model for DigestSubscription.Frequency.
+type DigestSubscriptionFrequency string
+
 // Domain defines model for Domain.
 type Domain struct {
 	Domain       string    `json:"domain"`
@@ -2746,6 +3343,34 @@ type EnrichRefreshResult struct {
 // EnrichTask defines model for EnrichTask.
 type EnrichTask struct {
 	TaskId string `json:"task_id"`
+}
+
+// ExportAccepted defines model for ExportAccepted.
+type ExportAccepted struct {
+	ExportId string `json:"export_id"`
+	RowLimit int    `json:"row_limit"`
+
+	// Rows Rows the export holds (above the limit)
+	Rows      int    `json:"rows"`
+	StatusUrl string `json:"status_url"`
+
+	// TaskId Example: export:render:ABCDEFGHIJKLMNOPQRSTUVWXYZ
+	TaskId string `json:"task_id"`
+}
+
+// ExportResult An export:render task's result
+type ExportResult struct {
+	ContentType string `json:"content_type"`
+
+	// DownloadUrl Path of GET /api/export/files/{id}
+	DownloadUrl string `json:"download_url"`
+
+	// ExpiresAt The file is deleted after this
+	ExpiresAt time.Time `json:"expires_at"`
+	ExportId  string    `json:"export_id"`
+	Filename  string    `json:"filename"`
+	Rows      int       `json:"rows"`
+	SizeBytes int       `json:"size_bytes"`
 }
 
 // FailureCount defines model for FailureCount.
@@ -3960,7 +4585,7 @@ type TaskStatus struct {
 	NextProcessAt *time.Time `json:"next_process_at"`
 	Queue         string     `json:"queue"`
 
-	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's, or a retention purge's
+	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's, a retention purge's or an export's (download_url)
 	Result  *TaskStatus_Result `json:"result"`
 	Retried int                `json:"retried"`
 	State   TaskStatusState    `json:"state"`
@@ -3970,7 +4595,7 @@ type TaskStatus struct {
 	Type string `json:"type"`
 }
 
-// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's, or a retention purge's
+// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's, a retention purge's or an export's (download_url)
 type TaskStatus_Result struct {
 	union json.RawMessage
 }
@@ -4227,6 +4852,342 @@ type ListDomainsParamsSpfResult string
 
 // ListDomainsParamsDisposition defines parameters for ListDomains.
 type ListDomainsParamsDisposition string
+
+// ExportRecordsCSVParams defines parameters for ExportRecordsCSV.
+type ExportRecordsCSVParams struct {
+	// Domain Policy domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporter organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N whole UTC days, today included (the days starting after now minus N days); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; inclusive
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; a date counts whole (inclusive), a time is exclusive; an end past 9999-12-31 is that day's end
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp An IPv4 or IPv6 address (an IPv4-mapped IPv6 address is its IPv4 address)
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange A CIDR prefix, IPv4 or IPv6 (192.0.2.0/24, 2001:db8::/32)
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult Policy-evaluated (aligned) DKIM
+	DkimResult *ExportRecordsCSVParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult Policy-evaluated (aligned) SPF
+	SpfResult *ExportRecordsCSVParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition Applied disposition
+	Disposition *ExportRecordsCSVParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+}
+
+// ExportRecordsCSVParamsDkimResult defines parameters for ExportRecordsCSV.
+type ExportRecordsCSVParamsDkimResult string
+
+// ExportRecordsCSVParamsSpfResult defines parameters for ExportRecordsCSV.
+type ExportRecordsCSVParamsSpfResult string
+
+// ExportRecordsCSVParamsDisposition defines parameters for ExportRecordsCSV.
+type ExportRecordsCSVParamsDisposition string
+
+// ExportRecordsXLSXParams defines parameters for ExportRecordsXLSX.
+type ExportRecordsXLSXParams struct {
+	// Domain Policy domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporter organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N whole UTC days, today included (the days starting after now minus N days); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; inclusive
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; a date counts whole (inclusive), a time is exclusive; an end past 9999-12-31 is that day's end
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp An IPv4 or IPv6 address (an IPv4-mapped IPv6 address is its IPv4 address)
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange A CIDR prefix, IPv4 or IPv6 (192.0.2.0/24, 2001:db8::/32)
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult Policy-evaluated (aligned) DKIM
+	DkimResult *ExportRecordsXLSXParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult Policy-evaluated (aligned) SPF
+	SpfResult *ExportRecordsXLSXParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition Applied disposition
+	Disposition *ExportRecordsXLSXParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+}
+
+// ExportRecordsXLSXParamsDkimResult defines parameters for ExportRecordsXLSX.
+type ExportRecordsXLSXParamsDkimResult string
+
+// ExportRecordsXLSXParamsSpfResult defines parameters for ExportRecordsXLSX.
+type ExportRecordsXLSXParamsSpfResult string
+
+// ExportRecordsXLSXParamsDisposition defines parameters for ExportRecordsXLSX.
+type ExportRecordsXLSXParamsDisposition string
+
+// ExportReportPDFParams defines parameters for ExportReportPDF.
+type ExportReportPDFParams struct {
+	// Domain Policy domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporter organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N whole UTC days, today included (the days starting after now minus N days); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; inclusive
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; a date counts whole (inclusive), a time is exclusive; an end past 9999-12-31 is that day's end
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp An IPv4 or IPv6 address (an IPv4-mapped IPv6 address is its IPv4 address)
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange A CIDR prefix, IPv4 or IPv6 (192.0.2.0/24, 2001:db8::/32)
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult Policy-evaluated (aligned) DKIM
+	DkimResult *ExportReportPDFParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult Policy-evaluated (aligned) SPF
+	SpfResult *ExportReportPDFParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition Applied disposition
+	Disposition *ExportReportPDFParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+}
+
+// ExportReportPDFParamsDkimResult defines parameters for ExportReportPDF.
+type ExportReportPDFParamsDkimResult string
+
+// ExportReportPDFParamsSpfResult defines parameters for ExportReportPDF.
+type ExportReportPDFParamsSpfResult string
+
+// ExportReportPDFParamsDisposition defines parameters for ExportReportPDF.
+type ExportReportPDFParamsDisposition string
+
+// ExportReportsCSVParams defines parameters for ExportReportsCSV.
+type ExportReportsCSVParams struct {
+	// Domain Policy domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporter organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N whole UTC days, today included (the days starting after now minus N days); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; inclusive
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; a date counts whole (inclusive), a time is exclusive; an end past 9999-12-31 is that day's end
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp An IPv4 or IPv6 address (an IPv4-mapped IPv6 address is its IPv4 address)
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange A CIDR prefix, IPv4 or IPv6 (192.0.2.0/24, 2001:db8::/32)
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult Policy-evaluated (aligned) DKIM
+	DkimResult *ExportReportsCSVParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult Policy-evaluated (aligned) SPF
+	SpfResult *ExportReportsCSVParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition Applied disposition
+	Disposition *ExportReportsCSVParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+}
+
+// ExportReportsCSVParamsDkimResult defines parameters for ExportReportsCSV.
+type ExportReportsCSVParamsDkimResult string
+
+// ExportReportsCSVParamsSpfResult defines parameters for ExportReportsCSV.
+type ExportReportsCSVParamsSpfResult string
+
+// ExportReportsCSVParamsDisposition defines parameters for ExportReportsCSV.
+type ExportReportsCSVParamsDisposition string
+
+// ExportReportsXLSXParams defines parameters for ExportReportsXLSX.
+type ExportReportsXLSXParams struct {
+	// Domain Policy domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporter organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N whole UTC days, today included (the days starting after now minus N days); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; inclusive
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; a date counts whole (inclusive), a time is exclusive; an end past 9999-12-31 is that day's end
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp An IPv4 or IPv6 address (an IPv4-mapped IPv6 address is its IPv4 address)
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange A CIDR prefix, IPv4 or IPv6 (192.0.2.0/24, 2001:db8::/32)
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult Policy-evaluated (aligned) DKIM
+	DkimResult *ExportReportsXLSXParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult Policy-evaluated (aligned) SPF
+	SpfResult *ExportReportsXLSXParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition Applied disposition
+	Disposition *ExportReportsXLSXParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+}
+
+// ExportReportsXLSXParamsDkimResult defines parameters for ExportReportsXLSX.
+type ExportReportsXLSXParamsDkimResult string
+
+// ExportReportsXLSXParamsSpfResult defines parameters for ExportReportsXLSX.
+type ExportReportsXLSXParamsSpfResult string
+
+// ExportReportsXLSXParamsDisposition defines parameters for ExportReportsXLSX.
+type ExportReportsXLSXParamsDisposition string
+
+// ExportSourcesCSVParams defines parameters for ExportSourcesCSV.
+type ExportSourcesCSVParams struct {
+	// Domain Policy domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporter organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N whole UTC days, today included (the days starting after now minus N days); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; inclusive
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; a date counts whole (inclusive), a time is exclusive; an end past 9999-12-31 is that day's end
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp An IPv4 or IPv6 address (an IPv4-mapped IPv6 address is its IPv4 address)
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange A CIDR prefix, IPv4 or IPv6 (192.0.2.0/24, 2001:db8::/32)
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult Policy-evaluated (aligned) DKIM
+	DkimResult *ExportSourcesCSVParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult Policy-evaluated (aligned) SPF
+	SpfResult *ExportSourcesCSVParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition Applied disposition
+	Disposition *ExportSourcesCSVParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+}
+
+// ExportSourcesCSVParamsDkimResult defines parameters for ExportSourcesCSV.
+type ExportSourcesCSVParamsDkimResult string
+
+// ExportSourcesCSVParamsSpfResult defines parameters for ExportSourcesCSV.
+type ExportSourcesCSVParamsSpfResult string
+
+// ExportSourcesCSVParamsDisposition defines parameters for ExportSourcesCSV.
+type ExportSourcesCSVParamsDisposition string
+
+// ExportSourcesXLSXParams defines parameters for ExportSourcesXLSX.
+type ExportSourcesXLSXParams struct {
+	// Domain Policy domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporter organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N whole UTC days, today included (the days starting after now minus N days); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; inclusive
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; a date counts whole (inclusive), a time is exclusive; an end past 9999-12-31 is that day's end
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp An IPv4 or IPv6 address (an IPv4-mapped IPv6 address is its IPv4 address)
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange A CIDR prefix, IPv4 or IPv6 (192.0.2.0/24, 2001:db8::/32)
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult Policy-evaluated (aligned) DKIM
+	DkimResult *ExportSourcesXLSXParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult Policy-evaluated (aligned) SPF
+	SpfResult *ExportSourcesXLSXParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition Applied disposition
+	Disposition *ExportSourcesXLSXParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+}
+
+// ExportSourcesXLSXParamsDkimResult defines parameters for ExportSourcesXLSX.
+type ExportSourcesXLSXParamsDkimResult string
+
+// ExportSourcesXLSXParamsSpfResult defines parameters for ExportSourcesXLSX.
+type ExportSourcesXLSXParamsSpfResult string
+
+// ExportSourcesXLSXParamsDisposition defines parameters for ExportSourcesXLSX.
+type ExportSourcesXLSXParamsDisposition string
+
+// ExportWorkbookXLSXParams defines parameters for ExportWorkbookXLSX.
+type ExportWorkbookXLSXParams struct {
+	// Domain Policy domain (case-insensitive)
+	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
+
+	// OrgName Reporter organisation (case-insensitive)
+	OrgName *string `form:"org_name,omitempty" json:"org_name,omitempty"`
+
+	// Days The last N whole UTC days, today included (the days starting after now minus N days); not with start/end
+	Days *int `form:"days,omitempty" json:"days,omitempty"`
+
+	// Start A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; inclusive
+	Start *string `form:"start,omitempty" json:"start,omitempty"`
+
+	// End A date (2024-01-31) or an RFC 3339 time (2024-01-31T00:00:00Z), between 0001-01-01 and 9999-12-31; a date counts whole (inclusive), a time is exclusive; an end past 9999-12-31 is that day's end
+	End *string `form:"end,omitempty" json:"end,omitempty"`
+
+	// SourceIp An IPv4 or IPv6 address (an IPv4-mapped IPv6 address is its IPv4 address)
+	SourceIp *string `form:"source_ip,omitempty" json:"source_ip,omitempty"`
+
+	// SourceIpRange A CIDR prefix, IPv4 or IPv6 (192.0.2.0/24, 2001:db8::/32)
+	SourceIpRange *string `form:"source_ip_range,omitempty" json:"source_ip_range,omitempty"`
+
+	// DkimResult Policy-evaluated (aligned) DKIM
+	DkimResult *ExportWorkbookXLSXParamsDkimResult `form:"dkim_result,omitempty" json:"dkim_result,omitempty"`
+
+	// SpfResult Policy-evaluated (aligned) SPF
+	SpfResult *ExportWorkbookXLSXParamsSpfResult `form:"spf_result,omitempty" json:"spf_result,omitempty"`
+
+	// Disposition Applied disposition
+	Disposition *ExportWorkbookXLSXParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+}
+
+// ExportWorkbookXLSXParamsDkimResult defines parameters for ExportWorkbookXLSX.
+type ExportWorkbookXLSXParamsDkimResult string
+
+// ExportWorkbookXLSXParamsSpfResult defines parameters for ExportWorkbookXLSX.
+type ExportWorkbookXLSXParamsSpfResult string
+
+// ExportWorkbookXLSXParamsDisposition defines parameters for ExportWorkbookXLSX.
+type ExportWorkbookXLSXParamsDisposition string
 
 // ListFailureReportsParams defines parameters for ListFailureReports.
 type ListFailureReportsParams struct {
@@ -4981,6 +5942,9 @@ type DeployMLModelJSONRequestBody = MLDeployInput
 // TrainMLModelJSONRequestBody defines body for TrainMLModel for application/json ContentType.
 type TrainMLModelJSONRequestBody = MLDaysInput
 
+// CreateDigestJSONRequestBody defines body for CreateDigest for application/json ContentType.
+type CreateDigestJSONRequestBody = DigestRequest
+
 // CreateMailboxJSONRequestBody defines body for CreateMailbox for application/json ContentType.
 type CreateMailboxJSONRequestBody = MailboxInput
 
@@ -5504,6 +6468,32 @@ func (t *TaskStatus_Result) MergeRetentionResult(v RetentionResult) error {
 	return err
 }
 
+// AsExportResult returns the union data inside the TaskStatus_Result as a ExportResult
+func (t TaskStatus_Result) AsExportResult() (ExportResult, error) {
+	var body ExportResult
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromExportResult overwrites any union data inside the TaskStatus_Result as the provided ExportResult
+func (t *TaskStatus_Result) FromExportResult(v ExportResult) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeExportResult performs a merge with any union data inside the TaskStatus_Result, using the provided ExportResult
+func (t *TaskStatus_Result) MergeExportResult(v ExportResult) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 func (t TaskStatus_Result) MarshalJSON() ([]byte, error) {
 	b, err := t.union.MarshalJSON()
 	return b, err
@@ -5931,12 +6921,83 @@ type ClientInterface interface {
 	// Corresponds with GET /analytics/policy-advice (the `PolicyAdvice` operationId).
 	PolicyAdvice(ctx context.Context, params *PolicyAdviceParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListDigests Your digest subscriptions (an admin: everyone's)
+	//
+	// Corresponds with GET /api/digests (the `ListDigests` operationId).
+	ListDigests(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateDigestWithBody Subscribe to a weekly or monthly digest e-mail (summary in HTML and text, PDF and/or XLSX attached)
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/digests (the `CreateDigest` operationId).
+	CreateDigestWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateDigest Subscribe to a weekly or monthly digest e-mail (summary in HTML and text, PDF and/or XLSX attached)
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/digests (the `CreateDigest` operationId).
+	CreateDigest(ctx context.Context, body CreateDigestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteDigest Unsubscribe (your own; an admin: any)
+	//
+	// Corresponds with DELETE /api/digests/{id} (the `DeleteDigest` operationId).
+	DeleteDigest(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListDomains Policy domains with report and message counts
 	//
 	// Policy domains with report and message counts. Needs the viewer role or above.
 	//
 	// Corresponds with GET /api/domains (the `ListDomains` operationId).
 	ListDomains(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DownloadExport Download an export rendered by a worker (the download_url of its task's result); only to the user who asked for it, or an admin, until it expires
+	//
+	// Corresponds with GET /api/export/files/{id} (the `DownloadExport` operationId).
+	DownloadExport(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportRecordsCSV CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+	//
+	// Corresponds with GET /api/export/records/csv (the `ExportRecordsCSV` operationId).
+	ExportRecordsCSV(ctx context.Context, params *ExportRecordsCSVParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportRecordsXLSX Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+	//
+	// Corresponds with GET /api/export/records/xlsx (the `ExportRecordsXLSX` operationId).
+	ExportRecordsXLSX(ctx context.Context, params *ExportRecordsXLSXParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportReportPDF PDF summary of one domain (domain=) or all: KPIs, timeline, disposition and alignment charts, top sources and senders, failing sources, reporters, policy and advice
+	//
+	// The summary reads the rollups and its tables are bounded (25 rows each), so it is always answered in the request.
+	//
+	// Corresponds with GET /api/export/report/pdf (the `ExportReportPDF` operationId).
+	ExportReportPDF(ctx context.Context, params *ExportReportPDFParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportReportsCSV CSV of the reports (the fields of GET /api/reports; policy flattened as policy.p, policy.sp, …)
+	//
+	// Corresponds with GET /api/export/reports/csv (the `ExportReportsCSV` operationId).
+	ExportReportsCSV(ctx context.Context, params *ExportReportsCSVParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportReportsXLSX Excel workbook of the reports (the fields of GET /api/reports; policy flattened as policy.p, policy.sp, …)
+	//
+	// Corresponds with GET /api/export/reports/xlsx (the `ExportReportsXLSX` operationId).
+	ExportReportsXLSX(ctx context.Context, params *ExportReportsXLSXParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportSourcesCSV CSV of the sources (the fields of GET /api/rollup/sources, every source, enrichment included)
+	//
+	// Corresponds with GET /api/export/sources/csv (the `ExportSourcesCSV` operationId).
+	ExportSourcesCSV(ctx context.Context, params *ExportSourcesCSVParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportSourcesXLSX Excel workbook of the sources (the fields of GET /api/rollup/sources, every source, enrichment included)
+	//
+	// Corresponds with GET /api/export/sources/xlsx (the `ExportSourcesXLSX` operationId).
+	ExportSourcesXLSX(ctx context.Context, params *ExportSourcesXLSXParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportWorkbookXLSX Excel workbook with one sheet per view: summary, reports, records, sources
+	//
+	// Corresponds with GET /api/export/workbook/xlsx (the `ExportWorkbookXLSX` operationId).
+	ExportWorkbookXLSX(ctx context.Context, params *ExportWorkbookXLSXParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListFailureReports DMARC failure reports, newest first, under the common filters
 	//
@@ -6273,7 +7334,7 @@ type ClientInterface interface {
 
 	// TaskStatus A task's state and result
 	//
-	// Looks the task up in every queue. Finished tasks stay visible for their retention: an hour for polls and parses, a day for requeues and sweeps.
+	// Looks the task up in every queue. Finished tasks stay visible for their retention: an hour for polls and parses, a day for requeues and sweeps, VIGIL_EXPORT_RETENTION for exports. An admin sees every task; anyone else only the export:render tasks of their own exports (any other task is a 404).
 	//
 	// Corresponds with GET /tasks/status/{task_id} (the `TaskStatus` operationId).
 	TaskStatus(ctx context.Context, taskId string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -7183,6 +8244,70 @@ func (c *Client) PolicyAdvice(ctx context.Context, params *PolicyAdviceParams, r
 	return c.Client.Do(req)
 }
 
+// ListDigests Your digest subscriptions (an admin: everyone's)
+//
+// Corresponds with GET /api/digests (the `ListDigests` operationId).
+func (c *Client) ListDigests(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDigestsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateDigestWithBody Subscribe to a weekly or monthly digest e-mail (summary in HTML and text, PDF and/or XLSX attached)
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/digests (the `CreateDigest` operationId).
+func (c *Client) CreateDigestWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateDigestRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateDigest Subscribe to a weekly or monthly digest e-mail (summary in HTML and text, PDF and/or XLSX attached)
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/digests (the `CreateDigest` operationId).
+func (c *Client) CreateDigest(ctx context.Context, body CreateDigestJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateDigestRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteDigest Unsubscribe (your own; an admin: any)
+//
+// Corresponds with DELETE /api/digests/{id} (the `DeleteDigest` operationId).
+func (c *Client) DeleteDigest(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteDigestRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListDomains Policy domains with report and message counts
 //
 // Policy domains with report and message counts. Needs the viewer role or above.
@@ -7190,6 +8315,143 @@ func (c *Client) PolicyAdvice(ctx context.Context, params *PolicyAdviceParams, r
 // Corresponds with GET /api/domains (the `ListDomains` operationId).
 func (c *Client) ListDomains(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListDomainsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DownloadExport Download an export rendered by a worker (the download_url of its task's result); only to the user who asked for it, or an admin, until it expires
+//
+// Corresponds with GET /api/export/files/{id} (the `DownloadExport` operationId).
+func (c *Client) DownloadExport(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDownloadExportRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportRecordsCSV CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+//
+// Corresponds with GET /api/export/records/csv (the `ExportRecordsCSV` operationId).
+func (c *Client) ExportRecordsCSV(ctx context.Context, params *ExportRecordsCSVParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportRecordsCSVRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportRecordsXLSX Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+//
+// Corresponds with GET /api/export/records/xlsx (the `ExportRecordsXLSX` operationId).
+func (c *Client) ExportRecordsXLSX(ctx context.Context, params *ExportRecordsXLSXParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportRecordsXLSXRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportReportPDF PDF summary of one domain (domain=) or all: KPIs, timeline, disposition and alignment charts, top sources and senders, failing sources, reporters, policy and advice
+//
+// The summary reads the rollups and its tables are bounded (25 rows each), so it is always answered in the request.
+//
+// Corresponds with GET /api/export/report/pdf (the `ExportReportPDF` operationId).
+func (c *Client) ExportReportPDF(ctx context.Context, params *ExportReportPDFParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportReportPDFRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportReportsCSV CSV of the reports (the fields of GET /api/reports; policy flattened as policy.p, policy.sp, …)
+//
+// Corresponds with GET /api/export/reports/csv (the `ExportReportsCSV` operationId).
+func (c *Client) ExportReportsCSV(ctx context.Context, params *ExportReportsCSVParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportReportsCSVRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportReportsXLSX Excel workbook of the reports (the fields of GET /api/reports; policy flattened as policy.p, policy.sp, …)
+//
+// Corresponds with GET /api/export/reports/xlsx (the `ExportReportsXLSX` operationId).
+func (c *Client) ExportReportsXLSX(ctx context.Context, params *ExportReportsXLSXParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportReportsXLSXRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportSourcesCSV CSV of the sources (the fields of GET /api/rollup/sources, every source, enrichment included)
+//
+// Corresponds with GET /api/export/sources/csv (the `ExportSourcesCSV` operationId).
+func (c *Client) ExportSourcesCSV(ctx context.Context, params *ExportSourcesCSVParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportSourcesCSVRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportSourcesXLSX Excel workbook of the sources (the fields of GET /api/rollup/sources, every source, enrichment included)
+//
+// Corresponds with GET /api/export/sources/xlsx (the `ExportSourcesXLSX` operationId).
+func (c *Client) ExportSourcesXLSX(ctx context.Context, params *ExportSourcesXLSXParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportSourcesXLSXRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportWorkbookXLSX Excel workbook with one sheet per view: summary, reports, records, sources
+//
+// Corresponds with GET /api/export/workbook/xlsx (the `ExportWorkbookXLSX` operationId).
+func (c *Client) ExportWorkbookXLSX(ctx context.Context, params *ExportWorkbookXLSXParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportWorkbookXLSXRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -8025,7 +9287,7 @@ func (c *Client) Ready(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 
 // TaskStatus A task's state and result
 //
-// Looks the task up in every queue. Finished tasks stay visible for their retention: an hour for polls and parses, a day for requeues and sweeps.
+// Looks the task up in every queue. Finished tasks stay visible for their retention: an hour for polls and parses, a day for requeues and sweeps, VIGIL_EXPORT_RETENTION for exports. An admin sees every task; anyone else only the export:render tasks of their own exports (any other task is a 404).
 //
 // Corresponds with GET /tasks/status/{task_id} (the `TaskStatus` operationId).
 func (c *Client) TaskStatus(ctx context.Context, taskId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -10111,6 +11373,107 @@ func NewPolicyAdviceRequest(server string, params *PolicyAdviceParams) (*http.Re
 	return req, nil
 }
 
+// NewListDigestsRequest constructs an http.Request for the ListDigests method
+func NewListDigestsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/digests")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateDigestRequest calls the generic CreateDigest builder with application/json body
+func NewCreateDigestRequest(server string, body CreateDigestJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateDigestRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateDigestRequestWithBody constructs an http.Request for the CreateDigest method, with any body, and a specified content type
+func NewCreateDigestRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/digests")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteDigestRequest constructs an http.Request for the DeleteDigest method
+func NewDeleteDigestRequest(server string, id int) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/digests/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListDomainsRequest constructs an http.Request for the ListDomains method
 func NewListDomainsRequest(server string, params *ListDomainsParams) (*http.Request, error) {
 	var err error
@@ -10274,6 +11637,1336 @@ func NewListDomainsRequest(server string, params *ListDomainsParams) (*http.Requ
 		if params.PageSize != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDownloadExportRequest constructs an http.Request for the DownloadExport method
+func NewDownloadExportRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/export/files/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportRecordsCSVRequest constructs an http.Request for the ExportRecordsCSV method
+func NewExportRecordsCSVRequest(server string, params *ExportRecordsCSVParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/export/records/csv")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportRecordsXLSXRequest constructs an http.Request for the ExportRecordsXLSX method
+func NewExportRecordsXLSXRequest(server string, params *ExportRecordsXLSXParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/export/records/xlsx")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportReportPDFRequest constructs an http.Request for the ExportReportPDF method
+func NewExportReportPDFRequest(server string, params *ExportReportPDFParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/export/report/pdf")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportReportsCSVRequest constructs an http.Request for the ExportReportsCSV method
+func NewExportReportsCSVRequest(server string, params *ExportReportsCSVParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/export/reports/csv")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportReportsXLSXRequest constructs an http.Request for the ExportReportsXLSX method
+func NewExportReportsXLSXRequest(server string, params *ExportReportsXLSXParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/export/reports/xlsx")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportSourcesCSVRequest constructs an http.Request for the ExportSourcesCSV method
+func NewExportSourcesCSVRequest(server string, params *ExportSourcesCSVParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/export/sources/csv")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportSourcesXLSXRequest constructs an http.Request for the ExportSourcesXLSX method
+func NewExportSourcesXLSXRequest(server string, params *ExportSourcesXLSXParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/export/sources/xlsx")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportWorkbookXLSXRequest constructs an http.Request for the ExportWorkbookXLSX method
+func NewExportWorkbookXLSXRequest(server string, params *ExportWorkbookXLSXParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/export/workbook/xlsx")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Domain != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OrgName != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "org_name", *params.OrgName, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Days != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "days", *params.Days, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Start != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start", *params.Start, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.End != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end", *params.End, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIp != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip", *params.SourceIp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SourceIpRange != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "source_ip_range", *params.SourceIpRange, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.DkimResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dkim_result", *params.DkimResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.SpfResult != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "spf_result", *params.SpfResult, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disposition != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -14953,6 +17646,34 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /analytics/policy-advice (the `PolicyAdvice` operationId).
 	PolicyAdviceWithResponse(ctx context.Context, params *PolicyAdviceParams, reqEditors ...RequestEditorFn) (*PolicyAdviceReply, error)
 
+	// ListDigestsWithResponse Your digest subscriptions (an admin: everyone's)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/digests (the `ListDigests` operationId).
+	ListDigestsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListDigestsReply, error)
+
+	// CreateDigestWithBodyWithResponse Subscribe to a weekly or monthly digest e-mail (summary in HTML and text, PDF and/or XLSX attached)
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/digests (the `CreateDigest` operationId).
+	CreateDigestWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateDigestReply, error)
+
+	// CreateDigestWithResponse Subscribe to a weekly or monthly digest e-mail (summary in HTML and text, PDF and/or XLSX attached)
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/digests (the `CreateDigest` operationId).
+	CreateDigestWithResponse(ctx context.Context, body CreateDigestJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateDigestReply, error)
+
+	// DeleteDigestWithResponse Unsubscribe (your own; an admin: any)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/digests/{id} (the `DeleteDigest` operationId).
+	DeleteDigestWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteDigestReply, error)
+
 	// ListDomainsWithResponse Policy domains with report and message counts
 	//
 	// Policy domains with report and message counts. Needs the viewer role or above.
@@ -14961,6 +17682,71 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/domains (the `ListDomains` operationId).
 	ListDomainsWithResponse(ctx context.Context, params *ListDomainsParams, reqEditors ...RequestEditorFn) (*ListDomainsReply, error)
+
+	// DownloadExportWithResponse Download an export rendered by a worker (the download_url of its task's result); only to the user who asked for it, or an admin, until it expires
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/export/files/{id} (the `DownloadExport` operationId).
+	DownloadExportWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DownloadExportReply, error)
+
+	// ExportRecordsCSVWithResponse CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/export/records/csv (the `ExportRecordsCSV` operationId).
+	ExportRecordsCSVWithResponse(ctx context.Context, params *ExportRecordsCSVParams, reqEditors ...RequestEditorFn) (*ExportRecordsCSVReply, error)
+
+	// ExportRecordsXLSXWithResponse Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/export/records/xlsx (the `ExportRecordsXLSX` operationId).
+	ExportRecordsXLSXWithResponse(ctx context.Context, params *ExportRecordsXLSXParams, reqEditors ...RequestEditorFn) (*ExportRecordsXLSXReply, error)
+
+	// ExportReportPDFWithResponse PDF summary of one domain (domain=) or all: KPIs, timeline, disposition and alignment charts, top sources and senders, failing sources, reporters, policy and advice
+	//
+	// The summary reads the rollups and its tables are bounded (25 rows each), so it is always answered in the request.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/export/report/pdf (the `ExportReportPDF` operationId).
+	ExportReportPDFWithResponse(ctx context.Context, params *ExportReportPDFParams, reqEditors ...RequestEditorFn) (*ExportReportPDFReply, error)
+
+	// ExportReportsCSVWithResponse CSV of the reports (the fields of GET /api/reports; policy flattened as policy.p, policy.sp, …)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/export/reports/csv (the `ExportReportsCSV` operationId).
+	ExportReportsCSVWithResponse(ctx context.Context, params *ExportReportsCSVParams, reqEditors ...RequestEditorFn) (*ExportReportsCSVReply, error)
+
+	// ExportReportsXLSXWithResponse Excel workbook of the reports (the fields of GET /api/reports; policy flattened as policy.p, policy.sp, …)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/export/reports/xlsx (the `ExportReportsXLSX` operationId).
+	ExportReportsXLSXWithResponse(ctx context.Context, params *ExportReportsXLSXParams, reqEditors ...RequestEditorFn) (*ExportReportsXLSXReply, error)
+
+	// ExportSourcesCSVWithResponse CSV of the sources (the fields of GET /api/rollup/sources, every source, enrichment included)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/export/sources/csv (the `ExportSourcesCSV` operationId).
+	ExportSourcesCSVWithResponse(ctx context.Context, params *ExportSourcesCSVParams, reqEditors ...RequestEditorFn) (*ExportSourcesCSVReply, error)
+
+	// ExportSourcesXLSXWithResponse Excel workbook of the sources (the fields of GET /api/rollup/sources, every source, enrichment included)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/export/sources/xlsx (the `ExportSourcesXLSX` operationId).
+	ExportSourcesXLSXWithResponse(ctx context.Context, params *ExportSourcesXLSXParams, reqEditors ...RequestEditorFn) (*ExportSourcesXLSXReply, error)
+
+	// ExportWorkbookXLSXWithResponse Excel workbook with one sheet per view: summary, reports, records, sources
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/export/workbook/xlsx (the `ExportWorkbookXLSX` operationId).
+	ExportWorkbookXLSXWithResponse(ctx context.Context, params *ExportWorkbookXLSXParams, reqEditors ...RequestEditorFn) (*ExportWorkbookXLSXReply, error)
 
 	// ListFailureReportsWithResponse DMARC failure reports, newest first, under the common filters
 	//
@@ -15369,7 +18155,7 @@ type ClientWithResponsesInterface interface {
 
 	// TaskStatusWithResponse A task's state and result
 	//
-	// Looks the task up in every queue. Finished tasks stay visible for their retention: an hour for polls and parses, a day for requeues and sweeps.
+	// Looks the task up in every queue. Finished tasks stay visible for their retention: an hour for polls and parses, a day for requeues and sweeps, VIGIL_EXPORT_RETENTION for exports. An admin sees every task; anyone else only the export:render tasks of their own exports (any other task is a 404).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -18628,6 +21414,306 @@ func (r PolicyAdviceReply) ContentType() string {
 	return ""
 }
 
+// ListDigestsReply401Headers the declared response headers of an HTTP 401 response for ListDigests
+type ListDigestsReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListDigestsReply429Headers the declared response headers of an HTTP 429 response for ListDigests
+type ListDigestsReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ListDigestsReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Items    []DigestSubscription `json:"items"`
+		Page     int                  `json:"page"`
+		PageSize int                  `json:"page_size"`
+		Total    int                  `json:"total"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListDigestsReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListDigestsReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDigestsReply) GetJSON200() *struct {
+	Items    []DigestSubscription `json:"items"`
+	Page     int                  `json:"page"`
+	PageSize int                  `json:"page_size"`
+	Total    int                  `json:"total"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListDigestsReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListDigestsReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListDigestsReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListDigestsReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListDigestsReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDigestsReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDigestsReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDigestsReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDigestsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateDigestReply401Headers the declared response headers of an HTTP 401 response for CreateDigest
+type CreateDigestReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CreateDigestReply429Headers the declared response headers of an HTTP 429 response for CreateDigest
+type CreateDigestReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type CreateDigestReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *DigestSubscription
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateDigestReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateDigestReply429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateDigestReply) GetJSON201() *DigestSubscription {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateDigestReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateDigestReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateDigestReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateDigestReply) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r CreateDigestReply) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateDigestReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CreateDigestReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateDigestReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateDigestReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateDigestReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateDigestReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteDigestReply401Headers the declared response headers of an HTTP 401 response for DeleteDigest
+type DeleteDigestReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DeleteDigestReply429Headers the declared response headers of an HTTP 429 response for DeleteDigest
+type DeleteDigestReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type DeleteDigestReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteDigestReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteDigestReply429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteDigestReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteDigestReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteDigestReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteDigestReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteDigestReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteDigestReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteDigestReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteDigestReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteDigestReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteDigestReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListDomainsReply200Headers the declared response headers of an HTTP 200 response for ListDomains
 type ListDomainsReply200Headers struct {
 	RateLimitLimit     *int
@@ -18732,6 +21818,897 @@ func (r ListDomainsReply) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListDomainsReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DownloadExportReply200Headers the declared response headers of an HTTP 200 response for DownloadExport
+type DownloadExportReply200Headers struct {
+	ContentDisposition *string
+}
+
+// DownloadExportReply401Headers the declared response headers of an HTTP 401 response for DownloadExport
+type DownloadExportReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DownloadExportReply429Headers the declared response headers of an HTTP 429 response for DownloadExport
+type DownloadExportReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type DownloadExportReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *DownloadExportReply200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DownloadExportReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DownloadExportReply429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DownloadExportReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DownloadExportReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DownloadExportReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DownloadExportReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DownloadExportReply) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DownloadExportReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DownloadExportReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DownloadExportReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DownloadExportReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DownloadExportReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DownloadExportReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportRecordsCSVReply200Headers the declared response headers of an HTTP 200 response for ExportRecordsCSV
+type ExportRecordsCSVReply200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportRecordsCSVReply401Headers the declared response headers of an HTTP 401 response for ExportRecordsCSV
+type ExportRecordsCSVReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ExportRecordsCSVReply429Headers the declared response headers of an HTTP 429 response for ExportRecordsCSV
+type ExportRecordsCSVReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ExportRecordsCSVReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *ExportAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportRecordsCSVReply200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportRecordsCSVReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportRecordsCSVReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ExportRecordsCSVReply) GetJSON202() *ExportAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExportRecordsCSVReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExportRecordsCSVReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExportRecordsCSVReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ExportRecordsCSVReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExportRecordsCSVReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportRecordsCSVReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportRecordsCSVReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportRecordsCSVReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportRecordsCSVReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportRecordsXLSXReply200Headers the declared response headers of an HTTP 200 response for ExportRecordsXLSX
+type ExportRecordsXLSXReply200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportRecordsXLSXReply401Headers the declared response headers of an HTTP 401 response for ExportRecordsXLSX
+type ExportRecordsXLSXReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ExportRecordsXLSXReply429Headers the declared response headers of an HTTP 429 response for ExportRecordsXLSX
+type ExportRecordsXLSXReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ExportRecordsXLSXReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *ExportAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportRecordsXLSXReply200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportRecordsXLSXReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportRecordsXLSXReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ExportRecordsXLSXReply) GetJSON202() *ExportAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExportRecordsXLSXReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExportRecordsXLSXReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExportRecordsXLSXReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ExportRecordsXLSXReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExportRecordsXLSXReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportRecordsXLSXReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportRecordsXLSXReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportRecordsXLSXReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportRecordsXLSXReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportReportPDFReply200Headers the declared response headers of an HTTP 200 response for ExportReportPDF
+type ExportReportPDFReply200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportReportPDFReply401Headers the declared response headers of an HTTP 401 response for ExportReportPDF
+type ExportReportPDFReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ExportReportPDFReply429Headers the declared response headers of an HTTP 429 response for ExportReportPDF
+type ExportReportPDFReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ExportReportPDFReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportReportPDFReply200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportReportPDFReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportReportPDFReply429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExportReportPDFReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExportReportPDFReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExportReportPDFReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ExportReportPDFReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExportReportPDFReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportReportPDFReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportReportPDFReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportReportPDFReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportReportPDFReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportReportsCSVReply200Headers the declared response headers of an HTTP 200 response for ExportReportsCSV
+type ExportReportsCSVReply200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportReportsCSVReply401Headers the declared response headers of an HTTP 401 response for ExportReportsCSV
+type ExportReportsCSVReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ExportReportsCSVReply429Headers the declared response headers of an HTTP 429 response for ExportReportsCSV
+type ExportReportsCSVReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ExportReportsCSVReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *ExportAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportReportsCSVReply200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportReportsCSVReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportReportsCSVReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ExportReportsCSVReply) GetJSON202() *ExportAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExportReportsCSVReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExportReportsCSVReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExportReportsCSVReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ExportReportsCSVReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExportReportsCSVReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportReportsCSVReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportReportsCSVReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportReportsCSVReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportReportsCSVReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportReportsXLSXReply200Headers the declared response headers of an HTTP 200 response for ExportReportsXLSX
+type ExportReportsXLSXReply200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportReportsXLSXReply401Headers the declared response headers of an HTTP 401 response for ExportReportsXLSX
+type ExportReportsXLSXReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ExportReportsXLSXReply429Headers the declared response headers of an HTTP 429 response for ExportReportsXLSX
+type ExportReportsXLSXReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ExportReportsXLSXReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *ExportAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportReportsXLSXReply200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportReportsXLSXReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportReportsXLSXReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ExportReportsXLSXReply) GetJSON202() *ExportAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExportReportsXLSXReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExportReportsXLSXReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExportReportsXLSXReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ExportReportsXLSXReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExportReportsXLSXReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportReportsXLSXReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportReportsXLSXReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportReportsXLSXReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportReportsXLSXReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportSourcesCSVReply200Headers the declared response headers of an HTTP 200 response for ExportSourcesCSV
+type ExportSourcesCSVReply200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportSourcesCSVReply401Headers the declared response headers of an HTTP 401 response for ExportSourcesCSV
+type ExportSourcesCSVReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ExportSourcesCSVReply429Headers the declared response headers of an HTTP 429 response for ExportSourcesCSV
+type ExportSourcesCSVReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ExportSourcesCSVReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *ExportAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportSourcesCSVReply200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportSourcesCSVReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportSourcesCSVReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ExportSourcesCSVReply) GetJSON202() *ExportAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExportSourcesCSVReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExportSourcesCSVReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExportSourcesCSVReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ExportSourcesCSVReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExportSourcesCSVReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportSourcesCSVReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportSourcesCSVReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportSourcesCSVReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportSourcesCSVReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportSourcesXLSXReply200Headers the declared response headers of an HTTP 200 response for ExportSourcesXLSX
+type ExportSourcesXLSXReply200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportSourcesXLSXReply401Headers the declared response headers of an HTTP 401 response for ExportSourcesXLSX
+type ExportSourcesXLSXReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ExportSourcesXLSXReply429Headers the declared response headers of an HTTP 429 response for ExportSourcesXLSX
+type ExportSourcesXLSXReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ExportSourcesXLSXReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *ExportAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportSourcesXLSXReply200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportSourcesXLSXReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportSourcesXLSXReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ExportSourcesXLSXReply) GetJSON202() *ExportAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExportSourcesXLSXReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExportSourcesXLSXReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExportSourcesXLSXReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ExportSourcesXLSXReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExportSourcesXLSXReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportSourcesXLSXReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportSourcesXLSXReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportSourcesXLSXReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportSourcesXLSXReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportWorkbookXLSXReply200Headers the declared response headers of an HTTP 200 response for ExportWorkbookXLSX
+type ExportWorkbookXLSXReply200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportWorkbookXLSXReply401Headers the declared response headers of an HTTP 401 response for ExportWorkbookXLSX
+type ExportWorkbookXLSXReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ExportWorkbookXLSXReply429Headers the declared response headers of an HTTP 429 response for ExportWorkbookXLSX
+type ExportWorkbookXLSXReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type ExportWorkbookXLSXReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *ExportAccepted
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportWorkbookXLSXReply200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ExportWorkbookXLSXReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportWorkbookXLSXReply429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ExportWorkbookXLSXReply) GetJSON202() *ExportAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExportWorkbookXLSXReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ExportWorkbookXLSXReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExportWorkbookXLSXReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ExportWorkbookXLSXReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExportWorkbookXLSXReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportWorkbookXLSXReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportWorkbookXLSXReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportWorkbookXLSXReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportWorkbookXLSXReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -25188,6 +29165,58 @@ func (c *ClientWithResponses) PolicyAdviceWithResponse(ctx context.Context, para
 	return ParsePolicyAdviceReply(rsp)
 }
 
+// ListDigestsWithResponse Your digest subscriptions (an admin: everyone's)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/digests (the `ListDigests` operationId).
+func (c *ClientWithResponses) ListDigestsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListDigestsReply, error) {
+	rsp, err := c.ListDigests(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDigestsReply(rsp)
+}
+
+// CreateDigestWithBodyWithResponse Subscribe to a weekly or monthly digest e-mail (summary in HTML and text, PDF and/or XLSX attached)
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/digests (the `CreateDigest` operationId).
+func (c *ClientWithResponses) CreateDigestWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateDigestReply, error) {
+	rsp, err := c.CreateDigestWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateDigestReply(rsp)
+}
+
+// CreateDigestWithResponse Subscribe to a weekly or monthly digest e-mail (summary in HTML and text, PDF and/or XLSX attached)
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/digests (the `CreateDigest` operationId).
+func (c *ClientWithResponses) CreateDigestWithResponse(ctx context.Context, body CreateDigestJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateDigestReply, error) {
+	rsp, err := c.CreateDigest(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateDigestReply(rsp)
+}
+
+// DeleteDigestWithResponse Unsubscribe (your own; an admin: any)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/digests/{id} (the `DeleteDigest` operationId).
+func (c *ClientWithResponses) DeleteDigestWithResponse(ctx context.Context, id int, reqEditors ...RequestEditorFn) (*DeleteDigestReply, error) {
+	rsp, err := c.DeleteDigest(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteDigestReply(rsp)
+}
+
 // ListDomainsWithResponse Policy domains with report and message counts
 //
 // Policy domains with report and message counts. Needs the viewer role or above.
@@ -25201,6 +29230,125 @@ func (c *ClientWithResponses) ListDomainsWithResponse(ctx context.Context, param
 		return nil, err
 	}
 	return ParseListDomainsReply(rsp)
+}
+
+// DownloadExportWithResponse Download an export rendered by a worker (the download_url of its task's result); only to the user who asked for it, or an admin, until it expires
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/export/files/{id} (the `DownloadExport` operationId).
+func (c *ClientWithResponses) DownloadExportWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DownloadExportReply, error) {
+	rsp, err := c.DownloadExport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDownloadExportReply(rsp)
+}
+
+// ExportRecordsCSVWithResponse CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/export/records/csv (the `ExportRecordsCSV` operationId).
+func (c *ClientWithResponses) ExportRecordsCSVWithResponse(ctx context.Context, params *ExportRecordsCSVParams, reqEditors ...RequestEditorFn) (*ExportRecordsCSVReply, error) {
+	rsp, err := c.ExportRecordsCSV(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportRecordsCSVReply(rsp)
+}
+
+// ExportRecordsXLSXWithResponse Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/export/records/xlsx (the `ExportRecordsXLSX` operationId).
+func (c *ClientWithResponses) ExportRecordsXLSXWithResponse(ctx context.Context, params *ExportRecordsXLSXParams, reqEditors ...RequestEditorFn) (*ExportRecordsXLSXReply, error) {
+	rsp, err := c.ExportRecordsXLSX(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportRecordsXLSXReply(rsp)
+}
+
+// ExportReportPDFWithResponse PDF summary of one domain (domain=) or all: KPIs, timeline, disposition and alignment charts, top sources and senders, failing sources, reporters, policy and advice
+//
+// The summary reads the rollups and its tables are bounded (25 rows each), so it is always answered in the request.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/export/report/pdf (the `ExportReportPDF` operationId).
+func (c *ClientWithResponses) ExportReportPDFWithResponse(ctx context.Context, params *ExportReportPDFParams, reqEditors ...RequestEditorFn) (*ExportReportPDFReply, error) {
+	rsp, err := c.ExportReportPDF(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportReportPDFReply(rsp)
+}
+
+// ExportReportsCSVWithResponse CSV of the reports (the fields of GET /api/reports; policy flattened as policy.p, policy.sp, …)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/export/reports/csv (the `ExportReportsCSV` operationId).
+func (c *ClientWithResponses) ExportReportsCSVWithResponse(ctx context.Context, params *ExportReportsCSVParams, reqEditors ...RequestEditorFn) (*ExportReportsCSVReply, error) {
+	rsp, err := c.ExportReportsCSV(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportReportsCSVReply(rsp)
+}
+
+// ExportReportsXLSXWithResponse Excel workbook of the reports (the fields of GET /api/reports; policy flattened as policy.p, policy.sp, …)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/export/reports/xlsx (the `ExportReportsXLSX` operationId).
+func (c *ClientWithResponses) ExportReportsXLSXWithResponse(ctx context.Context, params *ExportReportsXLSXParams, reqEditors ...RequestEditorFn) (*ExportReportsXLSXReply, error) {
+	rsp, err := c.ExportReportsXLSX(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportReportsXLSXReply(rsp)
+}
+
+// ExportSourcesCSVWithResponse CSV of the sources (the fields of GET /api/rollup/sources, every source, enrichment included)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/export/sources/csv (the `ExportSourcesCSV` operationId).
+func (c *ClientWithResponses) ExportSourcesCSVWithResponse(ctx context.Context, params *ExportSourcesCSVParams, reqEditors ...RequestEditorFn) (*ExportSourcesCSVReply, error) {
+	rsp, err := c.ExportSourcesCSV(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportSourcesCSVReply(rsp)
+}
+
+// ExportSourcesXLSXWithResponse Excel workbook of the sources (the fields of GET /api/rollup/sources, every source, enrichment included)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/export/sources/xlsx (the `ExportSourcesXLSX` operationId).
+func (c *ClientWithResponses) ExportSourcesXLSXWithResponse(ctx context.Context, params *ExportSourcesXLSXParams, reqEditors ...RequestEditorFn) (*ExportSourcesXLSXReply, error) {
+	rsp, err := c.ExportSourcesXLSX(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportSourcesXLSXReply(rsp)
+}
+
+// ExportWorkbookXLSXWithResponse Excel workbook with one sheet per view: summary, reports, records, sources
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/export/workbook/xlsx (the `ExportWorkbookXLSX` operationId).
+func (c *ClientWithResponses) ExportWorkbookXLSXWithResponse(ctx context.Context, params *ExportWorkbookXLSXParams, reqEditors ...RequestEditorFn) (*ExportWorkbookXLSXReply, error) {
+	rsp, err := c.ExportWorkbookXLSX(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportWorkbookXLSXReply(rsp)
 }
 
 // ListFailureReportsWithResponse DMARC failure reports, newest first, under the common filters
@@ -25904,7 +30052,7 @@ func (c *ClientWithResponses) ReadyWithResponse(ctx context.Context, reqEditors 
 
 // TaskStatusWithResponse A task's state and result
 //
-// Looks the task up in every queue. Finished tasks stay visible for their retention: an hour for polls and parses, a day for requeues and sweeps.
+// Looks the task up in every queue. Finished tasks stay visible for their retention: an hour for polls and parses, a day for requeues and sweeps, VIGIL_EXPORT_RETENTION for exports. An admin sees every task; anyone else only the export:render tasks of their own exports (any other task is a 404).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -29085,6 +33233,322 @@ func ParsePolicyAdviceReply(rsp *http.Response) (*PolicyAdviceReply, error) {
 	return response, nil
 }
 
+// ParseListDigestsReply parses an HTTP response from a ListDigestsWithResponse call
+func ParseListDigestsReply(rsp *http.Response) (*ListDigestsReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDigestsReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Items    []DigestSubscription `json:"items"`
+			Page     int                  `json:"page"`
+			PageSize int                  `json:"page_size"`
+			Total    int                  `json:"total"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListDigestsReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListDigestsReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateDigestReply parses an HTTP response from a CreateDigestWithResponse call
+func ParseCreateDigestReply(rsp *http.Response) (*CreateDigestReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateDigestReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest DigestSubscription
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CreateDigestReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateDigestReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteDigestReply parses an HTTP response from a DeleteDigestWithResponse call
+func ParseDeleteDigestReply(rsp *http.Response) (*DeleteDigestReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteDigestReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteDigestReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteDigestReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListDomainsReply parses an HTTP response from a ListDomainsWithResponse call
 func ParseListDomainsReply(rsp *http.Response) (*ListDomainsReply, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -29178,6 +33642,978 @@ func ParseListDomainsReply(rsp *http.Response) (*ListDomainsReply, error) {
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers ListDomainsReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDownloadExportReply parses an HTTP response from a DownloadExportWithResponse call
+func ParseDownloadExportReply(rsp *http.Response) (*DownloadExportReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DownloadExportReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers DownloadExportReply200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers DownloadExportReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DownloadExportReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportRecordsCSVReply parses an HTTP response from a ExportRecordsCSVWithResponse call
+func ParseExportRecordsCSVReply(rsp *http.Response) (*ExportRecordsCSVReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportRecordsCSVReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest ExportAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportRecordsCSVReply200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ExportRecordsCSVReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportRecordsCSVReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportRecordsXLSXReply parses an HTTP response from a ExportRecordsXLSXWithResponse call
+func ParseExportRecordsXLSXReply(rsp *http.Response) (*ExportRecordsXLSXReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportRecordsXLSXReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest ExportAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportRecordsXLSXReply200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ExportRecordsXLSXReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportRecordsXLSXReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportReportPDFReply parses an HTTP response from a ExportReportPDFWithResponse call
+func ParseExportReportPDFReply(rsp *http.Response) (*ExportReportPDFReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportReportPDFReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportReportPDFReply200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ExportReportPDFReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportReportPDFReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportReportsCSVReply parses an HTTP response from a ExportReportsCSVWithResponse call
+func ParseExportReportsCSVReply(rsp *http.Response) (*ExportReportsCSVReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportReportsCSVReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest ExportAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportReportsCSVReply200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ExportReportsCSVReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportReportsCSVReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportReportsXLSXReply parses an HTTP response from a ExportReportsXLSXWithResponse call
+func ParseExportReportsXLSXReply(rsp *http.Response) (*ExportReportsXLSXReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportReportsXLSXReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest ExportAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportReportsXLSXReply200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ExportReportsXLSXReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportReportsXLSXReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportSourcesCSVReply parses an HTTP response from a ExportSourcesCSVWithResponse call
+func ParseExportSourcesCSVReply(rsp *http.Response) (*ExportSourcesCSVReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportSourcesCSVReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest ExportAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportSourcesCSVReply200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ExportSourcesCSVReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportSourcesCSVReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportSourcesXLSXReply parses an HTTP response from a ExportSourcesXLSXWithResponse call
+func ParseExportSourcesXLSXReply(rsp *http.Response) (*ExportSourcesXLSXReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportSourcesXLSXReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest ExportAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportSourcesXLSXReply200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ExportSourcesXLSXReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportSourcesXLSXReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportWorkbookXLSXReply parses an HTTP response from a ExportWorkbookXLSXWithResponse call
+func ParseExportWorkbookXLSXReply(rsp *http.Response) (*ExportWorkbookXLSXReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportWorkbookXLSXReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest ExportAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportWorkbookXLSXReply200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ExportWorkbookXLSXReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportWorkbookXLSXReply429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

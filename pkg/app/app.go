@@ -19,11 +19,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/vigilhq/vigil/pkg/alerting"
+	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/config"
+	"github.com/vigilhq/vigil/pkg/digest"
 	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/enrich"
+	"github.com/vigilhq/vigil/pkg/export"
 	"github.com/vigilhq/vigil/pkg/failure"
 	"github.com/vigilhq/vigil/pkg/gencache"
 	"github.com/vigilhq/vigil/pkg/ingest"
@@ -63,6 +66,9 @@ type App struct {
 	Alerts      *alerting.Service
 	ML          *ml.Service
 	Notify      *notify.Service
+	Analytics   *analytics.API
+	Export      *export.Service
+	Digest      *digest.Service
 	Outbound    *outbound.Policy
 	TLSReports  *tlsrpt.Service  // SMTP TLS reports: parsing, storage, API, POST /tlsrpt
 	Failures    *failure.Service // DMARC failure reports
@@ -141,6 +147,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		return nil, err
 	}
 	a.buildML()
+	a.wireExports()
 	return a, nil
 }
 
@@ -165,9 +172,30 @@ func (a *App) wireAlerts(keys *secretbox.Keyring) {
 	al := audit.New(a.Store.DB())
 	a.Alerts = alerting.New(alerting.Deps{Store: a.Store, Queue: q, Audit: al, Log: a.Log.With("component", "alerting")})
 	a.Notify = notify.New(notify.Deps{Store: a.Store, Alerts: a.Alerts, Keys: keys, Policy: a.Outbound, Audit: al,
-		SMTP: notify.SMTPConfig{Host: a.Cfg.SMTP.Host, Port: a.Cfg.SMTP.Port, Username: a.Cfg.SMTP.Username,
-			Password: a.Cfg.SMTP.Password, From: a.Cfg.SMTP.From, TLS: a.Cfg.SMTP.TLS},
-		Log: a.Log.With("component", "notify"), OnFirstChannel: a.Alerts.AdoptDefaults})
+		SMTP: a.smtpConfig(),
+		Log:  a.Log.With("component", "notify"), OnFirstChannel: a.Alerts.AdoptDefaults})
+}
+
+// wireExports builds the rollup answers (shared by the API and the renderers), the exports
+// and the digests. Digests mail through the SMTP settings of alert e-mail.
+func (a *App) wireExports() {
+	a.Analytics = analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL,
+		Log: a.Log.With("component", "analytics"), Describe: a.Enrich.Describe})
+	var q export.Enqueuer
+	var dq digest.Enqueuer
+	if a.Client != nil {
+		q, dq = a.Client, a.Client
+	}
+	a.Export = export.New(export.Deps{Store: a.Store, Analytics: a.Analytics, Queue: q, Dir: a.Cfg.Export.Dir,
+		RowLimit: a.Cfg.Export.RowLimit, Retention: a.Cfg.Export.Retention, Log: a.Log.With("component", "export")})
+	a.Digest = digest.New(digest.Deps{Store: a.Store, Export: a.Export, Queue: dq, SMTP: a.smtpConfig(),
+		Log: a.Log.With("component", "digest")})
+}
+
+// smtpConfig is the one mail server configuration (VIGIL_SMTP_*) alerts and digests share.
+func (a *App) smtpConfig() notify.SMTPConfig {
+	return notify.SMTPConfig{Host: a.Cfg.SMTP.Host, Port: a.Cfg.SMTP.Port, Username: a.Cfg.SMTP.Username,
+		Password: a.Cfg.SMTP.Password, From: a.Cfg.SMTP.From, TLS: a.Cfg.SMTP.TLS}
 }
 
 // wireRollups keeps the analytics rollups up to date: the process that parses a file (a worker,

@@ -11,7 +11,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 
-	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
@@ -31,6 +30,8 @@ func (a *App) Jobs() []schedule.Job {
 		{Name: tasks.TypeRollupCatchUp, Interval: a.Cfg.SweepInterval, Build: tasks.NewRollupCatchUpTask},
 		{Name: tasks.TypeEnrichRefresh, Interval: a.Cfg.Enrich.RefreshInterval, Build: tasks.NewEnrichRefreshTask},
 		{Name: tasks.TypeAlertCheck, Interval: time.Hour, Build: tasks.NewAlertCheckTask},
+		{Name: tasks.TypeExportCleanup, Interval: time.Hour, Build: tasks.NewExportCleanupTask},
+		{Name: tasks.TypeDigestDispatch, Interval: a.Cfg.Export.DigestInterval, Build: tasks.NewDigestDispatchTask},
 	}
 	jobs = append(jobs, a.mlJobs()...)
 	if a.Cfg.Retention.Enabled() {
@@ -71,6 +72,10 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeMLTrain, a.ML.HandleTrain)
 	mux.HandleFunc(tasks.TypeMLDetect, a.ML.HandleDetect)
 	mux.HandleFunc(tasks.TypeRetentionPurge, a.Retention.HandlePurge)
+	mux.HandleFunc(tasks.TypeExportRender, a.Export.HandleRender)
+	mux.HandleFunc(tasks.TypeExportCleanup, a.Export.HandleCleanup)
+	mux.HandleFunc(tasks.TypeDigestDispatch, a.Digest.HandleDispatch)
+	mux.HandleFunc(tasks.TypeDigestSend, a.Digest.HandleSend)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
 	return srv, mux
 }
@@ -156,8 +161,7 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		}
 	}
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
-	an := analytics.New(analytics.Deps{Store: a.Store, Redis: a.Redis, CacheTTL: a.Cfg.CacheTTL, Log: a.Log.With("component", "analytics"),
-		Describe: a.Enrich.Describe})
+	an := a.Analytics
 	a.answers.Store(an.Cache())
 	e := httpapi.New(httpapi.Deps{
 		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Queue: a.queue(), Tasks: a.inspector(), Redis: redisPinger{a},
@@ -166,6 +170,7 @@ func (a *App) NewHTTP() (*http.Server, error) {
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
 		Alerts: a.Alerts, Notify: a.Notify, TLSReports: a.TLSReports, Failures: a.Failures, ML: a.ML,
 		Metrics: a.Metrics, Retention: retention.NewAPI(a.Retention, a.queue(), a.Audit),
+		Export: a.Export, Digest: a.Digest,
 		Auth: a.Auth, Audit: a.Audit, Limiter: a.Limiter, Rates: rates(a.Cfg.Auth.Rates, a.Cfg.Reports.TLSRPTRate),
 		TrustedProxies: a.Cfg.Auth.TrustedProxies, IPv6Prefix: a.Cfg.Auth.IPv6Prefix, CORSOrigins: a.Cfg.Auth.CORSOrigins,
 	})

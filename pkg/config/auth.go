@@ -82,7 +82,7 @@ func loadAuth(e *env) Auth {
 			// fires a few hundred at once, and the dashboard's upload page sends a file a request.
 			API:    e.rate("VIGIL_RATE_LIMIT_API", DefaultRateAPI),
 			Upload: e.rate("VIGIL_RATE_LIMIT_UPLOAD", DefaultRateUpload),
-			// Read for the exports to come; documented when they exist.
+			// The export rate classes (pkg/export): CSV and XLSX share one, the PDF has its own.
 			ExportCSV: e.rate("VIGIL_RATE_LIMIT_EXPORT_CSV", "10/1m"),
 			ExportPDF: e.rate("VIGIL_RATE_LIMIT_EXPORT_PDF", "5/1m"),
 			Auth:      e.rate("VIGIL_RATE_LIMIT_AUTH", "30/1m"),

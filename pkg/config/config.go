@@ -47,6 +47,7 @@ type Config struct {
 	// MetricsAddr, when set, serves /metrics there without credentials (VIGIL_METRICS_ADDR).
 	MetricsAddr string
 	Retention   Retention
+	Export      Export
 }
 
 // Limits bound what one upload, file or report may cost. Each is a VIGIL_MAX_* variable.
@@ -117,6 +118,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SMTP = loadSMTP(&e)
 	c.Reports = loadReports(&e)
 	loadOperations(&e, &c)
+	c.Export = loadExport(&e, c.DataDir)
 	if e.err != nil {
 		return Config{}, e.err
 	}

@@ -19,7 +19,9 @@ import (
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/digest"
 	"github.com/vigilhq/vigil/pkg/enrich"
+	"github.com/vigilhq/vigil/pkg/export"
 	"github.com/vigilhq/vigil/pkg/failure"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
@@ -68,6 +70,8 @@ type Deps struct {
 	TLSReports  *tlsrpt.Service   // nil: the TLS report routes and POST /tlsrpt answer 503
 	Failures    *failure.Service  // nil: the failure report routes answer 503
 	ML          *ml.Service       // nil: the ML, forecast and advice routes answer 503
+	Export      *export.Service   // nil: the export routes answer 503
+	Digest      *digest.Service   // nil: the digest routes answer 503
 	Web         *web.Site         // nil: the embedded dashboard is built here
 	Metrics     *metrics.Metrics  // nil: requests are not counted and /metrics answers 503
 	Retention   *retention.API    // nil: the retention routes answer 503
@@ -151,6 +155,10 @@ func (a *API) table() []Route {
 		// Analyst: put reports in.
 		{post, "/api/upload", auth.Analyst, RateUpload, a.upload},
 
+		// Viewer, filtered in the handler: a viewer or analyst sees only their own exports'
+		// tasks (404 for any other); an admin sees every task.
+		{get, "/tasks/status/:task_id", auth.Viewer, RateAPI, a.taskStatus},
+
 		// Admin: accounts, the audit log, mailboxes, the queue.
 		{get, "/users", auth.Admin, RateAPI, a.listUsers},
 		{post, "/users", auth.Admin, RateAPI, a.createUser},
@@ -160,7 +168,6 @@ func (a *API) table() []Route {
 		{get, "/audit", auth.Admin, RateAPI, a.listAudit},
 		{post, "/tasks/trigger/email-ingestion", auth.Admin, RateAPI, a.triggerMail},
 		{post, "/tasks/trigger/process-reports", auth.Admin, RateAPI, a.triggerProcess},
-		{get, "/tasks/status/:task_id", auth.Admin, RateAPI, a.taskStatus},
 		{get, "/api/mailboxes", auth.Admin, RateAPI, a.listMailboxes},
 		{post, "/api/mailboxes", auth.Admin, RateAPI, a.createMailbox},
 		{get, "/api/mailboxes/:id", auth.Admin, RateAPI, a.getMailbox},
@@ -186,6 +193,10 @@ func (a *API) table() []Route {
 	rs = append(rs, features(RateTLSRPT, a.TLSReports.IntakeRoutes(), a.TLSReports != nil)...) // HTTPS intake (public)
 	rs = append(rs, features(RateAPI, a.Failures.Routes(), a.Failures != nil)...)              // failure reports
 	rs = append(rs, features(RateAPI, a.ML.Routes(), a.ML != nil)...)                          // anomalies, forecasts, advice
+	rs = append(rs, features(RateExportCSV, a.Export.TabularRoutes(), a.Export != nil)...)     // CSV and XLSX exports
+	rs = append(rs, features(RateExportPDF, a.Export.PDFRoutes(), a.Export != nil)...)         // the PDF summary
+	rs = append(rs, features(RateAPI, a.Export.FileRoutes(), a.Export != nil)...)              // rendered exports
+	rs = append(rs, features(RateAPI, a.Digest.Routes(), a.Digest != nil)...)                  // digest subscriptions
 	rs = append(rs, features(RateNone, site.Routes(), true)...)                                // the dashboard (public)
 	rs = append(rs, features(RateNone, apidocs.New().Routes(), true)...)                       // /docs (public)
 	rs = append(rs, features(RateNone, a.Metrics.Routes(a.log), a.Metrics != nil)...)          // /metrics (admin)

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/vigilhq/vigil/pkg/audit"
+	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/tasks"
 )
@@ -152,9 +153,25 @@ func (a *API) taskStatus(c echo.Context) error {
 		if err != nil {
 			return fmt.Errorf("task %s: %w", id, err)
 		}
+		if !mayFollow(principal(c), info) {
+			break
+		}
 		return c.JSON(http.StatusOK, taskView(info))
 	}
 	return problem(http.StatusNotFound, "task %s: not queued, running or finished within its retention", id)
+}
+
+// mayFollow tells whether p may see a task: an admin any, anyone else only an export they
+// asked for (its payload names them). Other tasks answer 404 as if they did not exist.
+func mayFollow(p auth.Principal, info *asynq.TaskInfo) bool {
+	if p.Role >= auth.Admin {
+		return true
+	}
+	if info.Type != tasks.TypeExportRender {
+		return false
+	}
+	var pl tasks.ExportRenderPayload
+	return json.Unmarshal(info.Payload, &pl) == nil && pl.UserID == p.User.ID
 }
 
 func taskView(info *asynq.TaskInfo) TaskStatus {

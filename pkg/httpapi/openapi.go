@@ -13,7 +13,9 @@ import (
 	"github.com/vigilhq/vigil/pkg/alerting"
 	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/apidocs"
+	"github.com/vigilhq/vigil/pkg/digest"
 	"github.com/vigilhq/vigil/pkg/enrich"
+	"github.com/vigilhq/vigil/pkg/export"
 	"github.com/vigilhq/vigil/pkg/failure"
 	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/ml"
@@ -37,7 +39,8 @@ var openAPISpec []byte
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
 	return [][]byte{analytics.OpenAPI, IngestsSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI, tlsrpt.OpenAPI, failure.OpenAPI, ml.OpenAPI,
-		apidocs.OpenAPI, metrics.OpenAPI, retention.OpenAPI}
+		apidocs.OpenAPI, metrics.OpenAPI, retention.OpenAPI,
+		export.OpenAPI, digest.OpenAPI}
 }
 
 // spec is the merged document, built once: the inputs are embedded, so the result never

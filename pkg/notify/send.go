@@ -303,6 +303,12 @@ func (s *Service) sendMail(ctx context.Context, st settings, a alerting.Alert) e
 	}
 	m.SetBodyString(gomail.TypeTextPlain, txt)
 	m.AddAlternativeString(gomail.TypeTextHTML, html)
+	return c.Send(ctx, m)
+}
+
+// Send delivers m through the VIGIL_SMTP_* server: alert e-mail and digests (pkg/digest)
+// share this one configuration and client set-up. An unusable configuration is ErrPermanent.
+func (c SMTPConfig) Send(ctx context.Context, m *gomail.Msg) error {
 	m.SetMessageID()
 	m.SetDate()
 	opts := []gomail.Option{gomail.WithPort(c.Port), gomail.WithTimeout(outbound.Timeout),
