@@ -27,9 +27,17 @@ import (
 
 // API serves /analytics/geolocation/*.
 type API struct {
-	svc *Service
-	an  *analytics.API
-	now func() time.Time
+	svc     *Service
+	an      *analytics.API
+	senders *senders.API
+	now     func() time.Time
+}
+
+// WithSenders answers the country map from the sender rollup (pkg/senders); without it the
+// map answers 503.
+func (a *API) WithSenders(s *senders.API) *API {
+	a.senders = s
+	return a
 }
 
 // NewAPI builds the endpoints on the service and the analytics API (for the map's sums).
@@ -254,33 +262,30 @@ func (a *API) countryMap(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	groups, err := a.an.SourceGroups(c.Request().Context(), f, analytics.GroupQuery{
-		Join: "LEFT JOIN enrich_ips e ON e.ip = i.ip",
-		Keys: []string{"e.country", "e.country_name"},
-	})
+	if a.senders == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "sender intelligence is not configured in this process")
+	}
+	rows, err := a.senders.Rows(c.Request().Context(), f, senders.DimCountry)
 	if err != nil {
 		return err
 	}
 	m := Map{Countries: []Country{}}
-	// A country's name may differ between database versions: one entry per code.
 	byCode := map[string]*Country{}
-	for _, g := range groups {
-		m.TotalIPs += g.IPs
-		m.Messages += g.Messages
-		if !g.Keys[0].Valid || g.Keys[0].String == "" {
-			m.UnmappedIPs += g.IPs
+	for _, r := range rows {
+		m.TotalIPs += r.IPs
+		m.Messages += r.Messages
+		code := r.Group.Key
+		if code == "" {
+			m.UnmappedIPs += r.IPs
 			continue
 		}
-		m.MappedIPs += g.IPs
-		cc := byCode[g.Keys[0].String]
+		m.MappedIPs += r.IPs
+		cc := byCode[code]
 		if cc == nil {
-			cc = &Country{Country: g.Keys[0].String}
-			byCode[cc.Country] = cc
+			cc = &Country{Country: code, CountryName: r.Name}
+			byCode[code] = cc
 		}
-		if cc.CountryName == "" {
-			cc.CountryName = g.Keys[1].String
-		}
-		cc.Messages, cc.IPs, cc.DMARCPass = cc.Messages+g.Messages, cc.IPs+g.IPs, cc.DMARCPass+g.DMARCPass
+		cc.Messages, cc.IPs, cc.DMARCPass = cc.Messages+r.Messages, cc.IPs+r.IPs, cc.DMARCPass+r.DMARCPass
 	}
 	for _, cc := range byCode {
 		cc.DMARCPassRate = rate(cc.DMARCPass, cc.Messages)
