@@ -32,7 +32,7 @@ func (a *App) buildEnrich() error {
 		sv.SetEnqueuer(a.Client)
 	}
 	a.Enrich = enrich.New(enrich.Deps{Store: a.Store, Resolver: res, Geo: g, Senders: sv, Enqueuer: enq, Log: log,
-		OnEnriched: sv.Kick,
-		Config: enrich.Config{Concurrency: c.DNSConcurrency, BatchSize: c.BatchSize, PositiveTTL: c.PositiveTTL, NegativeTTL: c.NegativeTTL, GeoTTL: c.GeoTTL}})
+		OnEnriched: sv.Enriched,
+		Config:     enrich.Config{Concurrency: c.DNSConcurrency, BatchSize: c.BatchSize, PositiveTTL: c.PositiveTTL, NegativeTTL: c.NegativeTTL, GeoTTL: c.GeoTTL}})
 	return nil
 }

@@ -100,10 +100,11 @@ func checkSenders(t *testing.T, c api) {
 		var st struct {
 			Sources    int64 `json:"sources"`
 			Unenriched int64 `json:"unenriched_sources"`
+			Ungrouped  int64 `json:"ungrouped_sources"`
 			Entries    int64 `json:"entries"`
 		}
 		getJSON(t, c, "/analytics/geolocation/cache-stats", &st)
-		if st.Sources > 100 && st.Unenriched == 0 {
+		if st.Sources > 100 && st.Unenriched == 0 && st.Ungrouped == 0 {
 			break
 		}
 		if time.Now().After(deadline) {

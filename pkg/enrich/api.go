@@ -311,6 +311,7 @@ type CacheStats struct {
 	DNSStatus    map[string]int64 `json:"dns_status"`
 	Sources      int64            `json:"sources"`
 	Unenriched   int64            `json:"unenriched_sources"`
+	Ungrouped    int64            `json:"ungrouped_sources"`
 	GeoIP        GeoIPStatus      `json:"geoip"`
 	TTL          map[string]int64 `json:"ttl_seconds"`
 }
@@ -374,6 +375,12 @@ func (a *API) cacheStats(c echo.Context) error {
 		return fmt.Errorf("enrich: cache stats: %w", err)
 	}
 	st.Sources, st.Unenriched = src.Sources, src.Unenriched
+	// Enriched sources whose sender group is not derived yet (pkg/senders: they show as
+	// pending in /api/senders until the enrichment batch or the next rollup run derives it).
+	if err := a.svc.db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM rollup_ips i JOIN enrich_ips e ON e.ip = i.ip
+		LEFT JOIN sender_sources ss ON ss.ip_id = i.id WHERE ss.ip_id IS NULL OR ss.enriched_at <> e.updated_at`).Scan(&st.Ungrouped).Error; err != nil {
+		return fmt.Errorf("enrich: cache stats: %w", err)
+	}
 	return c.JSON(http.StatusOK, st)
 }
 

@@ -63,7 +63,7 @@ type Deps struct {
 	Senders  *senders.Service
 	Enqueuer Enqueuer // nil: no tasks (the lookup endpoints still work)
 	// OnEnriched hears that a batch wrote cache entries (pkg/senders derives their groups).
-	OnEnriched func(ctx context.Context)
+	OnEnriched func(ctx context.Context, ips []netip.Addr)
 	Config     Config
 	Log        *slog.Logger
 	Now        func() time.Time
@@ -77,7 +77,7 @@ type Service struct {
 	geo     *geo.DB
 	senders *senders.Service
 	enq     Enqueuer
-	onDone  func(ctx context.Context)
+	onDone  func(ctx context.Context, ips []netip.Addr)
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time

@@ -57,7 +57,7 @@ func (s *Service) HandleIPs(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if st.Written > 0 && s.onDone != nil {
-		s.onDone(ctx)
+		s.onDone(ctx, ips)
 	}
 	writeResult(t, st)
 	return nil

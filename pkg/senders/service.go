@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -173,6 +174,16 @@ func (s *Service) Kick(ctx context.Context) {
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		s.log.Warn("sender rollup run not enqueued", "err", err)
 	}
+}
+
+// Enriched is enrich.Deps.OnEnriched: the batch's sources are grouped now (so the next
+// question names them) and a rollup run is asked for. A failure is logged; the run derives
+// what is left.
+func (s *Service) Enriched(ctx context.Context, ips []netip.Addr) {
+	if _, err := s.SyncIPs(ctx, ips); err != nil {
+		s.log.Warn("sender groups of an enrichment batch not derived", "err", err)
+	}
+	s.Kick(ctx)
 }
 
 // HandleRollup is the senders:rollup handler.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -107,16 +108,50 @@ type sourceRow struct {
 	OldCountry  sql.NullInt64
 }
 
+const sourceCols = `SELECT i.id, e.ip IS NOT NULL, e.base_domain, e.asn, e.as_org, e.residential, e.country, e.country_name, e.updated_at,
+	ss.group_id, ss.country_id FROM rollup_ips i LEFT JOIN enrich_ips e ON e.ip = i.ip LEFT JOIN sender_sources ss ON ss.ip_id = i.id`
+
 // syncChunk derives one chunk of stale sources in one transaction.
 func (s *Service) syncChunk(ctx context.Context, cat *Catalog) (n, changed int, err error) {
+	return s.syncWhere(ctx, cat, ` WHERE ss.ip_id IS NULL OR ss.enriched_at < 0 OR (e.ip IS NOT NULL AND ss.enriched_at <> e.updated_at) ORDER BY i.id LIMIT ?`, syncChunk)
+}
+
+// SyncIPs derives the sender_sources rows of the given known sources now (the enrich:ips
+// handler calls it after writing their cache entries, so the next question groups them).
+func (s *Service) SyncIPs(ctx context.Context, ips []netip.Addr) (SyncStats, error) {
+	var st SyncStats
+	if len(ips) == 0 {
+		return st, nil
+	}
+	cat, err := s.Catalog(ctx)
+	if err != nil {
+		return st, err
+	}
+	for lo := 0; lo < len(ips); lo += syncChunk {
+		part := ips[lo:min(lo+syncChunk, len(ips))]
+		args := make([]any, len(part))
+		for i, ip := range part {
+			b := ip.Unmap().As16()
+			args[i] = b[:]
+		}
+		n, changed, err := s.syncWhere(ctx, cat, " WHERE i.ip IN ("+strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+")", args...)
+		st.Sources += n
+		st.Changed += changed
+		if err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// syncWhere derives the sources the condition selects, in one transaction.
+func (s *Service) syncWhere(ctx context.Context, cat *Catalog, where string, args ...any) (n, changed int, err error) {
 	tx, err := s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("senders: sync: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, s.bind(`SELECT i.id, e.ip IS NOT NULL, e.base_domain, e.asn, e.as_org, e.residential, e.country, e.country_name, e.updated_at,
-		ss.group_id, ss.country_id FROM rollup_ips i LEFT JOIN enrich_ips e ON e.ip = i.ip LEFT JOIN sender_sources ss ON ss.ip_id = i.id
-		WHERE ss.ip_id IS NULL OR ss.enriched_at < 0 OR (e.ip IS NOT NULL AND ss.enriched_at <> e.updated_at) ORDER BY i.id LIMIT ?`), syncChunk)
+	rows, err := tx.QueryContext(ctx, s.bind(sourceCols+where), args...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("senders: sync: %w", err)
 	}
@@ -139,6 +174,7 @@ func (s *Service) syncChunk(ctx context.Context, cat *Catalog) (n, changed int, 
 	ids := newGroupIDs(tx, s)
 	var changedIPs []int64
 	touched := map[int64]bool{}
+	vals := make([]any, 0, len(srcs)*9)
 	for _, r := range srcs {
 		g := group{Key: PendingKey, Type: TypeUnknown, Pending: true}
 		if r.Enriched {
@@ -167,13 +203,20 @@ func (s *Service) syncChunk(ctx context.Context, cat *Catalog) (n, changed int, 
 		if g.Sender != "" {
 			sender = strings.ToLower(g.Sender)
 		}
-		_, err = tx.ExecContext(ctx, s.bind(`INSERT INTO sender_sources (ip_id, group_id, country_id, sender, country, asn, base_domain, as_org, enriched_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ip_id) DO UPDATE SET group_id = excluded.group_id, country_id = excluded.country_id,
-			sender = excluded.sender, country = excluded.country, asn = excluded.asn, base_domain = excluded.base_domain, as_org = excluded.as_org,
-			enriched_at = excluded.enriched_at`), r.IPID, gid, cid, sender, nullStr(r.Country.String), nullInt(r.ASN.Int64), nullStr(r.BaseDomain.String),
+		vals = append(vals, r.IPID, gid, cid, sender, nullStr(r.Country.String), nullInt(r.ASN.Int64), nullStr(r.BaseDomain.String),
 			nullStr(r.ASOrg.String), enrichedAt)
-		if err != nil {
-			return 0, 0, fmt.Errorf("senders: sync: write source: %w", err)
+	}
+	// Rows of 9 values, 100 to a statement: far below both dialects' parameter limits.
+	const perStmt = 100
+	for lo := 0; lo < len(srcs); lo += perStmt {
+		hi := min(lo+perStmt, len(srcs))
+		q := `INSERT INTO sender_sources (ip_id, group_id, country_id, sender, country, asn, base_domain, as_org, enriched_at) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?),", hi-lo), ",") +
+			` ON CONFLICT (ip_id) DO UPDATE SET group_id = excluded.group_id, country_id = excluded.country_id,
+			sender = excluded.sender, country = excluded.country, asn = excluded.asn, base_domain = excluded.base_domain, as_org = excluded.as_org,
+			enriched_at = excluded.enriched_at`
+		if _, err := tx.ExecContext(ctx, s.bind(q), vals[lo*9:hi*9]...); err != nil {
+			return 0, 0, fmt.Errorf("senders: sync: write sources: %w", err)
 		}
 	}
 	if err := s.bumpVersions(ctx, tx, changedIPs); err != nil {
@@ -196,7 +239,7 @@ func (s *Service) bumpVersions(ctx context.Context, tx *sql.Tx, ipIDs []int64) e
 	list := int64List(ipIDs)
 	_, err := tx.ExecContext(ctx, `INSERT INTO sender_versions (domain_id, version)
 		SELECT DISTINCT domain_id, 1 FROM rollup_ip_domain_year WHERE ip_id IN (`+list+`)
-		UNION SELECT 0, 1
+		UNION SELECT 0, 1 WHERE 1=1
 		ON CONFLICT (domain_id) DO UPDATE SET version = sender_versions.version + 1`)
 	if err != nil {
 		return fmt.Errorf("senders: sync: mark domains: %w", err)
