@@ -2350,8 +2350,11 @@ type GeoCacheStats struct {
 	Sources           int            `json:"sources"`
 	TtlSeconds        map[string]int `json:"ttl_seconds"`
 	UnenrichedSources int            `json:"unenriched_sources"`
-	WithGeo           int            `json:"with_geo"`
-	WithPtr           int            `json:"with_ptr"`
+
+	// UngroupedSources Enriched sources whose sender group and country are not derived yet (pkg/senders derives them after each enrichment batch and on each sender rollup run); /api/senders shows them as not enriched until then
+	UngroupedSources int `json:"ungrouped_sources"`
+	WithGeo          int `json:"with_geo"`
+	WithPtr          int `json:"with_ptr"`
 }
 
 // GeoCountry defines model for GeoCountry.
@@ -2742,9 +2745,17 @@ type ReadinessStatus string
 
 // Record defines model for Record.
 type Record struct {
-	Count       int    `json:"count"`
-	Disposition string `json:"disposition"`
-	Dkim        string `json:"dkim"`
+	// AsOrg AS organisation; null when unknown
+	AsOrg *string `json:"as_org"`
+
+	// Asn AS number of the source; null when unknown
+	Asn   *int `json:"asn"`
+	Count int  `json:"count"`
+
+	// Country Country of the source, ISO 3166 alpha-2; null when unknown
+	Country     *string `json:"country"`
+	Disposition string  `json:"disposition"`
+	Dkim        string  `json:"dkim"`
 	DkimResults []struct {
 		Domain      *string `json:"domain,omitempty"`
 		HumanResult *string `json:"human_result,omitempty"`
@@ -2755,12 +2766,18 @@ type Record struct {
 	EnvelopeTo   string `json:"envelope_to"`
 	HeaderFrom   string `json:"header_from"`
 	Id           int    `json:"id"`
-	Reasons      []struct {
+
+	// Ptr PTR name of the source (enrichment cache); null while unknown
+	Ptr     *string `json:"ptr"`
+	Reasons []struct {
 		Comment *string `json:"comment,omitempty"`
 		Type    *string `json:"type,omitempty"`
 	} `json:"reasons"`
-	SourceIp   string `json:"source_ip"`
-	Spf        string `json:"spf"`
+
+	// Sender Named sender of the source (e.g. Google Workspace) by the current catalog; null when unknown or not enriched yet
+	Sender     *string `json:"sender"`
+	SourceIp   string  `json:"source_ip"`
+	Spf        string  `json:"spf"`
 	SpfResults []struct {
 		Domain      *string `json:"domain,omitempty"`
 		HumanResult *string `json:"human_result,omitempty"`
@@ -3071,6 +3088,16 @@ type SenderMapping struct {
 // SenderMappingKind defines model for SenderMapping.Kind.
 type SenderMappingKind string
 
+// SendersRollupResult What a senders:rollup task did: sources whose sender group was derived, and domains whose sender rollup was rebuilt (domain 0, the countries of all domains, counts as one)
+type SendersRollupResult struct {
+	DomainsFresh   int `json:"domains_fresh"`
+	DomainsRebuilt int `json:"domains_rebuilt"`
+	Synced         struct {
+		Changed int `json:"changed"`
+		Sources int `json:"sources"`
+	} `json:"synced"`
+}
+
 // TaskStatus defines model for TaskStatus.
 type TaskStatus struct {
 	CompletedAt   *time.Time `json:"completed_at"`
@@ -3080,7 +3107,7 @@ type TaskStatus struct {
 	NextProcessAt *time.Time `json:"next_process_at"`
 	Queue         string     `json:"queue"`
 
-	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's or an enrichment back-fill's
+	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's an enrichment back-fill's or a sender rollup run's
 	Result  *TaskStatus_Result `json:"result"`
 	Retried int                `json:"retried"`
 	State   TaskStatusState    `json:"state"`
@@ -3090,7 +3117,7 @@ type TaskStatus struct {
 	Type string `json:"type"`
 }
 
-// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's or an enrichment back-fill's
+// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's an enrichment back-fill's or a sender rollup run's
 type TaskStatus_Result struct {
 	union json.RawMessage
 }
@@ -3240,6 +3267,15 @@ type GeolocationMapParams struct {
 
 	// Disposition Applied disposition
 	Disposition *GeolocationMapParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // GeolocationMapParamsDkimResult defines parameters for GeolocationMap.
@@ -3282,6 +3318,15 @@ type ListDomainsParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ListDomainsParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 
 	// Page Page number from 1
 	Page *int `form:"page,omitempty" json:"page,omitempty"`
@@ -3364,6 +3409,15 @@ type ListReportsParams struct {
 	// Disposition Applied disposition
 	Disposition *ListReportsParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
 
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
+
 	// Page Page number from 1
 	Page *int `form:"page,omitempty" json:"page,omitempty"`
 
@@ -3396,6 +3450,15 @@ type ListRecordsParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ListRecordsParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 
 	// Page Page number from 1
 	Page *int `form:"page,omitempty" json:"page,omitempty"`
@@ -3444,6 +3507,15 @@ type RollupAlignmentParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupAlignmentParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // RollupAlignmentParamsDkimResult defines parameters for RollupAlignment.
@@ -3486,6 +3558,15 @@ type RollupAlignmentBreakdownParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupAlignmentBreakdownParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // RollupAlignmentBreakdownParamsDkimResult defines parameters for RollupAlignmentBreakdown.
@@ -3528,6 +3609,15 @@ type RollupFailureTrendParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupFailureTrendParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // RollupFailureTrendParamsDkimResult defines parameters for RollupFailureTrend.
@@ -3570,6 +3660,15 @@ type RollupPolicyParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupPolicyParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 
 	// Page Page number from 1 (of limit items)
 	Page *int `form:"page,omitempty" json:"page,omitempty"`
@@ -3619,6 +3718,15 @@ type RollupSourcesParams struct {
 	// Disposition Applied disposition
 	Disposition *RollupSourcesParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
 
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
+
 	// Limit How many (top first)
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -3666,6 +3774,15 @@ type RollupSummaryParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupSummaryParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // RollupSummaryParamsDkimResult defines parameters for RollupSummary.
@@ -3708,6 +3825,15 @@ type RollupTimelineParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupTimelineParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 
 	// Interval Bucket size: days, ISO weeks (from Monday) or calendar months
 	Interval *RollupTimelineParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
@@ -3757,6 +3883,15 @@ type RollupTopOrganizationsParams struct {
 	// Disposition Applied disposition
 	Disposition *RollupTopOrganizationsParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
 
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
+
 	// Limit How many (top first)
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -3804,8 +3939,17 @@ type ListSendersParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ListSendersParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
-	Page        *int                          `form:"page,omitempty" json:"page,omitempty"`
-	PageSize    *int                          `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn      *string `form:"asn,omitempty" json:"asn,omitempty"`
+	Page     *int    `form:"page,omitempty" json:"page,omitempty"`
+	PageSize *int    `form:"page_size,omitempty" json:"page_size,omitempty"`
 }
 
 // ListSendersParamsDkimResult defines parameters for ListSenders.
@@ -4322,6 +4466,32 @@ func (t *TaskStatus_Result) FromEnrichRefreshResult(v EnrichRefreshResult) error
 
 // MergeEnrichRefreshResult performs a merge with any union data inside the TaskStatus_Result, using the provided EnrichRefreshResult
 func (t *TaskStatus_Result) MergeEnrichRefreshResult(v EnrichRefreshResult) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsSendersRollupResult returns the union data inside the TaskStatus_Result as a SendersRollupResult
+func (t TaskStatus_Result) AsSendersRollupResult() (SendersRollupResult, error) {
+	var body SendersRollupResult
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSendersRollupResult overwrites any union data inside the TaskStatus_Result as the provided SendersRollupResult
+func (t *TaskStatus_Result) FromSendersRollupResult(v SendersRollupResult) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSendersRollupResult performs a merge with any union data inside the TaskStatus_Result, using the provided SendersRollupResult
+func (t *TaskStatus_Result) MergeSendersRollupResult(v SendersRollupResult) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -7869,6 +8039,42 @@ func NewGeolocationMapRequest(server string, params *GeolocationMapParams) (*htt
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -8022,6 +8228,42 @@ func NewListDomainsRequest(server string, params *ListDomainsParams) (*http.Requ
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -8598,6 +8840,42 @@ func NewListReportsRequest(server string, params *ListReportsParams) (*http.Requ
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Page != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
@@ -8756,6 +9034,42 @@ func NewListRecordsRequest(server string, id int64, params *ListRecordsParams) (
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -8951,6 +9265,42 @@ func NewRollupAlignmentRequest(server string, params *RollupAlignmentParams) (*h
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -9104,6 +9454,42 @@ func NewRollupAlignmentBreakdownRequest(server string, params *RollupAlignmentBr
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -9275,6 +9661,42 @@ func NewRollupFailureTrendRequest(server string, params *RollupFailureTrendParam
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -9428,6 +9850,42 @@ func NewRollupPolicyRequest(server string, params *RollupPolicyParams) (*http.Re
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -9623,6 +10081,42 @@ func NewRollupSourcesRequest(server string, params *RollupSourcesParams) (*http.
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Limit != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
@@ -9809,6 +10303,42 @@ func NewRollupSummaryRequest(server string, params *RollupSummaryParams) (*http.
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -9962,6 +10492,42 @@ func NewRollupTimelineRequest(server string, params *RollupTimelineParams) (*htt
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -10136,6 +10702,42 @@ func NewRollupTopOrganizationsRequest(server string, params *RollupTopOrganizati
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -10322,6 +10924,42 @@ func NewListSendersRequest(server string, params *ListSendersParams) (*http.Requ
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

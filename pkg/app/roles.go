@@ -155,7 +155,7 @@ func (a *App) NewHTTP() (*http.Server, error) {
 	sendersAPI := senders.NewAPI(a.Senders, an).WithAudit(a.Audit)
 	e := httpapi.New(httpapi.Deps{
 		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Queue: a.queue(), Tasks: a.inspector(), Redis: redisPinger{a},
-		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an).WithSenders(sendersAPI), Senders: sendersAPI, GeoStatus: geoStatus{a},
+		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an).WithSenders(sendersAPI), Senders: sendersAPI, GeoStatus: geoStatus{a}, Describe: a.Enrich.Describe,
 		Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
 		Alerts: a.Alerts, Notify: a.Notify,

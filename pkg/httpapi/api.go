@@ -54,15 +54,18 @@ type Deps struct {
 	// routes are listed but answer 503. GeoStatus adds the GeoIP databases' state to /ready.
 	Geolocation *enrich.API
 	Senders     *senders.API
-	GeoStatus   interface{ GeoIP() any }
-	Redis       Pinger
-	Monitoring  http.Handler
-	Alerts      *alerting.Service // nil: the alert routes answer 503
-	Notify      *notify.Service   // nil: the channel routes answer 503
-	Web         *web.Site         // nil: the embedded dashboard is built here
-	Limits      Limits
-	TempDir     string // where uploads are spooled before they are stored
-	Log         *slog.Logger
+	// Describe is what enrichment knows of some sources (pkg/enrich's Service.Describe), for
+	// the enrichment fields of records; nil: they stay null.
+	Describe   func(ctx context.Context, ips []netip.Addr) (map[netip.Addr]analytics.SourceInfo, error)
+	GeoStatus  interface{ GeoIP() any }
+	Redis      Pinger
+	Monitoring http.Handler
+	Alerts     *alerting.Service // nil: the alert routes answer 503
+	Notify     *notify.Service   // nil: the channel routes answer 503
+	Web        *web.Site         // nil: the embedded dashboard is built here
+	Limits     Limits
+	TempDir    string // where uploads are spooled before they are stored
+	Log        *slog.Logger
 
 	Auth           *auth.Service
 	Audit          *audit.Log

@@ -409,7 +409,9 @@ func mustRows(t *testing.T, api *API, f store.Filter) []Row {
 // TestCover: windows cut into years, months and days cover each day once.
 func TestCover(t *testing.T) {
 	t.Parallel()
-	d := func(y int, m time.Month, dd int) int32 { return rollup.DayOf(time.Date(y, m, dd, 0, 0, 0, 0, time.UTC)) }
+	d := func(y int, m time.Month, dd int) int32 {
+		return rollup.DayOf(time.Date(y, m, dd, 0, 0, 0, 0, time.UTC))
+	}
 	for _, tc := range []struct {
 		name         string
 		lo, hi       int32
