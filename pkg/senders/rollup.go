@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -114,6 +115,9 @@ type querier interface {
 // task; running it twice at once is harmless (a domain's rebuild is one transaction).
 func (s *Service) Rebuild(ctx context.Context) (RebuildStats, error) {
 	var out RebuildStats
+	if err := s.checkCatalog(ctx); err != nil {
+		return out, err
+	}
 	var err error
 	if out.Synced, err = s.Sync(ctx); err != nil {
 		return out, err
@@ -137,6 +141,39 @@ func (s *Service) Rebuild(ctx context.Context) (RebuildStats, error) {
 		out.Domains++
 	}
 	return out, nil
+}
+
+// catalogRow is the sender_versions row holding a hash of the built-in catalog the sources were
+// derived with: a release that changes senders.json derives every source again.
+const catalogRow = -1
+
+// checkCatalog marks every source to be derived again when senders.json changed since they
+// were.
+func (s *Service) checkCatalog(ctx context.Context) error {
+	h := fnv.New64a()
+	h.Write(builtinFile)
+	sum := int64(h.Sum64() >> 1)
+	var have int64
+	err := s.sqlDB().QueryRowContext(ctx, s.bind("SELECT version FROM sender_versions WHERE domain_id = ?"), catalogRow).Scan(&have)
+	if err != nil && err != sql.ErrNoRows {
+		return fmt.Errorf("senders: catalog version: %w", err)
+	}
+	if err == nil && have == sum {
+		return nil
+	}
+	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("senders: catalog version: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE sender_sources SET enriched_at = -1"); err != nil {
+		return fmt.Errorf("senders: catalog changed: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.bind(`INSERT INTO sender_versions (domain_id, version) VALUES (?, ?)
+		ON CONFLICT (domain_id) DO UPDATE SET version = excluded.version`), catalogRow, sum); err != nil {
+		return fmt.Errorf("senders: catalog version: %w", err)
+	}
+	return tx.Commit()
 }
 
 // pendingIDs are the group ids of sources without a sender_sources row: the pending sender
