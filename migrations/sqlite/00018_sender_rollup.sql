@@ -65,6 +65,20 @@ CREATE TABLE rollup_sender_day (
     last_day   INTEGER NOT NULL,
     PRIMARY KEY (domain_id, dim, period, key_id)
 );
+CREATE TABLE rollup_sender_dekad (
+    domain_id  INTEGER NOT NULL,
+    dim        SMALLINT NOT NULL,
+    period     INTEGER NOT NULL,
+    key_id     INTEGER NOT NULL,
+    messages   BIGINT NOT NULL,
+    dmarc_pass BIGINT NOT NULL,
+    dkim_pass  BIGINT NOT NULL,
+    spf_pass   BIGINT NOT NULL,
+    both_pass  BIGINT NOT NULL,
+    first_day  INTEGER NOT NULL,
+    last_day   INTEGER NOT NULL,
+    PRIMARY KEY (domain_id, dim, period, key_id)
+);
 CREATE TABLE rollup_sender_month (
     domain_id  INTEGER NOT NULL,
     dim        SMALLINT NOT NULL,
@@ -93,6 +107,8 @@ CREATE TABLE rollup_sender_year (
     last_day   INTEGER NOT NULL,
     PRIMARY KEY (domain_id, dim, period, key_id)
 );
+-- (dekad: days 1-10, 11-20, 21-end of a month, period its first day, so a window's edges read
+-- a few dekads and days instead of up to a month of days.)
 -- Sources by the last day they sent (per domain and group): the distinct sources of a window
 -- that runs to today are those whose last day lies in it.
 CREATE TABLE rollup_sender_last (
@@ -108,6 +124,7 @@ CREATE TABLE rollup_sender_last (
 DROP TABLE rollup_sender_last;
 DROP TABLE rollup_sender_year;
 DROP TABLE rollup_sender_month;
+DROP TABLE rollup_sender_dekad;
 DROP TABLE rollup_sender_day;
 DROP TABLE rollup_sender_state;
 DROP TABLE sender_versions;

@@ -153,9 +153,13 @@ func (a *API) Rows(ctx context.Context, f store.Filter, dim int) ([]Row, error) 
 			return nil, err
 		}
 		if ok && dim == DimSender {
-			ids := make([]int64, 0, len(sums))
+			seen := map[int64]bool{}
+			var ids []int64
 			for _, r := range sums {
-				ids = append(ids, int64(r.DomainID))
+				if !seen[int64(r.DomainID)] {
+					seen[int64(r.DomainID)] = true
+					ids = append(ids, int64(r.DomainID))
+				}
 			}
 			if names, err = a.svc.domainNames(ctx, ids); err != nil {
 				return nil, err
@@ -168,9 +172,13 @@ func (a *API) Rows(ctx context.Context, f store.Filter, dim int) ([]Row, error) 
 			return nil, err
 		}
 	}
-	ids := make([]int64, 0, len(sums))
+	seen := map[int64]bool{}
+	var ids []int64
 	for _, r := range sums {
-		ids = append(ids, r.KeyID)
+		if !seen[r.KeyID] {
+			seen[r.KeyID] = true
+			ids = append(ids, r.KeyID)
+		}
 	}
 	gs, gnames, err := a.svc.groups(ctx, ids)
 	if err != nil {

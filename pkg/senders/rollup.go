@@ -202,6 +202,17 @@ func (s *Service) yearStart(col string) string {
 	return "CAST(julianday(strftime('%Y-01-01', " + col + " * 86400, 'unixepoch')) - 2440587.5 AS INTEGER)"
 }
 
+// dekadStart is the SQL of the first day of the dekad (days 1–10, 11–20, 21–end) holding day
+// number col, as rollup.GrainDekad.Start.
+func (s *Service) dekadStart(col string) string {
+	if s.dialect == store.Postgres {
+		dom := "(EXTRACT(DAY FROM DATE '1970-01-01' + " + col + ")::integer - 1)"
+		return "(" + col + " - " + dom + " + LEAST(" + dom + " / 10, 2) * 10)"
+	}
+	dom := "(CAST(strftime('%d', " + col + " * 86400, 'unixepoch') AS INTEGER) - 1)"
+	return "(" + col + " - " + dom + " + MIN(" + dom + " / 10, 2) * 10)"
+}
+
 // outcomeSums are the SQL sums of the DMARC, DKIM, SPF and both passes of rows with an
 // outcome column.
 func outcomeSums(prefix string) string {
@@ -247,7 +258,7 @@ func (s *Service) rebuildDomain(ctx context.Context, d int32) error {
 		}
 		return nil
 	}
-	for _, t := range []string{"rollup_sender_day", "rollup_sender_month", "rollup_sender_year", "rollup_sender_last"} {
+	for _, t := range []string{"rollup_sender_day", "rollup_sender_dekad", "rollup_sender_month", "rollup_sender_year", "rollup_sender_last"} {
 		if err := exec("DELETE FROM "+t+" WHERE domain_id = ?", d); err != nil {
 			return err
 		}
@@ -280,6 +291,11 @@ func (s *Service) rebuildDomain(ctx context.Context, d int32) error {
 		}
 		if err := exec("INSERT INTO rollup_sender_month"+cols+head+"r.period, "+key+", "+sums+", MIN(r.first_day), MAX(r.last_day) FROM "+src.month+join+src.where+
 			" GROUP BY r.period, "+key, args...); err != nil {
+			return err
+		}
+		dk := s.dekadStart("period")
+		if err := exec("INSERT INTO rollup_sender_dekad"+cols+"SELECT domain_id, dim, "+dk+", key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day) FROM rollup_sender_day WHERE domain_id = ? AND dim = ? GROUP BY domain_id, dim, "+dk+", key_id",
+			d, dm.dim); err != nil {
 			return err
 		}
 		y := s.yearStart("period")
@@ -349,9 +365,13 @@ type part struct {
 	hasLo, hasHi bool
 }
 
-var grainTables = map[rollup.Grain]string{rollup.GrainDay: "rollup_sender_day", rollup.GrainMonth: "rollup_sender_month", rollup.GrainYear: "rollup_sender_year"}
+var grainTables = map[rollup.Grain]string{rollup.GrainDay: "rollup_sender_day", rollup.GrainDekad: "rollup_sender_dekad",
+	rollup.GrainMonth: "rollup_sender_month", rollup.GrainYear: "rollup_sender_year"}
 
-// cover cuts [lo, hi) into whole years, then whole months, then days at the edges: every row
+// senderGrains are the grains of the sender rollup, finest first.
+var senderGrains = []rollup.Grain{rollup.GrainDay, rollup.GrainDekad, rollup.GrainMonth, rollup.GrainYear}
+
+// cover cuts [lo, hi) into whole years, then whole months, dekads, then days at the edges: every row
 // read lies inside the window, so first and last days are exact too.
 func cover(lo, hi int32, hasLo, hasHi bool, grains []rollup.Grain) []part {
 	if hasLo && hasHi && lo >= hi {
@@ -438,7 +458,7 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 	var b strings.Builder
 	var args []any
 	b.WriteString("SELECT domain_id, key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day) FROM (")
-	for i, p := range cover(w.from, w.to, w.hasFrom, w.hasTo, []rollup.Grain{rollup.GrainDay, rollup.GrainMonth, rollup.GrainYear}) {
+	for i, p := range cover(w.from, w.to, w.hasFrom, w.hasTo, senderGrains) {
 		if i > 0 {
 			b.WriteString(" UNION ALL ")
 		}

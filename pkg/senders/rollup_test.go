@@ -420,10 +420,12 @@ func TestCover(t *testing.T) {
 		{"mid-month to mid-month across years", d(2023, 11, 17), d(2025, 2, 3), true, true},
 		{"whole year", d(2024, 1, 1), d(2025, 1, 1), true, true},
 		{"inside a month", d(2024, 3, 5), d(2024, 3, 9), true, true},
+		{"dekads at both edges", d(2024, 2, 9), d(2024, 4, 23), true, true},
+		{"from the 11th", d(2024, 2, 11), 0, true, false},
 		{"open end", d(2024, 3, 5), 0, true, false},
 		{"open start", 0, d(2024, 3, 5), false, true},
 	} {
-		parts := cover(tc.lo, tc.hi, tc.hasLo, tc.hasHi, []rollup.Grain{rollup.GrainDay, rollup.GrainMonth, rollup.GrainYear})
+		parts := cover(tc.lo, tc.hi, tc.hasLo, tc.hasHi, senderGrains)
 		// Each day of a bounded test range [probeLo, probeHi) lies in exactly one part.
 		probeLo, probeHi := d(2022, 1, 1), d(2027, 1, 1)
 		for day := probeLo; day < probeHi; day++ {
@@ -432,6 +434,8 @@ func TestCover(t *testing.T) {
 			for _, p := range parts {
 				var g rollup.Grain
 				switch p.table {
+				case "rollup_sender_dekad":
+					g = rollup.GrainDekad
 				case "rollup_sender_month":
 					g = rollup.GrainMonth
 				case "rollup_sender_year":
