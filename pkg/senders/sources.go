@@ -84,13 +84,16 @@ func (s *Service) Sync(ctx context.Context) (SyncStats, error) {
 	if err != nil {
 		return st, err
 	}
+	// Keyset pages over rollup_ips: a page never reads again the sources before it.
+	var after int64
 	for {
-		n, changed, err := s.syncChunk(ctx, cat)
+		n, changed, last, err := s.syncChunk(ctx, cat, after)
 		st.Sources += n
 		st.Changed += changed
 		if err != nil || n < syncChunk {
 			return st, err
 		}
+		after = last
 	}
 }
 
@@ -112,8 +115,8 @@ const sourceCols = `SELECT i.id, e.ip IS NOT NULL, e.base_domain, e.asn, e.as_or
 	ss.group_id, ss.country_id FROM rollup_ips i LEFT JOIN enrich_ips e ON e.ip = i.ip LEFT JOIN sender_sources ss ON ss.ip_id = i.id`
 
 // syncChunk derives one chunk of stale sources in one transaction.
-func (s *Service) syncChunk(ctx context.Context, cat *Catalog) (n, changed int, err error) {
-	return s.syncWhere(ctx, cat, ` WHERE ss.ip_id IS NULL OR ss.enriched_at < 0 OR (e.ip IS NOT NULL AND ss.enriched_at <> e.updated_at) ORDER BY i.id LIMIT ?`, syncChunk)
+func (s *Service) syncChunk(ctx context.Context, cat *Catalog, after int64) (n, changed int, last int64, err error) {
+	return s.syncWhere(ctx, cat, ` WHERE i.id > ? AND (ss.ip_id IS NULL OR ss.enriched_at < 0 OR (e.ip IS NOT NULL AND ss.enriched_at <> e.updated_at)) ORDER BY i.id LIMIT ?`, after, syncChunk)
 }
 
 // SyncIPs derives the sender_sources rows of the given known sources now (the enrich:ips
@@ -134,7 +137,7 @@ func (s *Service) SyncIPs(ctx context.Context, ips []netip.Addr) (SyncStats, err
 			b := ip.Unmap().As16()
 			args[i] = b[:]
 		}
-		n, changed, err := s.syncWhere(ctx, cat, " WHERE i.ip IN ("+strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+")", args...)
+		n, changed, _, err := s.syncWhere(ctx, cat, " WHERE i.ip IN ("+strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+")", args...)
 		st.Sources += n
 		st.Changed += changed
 		if err != nil {
@@ -145,31 +148,31 @@ func (s *Service) SyncIPs(ctx context.Context, ips []netip.Addr) (SyncStats, err
 }
 
 // syncWhere derives the sources the condition selects, in one transaction.
-func (s *Service) syncWhere(ctx context.Context, cat *Catalog, where string, args ...any) (n, changed int, err error) {
+func (s *Service) syncWhere(ctx context.Context, cat *Catalog, where string, args ...any) (n, changed int, last int64, err error) {
 	tx, err := s.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
-		return 0, 0, fmt.Errorf("senders: sync: %w", err)
+		return 0, 0, 0, fmt.Errorf("senders: sync: %w", err)
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, s.bind(sourceCols+where), args...)
 	if err != nil {
-		return 0, 0, fmt.Errorf("senders: sync: %w", err)
+		return 0, 0, 0, fmt.Errorf("senders: sync: %w", err)
 	}
 	var srcs []sourceRow
 	for rows.Next() {
 		var r sourceRow
 		if err := rows.Scan(&r.IPID, &r.Enriched, &r.BaseDomain, &r.ASN, &r.ASOrg, &r.Residential, &r.Country, &r.CountryName, &r.UpdatedAt, &r.OldGroup, &r.OldCountry); err != nil {
 			rows.Close()
-			return 0, 0, fmt.Errorf("senders: sync: %w", err)
+			return 0, 0, 0, fmt.Errorf("senders: sync: %w", err)
 		}
 		srcs = append(srcs, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, 0, fmt.Errorf("senders: sync: %w", err)
+		return 0, 0, 0, fmt.Errorf("senders: sync: %w", err)
 	}
 	if len(srcs) == 0 {
-		return 0, 0, nil
+		return 0, 0, 0, nil
 	}
 	ids := newGroupIDs(tx, s)
 	var changedIPs []int64
@@ -182,11 +185,11 @@ func (s *Service) syncWhere(ctx context.Context, cat *Catalog, where string, arg
 		}
 		gid, err := ids.get(ctx, DimSender, g.Key, g, "")
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		cid, err := ids.get(ctx, DimCountry, r.Country.String, group{}, r.CountryName.String)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if !r.OldGroup.Valid || r.OldGroup.Int64 != gid || r.OldCountry.Int64 != cid {
 			changedIPs = append(changedIPs, r.IPID)
@@ -216,19 +219,19 @@ func (s *Service) syncWhere(ctx context.Context, cat *Catalog, where string, arg
 			sender = excluded.sender, country = excluded.country, asn = excluded.asn, base_domain = excluded.base_domain, as_org = excluded.as_org,
 			enriched_at = excluded.enriched_at`
 		if _, err := tx.ExecContext(ctx, s.bind(q), vals[lo*9:hi*9]...); err != nil {
-			return 0, 0, fmt.Errorf("senders: sync: write sources: %w", err)
+			return 0, 0, 0, fmt.Errorf("senders: sync: write sources: %w", err)
 		}
 	}
 	if err := s.bumpVersions(ctx, tx, changedIPs); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if err := s.describeGroups(ctx, tx, touched); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, 0, fmt.Errorf("senders: sync: commit: %w", err)
+		return 0, 0, 0, fmt.Errorf("senders: sync: commit: %w", err)
 	}
-	return len(srcs), len(changedIPs), nil
+	return len(srcs), len(changedIPs), srcs[len(srcs)-1].IPID, nil
 }
 
 // bumpVersions marks the domains the changed sources sent for, and all domains (0), stale.
