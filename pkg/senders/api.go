@@ -109,10 +109,14 @@ func (a *API) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	items := Group(rows)
+	items := groupItems(rows)
 	out := List{Items: []Item{}, Total: int64(len(items)), Page: page, PageSize: size}
 	if lo := (page - 1) * size; lo < len(items) {
 		out.Items = items[lo:min(lo+size, len(items))]
+	}
+	// Advice for the page only: a year of all domains holds tens of thousands of groups.
+	for i := range out.Items {
+		advise(&out.Items[i])
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -247,6 +251,15 @@ func (a *API) fromSources(ctx context.Context, f store.Filter, dim int) ([]Sums,
 // service together, unknown ones by the base domain of their PTR names, else by network; the
 // sources not enriched yet join the unknown ones (counted as pending).
 func Group(rows []Row) []Item {
+	items := groupItems(rows)
+	for i := range items {
+		advise(&items[i])
+	}
+	return items
+}
+
+// groupItems is Group without the advice, most messages first.
+func groupItems(rows []Row) []Item {
 	type key struct{ domain, name string }
 	byKey := map[key]*Item{}
 	firsts, lasts := map[key]int32{}, map[key]int32{}
@@ -294,23 +307,6 @@ func Group(rows []Row) []Item {
 		}
 		it.FirstSeen = rollup.DayTime(firsts[k]).Format("2006-01-02")
 		it.LastSeen = rollup.DayTime(lasts[k]).Format("2006-01-02")
-		name := ""
-		if it.Sender != nil {
-			name = *it.Sender
-		} else if it.BaseDomain != nil {
-			name = *it.BaseDomain
-		} else if it.ASOrg != nil {
-			name = *it.ASOrg
-		}
-		facts := Facts{Domain: it.Domain, Sender: name, Type: it.SenderType, Messages: it.Messages, DMARCPass: it.DMARCPassMessages,
-			DKIMPass: it.DKIMAlignedMessages, SPFPass: it.SPFAlignedMessages, PendingIPs: it.PendingIPs}
-		if it.Sender == nil {
-			facts.Type = TypeUnknown
-			if it.SenderType == TypeISP {
-				facts.Type = TypeISP
-			}
-		}
-		it.Advice = Advise(facts)
 		items = append(items, *it)
 	}
 	sort.SliceStable(items, func(i, j int) bool {
@@ -323,6 +319,27 @@ func Group(rows []Row) []Item {
 		return label(items[i]) < label(items[j])
 	})
 	return items
+}
+
+// advise sets an item's advice from its sums.
+func advise(it *Item) {
+	name := ""
+	if it.Sender != nil {
+		name = *it.Sender
+	} else if it.BaseDomain != nil {
+		name = *it.BaseDomain
+	} else if it.ASOrg != nil {
+		name = *it.ASOrg
+	}
+	facts := Facts{Domain: it.Domain, Sender: name, Type: it.SenderType, Messages: it.Messages, DMARCPass: it.DMARCPassMessages,
+		DKIMPass: it.DKIMAlignedMessages, SPFPass: it.SPFAlignedMessages, PendingIPs: it.PendingIPs}
+	if it.Sender == nil {
+		facts.Type = TypeUnknown
+		if it.SenderType == TypeISP {
+			facts.Type = TypeISP
+		}
+	}
+	it.Advice = Advise(facts)
 }
 
 func label(it Item) string {
