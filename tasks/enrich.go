@@ -107,3 +107,34 @@ func NewEnrichRefreshTask(period time.Time) (*asynq.Task, error) {
 		asynq.Retention(24*time.Hour),
 	), nil
 }
+
+// TypeSendersRollup derives the sender groups of newly enriched sources and rebuilds the
+// sender rollup of the domains whose data or groups changed (pkg/senders). It is enqueued
+// after enrichment batches, rollup applies and mapping changes, and ticked by the scheduler.
+const TypeSendersRollup = "senders:rollup"
+
+// SendersRollupPayload is the period the run belongs to; it only keys the TaskID.
+type SendersRollupPayload struct {
+	Period time.Time `json:"period"`
+}
+
+// SendersRollupTaskID keys a run to its period (a minute for the runs that follow a change):
+// changes of the same minute share one run, and a change after it has run finds its id free
+// again, as the task keeps no retention.
+func SendersRollupTaskID(period time.Time) string {
+	return fmt.Sprintf("%s:%d", TypeSendersRollup, period.Unix())
+}
+
+// NewSendersRollupTask builds one run for the period.
+func NewSendersRollupTask(period time.Time) (*asynq.Task, error) {
+	b, err := json.Marshal(SendersRollupPayload{Period: period.UTC()})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	return asynq.NewTask(TypeSendersRollup, b,
+		asynq.Queue(QueueEnrich),
+		asynq.TaskID(SendersRollupTaskID(period)),
+		asynq.MaxRetry(3),
+		asynq.Timeout(30*time.Minute),
+	), nil
+}

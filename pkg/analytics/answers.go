@@ -310,10 +310,18 @@ func (e *engine) reportCounts(ctx context.Context, s scope, dim rollup.Dim, col 
 func (e *engine) rawReportCounts(ctx context.Context, s scope) (reports, domains, reporters int64, err error) {
 	q := e.newQuery().w(`SELECT COUNT(DISTINCT r.id), COUNT(DISTINCT r.domain), COUNT(DISTINCT r.org_key)
 		FROM records rec JOIN reports r ON r.id = rec.report_id WHERE `)
-	if string(s.ipLo) == string(s.ipHi) {
+	switch {
+	case s.ipLo == nil:
+		q.w("1=1")
+	case string(s.ipLo) == string(s.ipHi):
 		q.w("rec.ip = ").arg(s.ipLo)
-	} else {
+	default:
 		q.w("rec.ip BETWEEN ").arg(s.ipLo).w(" AND ").arg(s.ipHi)
+	}
+	if s.enrich != "" {
+		q.w(" AND rec.ip IN (SELECT i.ip FROM sender_sources ss JOIN rollup_ips i ON i.id = ss.ip_id WHERE ")
+		enrichCond(q, s)
+		q.w(")")
 	}
 	f := s.f
 	for _, c := range []struct{ col, v string }{{"rec.dkim", f.DKIM}, {"rec.spf", f.SPF}, {"rec.disposition", f.Disposition},

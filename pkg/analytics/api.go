@@ -117,8 +117,8 @@ type request struct {
 // share it, and today, since open windows end today.
 func (r request) key(endpoint string) string {
 	f := r.f
-	return fmt.Sprintf("%s|%d|%d|%s|%s|%v|%v|%s|%s|%s|%d|%d|%d|%s", endpoint, f.Start.Unix(), f.End.Unix(), f.Domain, f.OrgName,
-		f.SourceIP, f.SourceRange, f.DKIM, f.SPF, f.Disposition, r.today, r.page, r.size, r.interval)
+	return fmt.Sprintf("%s|%d|%d|%s|%s|%v|%v|%s|%s|%s|%d|%d|%d|%s|%q|%s|%d", endpoint, f.Start.Unix(), f.End.Unix(), f.Domain, f.OrgName,
+		f.SourceIP, f.SourceRange, f.DKIM, f.SPF, f.Disposition, r.today, r.page, r.size, r.interval, f.Sender, f.Country, f.ASN)
 }
 
 // serve parses the common filters, then answers from the cache or by compute.

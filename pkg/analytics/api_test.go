@@ -47,9 +47,9 @@ func TestBadParameters(t *testing.T) {
 		{"sources", "dkim_result=PASS", "parameter dkim_result: want one of pass, fail (lower-case)"},
 		{"sources", "disposition=%20reject", "parameter disposition: want one of none, quarantine, reject, pass (lower-case)"},
 		// Unknown and repeated parameters are refused, not ignored.
-		{"summary", "interval=day", "parameter interval: not a parameter of this endpoint (it takes days, disposition, dkim_result, domain, end, org_name, source_ip, source_ip_range, spf_result, start)"},
-		{"sources", "page_size=5&foo=1", "parameters foo, page_size: not parameters of this endpoint (it takes days, disposition, dkim_result, domain, end, limit, org_name, page, source_ip, source_ip_range, spf_result, start)"},
-		{"policy", "limit=5", "parameter limit: not a parameter of this endpoint (it takes days, disposition, dkim_result, domain, end, org_name, page, page_size, source_ip, source_ip_range, spf_result, start)"},
+		{"summary", "interval=day", "parameter interval: not a parameter of this endpoint (it takes asn, country, days, disposition, dkim_result, domain, end, org_name, sender, source_ip, source_ip_range, spf_result, start)"},
+		{"sources", "page_size=5&foo=1", "parameters foo, page_size: not parameters of this endpoint (it takes asn, country, days, disposition, dkim_result, domain, end, limit, org_name, page, sender, source_ip, source_ip_range, spf_result, start)"},
+		{"policy", "limit=5", "parameter limit: not a parameter of this endpoint (it takes asn, country, days, disposition, dkim_result, domain, end, org_name, page, page_size, sender, source_ip, source_ip_range, spf_result, start)"},
 		{"policy", "page_size=5&page_size=6", "parameter page_size: given 2 times; give it once"},
 		// A window too long for any series: more than 3660 months, or 3660 days of trend.
 		{"timeline", "start=1000-01-01&end=9999-12-31", "parameter start: the window holds more than 3660 months; give a start and end at most 3660 months apart"},

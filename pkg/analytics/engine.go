@@ -58,6 +58,10 @@ type scope struct {
 	// filter then selects ids by address range).
 	ipID     int32
 	outcomes []int8 // nil: every outcome
+	// enrich is the condition over sender_sources ss of the sender, country and asn
+	// filters ("" without them), enrichArgs its arguments.
+	enrich     string
+	enrichArgs []any
 	// none: the filter names a domain or reporter without any rollup: nothing matches.
 	none bool
 	f    store.Filter
@@ -75,13 +79,14 @@ func (s scope) dims() rollup.Dim {
 	if s.orgID != 0 {
 		d |= rollup.DimOrg
 	}
-	if s.ipLo != nil {
+	if s.ipLo != nil || s.enrich != "" {
 		d |= rollup.DimIP
 	}
 	return d
 }
 
-func (s scope) hasIP() bool { return s.ipLo != nil }
+// hasIP: the scope selects sources (by address or by what enrichment found).
+func (s scope) hasIP() bool { return s.ipLo != nil || s.enrich != "" }
 
 // engine runs the rollup queries.
 type engine struct {
@@ -103,6 +108,7 @@ func newEngine(st *store.Store) *engine {
 // resolve turns a filter into a scope.
 func (e *engine) resolve(ctx context.Context, f store.Filter) (scope, error) {
 	s := scope{win: windowOf(f), f: f, outcomes: rollup.OutcomeFilter(f.DKIM, f.SPF, f.Disposition)}
+	s.enrich, s.enrichArgs = f.EnrichCondition()
 	if s.win.empty() {
 		s.none = true
 	}
@@ -439,6 +445,11 @@ func (e *engine) filters(q *sqlb, f *rollup.Family, s scope, ipIn []int32) {
 	case s.ipLo != nil:
 		q.w(" AND ip_id IN (SELECT id FROM rollup_ips WHERE ip BETWEEN ").arg(s.ipLo).w(" AND ").arg(s.ipHi).w(")")
 	}
+	if s.enrich != "" {
+		q.w(" AND ip_id IN (SELECT ss.ip_id FROM sender_sources ss WHERE ")
+		enrichCond(q, s)
+		q.w(")")
+	}
 	if len(ipIn) > 0 {
 		q.w(" AND ip_id IN (" + idList(ipIn) + ")")
 	}
@@ -447,6 +458,17 @@ func (e *engine) filters(q *sqlb, f *rollup.Family, s scope, ipIn []int32) {
 			q.w(" AND (mask & " + strconv.FormatInt(rollup.Mask(s.outcomes), 10) + ") <> 0")
 		} else {
 			q.w(" AND outcome IN (" + codeList(s.outcomes) + ")")
+		}
+	}
+}
+
+// enrichCond writes the scope's condition over sender_sources ss with its arguments.
+func enrichCond(q *sqlb, s scope) {
+	parts := strings.Split(s.enrich, "?")
+	for i, p := range parts {
+		q.w(p)
+		if i < len(s.enrichArgs) {
+			q.arg(s.enrichArgs[i])
 		}
 	}
 }

@@ -3543,8 +3543,11 @@ type GeoCacheStats struct {
 	Sources           int            `json:"sources"`
 	TtlSeconds        map[string]int `json:"ttl_seconds"`
 	UnenrichedSources int            `json:"unenriched_sources"`
-	WithGeo           int            `json:"with_geo"`
-	WithPtr           int            `json:"with_ptr"`
+
+	// UngroupedSources Enriched sources whose sender group and country are not derived yet (pkg/senders derives them after each enrichment batch and on each sender rollup run); /api/senders shows them as not enriched until then
+	UngroupedSources int `json:"ungrouped_sources"`
+	WithGeo          int `json:"with_geo"`
+	WithPtr          int `json:"with_ptr"`
 }
 
 // GeoCountry defines model for GeoCountry.
@@ -4087,9 +4090,17 @@ type ReadinessStatus string
 
 // Record defines model for Record.
 type Record struct {
-	Count       int    `json:"count"`
-	Disposition string `json:"disposition"`
-	Dkim        string `json:"dkim"`
+	// AsOrg AS organisation; null when unknown
+	AsOrg *string `json:"as_org"`
+
+	// Asn AS number of the source; null when unknown
+	Asn   *int `json:"asn"`
+	Count int  `json:"count"`
+
+	// Country Country of the source, ISO 3166 alpha-2; null when unknown
+	Country     *string `json:"country"`
+	Disposition string  `json:"disposition"`
+	Dkim        string  `json:"dkim"`
 	DkimResults []struct {
 		Domain      *string `json:"domain,omitempty"`
 		HumanResult *string `json:"human_result,omitempty"`
@@ -4100,12 +4111,18 @@ type Record struct {
 	EnvelopeTo   string `json:"envelope_to"`
 	HeaderFrom   string `json:"header_from"`
 	Id           int    `json:"id"`
-	Reasons      []struct {
+
+	// Ptr PTR name of the source (enrichment cache); null while unknown
+	Ptr     *string `json:"ptr"`
+	Reasons []struct {
 		Comment *string `json:"comment,omitempty"`
 		Type    *string `json:"type,omitempty"`
 	} `json:"reasons"`
-	SourceIp   string `json:"source_ip"`
-	Spf        string `json:"spf"`
+
+	// Sender Named sender of the source (e.g. Google Workspace) by the current catalog; null when unknown or not enriched yet
+	Sender     *string `json:"sender"`
+	SourceIp   string  `json:"source_ip"`
+	Spf        string  `json:"spf"`
 	SpfResults []struct {
 		Domain      *string `json:"domain,omitempty"`
 		HumanResult *string `json:"human_result,omitempty"`
@@ -4460,6 +4477,16 @@ type SenderMapping struct {
 // SenderMappingKind defines model for SenderMapping.Kind.
 type SenderMappingKind string
 
+// SendersRollupResult What a senders:rollup task did: sources whose sender group was derived, and domains whose sender rollup was rebuilt (domain 0, the countries of all domains, counts as one)
+type SendersRollupResult struct {
+	DomainsFresh   int `json:"domains_fresh"`
+	DomainsRebuilt int `json:"domains_rebuilt"`
+	Synced         struct {
+		Changed int `json:"changed"`
+		Sources int `json:"sources"`
+	} `json:"synced"`
+}
+
 // TLSFailureDetail defines model for TLSFailureDetail.
 type TLSFailureDetail struct {
 	AdditionalInformation string `json:"additional_information"`
@@ -4585,7 +4612,7 @@ type TaskStatus struct {
 	NextProcessAt *time.Time `json:"next_process_at"`
 	Queue         string     `json:"queue"`
 
-	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's, a retention purge's or an export's (download_url)
+	// Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's, a retention purge's, an export's (download_url) or a sender rollup run's
 	Result  *TaskStatus_Result `json:"result"`
 	Retried int                `json:"retried"`
 	State   TaskStatusState    `json:"state"`
@@ -4595,7 +4622,7 @@ type TaskStatus struct {
 	Type string `json:"type"`
 }
 
-// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's, a retention purge's or an export's (download_url)
+// TaskStatus_Result What the task reported once it ran (null before): a mailbox poll's counts, a requeue's, an alert check's, an enrichment back-fill's, an ML training's or scoring's, a retention purge's, an export's (download_url) or a sender rollup run's
 type TaskStatus_Result struct {
 	union json.RawMessage
 }
@@ -4779,6 +4806,15 @@ type GeolocationMapParams struct {
 
 	// Disposition Applied disposition
 	Disposition *GeolocationMapParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // GeolocationMapParamsDkimResult defines parameters for GeolocationMap.
@@ -4836,6 +4872,15 @@ type ListDomainsParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ListDomainsParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 
 	// Page Page number from 1
 	Page *int `form:"page,omitempty" json:"page,omitempty"`
@@ -5302,6 +5347,15 @@ type ListReportsParams struct {
 	// Disposition Applied disposition
 	Disposition *ListReportsParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
 
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
+
 	// Page Page number from 1
 	Page *int `form:"page,omitempty" json:"page,omitempty"`
 
@@ -5334,6 +5388,15 @@ type ListRecordsParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ListRecordsParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 
 	// Page Page number from 1
 	Page *int `form:"page,omitempty" json:"page,omitempty"`
@@ -5382,6 +5445,15 @@ type RollupAlignmentParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupAlignmentParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // RollupAlignmentParamsDkimResult defines parameters for RollupAlignment.
@@ -5424,6 +5496,15 @@ type RollupAlignmentBreakdownParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupAlignmentBreakdownParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // RollupAlignmentBreakdownParamsDkimResult defines parameters for RollupAlignmentBreakdown.
@@ -5466,6 +5547,15 @@ type RollupFailureTrendParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupFailureTrendParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // RollupFailureTrendParamsDkimResult defines parameters for RollupFailureTrend.
@@ -5554,6 +5644,15 @@ type RollupPolicyParams struct {
 	// Disposition Applied disposition
 	Disposition *RollupPolicyParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
 
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
+
 	// Page Page number from 1 (of limit items)
 	Page *int `form:"page,omitempty" json:"page,omitempty"`
 
@@ -5602,6 +5701,15 @@ type RollupSourcesParams struct {
 	// Disposition Applied disposition
 	Disposition *RollupSourcesParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
 
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
+
 	// Limit How many (top first)
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -5649,6 +5757,15 @@ type RollupSummaryParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupSummaryParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // RollupSummaryParamsDkimResult defines parameters for RollupSummary.
@@ -5691,6 +5808,15 @@ type RollupTimelineParams struct {
 
 	// Disposition Applied disposition
 	Disposition *RollupTimelineParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 
 	// Interval Bucket size: days, ISO weeks (from Monday) or calendar months
 	Interval *RollupTimelineParamsInterval `form:"interval,omitempty" json:"interval,omitempty"`
@@ -5767,6 +5893,15 @@ type RollupTopOrganizationsParams struct {
 	// Disposition Applied disposition
 	Disposition *RollupTopOrganizationsParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
 
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
+
 	// Limit How many (top first)
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -5814,8 +5949,17 @@ type ListSendersParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ListSendersParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
-	Page        *int                          `form:"page,omitempty" json:"page,omitempty"`
-	PageSize    *int                          `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn      *string `form:"asn,omitempty" json:"asn,omitempty"`
+	Page     *int    `form:"page,omitempty" json:"page,omitempty"`
+	PageSize *int    `form:"page_size,omitempty" json:"page_size,omitempty"`
 }
 
 // ListSendersParamsDkimResult defines parameters for ListSenders.
@@ -6484,6 +6628,32 @@ func (t *TaskStatus_Result) FromExportResult(v ExportResult) error {
 
 // MergeExportResult performs a merge with any union data inside the TaskStatus_Result, using the provided ExportResult
 func (t *TaskStatus_Result) MergeExportResult(v ExportResult) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsSendersRollupResult returns the union data inside the TaskStatus_Result as a SendersRollupResult
+func (t TaskStatus_Result) AsSendersRollupResult() (SendersRollupResult, error) {
+	var body SendersRollupResult
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromSendersRollupResult overwrites any union data inside the TaskStatus_Result as the provided SendersRollupResult
+func (t *TaskStatus_Result) FromSendersRollupResult(v SendersRollupResult) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeSendersRollupResult performs a merge with any union data inside the TaskStatus_Result, using the provided SendersRollupResult
+func (t *TaskStatus_Result) MergeSendersRollupResult(v SendersRollupResult) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -11083,6 +11253,42 @@ func NewGeolocationMapRequest(server string, params *GeolocationMapParams) (*htt
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -11613,6 +11819,42 @@ func NewListDomainsRequest(server string, params *ListDomainsParams) (*http.Requ
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -13739,6 +13981,42 @@ func NewListReportsRequest(server string, params *ListReportsParams) (*http.Requ
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Page != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
@@ -13897,6 +14175,42 @@ func NewListRecordsRequest(server string, id int64, params *ListRecordsParams) (
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -14146,6 +14460,42 @@ func NewRollupAlignmentRequest(server string, params *RollupAlignmentParams) (*h
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -14308,6 +14658,42 @@ func NewRollupAlignmentBreakdownRequest(server string, params *RollupAlignmentBr
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -14461,6 +14847,42 @@ func NewRollupFailureTrendRequest(server string, params *RollupFailureTrendParam
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -14806,6 +15228,42 @@ func NewRollupPolicyRequest(server string, params *RollupPolicyParams) (*http.Re
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Page != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
@@ -14983,6 +15441,42 @@ func NewRollupSourcesRequest(server string, params *RollupSourcesParams) (*http.
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -15178,6 +15672,42 @@ func NewRollupSummaryRequest(server string, params *RollupSummaryParams) (*http.
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -15331,6 +15861,42 @@ func NewRollupTimelineRequest(server string, params *RollupTimelineParams) (*htt
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -15652,6 +16218,42 @@ func NewRollupTopOrganizationsRequest(server string, params *RollupTopOrganizati
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Limit != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
@@ -15829,6 +16431,42 @@ func NewListSendersRequest(server string, params *ListSendersParams) (*http.Requ
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

@@ -65,7 +65,7 @@ var (
 
 // FilterNames are the common filters (DESIGN.md), FilterSet an endpoint taking only them.
 var (
-	FilterNames = []string{"domain", "org_name", "days", "start", "end", "source_ip", "source_ip_range", "dkim_result", "spf_result", "disposition"}
+	FilterNames = []string{"domain", "org_name", "days", "start", "end", "source_ip", "source_ip_range", "dkim_result", "spf_result", "disposition", "sender", "country", "asn"}
 	FilterSet   = Declare(FilterNames...)
 	// PageNames are the paging parameters of list endpoints.
 	PageNames = []string{"page", "page_size"}
@@ -178,7 +178,44 @@ func Filter(c echo.Context, now time.Time) (store.Filter, error) {
 		}
 		*e.dst = v
 	}
-	return f, nil
+	return f, readEnrich(&f, q("sender"), q("country"), q("asn"))
+}
+
+// MaxSenderName bounds the sender filter: a named sender is at most 100 characters.
+const MaxSenderName = 100
+
+// readEnrich reads the filters on what enrichment found: a named sender (case-insensitive,
+// as /api/senders names it), a country (ISO 3166 alpha-2), an AS number (15169 or AS15169).
+func readEnrich(f *store.Filter, sender, country, asn string) error {
+	if v := strings.TrimSpace(sender); v != "" {
+		if len(v) > MaxSenderName || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+			return BadParam("sender", "want a sender name as /api/senders lists it, at most %d characters", MaxSenderName)
+		}
+		f.Sender = strings.ToLower(v)
+	}
+	if v := strings.TrimSpace(country); v != "" {
+		if len(v) != 2 || !isLetters(v) {
+			return BadParam("country", "want an ISO 3166 alpha-2 country code such as DE")
+		}
+		f.Country = strings.ToUpper(v)
+	}
+	if v := strings.TrimSpace(asn); v != "" {
+		n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(v), "AS"), 10, 32)
+		if err != nil || n == 0 {
+			return BadParam("asn", "want an AS number from 1 to 4294967295, such as 15169 or AS15169")
+		}
+		f.ASN = int64(n)
+	}
+	return nil
+}
+
+func isLetters(s string) bool {
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // readWindow sets Start/End from days (the last N days before now) or start/end (dates count

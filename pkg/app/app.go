@@ -216,6 +216,11 @@ func (a *App) wireRollups(ctx context.Context) {
 			if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 				log.Warn("alert check not enqueued after rollup apply", "domains", len(domains), "err", err)
 			}
+			// The sender rollup of those domains is stale now (answered from the per-source
+			// rollups until the run rebuilds it).
+			if a.Senders != nil {
+				a.Senders.Kick(ctx)
+			}
 		})
 	}
 	a.Applier = a.Rollup.NewApplier()

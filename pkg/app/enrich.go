@@ -29,8 +29,10 @@ func (a *App) buildEnrich() error {
 	var enq enrich.Enqueuer
 	if a.Client != nil {
 		enq = a.Client
+		sv.SetEnqueuer(a.Client)
 	}
 	a.Enrich = enrich.New(enrich.Deps{Store: a.Store, Resolver: res, Geo: g, Senders: sv, Enqueuer: enq, Log: log,
-		Config: enrich.Config{Concurrency: c.DNSConcurrency, BatchSize: c.BatchSize, PositiveTTL: c.PositiveTTL, NegativeTTL: c.NegativeTTL, GeoTTL: c.GeoTTL}})
+		OnEnriched: sv.Enriched,
+		Config:     enrich.Config{Concurrency: c.DNSConcurrency, BatchSize: c.BatchSize, PositiveTTL: c.PositiveTTL, NegativeTTL: c.NegativeTTL, GeoTTL: c.GeoTTL}})
 	return nil
 }

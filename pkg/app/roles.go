@@ -29,6 +29,7 @@ func (a *App) Jobs() []schedule.Job {
 		{Name: tasks.TypeIngestSweep, Interval: a.Cfg.SweepInterval, Build: tasks.NewIngestSweepTask},
 		{Name: tasks.TypeRollupCatchUp, Interval: a.Cfg.SweepInterval, Build: tasks.NewRollupCatchUpTask},
 		{Name: tasks.TypeEnrichRefresh, Interval: a.Cfg.Enrich.RefreshInterval, Build: tasks.NewEnrichRefreshTask},
+		{Name: tasks.TypeSendersRollup, Interval: a.Cfg.Enrich.SenderRollupInterval, Build: tasks.NewSendersRollupTask},
 		{Name: tasks.TypeAlertCheck, Interval: time.Hour, Build: tasks.NewAlertCheckTask},
 		{Name: tasks.TypeExportCleanup, Interval: time.Hour, Build: tasks.NewExportCleanupTask},
 		{Name: tasks.TypeDigestDispatch, Interval: a.Cfg.Export.DigestInterval, Build: tasks.NewDigestDispatchTask},
@@ -67,6 +68,7 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeEnrichIngest, a.Enrich.HandleIngest)
 	mux.HandleFunc(tasks.TypeEnrichIPs, a.Enrich.HandleIPs)
 	mux.HandleFunc(tasks.TypeEnrichRefresh, a.Enrich.HandleRefresh)
+	mux.HandleFunc(tasks.TypeSendersRollup, a.Senders.HandleRollup)
 	mux.HandleFunc(tasks.TypeAlertCheck, a.Alerts.HandleCheck)
 	mux.HandleFunc(tasks.TypeAlertDeliver, a.Notify.HandleDeliver)
 	mux.HandleFunc(tasks.TypeMLTrain, a.ML.HandleTrain)
@@ -163,9 +165,10 @@ func (a *App) NewHTTP() (*http.Server, error) {
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: a.RedisOpt})
 	an := a.Analytics
 	a.answers.Store(an.Cache())
+	sendersAPI := senders.NewAPI(a.Senders, an).WithAudit(a.Audit)
 	e := httpapi.New(httpapi.Deps{
 		Store: a.Store, Ingest: a.Ingest, Mail: a.Mail, Queue: a.queue(), Tasks: a.inspector(), Redis: redisPinger{a},
-		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an), Senders: senders.NewAPI(a.Senders, an), GeoStatus: geoStatus{a},
+		Analytics: an, Geolocation: enrich.NewAPI(a.Enrich, an).WithSenders(sendersAPI), Senders: sendersAPI, GeoStatus: geoStatus{a}, Describe: a.Enrich.Describe,
 		Monitoring: mon, Web: web.New(), TempDir: tmp, Log: a.Log.With("component", "http"),
 		Limits: httpapi.Limits{UploadFiles: a.Cfg.Limits.UploadFiles, UploadBytes: a.Cfg.Limits.UploadBytes, FileBytes: a.Cfg.Limits.FileBytes},
 		Alerts: a.Alerts, Notify: a.Notify, TLSReports: a.TLSReports, Failures: a.Failures, ML: a.ML,

@@ -19,21 +19,25 @@ type Enrich struct {
 	NegativeTTL     time.Duration // no PTR, SERVFAIL, timeout
 	GeoTTL          time.Duration // GeoIP results
 	RefreshInterval time.Duration // the scheduler's refresh of expired entries
+	// SenderRollupInterval is how often the scheduler rebuilds stale sender rollups (runs
+	// also follow enrichment batches, rollup applies and mapping changes).
+	SenderRollupInterval time.Duration
 }
 
 func loadEnrich(e *env) Enrich {
 	c := Enrich{
-		GeoIPCityDB:     e.str("VIGIL_GEOIP_CITY_DB", ""),
-		GeoIPASNDB:      e.str("VIGIL_GEOIP_ASN_DB", ""),
-		GeoIPCheck:      e.duration("VIGIL_GEOIP_CHECK_INTERVAL", 30*time.Second),
-		DNSResolver:     e.str("VIGIL_DNS_RESOLVER", ""),
-		DNSTimeout:      e.duration("VIGIL_DNS_TIMEOUT", 2*time.Second),
-		DNSConcurrency:  e.integer("VIGIL_DNS_CONCURRENCY", 64, 1, 4096),
-		BatchSize:       e.integer("VIGIL_ENRICH_BATCH", 500, 1, 10000),
-		PositiveTTL:     e.duration("VIGIL_ENRICH_POSITIVE_TTL", 7*24*time.Hour),
-		NegativeTTL:     e.duration("VIGIL_ENRICH_NEGATIVE_TTL", 24*time.Hour),
-		GeoTTL:          e.duration("VIGIL_GEOIP_CACHE_TTL", 90*24*time.Hour),
-		RefreshInterval: e.duration("VIGIL_ENRICH_REFRESH_INTERVAL", 7*24*time.Hour),
+		GeoIPCityDB:          e.str("VIGIL_GEOIP_CITY_DB", ""),
+		GeoIPASNDB:           e.str("VIGIL_GEOIP_ASN_DB", ""),
+		GeoIPCheck:           e.duration("VIGIL_GEOIP_CHECK_INTERVAL", 30*time.Second),
+		DNSResolver:          e.str("VIGIL_DNS_RESOLVER", ""),
+		DNSTimeout:           e.duration("VIGIL_DNS_TIMEOUT", 2*time.Second),
+		DNSConcurrency:       e.integer("VIGIL_DNS_CONCURRENCY", 64, 1, 4096),
+		BatchSize:            e.integer("VIGIL_ENRICH_BATCH", 500, 1, 10000),
+		PositiveTTL:          e.duration("VIGIL_ENRICH_POSITIVE_TTL", 7*24*time.Hour),
+		NegativeTTL:          e.duration("VIGIL_ENRICH_NEGATIVE_TTL", 24*time.Hour),
+		GeoTTL:               e.duration("VIGIL_GEOIP_CACHE_TTL", 90*24*time.Hour),
+		RefreshInterval:      e.duration("VIGIL_ENRICH_REFRESH_INTERVAL", 7*24*time.Hour),
+		SenderRollupInterval: e.duration("VIGIL_SENDER_ROLLUP_INTERVAL", 10*time.Minute),
 	}
 	if c.DNSResolver != "" {
 		if host, port, err := net.SplitHostPort(c.DNSResolver); err != nil || host == "" || port == "" {

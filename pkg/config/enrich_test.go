@@ -14,7 +14,8 @@ func TestEnrichConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Enrich{GeoIPCheck: 30 * time.Second, DNSTimeout: 2 * time.Second, DNSConcurrency: 64, BatchSize: 500,
-		PositiveTTL: 7 * 24 * time.Hour, NegativeTTL: 24 * time.Hour, GeoTTL: 90 * 24 * time.Hour, RefreshInterval: 7 * 24 * time.Hour}
+		PositiveTTL: 7 * 24 * time.Hour, NegativeTTL: 24 * time.Hour, GeoTTL: 90 * 24 * time.Hour, RefreshInterval: 7 * 24 * time.Hour,
+		SenderRollupInterval: 10 * time.Minute}
 	if c.Enrich != want {
 		t.Fatalf("defaults: %+v, want %+v", c.Enrich, want)
 	}

@@ -27,9 +27,17 @@ import (
 
 // API serves /analytics/geolocation/*.
 type API struct {
-	svc *Service
-	an  *analytics.API
-	now func() time.Time
+	svc     *Service
+	an      *analytics.API
+	senders *senders.API
+	now     func() time.Time
+}
+
+// WithSenders answers the country map from the sender rollup (pkg/senders); without it the
+// map answers 503.
+func (a *API) WithSenders(s *senders.API) *API {
+	a.senders = s
+	return a
 }
 
 // NewAPI builds the endpoints on the service and the analytics API (for the map's sums).
@@ -254,33 +262,30 @@ func (a *API) countryMap(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	groups, err := a.an.SourceGroups(c.Request().Context(), f, analytics.GroupQuery{
-		Join: "LEFT JOIN enrich_ips e ON e.ip = i.ip",
-		Keys: []string{"e.country", "e.country_name"},
-	})
+	if a.senders == nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "sender intelligence is not configured in this process")
+	}
+	rows, err := a.senders.Rows(c.Request().Context(), f, senders.DimCountry)
 	if err != nil {
 		return err
 	}
 	m := Map{Countries: []Country{}}
-	// A country's name may differ between database versions: one entry per code.
 	byCode := map[string]*Country{}
-	for _, g := range groups {
-		m.TotalIPs += g.IPs
-		m.Messages += g.Messages
-		if !g.Keys[0].Valid || g.Keys[0].String == "" {
-			m.UnmappedIPs += g.IPs
+	for _, r := range rows {
+		m.TotalIPs += r.IPs
+		m.Messages += r.Messages
+		code := r.Group.Key
+		if code == "" {
+			m.UnmappedIPs += r.IPs
 			continue
 		}
-		m.MappedIPs += g.IPs
-		cc := byCode[g.Keys[0].String]
+		m.MappedIPs += r.IPs
+		cc := byCode[code]
 		if cc == nil {
-			cc = &Country{Country: g.Keys[0].String}
-			byCode[cc.Country] = cc
+			cc = &Country{Country: code, CountryName: r.Name}
+			byCode[code] = cc
 		}
-		if cc.CountryName == "" {
-			cc.CountryName = g.Keys[1].String
-		}
-		cc.Messages, cc.IPs, cc.DMARCPass = cc.Messages+g.Messages, cc.IPs+g.IPs, cc.DMARCPass+g.DMARCPass
+		cc.Messages, cc.IPs, cc.DMARCPass = cc.Messages+r.Messages, cc.IPs+r.IPs, cc.DMARCPass+r.DMARCPass
 	}
 	for _, cc := range byCode {
 		cc.DMARCPassRate = rate(cc.DMARCPass, cc.Messages)
@@ -306,6 +311,7 @@ type CacheStats struct {
 	DNSStatus    map[string]int64 `json:"dns_status"`
 	Sources      int64            `json:"sources"`
 	Unenriched   int64            `json:"unenriched_sources"`
+	Ungrouped    int64            `json:"ungrouped_sources"`
 	GeoIP        GeoIPStatus      `json:"geoip"`
 	TTL          map[string]int64 `json:"ttl_seconds"`
 }
@@ -369,6 +375,12 @@ func (a *API) cacheStats(c echo.Context) error {
 		return fmt.Errorf("enrich: cache stats: %w", err)
 	}
 	st.Sources, st.Unenriched = src.Sources, src.Unenriched
+	// Enriched sources whose sender group is not derived yet (pkg/senders: they show as
+	// pending in /api/senders until the enrichment batch or the next rollup run derives it).
+	if err := a.svc.db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM rollup_ips i JOIN enrich_ips e ON e.ip = i.ip
+		LEFT JOIN sender_sources ss ON ss.ip_id = i.id WHERE ss.ip_id IS NULL OR ss.enriched_at <> e.updated_at`).Scan(&st.Ungrouped).Error; err != nil {
+		return fmt.Errorf("enrich: cache stats: %w", err)
+	}
 	return c.JSON(http.StatusOK, st)
 }
 

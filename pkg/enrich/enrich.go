@@ -62,9 +62,11 @@ type Deps struct {
 	Geo      *geo.DB
 	Senders  *senders.Service
 	Enqueuer Enqueuer // nil: no tasks (the lookup endpoints still work)
-	Config   Config
-	Log      *slog.Logger
-	Now      func() time.Time
+	// OnEnriched hears that a batch wrote cache entries (pkg/senders derives their groups).
+	OnEnriched func(ctx context.Context, ips []netip.Addr)
+	Config     Config
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Service enriches addresses and serves the geolocation endpoints.
@@ -75,6 +77,7 @@ type Service struct {
 	geo     *geo.DB
 	senders *senders.Service
 	enq     Enqueuer
+	onDone  func(ctx context.Context, ips []netip.Addr)
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
@@ -85,7 +88,7 @@ func New(d Deps) *Service {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Service{db: d.Store.DB(), dialect: d.Store.Dialect(), res: d.Resolver, geo: d.Geo, senders: d.Senders, enq: d.Enqueuer,
+	return &Service{db: d.Store.DB(), dialect: d.Store.Dialect(), res: d.Resolver, geo: d.Geo, senders: d.Senders, enq: d.Enqueuer, onDone: d.OnEnriched,
 		cfg: d.Config.withDefaults(), log: d.Log, now: d.Now}
 }
 

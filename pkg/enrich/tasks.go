@@ -56,6 +56,9 @@ func (s *Service) HandleIPs(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	if st.Written > 0 && s.onDone != nil {
+		s.onDone(ctx, ips)
+	}
 	writeResult(t, st)
 	return nil
 }

@@ -62,22 +62,25 @@ type Deps struct {
 	// routes are listed but answer 503. GeoStatus adds the GeoIP databases' state to /ready.
 	Geolocation *enrich.API
 	Senders     *senders.API
-	GeoStatus   interface{ GeoIP() any }
-	Redis       Pinger
-	Monitoring  http.Handler
-	Alerts      *alerting.Service // nil: the alert routes answer 503
-	Notify      *notify.Service   // nil: the channel routes answer 503
-	TLSReports  *tlsrpt.Service   // nil: the TLS report routes and POST /tlsrpt answer 503
-	Failures    *failure.Service  // nil: the failure report routes answer 503
-	ML          *ml.Service       // nil: the ML, forecast and advice routes answer 503
-	Export      *export.Service   // nil: the export routes answer 503
-	Digest      *digest.Service   // nil: the digest routes answer 503
-	Web         *web.Site         // nil: the embedded dashboard is built here
-	Metrics     *metrics.Metrics  // nil: requests are not counted and /metrics answers 503
-	Retention   *retention.API    // nil: the retention routes answer 503
-	Limits      Limits
-	TempDir     string // where uploads are spooled before they are stored
-	Log         *slog.Logger
+	// Describe is what enrichment knows of some sources (pkg/enrich's Service.Describe), for
+	// the enrichment fields of records; nil: they stay null.
+	Describe   func(ctx context.Context, ips []netip.Addr) (map[netip.Addr]analytics.SourceInfo, error)
+	GeoStatus  interface{ GeoIP() any }
+	Redis      Pinger
+	Monitoring http.Handler
+	Alerts     *alerting.Service // nil: the alert routes answer 503
+	Notify     *notify.Service   // nil: the channel routes answer 503
+	TLSReports *tlsrpt.Service   // nil: the TLS report routes and POST /tlsrpt answer 503
+	Failures   *failure.Service  // nil: the failure report routes answer 503
+	ML         *ml.Service       // nil: the ML, forecast and advice routes answer 503
+	Export     *export.Service   // nil: the export routes answer 503
+	Digest     *digest.Service   // nil: the digest routes answer 503
+	Web        *web.Site         // nil: the embedded dashboard is built here
+	Metrics    *metrics.Metrics  // nil: requests are not counted and /metrics answers 503
+	Retention  *retention.API    // nil: the retention routes answer 503
+	Limits     Limits
+	TempDir    string // where uploads are spooled before they are stored
+	Log        *slog.Logger
 
 	Auth           *auth.Service
 	Audit          *audit.Log

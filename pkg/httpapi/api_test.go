@@ -270,7 +270,7 @@ func TestProblems(t *testing.T) {
 		{http.MethodGet, "/api/reports?dkim_result=maybe", "", "", 400, "bad-parameter", "parameter dkim_result:"},
 		{http.MethodGet, "/api/reports?spf_result=PASS", "", "", 400, "bad-parameter", "parameter spf_result: want one of pass, fail (lower-case)"},
 		{http.MethodGet, "/api/reports?disposition=drop", "", "", 400, "bad-parameter", "parameter disposition:"},
-		{http.MethodGet, "/api/reports?foo=bar", "", "", 400, "unknown-parameter", "parameter foo: not a parameter of this endpoint (it takes days, disposition"},
+		{http.MethodGet, "/api/reports?foo=bar", "", "", 400, "unknown-parameter", "parameter foo: not a parameter of this endpoint (it takes asn, country, days, disposition"},
 		{http.MethodGet, "/api/reports?page_size=5&page_size=6", "", "", 400, "repeated-parameter", "parameter page_size: given 2 times"},
 		{http.MethodGet, "/users/me?verbose=1", "", "", 400, "unknown-parameter", "parameter verbose: not a parameter of this endpoint (it takes no query parameters)"},
 		{http.MethodGet, "/audit?outcome=success&limit=5", "", "", 400, "unknown-parameter", "parameter limit:"},

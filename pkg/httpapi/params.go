@@ -29,7 +29,7 @@ func queryParams() map[string]apiparams.Set {
 		"POST /auth/login": none, "POST /auth/refresh": none, "POST /auth/logout": none,
 		"GET /api/ingests/:id": none, "GET /api/reports": filtered, "GET /api/reports/:id": none,
 		// Records take the record-level filters only: the report is already chosen.
-		"GET /api/reports/:id/records": page.With("source_ip", "source_ip_range", "dkim_result", "spf_result", "disposition"),
+		"GET /api/reports/:id/records": page.With("source_ip", "source_ip_range", "dkim_result", "spf_result", "disposition", "sender", "country", "asn"),
 		"GET /api/domains":             filtered,
 		"GET /users/me":                none, "PATCH /users/me": none,
 		"GET /users/api-keys": page, "POST /users/api-keys": none, "DELETE /users/api-keys/:id": none,

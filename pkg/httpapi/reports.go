@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -60,6 +62,13 @@ type RecordView struct {
 	EnvelopeTo   string          `json:"envelope_to"`
 	DKIMResults  json.RawMessage `json:"dkim_results"`
 	SPFResults   json.RawMessage `json:"spf_results"`
+	// What enrichment knows of the source (pkg/enrich's cache, the sender named by the
+	// current catalog); null while unknown or not enriched yet.
+	PTR     *string `json:"ptr"`
+	Sender  *string `json:"sender"`
+	ASN     *int64  `json:"asn"`
+	ASOrg   *string `json:"as_org"`
+	Country *string `json:"country"`
 }
 
 func strList(s string) []string {
@@ -145,7 +154,39 @@ func (a *API) listRecords(c echo.Context) error {
 			Reasons: rawJSON(r.Reasons), HeaderFrom: r.HeaderFrom, EnvelopeFrom: r.EnvelopeFrom, EnvelopeTo: r.EnvelopeTo,
 			DKIMResults: rawJSON(r.DKIMResults), SPFResults: rawJSON(r.SPFResults)}
 	}
+	if err := a.describeRecords(ctx, items); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, List[RecordView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
+}
+
+// describeRecords fills the enrichment fields of a page of records (Deps.Describe; without it
+// they stay null).
+func (a *API) describeRecords(ctx context.Context, items []RecordView) error {
+	if a.Describe == nil || len(items) == 0 {
+		return nil
+	}
+	ips := make([]netip.Addr, 0, len(items))
+	for _, it := range items {
+		if ip, err := netip.ParseAddr(it.SourceIP); err == nil {
+			ips = append(ips, ip.Unmap())
+		}
+	}
+	infos, err := a.Describe(ctx, ips)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		ip, err := netip.ParseAddr(items[i].SourceIP)
+		if err != nil {
+			continue
+		}
+		if in, ok := infos[ip.Unmap()]; ok {
+			it := &items[i]
+			it.PTR, it.Sender, it.ASN, it.ASOrg, it.Country = in.PTR, in.Sender, in.ASN, in.ASOrg, in.Country
+		}
+	}
+	return nil
 }
 
 // DomainView is a policy domain with its report volume.

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/vigilhq/vigil/pkg/analytics"
 )
 
 func codes(as []Advice) []string {
@@ -82,26 +80,25 @@ func TestGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := func(domain, base, asn, org string, residential, pending bool, msgs, pass, dkim, spf, both, ips int64, first, last int32) analytics.SourceGroup {
-		r, p := "0", "0"
-		if residential {
-			r = "1"
-		}
-		if pending {
-			p = "1"
-		}
-		return analytics.SourceGroup{Domain: domain, Keys: []sql.NullString{ns(base), ns(asn), ns(org), ns(r), ns(p)},
-			Messages: msgs, DMARCPass: pass, DKIMPass: dkim, SPFPass: spf, BothPass: both, IPs: ips, First: first, Last: last}
+	// The groups as sync derives them (sender_groups): a named group shows what all its
+	// sources share (here the AS, not the base domain: one Google source has no PTR).
+	gw := classify(c, "google.com", 15169, "GOOGLE", false)
+	gw.BaseDomain = ""
+	if gw2 := classify(c, "", 15169, "GOOGLE", false); gw2.Key != gw.Key {
+		t.Fatalf("Google by AS is %q, by PTR %q", gw2.Key, gw.Key)
 	}
-	items := Group([]analytics.SourceGroup{
-		g("example.com", "google.com", "15169", "GOOGLE", false, false, 100, 100, 100, 60, 60, 3, 20000, 20010),
-		g("example.com", "", "15169", "GOOGLE", false, false, 50, 50, 50, 50, 50, 2, 19990, 20005), // no PTR: by ASN
-		g("example.com", "evil.example", "64500", "EVIL", false, false, 30, 0, 0, 0, 0, 4, 20001, 20002),
-		g("example.com", "", "64501", "SOMENET", false, false, 5, 0, 0, 0, 0, 1, 20001, 20001),
-		g("example.com", "isp.example", "64502", "ISP", true, false, 2, 0, 0, 0, 0, 2, 20003, 20003),
-		g("example.com", "", "", "", false, true, 1, 0, 0, 0, 0, 1, 20004, 20004),
-		g("other.org", "google.com", "15169", "GOOGLE", false, false, 10, 10, 10, 10, 10, 1, 20000, 20000),
-	}, c)
+	g := func(domain string, grp group, msgs, pass, dkim, spf, both, ips int64, first, last int32) Row {
+		return Row{Domain: domain, Group: grp, Sums: Sums{Messages: msgs, DMARCPass: pass, DKIMPass: dkim, SPFPass: spf, BothPass: both, IPs: ips, First: first, Last: last}}
+	}
+	pending := group{Key: PendingKey, Type: TypeUnknown, Pending: true}
+	items := Group([]Row{
+		g("example.com", gw, 150, 150, 150, 110, 110, 5, 19990, 20010),
+		g("example.com", classify(c, "evil.example", 64500, "EVIL", false), 30, 0, 0, 0, 0, 4, 20001, 20002),
+		g("example.com", classify(c, "", 64501, "SOMENET", false), 5, 0, 0, 0, 0, 1, 20001, 20001),
+		g("example.com", classify(c, "isp.example", 64502, "ISP", true), 2, 0, 0, 0, 0, 2, 20003, 20003),
+		g("example.com", pending, 1, 0, 0, 0, 0, 1, 20004, 20004),
+		g("other.org", gw, 10, 10, 10, 10, 10, 1, 20000, 20000),
+	})
 	type row struct {
 		domain, label string
 		msgs, ips     int64
@@ -122,15 +119,15 @@ func TestGroup(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("groups:\n got %v\nwant %v", got, want)
 	}
-	gw := items[0]
-	if gw.FirstSeen != "2024-09-24" || gw.LastSeen != "2024-10-14" {
-		t.Errorf("first/last seen %s %s", gw.FirstSeen, gw.LastSeen)
+	first := items[0]
+	if first.FirstSeen != "2024-09-24" || first.LastSeen != "2024-10-14" {
+		t.Errorf("first/last seen %s %s", first.FirstSeen, first.LastSeen)
 	}
-	if gw.Alignment != (Alignment{Both: 110, DKIMOnly: 40, SPFOnly: 0, Neither: 0}) || gw.DKIMAlignedMessages != 150 || gw.SPFAlignedMessages != 110 {
-		t.Errorf("alignment %+v", gw.Alignment)
+	if first.Alignment != (Alignment{Both: 110, DKIMOnly: 40, SPFOnly: 0, Neither: 0}) || first.DKIMAlignedMessages != 150 || first.SPFAlignedMessages != 110 {
+		t.Errorf("alignment %+v", first.Alignment)
 	}
-	if gw.BaseDomain != nil || gw.ASN == nil || *gw.ASN != 15169 {
-		t.Errorf("a named group keeps only what all its sources share: base %v asn %v", gw.BaseDomain, gw.ASN)
+	if first.BaseDomain != nil || first.ASN == nil || *first.ASN != 15169 {
+		t.Errorf("a named group keeps only what all its sources share: base %v asn %v", first.BaseDomain, first.ASN)
 	}
 	if got := codes(items[1].Advice); !slices.Equal(got, []string{AdviceLikelySpoofing}) {
 		t.Errorf("unknown sender advice %v", got)

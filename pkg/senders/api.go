@@ -1,6 +1,7 @@
 package senders
 
 import (
+	"context"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -15,15 +16,23 @@ import (
 
 	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/apiparams"
+	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
 )
 
 // API serves /api/senders and the mapping endpoints.
 type API struct {
-	svc *Service
-	an  *analytics.API
-	now func() time.Time
+	svc   *Service
+	an    *analytics.API
+	audit *audit.Log
+	now   func() time.Time
+}
+
+// WithAudit records mapping changes in the audit log.
+func (a *API) WithAudit(l *audit.Log) *API {
+	a.audit = l
+	return a
 }
 
 // NewAPI builds the endpoints on the service and the analytics API (for the sums).
@@ -96,81 +105,195 @@ func (a *API) list(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	cat, err := a.svc.Catalog(ctx)
+	rows, err := a.Rows(ctx, f, DimSender)
 	if err != nil {
 		return err
 	}
-	groups, err := a.an.SourceGroups(ctx, f, analytics.GroupQuery{
-		Join:     "LEFT JOIN enrich_ips e ON e.ip = i.ip",
-		Keys:     []string{"e.base_domain", "e.asn", "e.as_org", "CASE WHEN e.residential THEN 1 ELSE 0 END", "CASE WHEN e.ip IS NULL THEN 1 ELSE 0 END"},
-		ByDomain: true,
-	})
-	if err != nil {
-		return err
-	}
-	items := Group(groups, cat)
+	items := groupItems(rows)
 	out := List{Items: []Item{}, Total: int64(len(items)), Page: page, PageSize: size}
 	if lo := (page - 1) * size; lo < len(items) {
 		out.Items = items[lo:min(lo+size, len(items))]
 	}
+	// Advice for the page only: a year of all domains holds tens of thousands of groups.
+	for i := range out.Items {
+		advise(&out.Items[i])
+	}
 	return c.JSON(http.StatusOK, out)
 }
 
-// Group merges the enrichment groups of each domain into named senders: sources of one known
-// service together, unknown ones by the base domain of their PTR names, else by network.
-func Group(groups []analytics.SourceGroup, cat *Catalog) []Item {
+// Row is one group's sums in one policy domain ("" with DimCountry: all domains together).
+type Row struct {
+	Domain string
+	Group  group
+	Name   string // a country's name
+	Sums
+}
+
+// Rows sums the sources under f by sender group (DimSender, per policy domain) or by country
+// (DimCountry, all domains together): from the sender rollup when it answers the question
+// (no filter it lacks, every domain's rows fresh, a window running to the data's end), else
+// from the per-source rollups joined to sender_sources. Both give the same numbers
+// (TestRollupMatchesBruteForce).
+func (a *API) Rows(ctx context.Context, f store.Filter, dim int) ([]Row, error) {
+	var sums []Sums
+	names := map[int32]string{}
+	ok := false
+	if rollupAnswers(f) {
+		var domains []int32
+		all := f.Domain == ""
+		if !all {
+			id, err := a.svc.domainID(ctx, f.Domain)
+			if err != nil {
+				return nil, err
+			}
+			if id == 0 {
+				return nil, nil
+			}
+			domains = []int32{id}
+		}
+		var err error
+		sums, ok, err = a.svc.fromRollup(ctx, dim, domains, all, windowOf(f))
+		if err != nil {
+			return nil, err
+		}
+		if ok && dim == DimSender {
+			seen := map[int64]bool{}
+			var ids []int64
+			for _, r := range sums {
+				if !seen[int64(r.DomainID)] {
+					seen[int64(r.DomainID)] = true
+					ids = append(ids, int64(r.DomainID))
+				}
+			}
+			if names, err = a.svc.domainNames(ctx, ids); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if !ok {
+		var err error
+		if sums, names, err = a.fromSources(ctx, f, dim); err != nil {
+			return nil, err
+		}
+	}
+	seen := map[int64]bool{}
+	var ids []int64
+	for _, r := range sums {
+		if !seen[r.KeyID] {
+			seen[r.KeyID] = true
+			ids = append(ids, r.KeyID)
+		}
+	}
+	gs, gnames, err := a.svc.groups(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Row, 0, len(sums))
+	for _, r := range sums {
+		g, known := gs[r.KeyID]
+		if !known {
+			// A source without a sender_sources row yet: not enriched as far as grouping knows.
+			g = group{Key: PendingKey, Type: TypeUnknown, Pending: true}
+			if dim == DimCountry {
+				g = group{}
+			}
+		}
+		row := Row{Group: g, Name: gnames[r.KeyID], Sums: r}
+		if dim == DimSender {
+			row.Domain = names[r.DomainID]
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+// rollupAnswers: the sender rollup has no reporter, source or outcome dimension.
+func rollupAnswers(f store.Filter) bool {
+	return f.OrgName == "" && !f.SourceIP.IsValid() && !f.SourceRange.IsValid() && f.DKIM == "" && f.SPF == "" && f.Disposition == "" &&
+		f.Sender == "" && f.Country == "" && f.ASN == 0
+}
+
+// fromSources sums the per-source rollups under f by the sources' groups (pkg/analytics
+// plans the window and applies every filter).
+func (a *API) fromSources(ctx context.Context, f store.Filter, dim int) ([]Sums, map[int32]string, error) {
+	key := "ss.group_id"
+	if dim == DimCountry {
+		key = "ss.country_id"
+	}
+	gs, err := a.an.SourceGroups(ctx, f, analytics.GroupQuery{Join: "LEFT JOIN sender_sources ss ON ss.ip_id = i.id", Keys: []string{key}, ByDomain: dim == DimSender})
+	if err != nil {
+		return nil, nil, err
+	}
+	names := map[int32]string{}
+	ids := map[string]int32{}
+	out := make([]Sums, 0, len(gs))
+	for _, g := range gs {
+		k := int64(-1)
+		if g.Keys[0].Valid {
+			k, _ = strconv.ParseInt(g.Keys[0].String, 10, 64)
+		}
+		if g.Messages <= 0 {
+			continue
+		}
+		id, ok := ids[g.Domain]
+		if !ok {
+			id = int32(len(ids) + 1)
+			ids[g.Domain] = id
+			names[id] = g.Domain
+		}
+		out = append(out, Sums{DomainID: id, KeyID: k, Messages: g.Messages, DMARCPass: g.DMARCPass, DKIMPass: g.DKIMPass, SPFPass: g.SPFPass,
+			BothPass: g.BothPass, IPs: g.IPs, First: g.First, Last: g.Last})
+	}
+	return out, names, nil
+}
+
+// Group merges the group rows of each domain into /api/senders items: sources of one known
+// service together, unknown ones by the base domain of their PTR names, else by network; the
+// sources not enriched yet join the unknown ones (counted as pending).
+func Group(rows []Row) []Item {
+	items := groupItems(rows)
+	for i := range items {
+		advise(&items[i])
+	}
+	return items
+}
+
+// groupItems is Group without the advice, most messages first.
+func groupItems(rows []Row) []Item {
 	type key struct{ domain, name string }
 	byKey := map[key]*Item{}
 	firsts, lasts := map[key]int32{}, map[key]int32{}
 	var order []key
-	for _, g := range groups {
-		base, asnText, org := g.Keys[0].String, g.Keys[1].String, g.Keys[2].String
-		residential, pending := g.Keys[3].String == "1", g.Keys[4].String == "1"
-		asn, _ := strconv.ParseInt(asnText, 10, 64)
-		s, known := cat.Match(base, uint32(asn), residential)
-		k := key{domain: g.Domain}
-		switch {
-		case known:
-			k.name = "s:" + s.Name
-		case base != "":
-			k.name = "d:" + base
-		case asn != 0:
-			k.name = "a:" + asnText
-		default:
-			k.name = "?"
-		}
+	for _, r := range rows {
+		g := r.Group
+		k := key{domain: r.Domain, name: g.itemKey()}
 		it := byKey[k]
 		if it == nil {
-			it = &Item{Domain: g.Domain, SenderType: s.Type}
-			if known {
-				name := s.Name
+			it = &Item{Domain: r.Domain, SenderType: g.Type}
+			if it.SenderType == "" {
+				it.SenderType = TypeUnknown
+			}
+			if g.Sender != "" {
+				name := g.Sender
 				it.Sender = &name
 			}
 			byKey[k] = it
 			order = append(order, k)
-			firsts[k], lasts[k] = g.First, g.Last
+			firsts[k], lasts[k] = r.First, r.Last
 		}
-		// A named group keeps the base domain and network shared by all its sources, if any.
-		if !known || it.Messages == 0 {
-			it.BaseDomain, it.ASN, it.ASOrg = optStr(base), optInt(asn), optStr(org)
-		} else {
-			if it.BaseDomain != nil && *it.BaseDomain != base {
-				it.BaseDomain = nil
-			}
-			if it.ASN != nil && *it.ASN != asn {
-				it.ASN, it.ASOrg = nil, nil
-			}
+		if !g.Pending {
+			it.BaseDomain, it.ASN, it.ASOrg = optStr(g.BaseDomain), optInt(g.ASN), optStr(g.ASOrg)
 		}
-		it.Messages += g.Messages
-		it.IPs += g.IPs
-		it.DMARCPassMessages += g.DMARCPass
-		it.DKIMAlignedMessages += g.DKIMPass
-		it.SPFAlignedMessages += g.SPFPass
-		it.Alignment.Both += g.BothPass
-		if pending {
-			it.PendingIPs += g.IPs
+		it.Messages += r.Messages
+		it.IPs += r.IPs
+		it.DMARCPassMessages += r.DMARCPass
+		it.DKIMAlignedMessages += r.DKIMPass
+		it.SPFAlignedMessages += r.SPFPass
+		it.Alignment.Both += r.BothPass
+		if g.Pending {
+			it.PendingIPs += r.IPs
 		}
-		firsts[k], lasts[k] = min(firsts[k], g.First), max(lasts[k], g.Last)
+		firsts[k], lasts[k] = min(firsts[k], r.First), max(lasts[k], r.Last)
 	}
 	items := make([]Item, 0, len(order))
 	for _, k := range order {
@@ -184,23 +307,6 @@ func Group(groups []analytics.SourceGroup, cat *Catalog) []Item {
 		}
 		it.FirstSeen = rollup.DayTime(firsts[k]).Format("2006-01-02")
 		it.LastSeen = rollup.DayTime(lasts[k]).Format("2006-01-02")
-		name := ""
-		if it.Sender != nil {
-			name = *it.Sender
-		} else if it.BaseDomain != nil {
-			name = *it.BaseDomain
-		} else if it.ASOrg != nil {
-			name = *it.ASOrg
-		}
-		facts := Facts{Domain: it.Domain, Sender: name, Type: it.SenderType, Messages: it.Messages, DMARCPass: it.DMARCPassMessages,
-			DKIMPass: it.DKIMAlignedMessages, SPFPass: it.SPFAlignedMessages, PendingIPs: it.PendingIPs}
-		if it.Sender == nil {
-			facts.Type = TypeUnknown
-			if it.SenderType == TypeISP {
-				facts.Type = TypeISP
-			}
-		}
-		it.Advice = Advise(facts)
 		items = append(items, *it)
 	}
 	sort.SliceStable(items, func(i, j int) bool {
@@ -213,6 +319,27 @@ func Group(groups []analytics.SourceGroup, cat *Catalog) []Item {
 		return label(items[i]) < label(items[j])
 	})
 	return items
+}
+
+// advise sets an item's advice from its sums.
+func advise(it *Item) {
+	name := ""
+	if it.Sender != nil {
+		name = *it.Sender
+	} else if it.BaseDomain != nil {
+		name = *it.BaseDomain
+	} else if it.ASOrg != nil {
+		name = *it.ASOrg
+	}
+	facts := Facts{Domain: it.Domain, Sender: name, Type: it.SenderType, Messages: it.Messages, DMARCPass: it.DMARCPassMessages,
+		DKIMPass: it.DKIMAlignedMessages, SPFPass: it.SPFAlignedMessages, PendingIPs: it.PendingIPs}
+	if it.Sender == nil {
+		facts.Type = TypeUnknown
+		if it.SenderType == TypeISP {
+			facts.Type = TypeISP
+		}
+	}
+	it.Advice = Advise(facts)
 }
 
 func label(it Item) string {
@@ -252,6 +379,12 @@ func (a *API) listMappings(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"items": ms, "total": len(ms), "page": 1, "page_size": len(ms)})
 }
 
+// Audit actions of sender mappings.
+const (
+	AuditMappingPut    = "sender.mapping_put"
+	AuditMappingDelete = "sender.mapping_delete"
+)
+
 // putMapping adds or replaces (same kind and pattern) a mapping: repeating it is harmless.
 func (a *API) putMapping(c echo.Context) error {
 	var m Mapping
@@ -261,11 +394,15 @@ func (a *API) putMapping(c echo.Context) error {
 	m.ID = 0
 	saved, err := a.svc.PutMapping(c.Request().Context(), m)
 	if errors.Is(err, ErrInvalid) {
+		a.record(c, audit.Entry{Action: AuditMappingPut, Outcome: audit.Failure, Target: "sender_mapping",
+			Details: map[string]any{"kind": m.Kind, "pattern": m.Pattern, "error": err.Error()}})
 		return echo.NewHTTPError(http.StatusUnprocessableEntity, err.Error())
 	}
 	if err != nil {
 		return err
 	}
+	a.record(c, audit.Entry{Action: AuditMappingPut, Target: fmt.Sprintf("sender_mapping:%d", saved.ID),
+		Details: map[string]any{"kind": saved.Kind, "pattern": saved.Pattern, "name": saved.Name, "type": saved.Type}})
 	return c.JSON(http.StatusOK, saved)
 }
 
@@ -274,14 +411,38 @@ func (a *API) deleteMapping(c echo.Context) error {
 	if err != nil || id < 1 {
 		return apiparams.BadParam("id", "want a positive whole number")
 	}
-	err = a.svc.DeleteMapping(c.Request().Context(), id)
+	m, err := a.svc.DeleteMapping(c.Request().Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("no sender mapping %d", id))
 	}
 	if err != nil {
 		return err
 	}
+	a.record(c, audit.Entry{Action: AuditMappingDelete, Target: fmt.Sprintf("sender_mapping:%d", id),
+		Details: map[string]any{"kind": m.Kind, "pattern": m.Pattern, "name": m.Name, "type": m.Type}})
 	return c.NoContent(http.StatusNoContent)
+}
+
+// record writes an audit entry for the request's caller; a lost entry is logged, not hidden.
+func (a *API) record(c echo.Context, e audit.Entry) {
+	if a.audit == nil {
+		return
+	}
+	if e.Outcome == "" {
+		e.Outcome = audit.Success
+	}
+	if p, ok := c.Get("vigil.principal").(auth.Principal); ok && p.User.ID != 0 {
+		id := p.User.ID
+		e.ActorID, e.Actor = &id, p.User.Email
+		if p.KeyID != 0 {
+			k := p.KeyID
+			e.APIKeyID = &k
+		}
+	}
+	e.IP = c.RealIP()
+	if err := a.audit.Record(c.Request().Context(), e); err != nil {
+		a.svc.log.Error("audit entry lost", "action", e.Action, "err", err)
+	}
 }
 
 // OpenAPI is this package's fragment of the API description (merged by pkg/httpapi).

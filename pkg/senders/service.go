@@ -2,18 +2,22 @@ package senders
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"golang.org/x/net/publicsuffix"
 	"gorm.io/gorm"
 
 	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/tasks"
 )
 
 // Service holds the catalog (the data file plus the admin's mappings) and answers
@@ -24,6 +28,7 @@ type Service struct {
 	builtin *Catalog
 	log     *slog.Logger
 	now     func() time.Time
+	enq     Enqueuer
 }
 
 // New builds the service; it fails only when the embedded data file is broken (a test
@@ -107,17 +112,90 @@ func (s *Service) PutMapping(ctx context.Context, m Mapping) (Mapping, error) {
 		return m, fmt.Errorf("senders: read mapping back: %v", err)
 	}
 	m.ID = ids[0]
-	return m, nil
+	return m, s.remap(ctx, m)
 }
 
-// DeleteMapping removes one mapping; store.ErrNotFound when there is none.
-func (s *Service) DeleteMapping(ctx context.Context, id int64) error {
+// remap derives again the sources a mapping may name (its base domain or AS), so the next
+// question groups them under it, and asks for a rollup run.
+func (s *Service) remap(ctx context.Context, m Mapping) error {
+	col := "base_domain"
+	var v any = m.Pattern
+	if m.Kind == "asn" {
+		n, _ := strconv.ParseInt(m.Pattern, 10, 64)
+		col, v = "asn", n
+	}
+	if _, err := s.sqlDB().ExecContext(ctx, s.bind("UPDATE sender_sources SET enriched_at = -1 WHERE "+col+" = ?"), v); err != nil {
+		return fmt.Errorf("senders: remap %s %s: %w", m.Kind, m.Pattern, err)
+	}
+	if _, err := s.Sync(ctx); err != nil {
+		return err
+	}
+	s.Kick(ctx)
+	return nil
+}
+
+// DeleteMapping removes one mapping and returns it; store.ErrNotFound when there is none.
+func (s *Service) DeleteMapping(ctx context.Context, id int64) (Mapping, error) {
+	var ms []Mapping
+	if err := s.db.WithContext(ctx).Raw("SELECT id, kind, pattern, name, type FROM sender_mappings WHERE id = ?", id).Scan(&ms).Error; err != nil {
+		return Mapping{}, fmt.Errorf("senders: read mapping: %w", err)
+	}
+	if len(ms) == 0 {
+		return Mapping{}, store.ErrNotFound
+	}
 	res := s.db.WithContext(ctx).Exec("DELETE FROM sender_mappings WHERE id = ?", id)
 	if res.Error != nil {
-		return fmt.Errorf("senders: delete mapping: %w", res.Error)
+		return Mapping{}, fmt.Errorf("senders: delete mapping: %w", res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return store.ErrNotFound
+		return Mapping{}, store.ErrNotFound
+	}
+	return ms[0], s.remap(ctx, ms[0])
+}
+
+// Enqueuer is the part of *asynq.Client the service needs.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// SetEnqueuer lets the service ask for a rollup run after a change (nil: it does not).
+func (s *Service) SetEnqueuer(e Enqueuer) { s.enq = e }
+
+// Kick enqueues a rollup run for this minute; a run already queued for it covers the
+// change. A failure is logged: the scheduler's tick runs it later anyway.
+func (s *Service) Kick(ctx context.Context) {
+	if s.enq == nil {
+		return
+	}
+	t, err := tasks.NewSendersRollupTask(s.now().UTC().Truncate(time.Minute))
+	if err == nil {
+		_, err = s.enq.EnqueueContext(ctx, t)
+	}
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		s.log.Warn("sender rollup run not enqueued", "err", err)
+	}
+}
+
+// Enriched is enrich.Deps.OnEnriched: the batch's sources are grouped now (so the next
+// question names them) and a rollup run is asked for. A failure is logged; the run derives
+// what is left.
+func (s *Service) Enriched(ctx context.Context, ips []netip.Addr) {
+	if _, err := s.SyncIPs(ctx, ips); err != nil {
+		s.log.Warn("sender groups of an enrichment batch not derived", "err", err)
+	}
+	s.Kick(ctx)
+}
+
+// HandleRollup is the senders:rollup handler.
+func (s *Service) HandleRollup(ctx context.Context, t *asynq.Task) error {
+	st, err := s.Rebuild(ctx)
+	if err != nil {
+		return err
+	}
+	if w := t.ResultWriter(); w != nil {
+		if b, err := json.Marshal(st); err == nil {
+			_, _ = w.Write(b)
+		}
 	}
 	return nil
 }

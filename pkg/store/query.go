@@ -22,10 +22,36 @@ type Filter struct {
 	DKIM        string       // policy-evaluated dkim result
 	SPF         string
 	Disposition string
+	// What enrichment knows of the source (pkg/senders keeps it in sender_sources): the
+	// named sender (lower case), the country (ISO 3166 alpha-2, upper case), the AS number.
+	// A source not enriched yet matches none of them.
+	Sender  string
+	Country string
+	ASN     int64
+}
+
+// HasEnrichFilter reports whether f selects sources by what enrichment found.
+func (f Filter) HasEnrichFilter() bool { return f.Sender != "" || f.Country != "" || f.ASN != 0 }
+
+// EnrichCondition is the SQL condition over sender_sources (aliased ss) of the enrichment
+// filters, with its arguments; "" without them.
+func (f Filter) EnrichCondition() (string, []any) {
+	var conds []string
+	var args []any
+	if f.Sender != "" {
+		conds, args = append(conds, "ss.sender = ?"), append(args, f.Sender)
+	}
+	if f.Country != "" {
+		conds, args = append(conds, "ss.country = ?"), append(args, f.Country)
+	}
+	if f.ASN != 0 {
+		conds, args = append(conds, "ss.asn = ?"), append(args, f.ASN)
+	}
+	return strings.Join(conds, " AND "), args
 }
 
 func (f Filter) hasRecordFilter() bool {
-	return f.SourceIP.IsValid() || f.SourceRange.IsValid() || f.DKIM != "" || f.SPF != "" || f.Disposition != ""
+	return f.SourceIP.IsValid() || f.SourceRange.IsValid() || f.DKIM != "" || f.SPF != "" || f.Disposition != "" || f.HasEnrichFilter()
 }
 
 // IPRange returns the inclusive 16-byte bounds of a prefix, the form records.ip is stored in.
@@ -62,6 +88,9 @@ func (f Filter) applyRecord(q *gorm.DB, alias string) *gorm.DB {
 	}
 	if f.Disposition != "" {
 		q = q.Where(alias+".disposition = ?", f.Disposition)
+	}
+	if cond, args := f.EnrichCondition(); cond != "" {
+		q = q.Where(alias+".ip IN (SELECT i.ip FROM sender_sources ss JOIN rollup_ips i ON i.id = ss.ip_id WHERE "+cond+")", args...)
 	}
 	return q
 }

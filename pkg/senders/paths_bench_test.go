@@ -1,0 +1,80 @@
+package senders
+
+import (
+	"context"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/testenv"
+)
+
+// BenchmarkSendersPaths times the two ways Rows answers /api/senders?days=365 (all domains)
+// in turn, request by request, on a database BenchmarkSendersQuery has prepared (sender
+// rollup built): on a shared machine interleaving makes the ratio fair. Reports each path's
+// median.
+//
+//	VIGIL_BENCH_DATABASE_URL=… make bench PKGS=./pkg/senders BENCH=SendersPaths BENCHTIME=10x COUNT=3
+func BenchmarkSendersPaths(b *testing.B) {
+	dsn := os.Getenv("VIGIL_BENCH_DATABASE_URL")
+	if dsn == "" {
+		b.Skip("set VIGIL_BENCH_DATABASE_URL to a database prepared by BenchmarkSendersQuery")
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	sv, err := New(st, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	api := NewAPI(sv, analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()}))
+	f := store.Filter{Start: time.Now().AddDate(0, 0, -365)}
+	var slow, fast []time.Duration
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		sums, _, err := api.fromSources(ctx, f, DimSender)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = groupItems(rowsOf(ctx, b, api, sums))
+		slow = append(slow, time.Since(start))
+		start = time.Now()
+		sums, ok, err := sv.fromRollup(ctx, DimSender, nil, true, windowOf(f))
+		if err != nil || !ok {
+			b.Fatalf("sender rollup not fresh (%v): run BenchmarkSendersQuery first", err)
+		}
+		_ = groupItems(rowsOf(ctx, b, api, sums))
+		fast = append(fast, time.Since(start))
+	}
+	slices.Sort(slow)
+	slices.Sort(fast)
+	b.ReportMetric(float64(slow[len(slow)/2].Microseconds())/1000, "per-source-p50-ms")
+	b.ReportMetric(float64(fast[len(fast)/2].Microseconds())/1000, "rollup-p50-ms")
+}
+
+// rowsOf attaches the groups to sums as Rows does.
+func rowsOf(ctx context.Context, b *testing.B, api *API, sums []Sums) []Row {
+	ids := make([]int64, 0, len(sums))
+	seen := map[int64]bool{}
+	for _, s := range sums {
+		if !seen[s.KeyID] {
+			seen[s.KeyID] = true
+			ids = append(ids, s.KeyID)
+		}
+	}
+	gs, _, err := api.svc.groups(ctx, ids)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make([]Row, len(sums))
+	for i, s := range sums {
+		out[i] = Row{Group: gs[s.KeyID], Sums: s}
+	}
+	return out
+}

@@ -1,0 +1,590 @@
+package senders
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigilhq/vigil/pkg/rollup"
+	"github.com/vigilhq/vigil/pkg/store"
+)
+
+// The sender rollup (migration 18) holds, per policy domain, the sums of each sender group and
+// each country by day, month and year, and the number of sources by the last day they sent. It
+// is derived from the per-source rollups (rollup_src_domain_*, rollup_ip_domain_year) and
+// sender_sources, one domain at a time, by Rebuild; domain 0 holds the countries of all
+// domains (a source sending for two domains counts once there).
+//
+// Why derived rather than written by the report applier: the group of a source changes after
+// its reports are rolled up (enrichment comes later; an admin maps a base domain to a
+// sender), and moving a source's past between groups needs its per-source rows anyway.
+//
+// Exactness: each domain's rows record what they were built from (its report count in the
+// rollups and its sender_versions version, read in the same snapshot). A question whose
+// domains' numbers still match reads the rollup; any other domain is answered from the
+// per-source rollups as before, so a stale rollup is slower, never wrong.
+
+// RebuildStats counts what Rebuild did.
+type RebuildStats struct {
+	Synced  SyncStats `json:"synced"`
+	Domains int       `json:"domains_rebuilt"`
+	Fresh   int       `json:"domains_fresh"`
+}
+
+// fingerprint is what a domain's rollup rows are built from.
+type fingerprint struct {
+	reports int64
+	version int64
+}
+
+type state struct {
+	fp     fingerprint
+	maxDay int32
+}
+
+// fingerprints reads every domain's current numbers (0: all domains) with q.
+func fingerprints(ctx context.Context, q querier) (map[int32]fingerprint, error) {
+	out := map[int32]fingerprint{}
+	rows, err := q.QueryContext(ctx, "SELECT domain_id, SUM(reports) FROM rollup_rep_domain_total_year GROUP BY domain_id")
+	if err != nil {
+		return nil, fmt.Errorf("senders: report counts: %w", err)
+	}
+	var all int64
+	for rows.Next() {
+		var d int32
+		var n int64
+		if err := rows.Scan(&d, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("senders: report counts: %w", err)
+		}
+		out[d] = fingerprint{reports: n}
+		all += n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("senders: report counts: %w", err)
+	}
+	out[0] = fingerprint{reports: all}
+	rows, err = q.QueryContext(ctx, "SELECT domain_id, version FROM sender_versions")
+	if err != nil {
+		return nil, fmt.Errorf("senders: versions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d int32
+		var v int64
+		if err := rows.Scan(&d, &v); err != nil {
+			return nil, fmt.Errorf("senders: versions: %w", err)
+		}
+		if fp, ok := out[d]; ok {
+			fp.version = v
+			out[d] = fp
+		}
+	}
+	return out, rows.Err()
+}
+
+func (s *Service) states(ctx context.Context) (map[int32]state, error) {
+	rows, err := s.sqlDB().QueryContext(ctx, "SELECT domain_id, reports, version, max_day FROM rollup_sender_state")
+	if err != nil {
+		return nil, fmt.Errorf("senders: rollup state: %w", err)
+	}
+	defer rows.Close()
+	out := map[int32]state{}
+	for rows.Next() {
+		var d int32
+		var st state
+		if err := rows.Scan(&d, &st.fp.reports, &st.fp.version, &st.maxDay); err != nil {
+			return nil, fmt.Errorf("senders: rollup state: %w", err)
+		}
+		out[d] = st
+	}
+	return out, rows.Err()
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// Rebuild derives the sender groups of sources enriched since the last run (Sync), then
+// rebuilds the rollup rows of every domain whose numbers changed. It is the senders:rollup
+// task; running it twice at once is harmless (a domain's rebuild is one transaction).
+func (s *Service) Rebuild(ctx context.Context) (RebuildStats, error) {
+	var out RebuildStats
+	if err := s.checkCatalog(ctx); err != nil {
+		return out, err
+	}
+	var err error
+	if out.Synced, err = s.Sync(ctx); err != nil {
+		return out, err
+	}
+	cur, err := fingerprints(ctx, s.sqlDB())
+	if err != nil {
+		return out, err
+	}
+	have, err := s.states(ctx)
+	if err != nil {
+		return out, err
+	}
+	for d, fp := range cur {
+		if st, ok := have[d]; ok && st.fp == fp {
+			out.Fresh++
+			continue
+		}
+		if err := s.rebuildDomain(ctx, d); err != nil {
+			return out, err
+		}
+		out.Domains++
+	}
+	return out, nil
+}
+
+// catalogRow is the sender_versions row holding a hash of the built-in catalog the sources were
+// derived with: a release that changes senders.json derives every source again.
+const catalogRow = -1
+
+// checkCatalog marks every source to be derived again when senders.json changed since they
+// were.
+func (s *Service) checkCatalog(ctx context.Context) error {
+	h := fnv.New64a()
+	h.Write(builtinFile)
+	sum := int64(h.Sum64() >> 1)
+	var have int64
+	err := s.sqlDB().QueryRowContext(ctx, s.bind("SELECT version FROM sender_versions WHERE domain_id = ?"), catalogRow).Scan(&have)
+	if err != nil && err != sql.ErrNoRows {
+		return fmt.Errorf("senders: catalog version: %w", err)
+	}
+	if err == nil && have == sum {
+		return nil
+	}
+	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("senders: catalog version: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE sender_sources SET enriched_at = -1"); err != nil {
+		return fmt.Errorf("senders: catalog changed: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.bind(`INSERT INTO sender_versions (domain_id, version) VALUES (?, ?)
+		ON CONFLICT (domain_id) DO UPDATE SET version = excluded.version`), catalogRow, sum); err != nil {
+		return fmt.Errorf("senders: catalog version: %w", err)
+	}
+	return tx.Commit()
+}
+
+// pendingIDs are the group ids of sources without a sender_sources row: the pending sender
+// group and the unknown country.
+func (s *Service) pendingIDs(ctx context.Context) (sender, country int64, err error) {
+	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	ids := newGroupIDs(tx, s)
+	if sender, err = ids.get(ctx, DimSender, PendingKey, group{Key: PendingKey, Type: TypeUnknown, Pending: true}, ""); err != nil {
+		return 0, 0, err
+	}
+	if country, err = ids.get(ctx, DimCountry, "", group{}, ""); err != nil {
+		return 0, 0, err
+	}
+	return sender, country, tx.Commit()
+}
+
+// yearStart is the SQL of the first day of the year holding day number col.
+func (s *Service) yearStart(col string) string {
+	if s.dialect == store.Postgres {
+		return "(date_trunc('year', DATE '1970-01-01' + " + col + ")::date - DATE '1970-01-01')"
+	}
+	return "CAST(julianday(strftime('%Y-01-01', " + col + " * 86400, 'unixepoch')) - 2440587.5 AS INTEGER)"
+}
+
+// dekadStart is the SQL of the first day of the dekad (days 1–10, 11–20, 21–end) holding day
+// number col, as rollup.GrainDekad.Start.
+func (s *Service) dekadStart(col string) string {
+	if s.dialect == store.Postgres {
+		dom := "(EXTRACT(DAY FROM DATE '1970-01-01' + " + col + ")::integer - 1)"
+		return "(" + col + " - " + dom + " + LEAST(" + dom + " / 10, 2) * 10)"
+	}
+	dom := "(CAST(strftime('%d', " + col + " * 86400, 'unixepoch') AS INTEGER) - 1)"
+	return "(" + col + " - " + dom + " + MIN(" + dom + " / 10, 2) * 10)"
+}
+
+// outcomeSums are the SQL sums of the DMARC, DKIM, SPF and both passes of rows with an
+// outcome column.
+func outcomeSums(prefix string) string {
+	sum := func(pred func(int8) bool) string {
+		var codes []string
+		for o := int8(0); o < rollup.Outcomes; o++ {
+			if pred(o) {
+				codes = append(codes, strconv.Itoa(int(o)))
+			}
+		}
+		if len(codes) == 0 {
+			return "0"
+		}
+		return "SUM(CASE WHEN " + prefix + "outcome IN (" + strings.Join(codes, ",") + ") THEN " + prefix + "messages ELSE 0 END)"
+	}
+	return sum(rollup.DMARCPass) + ", " + sum(rollup.DKIMPass) + ", " + sum(rollup.SPFPass) + ", " +
+		sum(func(o int8) bool { return rollup.DKIMPass(o) && rollup.SPFPass(o) })
+}
+
+// rebuildDomain replaces domain d's rollup rows (0: the countries of all domains) in one
+// transaction, with the fingerprint read in the same snapshot.
+func (s *Service) rebuildDomain(ctx context.Context, d int32) error {
+	pendSender, pendCountry, err := s.pendingIDs(ctx)
+	if err != nil {
+		return err
+	}
+	opts := &sql.TxOptions{}
+	if s.dialect == store.Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := s.sqlDB().BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("senders: rebuild domain %d: %w", d, err)
+	}
+	defer tx.Rollback()
+	fps, err := fingerprints(ctx, tx)
+	if err != nil {
+		return err
+	}
+	exec := func(q string, args ...any) error {
+		if _, err := tx.ExecContext(ctx, s.bind(q), args...); err != nil {
+			return fmt.Errorf("senders: rebuild domain %d: %w", d, err)
+		}
+		return nil
+	}
+	for _, t := range []string{"rollup_sender_day", "rollup_sender_dekad", "rollup_sender_month", "rollup_sender_year", "rollup_sender_last"} {
+		if err := exec("DELETE FROM "+t+" WHERE domain_id = ?", d); err != nil {
+			return err
+		}
+	}
+	type source struct {
+		day, month, last string // per-source tables
+		where            string
+	}
+	src := source{day: "rollup_src_domain_day", month: "rollup_src_domain_month", last: "rollup_ip_domain_year", where: " WHERE r.domain_id = ?"}
+	dims := []struct {
+		dim     int
+		col     string
+		pending int64
+	}{{DimSender, "group_id", pendSender}, {DimCountry, "country_id", pendCountry}}
+	args := []any{d}
+	if d == 0 {
+		src = source{day: "rollup_src_day", month: "rollup_src_month", last: "rollup_ip_year", where: ""}
+		dims = dims[1:]
+		args = nil
+	}
+	sums := "SUM(r.messages), " + outcomeSums("r.")
+	for _, dm := range dims {
+		key := fmt.Sprintf("COALESCE(ss.%s, %d)", dm.col, dm.pending)
+		head := fmt.Sprintf("SELECT %d, %d, ", d, dm.dim)
+		join := " r LEFT JOIN sender_sources ss ON ss.ip_id = r.ip_id"
+		cols := " (domain_id, dim, period, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day) "
+		if err := exec("INSERT INTO rollup_sender_day"+cols+head+"r.period, "+key+", "+sums+", MIN(r.period), MAX(r.period) FROM "+src.day+join+src.where+
+			" GROUP BY r.period, "+key, args...); err != nil {
+			return err
+		}
+		if err := exec("INSERT INTO rollup_sender_month"+cols+head+"r.period, "+key+", "+sums+", MIN(r.first_day), MAX(r.last_day) FROM "+src.month+join+src.where+
+			" GROUP BY r.period, "+key, args...); err != nil {
+			return err
+		}
+		dk := s.dekadStart("period")
+		if err := exec("INSERT INTO rollup_sender_dekad"+cols+"SELECT domain_id, dim, "+dk+", key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day) FROM rollup_sender_day WHERE domain_id = ? AND dim = ? GROUP BY domain_id, dim, "+dk+", key_id",
+			d, dm.dim); err != nil {
+			return err
+		}
+		y := s.yearStart("period")
+		if err := exec("INSERT INTO rollup_sender_year"+cols+"SELECT domain_id, dim, "+y+", key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day) FROM rollup_sender_month WHERE domain_id = ? AND dim = ? GROUP BY domain_id, dim, "+y+", key_id",
+			d, dm.dim); err != nil {
+			return err
+		}
+		lastWhere := " WHERE messages > 0"
+		if d != 0 {
+			lastWhere += " AND domain_id = ?"
+		}
+		if err := exec("INSERT INTO rollup_sender_last (domain_id, dim, last_day, key_id, ips) "+head+"x.ld, "+key+", COUNT(*) FROM (SELECT ip_id, MAX(last_day) AS ld FROM "+
+			src.last+lastWhere+" GROUP BY ip_id) x LEFT JOIN sender_sources ss ON ss.ip_id = x.ip_id GROUP BY x.ld, "+key, args...); err != nil {
+			return err
+		}
+	}
+	var maxDay sql.NullInt64
+	q := "SELECT MAX(last_day) FROM " + src.last
+	if d != 0 {
+		q += " WHERE domain_id = ?"
+	}
+	if err := tx.QueryRowContext(ctx, s.bind(q), args...).Scan(&maxDay); err != nil {
+		return fmt.Errorf("senders: rebuild domain %d: %w", d, err)
+	}
+	fp := fps[d]
+	if err := exec(`INSERT INTO rollup_sender_state (domain_id, reports, version, max_day, built_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (domain_id) DO UPDATE SET reports = excluded.reports, version = excluded.version, max_day = excluded.max_day, built_at = excluded.built_at`,
+		d, fp.reports, fp.version, maxDay.Int64, s.now().Unix()); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("senders: rebuild domain %d: commit: %w", d, err)
+	}
+	return nil
+}
+
+// window is a question's days [from, to), either end open, as pkg/analytics reads the common
+// filters: the days whose start lies in [Start, End).
+type window struct {
+	from, to       int32
+	hasFrom, hasTo bool
+}
+
+func ceilDay(t time.Time) int32 {
+	d := rollup.DayOf(t)
+	if rollup.DayTime(d).Before(t) {
+		d++
+	}
+	return d
+}
+
+func windowOf(f store.Filter) window {
+	var w window
+	if !f.Start.IsZero() {
+		w.from, w.hasFrom = ceilDay(f.Start), true
+	}
+	if !f.End.IsZero() {
+		w.to, w.hasTo = ceilDay(f.End), true
+	}
+	return w
+}
+
+// part is a range of one grain's periods.
+type part struct {
+	table        string
+	lo, hi       int32
+	hasLo, hasHi bool
+}
+
+var grainTables = map[rollup.Grain]string{rollup.GrainDay: "rollup_sender_day", rollup.GrainDekad: "rollup_sender_dekad",
+	rollup.GrainMonth: "rollup_sender_month", rollup.GrainYear: "rollup_sender_year"}
+
+// senderGrains are the grains of the sender rollup, finest first.
+var senderGrains = []rollup.Grain{rollup.GrainDay, rollup.GrainDekad, rollup.GrainMonth, rollup.GrainYear}
+
+// cover cuts [lo, hi) into whole years, then whole months, dekads, then days at the edges: every row
+// read lies inside the window, so first and last days are exact too.
+func cover(lo, hi int32, hasLo, hasHi bool, grains []rollup.Grain) []part {
+	if hasLo && hasHi && lo >= hi {
+		return nil
+	}
+	g := grains[len(grains)-1]
+	if g == rollup.GrainDay {
+		return []part{{table: grainTables[g], lo: lo, hi: hi, hasLo: hasLo, hasHi: hasHi}}
+	}
+	finer := grains[:len(grains)-1]
+	cLo, cHi := lo, hi
+	if hasLo && g.Start(lo) != lo {
+		cLo = g.Next(lo)
+	}
+	if hasHi {
+		cHi = g.Start(hi)
+	}
+	if hasLo && hasHi && cLo >= cHi {
+		return cover(lo, hi, hasLo, hasHi, finer)
+	}
+	out := []part{{table: grainTables[g], lo: cLo, hi: cHi, hasLo: hasLo, hasHi: hasHi}}
+	if hasLo && cLo != lo {
+		out = append(out, cover(lo, cLo, true, true, finer)...)
+	}
+	if hasHi && cHi != hi {
+		out = append(out, cover(cHi, hi, true, true, finer)...)
+	}
+	return out
+}
+
+// Sums are one group's numbers in one domain (0: all domains) over a window.
+type Sums struct {
+	DomainID  int32
+	KeyID     int64
+	Messages  int64
+	DMARCPass int64
+	DKIMPass  int64
+	SPFPass   int64
+	BothPass  int64
+	IPs       int64
+	First     int32
+	Last      int32
+}
+
+// fromRollup answers dim for the domains (a nil list: every domain with rows; with dim
+// DimCountry and all, domain 0) over w from the sender rollup. ok is false when it cannot:
+// some domain is stale or the window ends before a domain's last day (then the distinct
+// sources of the window are not in rollup_sender_last).
+func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all bool, w window) ([]Sums, bool, error) {
+	cur, err := fingerprints(ctx, s.sqlDB())
+	if err != nil {
+		return nil, false, err
+	}
+	have, err := s.states(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if all {
+		domains = domains[:0]
+		if dim == DimCountry {
+			domains = append(domains, 0)
+		} else {
+			for d := range cur {
+				if d != 0 {
+					domains = append(domains, d)
+				}
+			}
+		}
+	}
+	for _, d := range domains {
+		st, ok := have[d]
+		if !ok || st.fp != cur[d] || (w.hasTo && w.to <= st.maxDay) {
+			return nil, false, nil
+		}
+	}
+	if len(domains) == 0 {
+		return nil, true, nil
+	}
+	ids := make([]int64, len(domains))
+	for i, d := range domains {
+		ids[i] = int64(d)
+	}
+	list := int64List(ids)
+	var b strings.Builder
+	var args []any
+	b.WriteString("SELECT domain_id, key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day) FROM (")
+	for i, p := range cover(w.from, w.to, w.hasFrom, w.hasTo, senderGrains) {
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		b.WriteString("SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day FROM " + p.table +
+			" WHERE dim = " + strconv.Itoa(dim) + " AND domain_id IN (" + list + ")")
+		if p.hasLo {
+			b.WriteString(" AND period >= ?")
+			args = append(args, p.lo)
+		}
+		if p.hasHi {
+			b.WriteString(" AND period < ?")
+			args = append(args, p.hi)
+		}
+	}
+	b.WriteString(") t GROUP BY domain_id, key_id")
+	byKey := map[[2]int64]*Sums{}
+	var out []*Sums
+	rows, err := s.sqlDB().QueryContext(ctx, s.bind(b.String()), args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
+	}
+	for rows.Next() {
+		var r Sums
+		if err := rows.Scan(&r.DomainID, &r.KeyID, &r.Messages, &r.DMARCPass, &r.DKIMPass, &r.SPFPass, &r.BothPass, &r.First, &r.Last); err != nil {
+			rows.Close()
+			return nil, false, fmt.Errorf("senders: read rollup: %w", err)
+		}
+		if r.Messages <= 0 {
+			continue
+		}
+		byKey[[2]int64{int64(r.DomainID), r.KeyID}] = &r
+		out = append(out, &r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
+	}
+	q := "SELECT domain_id, key_id, SUM(ips) FROM rollup_sender_last WHERE dim = " + strconv.Itoa(dim) + " AND domain_id IN (" + list + ")"
+	args = nil
+	if w.hasFrom {
+		q += " AND last_day >= ?"
+		args = append(args, w.from)
+	}
+	rows, err = s.sqlDB().QueryContext(ctx, s.bind(q+" GROUP BY domain_id, key_id"), args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d int32
+		var k, n int64
+		if err := rows.Scan(&d, &k, &n); err != nil {
+			return nil, false, fmt.Errorf("senders: read rollup: %w", err)
+		}
+		if r := byKey[[2]int64{int64(d), k}]; r != nil {
+			r.IPs = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
+	}
+	res := make([]Sums, len(out))
+	for i, r := range out {
+		res[i] = *r
+	}
+	return res, true, nil
+}
+
+// Groups returns the sender groups (or countries) of the ids.
+func (s *Service) groups(ctx context.Context, ids []int64) (map[int64]group, map[int64]string, error) {
+	gs, names := map[int64]group{}, map[int64]string{}
+	if len(ids) == 0 {
+		return gs, names, nil
+	}
+	rows, err := s.sqlDB().QueryContext(ctx, `SELECT id, dim, key, sender, sender_type, base_domain, asn, as_org, name, pending FROM sender_groups WHERE id IN (`+int64List(ids)+`)`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("senders: groups: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var dim int
+		var g group
+		var sender, base, org, name sql.NullString
+		var asn sql.NullInt64
+		if err := rows.Scan(&id, &dim, &g.Key, &sender, &g.Type, &base, &asn, &org, &name, &g.Pending); err != nil {
+			return nil, nil, fmt.Errorf("senders: groups: %w", err)
+		}
+		g.Sender, g.BaseDomain, g.ASN, g.ASOrg = sender.String, base.String, asn.Int64, org.String
+		gs[id] = g
+		names[id] = name.String
+	}
+	return gs, names, rows.Err()
+}
+
+// domainNames maps rollup domain ids to names.
+func (s *Service) domainNames(ctx context.Context, ids []int64) (map[int32]string, error) {
+	out := map[int32]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.sqlDB().QueryContext(ctx, "SELECT id, name FROM rollup_domains WHERE id IN ("+int64List(ids)+")")
+	if err != nil {
+		return nil, fmt.Errorf("senders: domain names: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int32
+		var n string
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("senders: domain names: %w", err)
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
+
+// domainID is the rollup id of a policy domain; 0 when it has no rollups.
+func (s *Service) domainID(ctx context.Context, name string) (int32, error) {
+	var id int32
+	err := s.sqlDB().QueryRowContext(ctx, s.bind("SELECT id FROM rollup_domains WHERE name = ?"), name).Scan(&id)
+	if err == sql.ErrNoRows {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("senders: domain %s: %w", name, err)
+	}
+	return id, nil
+}
