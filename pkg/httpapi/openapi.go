@@ -30,7 +30,7 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{analytics.OpenAPI, IngestsSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI}
+	return [][]byte{analytics.OpenAPI, IngestsSpec, DashboardSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI}
 }
 
 // spec is the merged document, built once: the inputs are embedded, so the result never
