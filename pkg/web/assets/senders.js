@@ -44,7 +44,7 @@ async function senders(el, f, page, go) {
       { label: 'DKIM aligned', cell: (s) => num(s.dkim_aligned_messages) },
       { label: 'SPF aligned', cell: (s) => num(s.spf_aligned_messages) },
       { label: 'Seen', cell: (s) => `${date(s.first_seen)} – ${date(s.last_seen)}` },
-      { label: 'Advice', cell: (s) => (s.advice && s.advice.length ? h('ul', { class: 'results' }, s.advice.map((a) => h('li', { title: a.code }, a.text))) : '–') },
+      { label: 'Advice', cell: (s) => (s.advice && s.advice.length ? h('ul', { class: 'results' }, s.advice.map((a) => h('li', { title: a.code, class: 'advice' }, a.text))) : '–') },
     ], l.items), pager(page, 50, l.total, (n) => go('senders', { ...f, page: n }))]);
   } catch (e) {
     clear(el, errorBox(e));
