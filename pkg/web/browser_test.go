@@ -564,6 +564,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	if len(counts) < 2 || !sortedNumbers(counts) {
 		t.Errorf("sorted by messages ascending: %v", counts)
 	}
+	// The order is the API's (sort=messages over all reports), not the page's own.
+	var shown []string
+	p.eval(`[...document.querySelectorAll('main tbody tr th a')].map(a => a.getAttribute('href'))`, &shown)
+	var bySize struct {
+		Items []struct {
+			ID int64 `json:"id"`
+		} `json:"items"`
+	}
+	admin.get(t, "/api/reports", url.Values{"sort": {"messages"}}, &bySize)
+	var want []string
+	for _, r := range bySize.Items {
+		want = append(want, fmt.Sprintf("#/report/%d", r.ID))
+	}
+	if !slices.Equal(shown, want) {
+		t.Errorf("reports sorted by messages: page %v, API %v", shown, want)
+	}
+	if h := func() string { var v string; p.eval(`location.hash`, &v); return v }(); !strings.Contains(h, "sort=messages") || !strings.Contains(h, "dir=asc") {
+		t.Errorf("the sort is not in the URL: %s", h)
+	}
 	var reports struct {
 		Items []struct {
 			ID          int64  `json:"id"`
