@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
@@ -852,6 +853,60 @@ func (e MailboxStatusTls) Valid() bool {
 	case MailboxStatusTlsStarttls:
 		return true
 	case MailboxStatusTlsTls:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MailboxTestAcknowledge.
+const (
+	MailboxTestAcknowledgeCopyFlag MailboxTestAcknowledge = "copy+flag"
+	MailboxTestAcknowledgeEmpty    MailboxTestAcknowledge = ""
+	MailboxTestAcknowledgeMove     MailboxTestAcknowledge = "move"
+	MailboxTestAcknowledgeUidplus  MailboxTestAcknowledge = "uidplus"
+)
+
+// Valid indicates whether the value is a known member of the MailboxTestAcknowledge enum.
+func (e MailboxTestAcknowledge) Valid() bool {
+	switch e {
+	case MailboxTestAcknowledgeCopyFlag:
+		return true
+	case MailboxTestAcknowledgeEmpty:
+		return true
+	case MailboxTestAcknowledgeMove:
+		return true
+	case MailboxTestAcknowledgeUidplus:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MailboxTestStage.
+const (
+	MailboxTestStageConfig  MailboxTestStage = "config"
+	MailboxTestStageConnect MailboxTestStage = "connect"
+	MailboxTestStageEmpty   MailboxTestStage = ""
+	MailboxTestStageFolder  MailboxTestStage = "folder"
+	MailboxTestStageLogin   MailboxTestStage = "login"
+	MailboxTestStageTls     MailboxTestStage = "tls"
+)
+
+// Valid indicates whether the value is a known member of the MailboxTestStage enum.
+func (e MailboxTestStage) Valid() bool {
+	switch e {
+	case MailboxTestStageConfig:
+		return true
+	case MailboxTestStageConnect:
+		return true
+	case MailboxTestStageEmpty:
+		return true
+	case MailboxTestStageFolder:
+		return true
+	case MailboxTestStageLogin:
+		return true
+	case MailboxTestStageTls:
 		return true
 	default:
 		return false
@@ -2208,6 +2263,42 @@ func (e ListReportsParamsDisposition) Valid() bool {
 	case ListReportsParamsDispositionQuarantine:
 		return true
 	case ListReportsParamsDispositionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListReportsParamsSort.
+const (
+	ListReportsParamsSortDateBegin      ListReportsParamsSort = "date_begin"
+	ListReportsParamsSortDomain         ListReportsParamsSort = "domain"
+	ListReportsParamsSortMessages       ListReportsParamsSort = "messages"
+	ListReportsParamsSortMinusDateBegin ListReportsParamsSort = "-date_begin"
+	ListReportsParamsSortMinusDomain    ListReportsParamsSort = "-domain"
+	ListReportsParamsSortMinusMessages  ListReportsParamsSort = "-messages"
+	ListReportsParamsSortMinusOrgName   ListReportsParamsSort = "-org_name"
+	ListReportsParamsSortOrgName        ListReportsParamsSort = "org_name"
+)
+
+// Valid indicates whether the value is a known member of the ListReportsParamsSort enum.
+func (e ListReportsParamsSort) Valid() bool {
+	switch e {
+	case ListReportsParamsSortDateBegin:
+		return true
+	case ListReportsParamsSortDomain:
+		return true
+	case ListReportsParamsSortMessages:
+		return true
+	case ListReportsParamsSortMinusDateBegin:
+		return true
+	case ListReportsParamsSortMinusDomain:
+		return true
+	case ListReportsParamsSortMinusMessages:
+		return true
+	case ListReportsParamsSortMinusOrgName:
+		return true
+	case ListReportsParamsSortOrgName:
 		return true
 	default:
 		return false
@@ -3934,6 +4025,36 @@ type MailboxStatusSource string
 // MailboxStatusTls defines model for MailboxStatus.Tls.
 type MailboxStatusTls string
 
+// MailboxTest defines model for MailboxTest.
+type MailboxTest struct {
+	// Acknowledge How handled mail will be put away on this server
+	Acknowledge MailboxTestAcknowledge `json:"acknowledge"`
+	DurationMs  int                    `json:"duration_ms"`
+
+	// Error Why it failed; empty when ok
+	Error string `json:"error"`
+
+	// Folder The watched folder
+	Folder string `json:"folder"`
+	Host   string `json:"host"`
+
+	// Messages Messages in the folder now; null unless ok
+	Messages *int `json:"messages"`
+
+	// Ok Connected, logged in and opened the folder
+	Ok bool `json:"ok"`
+
+	// Stage The step that failed; empty when ok
+	Stage       MailboxTestStage `json:"stage"`
+	UidValidity *int             `json:"uid_validity"`
+}
+
+// MailboxTestAcknowledge How handled mail will be put away on this server
+type MailboxTestAcknowledge string
+
+// MailboxTestStage The step that failed; empty when ok
+type MailboxTestStage string
+
 // MailboxUpdate The fields to change; every one is optional and has no default (a field left out keeps its value). Giving a password replaces a token file and the other way round.
 type MailboxUpdate struct {
 	// AllowPlain Required for tls none
@@ -5356,6 +5477,9 @@ type ListReportsParams struct {
 	// Asn The source's AS number (15169 or AS15169)
 	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 
+	// Sort Order of the list: date_begin, domain, org_name (case-insensitive) or messages, ascending, or descending with a leading - (-messages). Default -date_begin; ties are broken by id in the same direction, so pages never overlap
+	Sort *ListReportsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
 	// Page Page number from 1
 	Page *int `form:"page,omitempty" json:"page,omitempty"`
 
@@ -5371,6 +5495,9 @@ type ListReportsParamsSpfResult string
 
 // ListReportsParamsDisposition defines parameters for ListReports.
 type ListReportsParamsDisposition string
+
+// ListReportsParamsSort defines parameters for ListReports.
+type ListReportsParamsSort string
 
 // ListRecordsParams defines parameters for ListRecords.
 type ListRecordsParams struct {
@@ -7191,6 +7318,13 @@ type ClientInterface interface {
 	// Corresponds with GET /api/ingests/{id} (the `GetIngest` operationId).
 	GetIngest(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetIngestRaw The original bytes of a received file, as a download (admin)
+	//
+	// The stored original, decompressed from storage but otherwise exactly as the source handed it over. Always Content-Disposition: attachment with a sanitised file name (letters, digits, dot, dash, underscore; ingest-{id} when nothing is left), typed by its content (application/gzip, application/zip, application/xml, message/rfc822, application/json, else application/octet-stream) rather than by its name, with nosniff and a sandboxing Content-Security-Policy: reports are attacker-controlled and are never rendered inline.
+	//
+	// Corresponds with GET /api/ingests/{id}/raw (the `GetIngestRaw` operationId).
+	GetIngestRaw(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListMailboxes Every mailbox with its progress and last poll
 	//
 	// Every mailbox with its progress and last poll. Needs the admin role or above.
@@ -7248,7 +7382,14 @@ type ClientInterface interface {
 	// Corresponds with PATCH /api/mailboxes/{id} (the `UpdateMailbox` operationId).
 	UpdateMailbox(ctx context.Context, id int64, body UpdateMailboxJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListReports List reports, newest first
+	// TestMailbox Try a mailbox's connection, login and folder now, without polling it (admin)
+	//
+	// Connects through the same outbound policy and with the same credentials as a poll, logs in and examines the watched folder read-only: nothing is read, moved or flagged and the mailbox's poll state does not change. A failed test is still a 200: ok is false and stage and error say which step failed and why. Bounded by 20 s.
+	//
+	// Corresponds with POST /api/mailboxes/{id}/test (the `TestMailbox` operationId).
+	TestMailbox(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListReports List reports, newest first unless sort says otherwise
 	//
 	// List reports, newest first. Needs the viewer role or above.
 	//
@@ -8694,6 +8835,23 @@ func (c *Client) GetIngest(ctx context.Context, id int64, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
+// GetIngestRaw The original bytes of a received file, as a download (admin)
+//
+// The stored original, decompressed from storage but otherwise exactly as the source handed it over. Always Content-Disposition: attachment with a sanitised file name (letters, digits, dot, dash, underscore; ingest-{id} when nothing is left), typed by its content (application/gzip, application/zip, application/xml, message/rfc822, application/json, else application/octet-stream) rather than by its name, with nosniff and a sandboxing Content-Security-Policy: reports are attacker-controlled and are never rendered inline.
+//
+// Corresponds with GET /api/ingests/{id}/raw (the `GetIngestRaw` operationId).
+func (c *Client) GetIngestRaw(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetIngestRawRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListMailboxes Every mailbox with its progress and last poll
 //
 // Every mailbox with its progress and last poll. Needs the admin role or above.
@@ -8821,7 +8979,24 @@ func (c *Client) UpdateMailbox(ctx context.Context, id int64, body UpdateMailbox
 	return c.Client.Do(req)
 }
 
-// ListReports List reports, newest first
+// TestMailbox Try a mailbox's connection, login and folder now, without polling it (admin)
+//
+// Connects through the same outbound policy and with the same credentials as a poll, logs in and examines the watched folder read-only: nothing is read, moved or flagged and the mailbox's poll state does not change. A failed test is still a 200: ok is false and stage and error say which step failed and why. Bounded by 20 s.
+//
+// Corresponds with POST /api/mailboxes/{id}/test (the `TestMailbox` operationId).
+func (c *Client) TestMailbox(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestMailboxRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListReports List reports, newest first unless sort says otherwise
 //
 // List reports, newest first. Needs the viewer role or above.
 //
@@ -13612,6 +13787,40 @@ func NewGetIngestRequest(server string, id int64) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetIngestRawRequest constructs an http.Request for the GetIngestRaw method
+func NewGetIngestRawRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/ingests/%s/raw", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListMailboxesRequest constructs an http.Request for the ListMailboxes method
 func NewListMailboxesRequest(server string, params *ListMailboxesParams) (*http.Request, error) {
 	var err error
@@ -13833,6 +14042,40 @@ func NewUpdateMailboxRequestWithBody(server string, id int64, contentType string
 	return req, nil
 }
 
+// NewTestMailboxRequest constructs an http.Request for the TestMailbox method
+func NewTestMailboxRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/mailboxes/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListReportsRequest constructs an http.Request for the ListReports method
 func NewListReportsRequest(server string, params *ListReportsParams) (*http.Request, error) {
 	var err error
@@ -14008,6 +14251,18 @@ func NewListReportsRequest(server string, params *ListReportsParams) (*http.Requ
 		if params.Asn != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -18416,6 +18671,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/ingests/{id} (the `GetIngest` operationId).
 	GetIngestWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetIngestReply, error)
 
+	// GetIngestRawWithResponse The original bytes of a received file, as a download (admin)
+	//
+	// The stored original, decompressed from storage but otherwise exactly as the source handed it over. Always Content-Disposition: attachment with a sanitised file name (letters, digits, dot, dash, underscore; ingest-{id} when nothing is left), typed by its content (application/gzip, application/zip, application/xml, message/rfc822, application/json, else application/octet-stream) rather than by its name, with nosniff and a sandboxing Content-Security-Policy: reports are attacker-controlled and are never rendered inline.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/ingests/{id}/raw (the `GetIngestRaw` operationId).
+	GetIngestRawWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetIngestRawReply, error)
+
 	// ListMailboxesWithResponse Every mailbox with its progress and last poll
 	//
 	// Every mailbox with its progress and last poll. Needs the admin role or above.
@@ -18479,7 +18743,16 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PATCH /api/mailboxes/{id} (the `UpdateMailbox` operationId).
 	UpdateMailboxWithResponse(ctx context.Context, id int64, body UpdateMailboxJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateMailboxReply, error)
 
-	// ListReportsWithResponse List reports, newest first
+	// TestMailboxWithResponse Try a mailbox's connection, login and folder now, without polling it (admin)
+	//
+	// Connects through the same outbound policy and with the same credentials as a poll, logs in and examines the watched folder read-only: nothing is read, moved or flagged and the mailbox's poll state does not change. A failed test is still a 200: ok is false and stage and error say which step failed and why. Bounded by 20 s.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/mailboxes/{id}/test (the `TestMailbox` operationId).
+	TestMailboxWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*TestMailboxReply, error)
+
+	// ListReportsWithResponse List reports, newest first unless sort says otherwise
 	//
 	// List reports, newest first. Needs the viewer role or above.
 	//
@@ -23737,6 +24010,126 @@ func (r GetIngestReply) ContentType() string {
 	return ""
 }
 
+// GetIngestRawReply200Headers the declared response headers of an HTTP 200 response for GetIngestRaw
+type GetIngestRawReply200Headers struct {
+	ContentDisposition *string
+}
+
+// GetIngestRawReply401Headers the declared response headers of an HTTP 401 response for GetIngestRaw
+type GetIngestRawReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetIngestRawReply429Headers the declared response headers of an HTTP 429 response for GetIngestRaw
+type GetIngestRawReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type GetIngestRawReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *openapi_types.File
+	// ApplicationtlsrptJSON200 the response for an HTTP 200 `application/tlsrpt+json` response
+	ApplicationtlsrptJSON200 *openapi_types.File
+	// XML200 the response for an HTTP 200 `application/xml` response
+	XML200 *openapi_types.File
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetIngestRawReply200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetIngestRawReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetIngestRawReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetIngestRawReply) GetJSON200() *openapi_types.File {
+	return r.JSON200
+}
+
+// GetApplicationtlsrptJSON200 returns the response for an HTTP 200 `application/tlsrpt+json` response
+func (r GetIngestRawReply) GetApplicationtlsrptJSON200() *openapi_types.File {
+	return r.ApplicationtlsrptJSON200
+}
+
+// GetXML200 returns the response for an HTTP 200 `application/xml` response
+func (r GetIngestRawReply) GetXML200() *openapi_types.File {
+	return r.XML200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetIngestRawReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetIngestRawReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetIngestRawReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetIngestRawReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetIngestRawReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetIngestRawReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetIngestRawReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetIngestRawReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetIngestRawReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetIngestRawReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListMailboxesReply200Headers the declared response headers of an HTTP 200 response for ListMailboxes
 type ListMailboxesReply200Headers struct {
 	RateLimitLimit     *int
@@ -24319,6 +24712,105 @@ func (r UpdateMailboxReply) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateMailboxReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// TestMailboxReply401Headers the declared response headers of an HTTP 401 response for TestMailbox
+type TestMailboxReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// TestMailboxReply429Headers the declared response headers of an HTTP 429 response for TestMailbox
+type TestMailboxReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type TestMailboxReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MailboxTest
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *TestMailboxReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *TestMailboxReply429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TestMailboxReply) GetJSON200() *MailboxTest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r TestMailboxReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r TestMailboxReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r TestMailboxReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r TestMailboxReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r TestMailboxReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r TestMailboxReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r TestMailboxReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TestMailboxReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TestMailboxReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TestMailboxReply) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -30043,6 +30535,21 @@ func (c *ClientWithResponses) GetIngestWithResponse(ctx context.Context, id int6
 	return ParseGetIngestReply(rsp)
 }
 
+// GetIngestRawWithResponse The original bytes of a received file, as a download (admin)
+//
+// The stored original, decompressed from storage but otherwise exactly as the source handed it over. Always Content-Disposition: attachment with a sanitised file name (letters, digits, dot, dash, underscore; ingest-{id} when nothing is left), typed by its content (application/gzip, application/zip, application/xml, message/rfc822, application/json, else application/octet-stream) rather than by its name, with nosniff and a sandboxing Content-Security-Policy: reports are attacker-controlled and are never rendered inline.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/ingests/{id}/raw (the `GetIngestRaw` operationId).
+func (c *ClientWithResponses) GetIngestRawWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetIngestRawReply, error) {
+	rsp, err := c.GetIngestRaw(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetIngestRawReply(rsp)
+}
+
 // ListMailboxesWithResponse Every mailbox with its progress and last poll
 //
 // Every mailbox with its progress and last poll. Needs the admin role or above.
@@ -30148,7 +30655,22 @@ func (c *ClientWithResponses) UpdateMailboxWithResponse(ctx context.Context, id 
 	return ParseUpdateMailboxReply(rsp)
 }
 
-// ListReportsWithResponse List reports, newest first
+// TestMailboxWithResponse Try a mailbox's connection, login and folder now, without polling it (admin)
+//
+// Connects through the same outbound policy and with the same credentials as a poll, logs in and examines the watched folder read-only: nothing is read, moved or flagged and the mailbox's poll state does not change. A failed test is still a 200: ok is false and stage and error say which step failed and why. Bounded by 20 s.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/mailboxes/{id}/test (the `TestMailbox` operationId).
+func (c *ClientWithResponses) TestMailboxWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*TestMailboxReply, error) {
+	rsp, err := c.TestMailbox(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestMailboxReply(rsp)
+}
+
+// ListReportsWithResponse List reports, newest first unless sort says otherwise
 //
 // List reports, newest first. Needs the viewer role or above.
 //
@@ -35670,6 +36192,138 @@ func ParseGetIngestReply(rsp *http.Response) (*GetIngestReply, error) {
 	return response, nil
 }
 
+// ParseGetIngestRawReply parses an HTTP response from a GetIngestRawWithResponse call
+func ParseGetIngestRawReply(rsp *http.Response) (*GetIngestRawReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetIngestRawReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.Header.Get("Content-Type") == "application/json" && rsp.StatusCode == 200:
+		var dest openapi_types.File
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.Header.Get("Content-Type") == "application/tlsrpt+json" && rsp.StatusCode == 200:
+		var dest openapi_types.File
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationtlsrptJSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "xml") && rsp.StatusCode == 200:
+		var dest openapi_types.File
+		if err := xml.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.XML200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (message/rfc822) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetIngestRawReply200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetIngestRawReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetIngestRawReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListMailboxesReply parses an HTTP response from a ListMailboxesWithResponse call
 func ParseListMailboxesReply(rsp *http.Response) (*ListMailboxesReply, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -36310,6 +36964,111 @@ func ParseUpdateMailboxReply(rsp *http.Response) (*UpdateMailboxReply, error) {
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers UpdateMailboxReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseTestMailboxReply parses an HTTP response from a TestMailboxWithResponse call
+func ParseTestMailboxReply(rsp *http.Response) (*TestMailboxReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TestMailboxReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MailboxTest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers TestMailboxReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers TestMailboxReply429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

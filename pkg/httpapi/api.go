@@ -176,6 +176,8 @@ func (a *API) table() []Route {
 		{get, "/api/mailboxes/:id", auth.Admin, RateAPI, a.getMailbox},
 		{patch, "/api/mailboxes/:id", auth.Admin, RateAPI, a.updateMailbox},
 		{del, "/api/mailboxes/:id", auth.Admin, RateAPI, a.deleteMailbox},
+		{post, "/api/mailboxes/:id/test", auth.Admin, RateAPI, a.testMailbox},
+		{get, "/api/ingests/:id/raw", auth.Admin, RateAPI, a.rawIngest},
 	}
 	// Feature packages declare each endpoint's least role (pkg/route); one whose service this
 	// process was built without still lists its routes, answering 503.

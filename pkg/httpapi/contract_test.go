@@ -115,7 +115,8 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 		"Report": httpapi.ReportView{}, "Policy": httpapi.PolicyView{}, "Record": httpapi.RecordView{}, "Domain": httpapi.DomainView{},
 		"Ingest": httpapi.IngestView{}, "User": auth.User{}, "Tokens": auth.Tokens{}, "APIKey": auth.Key{}, "AuditEntry": audit.Entry{},
 		"MailboxStatus": mailpoll.MailboxStatus{}, "MailboxPollResult": mailpoll.PollResult{}, "MailboxProgress": mailpoll.Progress{},
-		"TaskStatus": httpapi.TaskStatus{}, "Problem": httpapi.Problem{},
+		"MailboxTest": mailpoll.TestResult{},
+		"TaskStatus":  httpapi.TaskStatus{}, "Problem": httpapi.Problem{},
 	}
 	for name, v := range types {
 		s, ok := d.Components.Schemas[name]

@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
@@ -64,6 +65,7 @@ type fixtureOptions struct {
 	log        *slog.Logger // nil: testenv.Logger(); given, the store and the API log there
 	redis      httpapi.Pinger
 	store      *store.Store // nil: a fresh one of the backend
+	mail       *mailpoll.Service
 }
 
 var roleEmails = map[auth.Role]string{auth.Viewer: "viewer@example.com", auth.Analyst: "analyst@example.com", auth.Admin: "admin@example.com"}
@@ -101,7 +103,7 @@ func newAuthFixture(t *testing.T, b testenv.Backend, o fixtureOptions) fixture {
 	al := audit.New(st.DB())
 	e := httpapi.New(httpapi.Deps{Store: st, Ingest: svc, Limits: o.limits, TempDir: t.TempDir(), Log: o.log,
 		Auth: as, Audit: al, Limiter: lim, Rates: o.rates, TrustedProxies: o.proxies, CORSOrigins: o.origins, Monitoring: o.monitoring,
-		Redis: o.redis})
+		Redis: o.redis, Mail: o.mail})
 	f := fixture{t: t, e: e, st: st, svc: svc, auth: as, audit: al, creds: map[auth.Role]string{}}
 	for role, email := range roleEmails {
 		if _, err := as.CreateUser(context.Background(), auth.NewUser{Email: email, Password: password, Role: role, Name: role.String()}); err != nil {

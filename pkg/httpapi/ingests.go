@@ -1,8 +1,12 @@
 package httpapi
 
 import (
+	"bufio"
 	_ "embed"
+	"fmt"
+	"mime"
 	"net/http"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -10,13 +14,21 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/vigilhq/vigil/pkg/apiparams"
+	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/store"
+	"github.com/vigilhq/vigil/pkg/unwrap"
 )
 
 // IngestsSpec documents GET /api/ingests (merged by specFragments).
 //
 //go:embed openapi-ingests.json
 var IngestsSpec []byte
+
+// DashboardSpec documents the endpoints the dashboard added to this package's resources:
+// GET /api/ingests/{id}/raw and POST /api/mailboxes/{id}/test (merged by specFragments).
+//
+//go:embed openapi-dashboard.json
+var DashboardSpec []byte
 
 var ingestStatuses = []string{store.StatusPending, store.StatusProcessed, store.StatusDuplicate, store.StatusFailed}
 
@@ -70,4 +82,63 @@ func (a *API) listIngests(c echo.Context) error {
 		items[i] = ingestView(r, rids)
 	}
 	return c.JSON(http.StatusOK, List[IngestView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
+}
+
+// rawCSP replaces the API's policy on a raw file: should a browser ever render one despite
+// the attachment disposition and nosniff, it runs nothing and loads nothing.
+const rawCSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
+
+// rawIngest is GET /api/ingests/{id}/raw: the stored original bytes of a received file, for an
+// admin to re-check what a reporter sent. The bytes are attacker-controlled, so they are always
+// an attachment under a sanitised name, typed by their content (not by the name the sender
+// chose), with nosniff and a sandboxing CSP: never rendered inline by the dashboard's origin.
+func (a *API) rawIngest(c echo.Context) error {
+	id, err := idParam(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	ing, err := a.Store.GetIngest(ctx, id)
+	if err != nil {
+		return err
+	}
+	raw, err := a.Store.RawFile(ctx, id)
+	if err != nil {
+		return err
+	}
+	r, err := ingest.Original(raw)
+	if err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(r, 4096)
+	head, _ := br.Peek(4096) // a short file or a read error shows in the copy below
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentSecurityPolicy, rawCSP)
+	h.Set(echo.HeaderContentDisposition, mime.FormatMediaType("attachment", map[string]string{"filename": safeFilename(ing.Filename, id)}))
+	return c.Stream(http.StatusOK, unwrap.MediaType(head), br)
+}
+
+// safeFilename is a download name built from a sender-chosen file name: its last path
+// element, with only letters, digits, dot, dash and underscore kept (others become "_"), no
+// leading dot, at most 100 bytes; ingest-{id} when nothing is left. Paths, quotes, CR/LF and
+// non-ASCII never reach the Content-Disposition header or the user's disk.
+func safeFilename(name string, id int64) string {
+	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := strings.TrimLeft(b.String(), "._")
+	if len(out) > 100 {
+		out = out[len(out)-100:]
+	}
+	if strings.Trim(out, "_.-") == "" {
+		return fmt.Sprintf("ingest-%d", id)
+	}
+	return out
 }

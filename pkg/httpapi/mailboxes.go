@@ -296,3 +296,18 @@ func inputFields(in mailpoll.Input) []string {
 	slices.Sort(out)
 	return out
 }
+
+// testMailbox tries a mailbox's connection, login and folder now, without polling it: the
+// answer (200 whether the test passed or not) says which step failed and why, so a wrong
+// password or certificate shows at once rather than at the next poll.
+func (a *API) testMailbox(c echo.Context) error {
+	m, id, err := a.mailAndID(c)
+	if err != nil {
+		return err
+	}
+	res, err := m.Test(c.Request().Context(), id)
+	if err != nil {
+		return mailError(err)
+	}
+	return c.JSON(http.StatusOK, res)
+}

@@ -38,7 +38,7 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{analytics.OpenAPI, IngestsSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI, tlsrpt.OpenAPI, failure.OpenAPI, ml.OpenAPI,
+	return [][]byte{analytics.OpenAPI, IngestsSpec, DashboardSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI, tlsrpt.OpenAPI, failure.OpenAPI, ml.OpenAPI,
 		apidocs.OpenAPI, metrics.OpenAPI, retention.OpenAPI,
 		export.OpenAPI, digest.OpenAPI}
 }

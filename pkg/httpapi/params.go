@@ -27,7 +27,7 @@ func queryParams() map[string]apiparams.Set {
 	return map[string]apiparams.Set{
 		"GET /health": none, "GET /ready": none, "GET /openapi.json": none,
 		"POST /auth/login": none, "POST /auth/refresh": none, "POST /auth/logout": none,
-		"GET /api/ingests/:id": none, "GET /api/reports": filtered, "GET /api/reports/:id": none,
+		"GET /api/ingests/:id": none, "GET /api/reports": filtered.With("sort"), "GET /api/reports/:id": none,
 		// Records take the record-level filters only: the report is already chosen.
 		"GET /api/reports/:id/records": page.With("source_ip", "source_ip_range", "dkim_result", "spf_result", "disposition", "sender", "country", "asn"),
 		"GET /api/domains":             filtered,
@@ -40,6 +40,7 @@ func queryParams() map[string]apiparams.Set {
 		"GET /tasks/status/:task_id": none,
 		"GET /api/mailboxes":         page, "POST /api/mailboxes": none,
 		"GET /api/mailboxes/:id": none, "PATCH /api/mailboxes/:id": none, "DELETE /api/mailboxes/:id": none,
+		"POST /api/mailboxes/:id/test": none, "GET /api/ingests/:id/raw": none,
 	}
 }
 

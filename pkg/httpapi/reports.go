@@ -104,7 +104,11 @@ func (a *API) listReports(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rows, total, err := a.Store.ListReports(c.Request().Context(), f, p)
+	order, err := store.ParseReportOrder(c.QueryParam("sort"))
+	if err != nil {
+		return badParam("sort", "want one of date_begin, domain, org_name, messages, each optionally prefixed with - for descending")
+	}
+	rows, total, err := a.Store.ListReportsOrdered(c.Request().Context(), f, p, order)
 	if err != nil {
 		return err
 	}

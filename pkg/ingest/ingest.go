@@ -347,3 +347,20 @@ func decodeRaw(f store.RawFile, size, max int64) ([]byte, error) {
 
 // gzipReaders recycles decompressors (each holds a 32 KB window and Huffman tables).
 var gzipReaders sync.Pool
+
+// Original opens the original bytes of a stored file for reading as a stream (for the raw
+// download), undoing the compression the store applied; no size cap, as nothing is buffered.
+func Original(f store.RawFile) (io.Reader, error) {
+	switch f.Encoding {
+	case "identity":
+		return bytes.NewReader(f.Data), nil
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(f.Data))
+		if err != nil {
+			return nil, fmt.Errorf("stored original of ingest %d is unreadable: %w", f.IngestID, err)
+		}
+		zr.Multistream(false) // one member was written; an original that was itself gzip stays whole
+		return zr, nil
+	}
+	return nil, fmt.Errorf("stored original of ingest %d has unknown encoding %q", f.IngestID, f.Encoding)
+}

@@ -298,3 +298,29 @@ func isBlank(line []byte) bool {
 	}
 	return true
 }
+
+// MediaType names the media type of a file from its first bytes (a few KB are enough), by the
+// same content sniffing the pipeline unwraps with: a stored original is served with the type
+// it really has, whatever its name claims (Mimecast sends zip named .gz).
+func MediaType(b []byte) string {
+	k, f := sniff(b)
+	switch k {
+	case kindGzip:
+		return "application/gzip"
+	case kindZlib:
+		return "application/zlib"
+	case kindZip:
+		return "application/zip"
+	case kindMail:
+		return "message/rfc822"
+	}
+	switch f {
+	case FormatDMARC, FormatXML:
+		return "application/xml"
+	case FormatTLSRPT:
+		return "application/tlsrpt+json"
+	case FormatJSON:
+		return "application/json"
+	}
+	return "application/octet-stream"
+}

@@ -1,6 +1,8 @@
 package unwrap
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"testing"
 	"unicode/utf16"
@@ -88,5 +90,32 @@ func TestZipEntryCount(t *testing.T) {
 				t.Errorf("zipEntryCount = %d, %v; want %d, %v", n, ok, tc.want, tc.ok)
 			}
 		})
+	}
+}
+
+func TestMediaType(t *testing.T) {
+	t.Parallel()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("<feedback/>"))
+	zw.Close()
+	cases := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"gzip", gz.Bytes(), "application/gzip"},
+		{"zip", []byte("PK\x03\x04rest"), "application/zip"},
+		{"dmarc xml", []byte("<?xml version=\"1.0\"?><feedback></feedback>"), "application/xml"},
+		{"html is xml-ish, never html", []byte("<html><script>alert(1)</script></html>"), "application/xml"},
+		{"mail", []byte("From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n\r\nbody"), "message/rfc822"},
+		{"json", []byte(`{"a": 1}`), "application/json"},
+		{"random", []byte{0x00, 0x01, 0x02, 0x03}, "application/octet-stream"},
+		{"empty", nil, "application/octet-stream"},
+	}
+	for _, c := range cases {
+		if got := MediaType(c.in); got != c.want {
+			t.Errorf("%s: MediaType = %q, want %q", c.name, got, c.want)
+		}
 	}
 }

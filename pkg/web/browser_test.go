@@ -72,7 +72,8 @@ const (
 )
 
 // startApp runs the whole platform in one process (embedded SQLite and Redis) on a loopback port.
-func startApp(t *testing.T) string {
+// extra adds to (or overrides) the environment.
+func startApp(t *testing.T, extra ...map[string]string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,6 +87,11 @@ func startApp(t *testing.T) string {
 		"VIGIL_JWT_ACCESS_TTL": accessTTL.String(),
 		// The test's own API calls come on top of the page's; the page's are counted below.
 		"VIGIL_RATE_LIMIT_API": "100000/1m", "VIGIL_RATE_LIMIT_AUTH": "1000/1m",
+	}
+	for _, m := range extra {
+		for k, v := range m {
+			env[k] = v
+		}
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
@@ -296,7 +302,10 @@ func (p *page) mark() int {
 func (p *page) open(hash string) time.Duration {
 	p.t.Helper()
 	start := time.Now()
-	p.run(js(fmt.Sprintf(`location.hash = %q`, hash)), chromedp.WaitVisible(chromedp.CSS(`main[data-state="ready"]`)))
+	// The previous page's "ready" must not count: clear it with the hash change (a page opened
+	// again under the same hash fires no hashchange, and stays ready).
+	p.run(js(fmt.Sprintf(`if (location.hash !== %q) { delete document.getElementById('main').dataset.state; location.hash = %q; }`, hash, hash)),
+		chromedp.WaitVisible(chromedp.CSS(`main[data-state="ready"]`)))
 	return time.Since(start)
 }
 
@@ -554,6 +563,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	p.eval(`[...document.querySelectorAll('main tbody tr')].map(tr => tr.children[4].textContent)`, &counts)
 	if len(counts) < 2 || !sortedNumbers(counts) {
 		t.Errorf("sorted by messages ascending: %v", counts)
+	}
+	// The order is the API's (sort=messages over all reports), not the page's own.
+	var shown []string
+	p.eval(`[...document.querySelectorAll('main tbody tr th a')].map(a => a.getAttribute('href'))`, &shown)
+	var bySize struct {
+		Items []struct {
+			ID int64 `json:"id"`
+		} `json:"items"`
+	}
+	admin.get(t, "/api/reports", url.Values{"sort": {"messages"}}, &bySize)
+	var want []string
+	for _, r := range bySize.Items {
+		want = append(want, fmt.Sprintf("#/report/%d", r.ID))
+	}
+	if !slices.Equal(shown, want) {
+		t.Errorf("reports sorted by messages: page %v, API %v", shown, want)
+	}
+	if h := func() string { var v string; p.eval(`location.hash`, &v); return v }(); !strings.Contains(h, "sort=messages") || !strings.Contains(h, "dir=asc") {
+		t.Errorf("the sort is not in the URL: %s", h)
 	}
 	var reports struct {
 		Items []struct {

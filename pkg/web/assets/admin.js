@@ -6,7 +6,7 @@ import { get, post, patch, del, session } from './api.js';
 const ROLE_OPTIONS = [['viewer', 'viewer'], ['analyst', 'analyst'], ['admin', 'admin']];
 
 // form builds a labelled form whose submit calls onSubmit(values) and shows errors inline.
-function form(label, fields, submitLabel, onSubmit) {
+export function form(label, fields, submitLabel, onSubmit) {
   const err = h('div', { 'aria-live': 'assertive' });
   const btn = h('button', { type: 'submit' }, submitLabel);
   const el = h('form', { class: 'card form', 'aria-label': label, onsubmit: async (e) => {
@@ -24,7 +24,7 @@ function form(label, fields, submitLabel, onSubmit) {
   return el;
 }
 
-const val = (f, name) => f.elements[name].value.trim();
+export const val = (f, name) => f.elements[name].value.trim();
 
 /** keys: the user's own API keys; a new key is shown once, with a copy button. */
 export async function keys(main) {
@@ -157,9 +157,31 @@ function lastResult(m) {
   return `${num(r.saved)} saved, ${num(r.duplicates)} duplicates, ${num(r.invalid)} invalid of ${num(r.seen)} seen` + (m.last_error ? ` · error: ${m.last_error}` : '');
 }
 
+const STAGE = { config: 'its settings', connect: 'connecting', tls: 'TLS', login: 'logging in', folder: 'opening the folder' };
+
+// testMailbox tries the connection, login and folder (nothing is read or moved) and shows
+// which step failed and why, or what the folder holds.
+async function testMailbox(m, btn, out) {
+  btn.disabled = true;
+  clear(out, loading(`Testing ${m.name}…`));
+  try {
+    const r = await post(`/api/mailboxes/${m.id}/test`);
+    clear(out, h('div', { class: `card test-result ${r.ok ? 'ok' : 'bad'}`, role: 'status', dataset: { ok: String(r.ok), stage: r.stage } },
+      h('strong', {}, `Test of ${m.name}: `), badge(r.ok ? 'success' : 'failure', r.ok ? 'Connected, logged in and opened the folder' : 'The test failed'), ' ',
+      r.ok
+        ? `logged in to ${r.host}; ${r.folder} holds ${num(r.messages)} messages; handled mail is put away by ${r.acknowledge}. (${num(r.duration_ms)} ms)`
+        : `failed at ${STAGE[r.stage] || r.stage}: ${r.error}`));
+  } catch (e) {
+    clear(out, errorBox(e));
+  } finally {
+    btn.disabled = false;
+  }
+}
+
 /** mailboxes: IMAP mailboxes with their last poll; add, edit, poll now, delete. */
 export async function mailboxes(main) {
   const listEl = h('div', {}, loading());
+  const result = h('div', { 'aria-live': 'polite', id: 'mailbox-test-result' });
   const editor = h('div', {});
   const load = async () => {
     try {
@@ -171,6 +193,7 @@ export async function mailboxes(main) {
         { label: 'Last poll', cell: (m) => dateTime(m.last_poll_at) },
         { label: 'Last result', cell: (m) => lastResult(m) },
         { label: 'Actions', cell: (m) => h('div', { class: 'row-actions' },
+          h('button', { type: 'button', class: 'small secondary', 'aria-label': `Test mailbox ${m.name}`, onclick: (e) => testMailbox(m, e.target, result) }, 'Test'),
           h('button', { type: 'button', class: 'small', onclick: async () => {
             try { await post('/tasks/trigger/email-ingestion', { mailbox_id: m.id }); notice(`Poll of ${m.name} queued.`); setTimeout(load, 3000); } catch (e) { notice(e.detail || e.message, 'error'); }
           } }, 'Poll now'),
@@ -201,7 +224,7 @@ export async function mailboxes(main) {
     notice('Mailbox added.');
     load();
   });
-  clear(main, h('h1', {}, 'Mailboxes'), editor, listEl, create);
+  clear(main, h('h1', {}, 'Mailboxes'), result, editor, listEl, create);
   await load();
   main.dataset.state = 'ready';
 }

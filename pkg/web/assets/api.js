@@ -169,3 +169,31 @@ export function upload(files, onProgress) {
     xhr.send(form);
   });
 }
+
+/**
+ * download fetches a file with the session's token and hands it to the browser as a download
+ * under the name the server's Content-Disposition gives (fallback otherwise). The bytes never
+ * become a page: they go to a blob saved by an <a download> click.
+ */
+export async function download(path, fallback, retried) {
+  session.requests++;
+  const resp = await fetch(path, { headers: { Authorization: 'Bearer ' + session.access }, credentials: 'omit', cache: 'no-store' });
+  if (resp.status === 401 && !retried) {
+    await refresh();
+    return download(path, fallback, true);
+  }
+  if (!resp.ok) {
+    const data = (resp.headers.get('Content-Type') || '').includes('json') ? await resp.json().catch(() => ({})) : {};
+    throw new ApiError(resp.status, data);
+  }
+  const m = /filename="?([A-Za-z0-9._-]+)"?/.exec(resp.headers.get('Content-Disposition') || '');
+  const url = URL.createObjectURL(await resp.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = m ? m[1] : fallback;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  return a.download;
+}

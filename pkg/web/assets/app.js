@@ -7,6 +7,8 @@ import * as overview from './overview.js';
 import * as reports from './reports.js';
 import * as upload from './upload.js';
 import * as admin from './admin.js';
+import * as alerts from './alerts.js';
+import * as senders from './senders.js';
 
 const ROLES = { viewer: 1, analyst: 2, admin: 3 };
 
@@ -15,12 +17,23 @@ const pages = [
   { path: 'overview', label: 'Overview', role: 'viewer', mod: overview },
   { path: 'reports', label: 'Reports', role: 'viewer', mod: reports },
   { path: 'upload', label: 'Upload', role: 'analyst', mod: upload },
+  { path: 'senders', label: 'Senders', role: 'viewer', mod: senders },
+  { path: 'alerts', label: 'Alerts', role: 'viewer', mod: { render: alerts.list } },
   { path: 'keys', label: 'API keys', role: 'viewer', mod: { render: admin.keys } },
   { path: 'admin/users', label: 'Users', role: 'admin', mod: { render: admin.users } },
   { path: 'admin/mailboxes', label: 'Mailboxes', role: 'admin', mod: { render: admin.mailboxes } },
   { path: 'admin/audit', label: 'Audit log', role: 'admin', mod: { render: admin.audit } },
 ];
-const hidden = [{ path: 'report', role: 'viewer', mod: { render: reports.detail } }];
+// Pages reached from others (a detail, a tab of a section) rather than from the menu.
+const hidden = [
+  { path: 'report', role: 'viewer', mod: { render: reports.detail } },
+  { path: 'alert', label: 'Alert', role: 'viewer', mod: { render: alerts.detail } },
+  { path: 'alerts/rules', label: 'Alert rules', role: 'viewer', mod: { render: alerts.rules } },
+  { path: 'alerts/windows', label: 'Maintenance windows', role: 'viewer', mod: { render: alerts.windows } },
+  { path: 'alerts/channels', label: 'Channels', role: 'admin', mod: { render: alerts.channels } },
+];
+// section: the menu entry a hidden page belongs to.
+const section = (path) => (path === 'report' ? 'reports' : path === 'alert' || path.startsWith('alerts/') ? 'alerts' : path);
 
 export const can = (role) => session.me && ROLES[session.me.role] >= ROLES[role];
 
@@ -31,7 +44,7 @@ export function parseHash() {
   const parts = (p || '').split('/').filter(Boolean);
   let path = parts.join('/');
   let arg = null;
-  if (parts[0] === 'report' && parts.length > 1) { path = 'report'; arg = decodeURIComponent(parts[1]); }
+  if ((parts[0] === 'report' || parts[0] === 'alert') && parts.length > 1) { path = parts[0]; arg = decodeURIComponent(parts[1]); }
   return { path: path || 'overview', arg, params: new URLSearchParams(q || '') };
 }
 
@@ -77,7 +90,7 @@ async function route() {
 function renderNav(current) {
   const nav = document.getElementById('nav');
   const items = pages.filter((p) => can(p.role)).map((p) =>
-    h('a', { href: '#/' + p.path, 'aria-current': current === p.path || (current === 'report' && p.path === 'reports') ? 'page' : undefined }, p.label));
+    h('a', { href: '#/' + p.path, 'aria-current': section(current) === p.path ? 'page' : undefined }, p.label));
   if (can('admin')) items.push(h('a', { href: '/monitoring/', target: '_blank', rel: 'noopener', title: 'Asynqmon: log in with any user name and an admin API key as the password' }, 'Queue monitor ↗'));
   clear(nav, ...items);
   const who = document.getElementById('who');

@@ -1,24 +1,20 @@
-// Reports: the list (paged by the API, newest first; the column buttons sort the page shown)
-// and a report's detail with its policy and every record with all DKIM and SPF results.
-import { h, clear, num, date, dateTime, field, select, table, pager, badge, errorBox, empty, loading } from './dom.js';
-import { get } from './api.js';
+// Reports: the list (paged and sorted by the API: the column buttons ask for sort=) and a
+// report's detail with its policy and every record with all DKIM and SPF results, and for
+// admins the raw file download.
+import { h, clear, num, date, dateTime, field, select, table, pager, badge, errorBox, empty, loading, notice } from './dom.js';
+import { get, download } from './api.js';
 import { filtersOf } from './overview.js';
 
 const PAGE_SIZES = [25, 50, 100, 200];
 
-const sorters = {
-  date_begin: (r) => r.date_begin,
-  org_name: (r) => (r.org_name || '').toLowerCase(),
-  domain: (r) => (r.domain || '').toLowerCase(),
-  message_count: (r) => r.message_count,
-  record_count: (r) => r.record_count,
-};
+// The sort keys GET /api/reports accepts (its allow-list).
+const SORTS = ['date_begin', 'org_name', 'domain', 'messages'];
 
 export async function render(main, params, { go }) {
   const f = filtersOf(params);
   const page = Math.max(1, Number(params.get('page')) || 1);
   const size = PAGE_SIZES.includes(Number(params.get('page_size'))) ? Number(params.get('page_size')) : 50;
-  const sort = sorters[params.get('sort')] ? params.get('sort') : 'date_begin';
+  const sort = SORTS.includes(params.get('sort')) ? params.get('sort') : 'date_begin';
   const dir = params.get('dir') === 'asc' ? 'asc' : 'desc';
   const nav = (over) => go('reports', { ...f, page, page_size: size, sort, dir, ...over });
 
@@ -38,7 +34,7 @@ export async function render(main, params, { go }) {
 
   let list;
   try {
-    list = await get('/api/reports', { ...f, page, page_size: size });
+    list = await get('/api/reports', { ...f, page, page_size: size, sort: (dir === 'desc' ? '-' : '') + sort });
   } catch (e) {
     clear(body, errorBox(e));
     return;
@@ -51,16 +47,15 @@ export async function render(main, params, { go }) {
     main.dataset.state = 'ready';
     return;
   }
-  const key = sorters[sort];
-  const rows = [...list.items].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * (dir === 'asc' ? 1 : -1));
+  const rows = list.items;
   clear(body,
     table('Reports', [
       { label: 'Period', sort: 'date_begin', th: true, cell: (r) => h('a', { href: `#/report/${r.id}` }, `${date(r.date_begin)} – ${date(r.date_end)}`) },
       { label: 'Reporter', sort: 'org_name', cell: (r) => r.org_name },
       { label: 'Domain', sort: 'domain', cell: (r) => r.domain },
       { label: 'Policy', cell: (r) => badge('p=' + (r.policy?.p || '?'), 'The published policy for the domain when the report was made') },
-      { label: 'Messages', sort: 'message_count', cell: (r) => num(r.message_count) },
-      { label: 'Records', sort: 'record_count', cell: (r) => num(r.record_count) },
+      { label: 'Messages', sort: 'messages', cell: (r) => num(r.message_count) },
+      { label: 'Records', cell: (r) => num(r.record_count) },
       { label: 'Report ID', cell: (r) => h('span', { class: 'mono' }, r.report_id) },
     ], rows, { sort, dir, onSort: (s, d) => nav({ sort: s, dir: d }) }),
     pager(page, size, list.total, (p) => nav({ page: p })));
@@ -70,7 +65,7 @@ export async function render(main, params, { go }) {
 const RECORD_PAGE = 100;
 
 /** detail shows one report: metadata, policy, warnings and its records, page by page. */
-export async function detail(main, params, { arg, go }) {
+export async function detail(main, params, { arg, go, can }) {
   const id = Number(arg);
   const rpage = Math.max(1, Number(params.get('page')) || 1);
   const r = await get(`/api/reports/${id}`);
@@ -85,7 +80,7 @@ export async function detail(main, params, { arg, go }) {
       h('section', { class: 'card', 'aria-labelledby': 'rep-h' }, h('h2', { id: 'rep-h' }, 'Report'),
         dl([['Reporter', r.org_name], ['Contact', r.email], ['Extra contact', r.extra_contact_info], ['Report ID', r.report_id],
           ['Period', `${dateTime(r.date_begin)} – ${dateTime(r.date_end)}`], ['Messages', num(r.message_count)], ['Records', num(r.record_count)],
-          ['Version', r.version], ['Generator', r.generator], ['File', r.ingest_id != null ? `ingest ${r.ingest_id}` : null]])),
+          ['Version', r.version], ['Generator', r.generator], ['File', r.ingest_id != null ? fileCell(r.ingest_id, can) : null]])),
       h('section', { class: 'card', 'aria-labelledby': 'pol-h' }, h('h2', { id: 'pol-h' }, 'Published policy'),
         dl([['p', pol(p.p), 'Policy for the domain'], ['sp', pol(p.sp), 'Policy for subdomains'], ['np', pol(p.np), 'Policy for non-existent subdomains'],
           ['pct', p.pct == null ? 'absent (100)' : String(p.pct), 'Share of failing mail the policy applies to'],
@@ -125,4 +120,14 @@ function records(items) {
     { label: 'SPF results', cell: (x) => results(x.spf_results, 'SPF') },
     { label: 'Overrides', cell: (x) => (x.reasons && x.reasons.length ? h('ul', { class: 'results' }, x.reasons.map((o) => h('li', {}, o.type, o.comment ? `: ${o.comment}` : ''))) : '–') },
   ], items);
+}
+
+// fileCell names the received file; admins get its original bytes as a download (the API
+// serves it as an attachment; the bearer token goes in a header, never in a URL).
+function fileCell(id, can) {
+  if (!can('admin')) return `ingest ${id}`;
+  return [`ingest ${id} `, h('button', { type: 'button', class: 'small secondary', id: 'raw-download', onclick: async (e) => {
+    e.target.disabled = true;
+    try { await download(`/api/ingests/${id}/raw`, `ingest-${id}`); } catch (ex) { notice(ex.detail || ex.message, 'error'); } finally { e.target.disabled = false; }
+  } }, 'Download the raw file')];
 }
