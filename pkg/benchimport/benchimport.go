@@ -185,8 +185,8 @@ type result struct {
 	lag      time.Duration // from the end of the command (import) or of processing (upload) to rolled up
 	reports  int64
 	records  int64
-	rssKB    int64 // the import process, or the worker
-	apiRSSKB int64 // upload: the api process
+	rssKB    int64         // the import process, or the worker
+	apiRSSKB int64         // upload: the api process
 	accepted time.Duration // upload: until the last request was answered (a diagnosis, not the figure)
 }
 
