@@ -97,7 +97,12 @@ type senderItem struct {
 // sources are grouped under their names.
 func checkSenders(t *testing.T, c api) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	// Enrichment is a background job: this waits for it to finish rather than timing it (its
+	// speed is BenchmarkEnrich100k's). Under -race on a busy CI machine the corpus's 2,400
+	// sources took over 90 s, so the bound is wide and the time is logged.
+	start := time.Now()
+	deadline := start.Add(4 * time.Minute)
+	defer func() { t.Logf("enrichment of the corpus's sources done in %v", time.Since(start).Round(time.Second)) }()
 	for ; ; time.Sleep(200 * time.Millisecond) {
 		var st struct {
 			Sources    int64 `json:"sources"`
@@ -110,7 +115,7 @@ func checkSenders(t *testing.T, c api) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("enrichment not done after 90s: %+v", st)
+			t.Fatalf("enrichment not done after 4 minutes: %+v", st)
 		}
 	}
 	var list struct {
