@@ -155,9 +155,10 @@ func contractClient(t *testing.T) *http.Client {
 
 func waitHTTP(t *testing.T, base string) {
 	t.Helper()
-	// Generous: the embedded default migrates SQLite first, which under -race on a loaded
-	// machine took over 20 s.
-	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	// Generous: the embedded default migrates SQLite first (20 migrations), which under -race
+	// on a loaded machine took over 20 s, and past 90 s once beside this package's heavier
+	// end-to-end tests (7 s alone).
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if resp, err := http.Get(base + "/health"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -165,7 +166,7 @@ func waitHTTP(t *testing.T, base string) {
 			}
 		}
 	}
-	t.Fatalf("%s/health did not answer within 90s", base)
+	t.Fatalf("%s/health did not answer within 3 minutes", base)
 }
 
 func corpusFiles(t *testing.T, rels ...string) map[string][]byte {
