@@ -28,7 +28,7 @@ func (r *Rollup) upsert(ctx context.Context, tx *gorm.DB, a *accumulator) error 
 		if r.dialect == store.Postgres {
 			err = upsertPG(ctx, tx, t, keys)
 		} else {
-			err = upsertSQLite(ctx, tx, t, keys)
+			err = upsertSQLite(ctx, r.st, tx, t, keys)
 		}
 		if err != nil {
 			return fmt.Errorf("upsert %s: %w", t.name(), err)
@@ -160,7 +160,7 @@ func upsertPG(ctx context.Context, tx *gorm.DB, t *table, keys []key) error {
 // binds arguments in time quadratic in their number.
 const sqliteChunk = 64
 
-func upsertSQLite(ctx context.Context, tx *gorm.DB, t *table, keys []key) error {
+func upsertSQLite(ctx context.Context, st *store.Store, tx *gorm.DB, t *table, keys []key) error {
 	cols := t.cols()
 	build := func(rows int) string {
 		var b strings.Builder
@@ -185,11 +185,13 @@ func upsertSQLite(ctx context.Context, tx *gorm.DB, t *table, keys []key) error 
 				args = append(args, colValue(c, k, t.rows[k]))
 			}
 		}
-		q := full
-		if len(part) != sqliteChunk {
-			q = build(len(part))
+		if len(part) == sqliteChunk {
+			if err := st.ExecRepeated(ctx, tx, full, args...); err != nil {
+				return err
+			}
+			continue
 		}
-		if _, err := tx.Statement.ConnPool.ExecContext(ctx, q, args...); err != nil {
+		if _, err := tx.Statement.ConnPool.ExecContext(ctx, build(len(part)), args...); err != nil {
 			return err
 		}
 	}

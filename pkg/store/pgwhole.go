@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -92,21 +91,7 @@ type pgReport struct {
 // statements racing on the same reports wait for each other instead of deadlocking; a report
 // whose identity appears twice in the call is sent once and the repeat linked afterwards.
 func (s *Store) saveFilesPG(ctx context.Context, files []FileReports, rows [][]Report) ([][]Saved, []bool, error) {
-	var send []pgReport
-	for i := range files {
-		for j := range rows[i] {
-			send = append(send, pgReport{i, j, rows[i][j]})
-		}
-	}
-	slices.SortStableFunc(send, func(a, b pgReport) int { return identityOf(&a.row).compare(identityOf(&b.row)) })
-	kept := send[:0]
-	for k, p := range send {
-		if k > 0 && identityOf(&p.row) == identityOf(&send[k-1].row) {
-			continue // linked below, once the first is stored
-		}
-		kept = append(kept, p)
-	}
-	send = kept
+	send := sortedUnique(rows) // a repeat is linked below, once the first is stored
 	args := reportArgs(send)
 	args = append(args, recordArgs(files, send)...)
 	args = append(args, finishArgs(files, rows)...)

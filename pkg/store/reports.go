@@ -112,57 +112,12 @@ func (s *Store) SaveFiles(ctx context.Context, files []FileReports) (saved [][]S
 	if s.dialect == Postgres {
 		saved, finished, err = s.saveFilesPG(ctx, files, rows)
 	} else {
-		saved, finished, err = s.saveFilesTx(ctx, files, rows)
+		saved, finished, err = s.saveFilesSQLite(ctx, files, rows)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: save reports of ingest %d and %d more: %w", files[0].IngestID, len(files)-1, err)
 	}
 	return saved, finished, nil
-}
-
-// saveFilesTx is SaveFiles in one transaction, report by report (SQLite).
-func (s *Store) saveFilesTx(ctx context.Context, files []FileReports, rows [][]Report) ([][]Saved, []bool, error) {
-	saved := make([][]Saved, len(files))
-	finished := make([]bool, len(files))
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		for i, f := range files {
-			saved[i] = make([]Saved, len(rows[i]))
-			allNew := true
-			for j := range rows[i] {
-				sv, isNew, err := s.saveOne(ctx, tx, &rows[i][j], f.Reports[j].Records)
-				if err != nil {
-					return err
-				}
-				saved[i][j], allNew = sv, allNew && isNew
-			}
-			if f.Outcome == nil || !allNew {
-				continue
-			}
-			var err error
-			if finished[i], err = s.finish(ctx, tx, f.IngestID, *f.Outcome); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return saved, finished, err
-}
-
-// saveOne inserts a complete report with its records and link, or links the existing one.
-func (s *Store) saveOne(ctx context.Context, tx *gorm.DB, row *Report, recs []dmarc.Record) (Saved, bool, error) {
-	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(row)
-	if res.Error != nil {
-		return Saved{}, false, fmt.Errorf("insert report: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		sv, err := linkExisting(tx, *row)
-		return sv, false, err
-	}
-	if _, _, err := s.insertRecords(ctx, tx, row.ID, recs, true, nil); err != nil {
-		return Saved{}, false, err
-	}
-	sv := Saved{ReportID: row.ID}
-	return sv, true, link(tx, row.IngestID, sv)
 }
 
 // completeRow is the report row of a complete report, totals included.
@@ -295,36 +250,59 @@ func appendRecord(args []any, r dmarc.Record, buf *[]byte) []any {
 		r.HeaderFrom, r.EnvelopeFrom, r.EnvelopeTo, reasons, dkimRes, string(*buf))
 }
 
-// insertRecords writes head, then (unless complete) streams the rest from next, in multi-row
-// INSERTs through the transaction's connection, bypassing gorm's reflection: at 100k+
-// records/s it is the hot path of ingestion.
-func (s *Store) insertRecords(ctx context.Context, tx *gorm.DB, reportID int64, head []dmarc.Record, complete bool, next func() (dmarc.Record, error)) (n int, msgs int64, err error) {
-	batch := s.batchRows()
-	args := make([]any, 0, batch*recordCols)
-	rows := 0
-	flush := func() error {
-		if rows == 0 {
-			return nil
-		}
-		_, err := tx.Statement.ConnPool.ExecContext(ctx, s.insertSQL(rows), args...)
-		args, rows = args[:0], 0
-		if err != nil {
-			return fmt.Errorf("insert records: %w", err)
-		}
+// recordWriter writes records in multi-row INSERTs through a transaction's connection,
+// bypassing gorm's reflection: at 100k+ records/s it is the hot path of ingestion. Full batches
+// run one prepared text (ExecRepeated); rows of several reports may share a batch.
+type recordWriter struct {
+	s    *Store
+	ctx  context.Context
+	tx   *gorm.DB
+	n    int // rows per full batch
+	args []any
+	rows int
+	buf  []byte
+}
+
+func (s *Store) newRecordWriter(ctx context.Context, tx *gorm.DB) *recordWriter {
+	n := s.batchRows()
+	return &recordWriter{s: s, ctx: ctx, tx: tx, n: n, args: make([]any, 0, n*(recordCols+1))}
+}
+
+func (w *recordWriter) add(reportID int64, r dmarc.Record) error {
+	w.args = appendRecord(append(w.args, reportID), r, &w.buf)
+	if w.rows++; w.rows == w.n {
+		return w.flush()
+	}
+	return nil
+}
+
+func (w *recordWriter) flush() error {
+	if w.rows == 0 {
 		return nil
 	}
-	var buf []byte
+	var err error
+	if w.rows == w.n {
+		err = w.s.ExecRepeated(w.ctx, w.tx, w.s.insertSQL(w.rows), w.args...)
+	} else {
+		_, err = w.tx.Statement.ConnPool.ExecContext(w.ctx, w.s.insertSQL(w.rows), w.args...)
+	}
+	w.args, w.rows = w.args[:0], 0
+	if err != nil {
+		return fmt.Errorf("insert records: %w", err)
+	}
+	return nil
+}
+
+// insertRecords writes head, then (unless complete) streams the rest from next.
+func (s *Store) insertRecords(ctx context.Context, tx *gorm.DB, reportID int64, head []dmarc.Record, complete bool, next func() (dmarc.Record, error)) (n int, msgs int64, err error) {
+	w := s.newRecordWriter(ctx, tx)
 	add := func(r dmarc.Record) error {
 		if r.Count > 0 && msgs > (1<<63-1)-r.Count {
 			return fmt.Errorf("message total of report overflows 64 bits")
 		}
 		msgs += r.Count
 		n++
-		args = appendRecord(append(args, reportID), r, &buf)
-		if rows++; rows == batch {
-			return flush()
-		}
-		return nil
+		return w.add(reportID, r)
 	}
 	for _, r := range head {
 		if err := add(r); err != nil {
@@ -343,7 +321,7 @@ func (s *Store) insertRecords(ctx context.Context, tx *gorm.DB, reportID int64, 
 			return 0, 0, err
 		}
 	}
-	return n, msgs, flush()
+	return n, msgs, w.flush()
 }
 
 // insertSQL builds (and caches for the common full batch) the INSERT text.

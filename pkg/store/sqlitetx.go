@@ -6,7 +6,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 
-	_ "github.com/glebarez/go-sqlite" // registers the "sqlite" driver immediateConnector wraps
+	_ "modernc.org/sqlite" // registers the "sqlite" driver immediateConnector wraps
 )
 
 // The SQLite driver (glebarez/go-sqlite v1.21) ignores _txlock=immediate whenever the DSN also

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/glebarez/sqlite"
+	sqlite "github.com/libtnb/sqlite"
 	"github.com/pressly/goose/v3"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -54,6 +54,8 @@ type Store struct {
 
 	batchSQLOnce sync.Once
 	batchSQL     string
+	// stmts (SQLite only) prepares the repeated write texts once per connection.
+	stmts *stmtCache
 }
 
 // Open connects to dsn: postgres://… or postgresql://… for PostgreSQL, sqlite://PATH for SQLite.
@@ -85,6 +87,7 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		var sqlDB *sql.DB
 		if sqlDB, err = openSQLite(sqliteDSN(path)); err == nil {
 			s.db, err = gorm.Open(sqlite.Dialector{Conn: sqlDB}, gcfg)
+			s.stmts = &stmtCache{db: sqlDB}
 		}
 		s.async = s.db
 	default:
@@ -160,6 +163,9 @@ func (s *Store) DB() *gorm.DB { return s.db }
 // Close releases the connection pools.
 func (s *Store) Close() error {
 	var errs []error
+	if s.stmts != nil {
+		s.stmts.close()
+	}
 	pools := []*gorm.DB{s.db}
 	if s.async != s.db {
 		pools = append(pools, s.async)
