@@ -9,15 +9,15 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver immediateConnector wraps
 )
 
-// The SQLite driver (glebarez/go-sqlite v1.21) ignores _txlock=immediate whenever the DSN also
-// sets _time_format (its option parser returns early), so every transaction began DEFERRED: it
-// read under a snapshot and took the write lock only at its first write. When another
-// connection had committed in between (a rollup, a login, a parse), that upgrade failed at
-// once with SQLITE_BUSY ("database is locked"): the busy timeout cannot help, since waiting
-// would not make the snapshot current. The trigger of process-reports with {"failed": true}
-// failed so on its first attempt while files were being ingested. immediateConnector begins
-// every read-write transaction with BEGIN IMMEDIATE itself, so a writer takes the lock first
-// (waiting up to busy_timeout for it) and never has to upgrade.
+// Every read-write transaction must begin IMMEDIATE. A DEFERRED one reads under a snapshot and
+// takes the write lock only at its first write; when another connection has committed in
+// between (a rollup, a login, a parse), that upgrade fails at once with SQLITE_BUSY ("database
+// is locked"): the busy timeout cannot help, since waiting would not make the snapshot current.
+// The earlier driver (glebarez/go-sqlite) ignored _txlock=immediate next to _time_format, and
+// the trigger of process-reports with {"failed": true} failed so while files were ingested.
+// immediateConnector begins every read-write transaction with BEGIN IMMEDIATE itself, so a
+// writer takes the lock first (waiting up to busy_timeout for it) whatever the driver does
+// with the DSN.
 
 // sqliteConn is what the driver's connections implement.
 type sqliteConn interface {

@@ -138,8 +138,8 @@ func withParam(dsn, key, value string) string {
 // sqliteDSN sets what every connection needs: WAL so readers and the writer coexist, a busy
 // timeout so a second process waits instead of failing, foreign keys on, and a sortable time
 // format. Write transactions begin IMMEDIATE (a deferred one that upgrades later can fail with
-// SQLITE_BUSY no timeout helps): the driver ignores _txlock next to _time_format, so
-// openSQLite does it (sqlitetx.go); _txlock stays for a driver that honours it.
+// SQLITE_BUSY no timeout helps): _txlock asks the driver, and openSQLite makes sure of it
+// (sqlitetx.go).
 func sqliteDSN(path string) string {
 	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(30000)&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
