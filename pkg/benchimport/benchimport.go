@@ -61,7 +61,8 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8109", "where the api of the upload runs listens")
 	fs.StringVar(&o.apiBin, "api", "", "api binary to time (default: built from this module)")
 	fs.StringVar(&o.workerBin, "worker", "", "worker binary (default: built from this module)")
-	fs.StringVar(&backends, "backends", "postgres,sqlite", "backends to run: postgres, sqlite")
+	fs.StringVar(&backends, "backends", "postgres,sqlite,embedded",
+		"backends to run: postgres, sqlite (upload: api and worker processes on one SQLite file), embedded (upload only: one api process, as `make run`)")
 	fs.StringVar(&modes, "modes", "import,upload", "paths to time: import, upload")
 	fs.StringVar(&sets, "sets", "small,large", "sets: small (8,000 corpus reports), large (20 × the 2,286-record report)")
 	fs.IntVar(&o.runs, "runs", 3, "runs of each case (interleaved)")
@@ -110,6 +111,9 @@ func Main(ctx context.Context, args []string, out io.Writer) error {
 				for _, be := range o.backends {
 					if ctx.Err() != nil {
 						return ctx.Err()
+					}
+					if be == "embedded" && mode != "upload" {
+						continue // an import is the same inline run as sqlite's
 					}
 					c := bcase{set: s, info: setDirs[s], mode: mode, backend: be, dir: filepath.Join(tmp, fmt.Sprintf("run-%d-%s-%s-%s", run, s, mode, be))}
 					r, err := o.run(ctx, c)

@@ -27,8 +27,11 @@ const (
 )
 
 // runUpload times the set sent through POST /api/upload to an api process, parsed by a worker
-// in another process, until every file is processed and every report rolled up.
+// in another process, until every file is processed and every report rolled up. The embedded
+// backend is `make run` as a newcomer runs it: one api process on SQLite with its worker,
+// scheduler and Redis inside.
 func (o *options) runUpload(ctx context.Context, c bcase) (result, error) {
+	embedded := c.backend == "embedded"
 	opt, err := redis.ParseURL(o.redisURL)
 	if err != nil {
 		return result{}, fmt.Errorf("-redis: %w", err)
@@ -39,7 +42,7 @@ func (o *options) runUpload(ctx context.Context, c bcase) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("flush redis: %w", err)
 	}
-	env := append(c.env(o, true), "VIGIL_HTTP_ADDR="+o.addr, "VIGIL_JWT_SECRET=bench-import-secret-0123456789abcdef",
+	env := append(c.env(o, !embedded), "VIGIL_HTTP_ADDR="+o.addr, "VIGIL_JWT_SECRET=bench-import-secret-0123456789abcdef",
 		"VIGIL_ADMIN_PASSWORD="+benchPassword, "VIGIL_RATE_LIMIT_UPLOAD=100000/1m", "VIGIL_RATE_LIMIT_API=100000/1m",
 		"VIGIL_RATE_LIMIT_AUTH=1000/1m")
 	if _, err := runCmd(ctx, c, env, "migrate", o.apiBin, "migrate"); err != nil {
@@ -53,11 +56,13 @@ func (o *options) runUpload(ctx context.Context, c bcase) (result, error) {
 		return result{}, err
 	}
 	defer api.stop()
-	worker, err := startProc(c, env, "worker", o.workerBin)
-	if err != nil {
-		return result{}, err
+	var worker *proc
+	if !embedded {
+		if worker, err = startProc(c, env, "worker", o.workerBin); err != nil {
+			return result{}, err
+		}
+		defer worker.stop()
 	}
-	defer worker.stop()
 	base := "http://" + o.addr
 	if err := waitReady(ctx, base); err != nil {
 		return result{}, err
@@ -102,6 +107,10 @@ func (o *options) runUpload(ctx context.Context, c bcase) (result, error) {
 	r, err := o.waitRolledUp(ctx, c, start, processed)
 	r.accepted = accepted
 	if err != nil {
+		return r, err
+	}
+	if embedded {
+		r.rssKB, err = api.stop()
 		return r, err
 	}
 	r.rssKB, err = worker.stop()
