@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,6 +139,64 @@ func TestSaveFilesAtomic(t *testing.T) {
 		}
 		if ing, _ := st.GetIngest(ctx, good); ing.Status != store.StatusPending {
 			t.Fatalf("good file %s after a failed call", ing.Status)
+		}
+	})
+}
+
+// A batch larger than one statement's chunk of reports and of records (SQLite writes reports
+// 64 at a time and records of several reports in one INSERT): every report gets its own
+// records, whatever chunk they travelled in.
+func TestSaveFilesManyReports(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		day := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+		var files []store.FileReports
+		want := map[[2]int]int{} // (file, report) → records
+		for f := range 3 {
+			fr := store.FileReports{IngestID: newIngest(t, st, fmt.Sprintf("many-%d", f))}
+			for r := range 55 {
+				var ips []string
+				for k := range (f*55 + r) % 8 {
+					ips = append(ips, fmt.Sprintf("10.%d.%d.%d", f, r, k))
+				}
+				h, recs := report("org", fmt.Sprintf("r-%d-%d", f, r), "example.com", day.Add(time.Duration(r)*time.Hour), ips...)
+				fr.Reports = append(fr.Reports, store.Parsed{Header: h, Records: recs})
+				want[[2]int{f, r}] = len(ips)
+			}
+			fr.Outcome = &store.Outcome{Status: store.StatusProcessed, ReportCount: len(fr.Reports)}
+			files = append(files, fr)
+		}
+		saved, finished, err := st.SaveFiles(ctx, files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[int64]bool{}
+		for f := range files {
+			if !finished[f] {
+				t.Errorf("file %d not finished", f)
+			}
+			for r, sv := range saved[f] {
+				if sv.ReportID == 0 || sv.Duplicate || seen[sv.ReportID] {
+					t.Fatalf("file %d report %d saved as %+v (ids seen before: %v)", f, r, sv, seen[sv.ReportID])
+				}
+				seen[sv.ReportID] = true
+				rep, err := st.GetReport(ctx, sv.ReportID)
+				if err != nil || rep.ReportID != fmt.Sprintf("r-%d-%d", f, r) || rep.RecordCount != want[[2]int{f, r}] {
+					t.Errorf("file %d report %d: stored %+v %v", f, r, rep, err)
+				}
+				recs, total, err := st.ListRecords(ctx, sv.ReportID, store.Filter{}, store.Page{Number: 1, Size: 20})
+				if err != nil || int(total) != want[[2]int{f, r}] {
+					t.Errorf("file %d report %d: %d record rows (%v), want %d", f, r, total, err, want[[2]int{f, r}])
+				}
+				for _, rec := range recs {
+					if !strings.HasPrefix(rec.SourceIP, fmt.Sprintf("10.%d.%d.", f, r)) {
+						t.Errorf("file %d report %d holds record of %s", f, r, rec.SourceIP)
+					}
+				}
+			}
 		}
 	})
 }
