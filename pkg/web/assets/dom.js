@@ -11,7 +11,11 @@ export function h(tag, attrs, ...children) {
       el.addEventListener(k.slice(2), v);
     } else if (k === 'dataset') {
       Object.assign(el.dataset, v);
-    } else if (k === 'value' || k === 'checked' || k === 'selected' || k === 'disabled') {
+    } else if (k === 'checked' || k === 'selected') {
+      // The default too, so a form's reset() returns to it rather than to the first option.
+      el[k] = v;
+      el[k === 'checked' ? 'defaultChecked' : 'defaultSelected'] = v;
+    } else if (k === 'value' || k === 'disabled') {
       el[k] = v;
     } else {
       el.setAttribute(k, v === true ? '' : String(v));
