@@ -474,6 +474,10 @@ func TestReportKindsAndInsightsInBrowser(t *testing.T) {
 	p.eval(`document.querySelectorAll('main button[aria-label^="Deploy"]').length`, &offered.Deploy)
 	p.open("#/insights")
 	p.eval(`document.querySelectorAll('#ml-detect').length`, &offered.Detect)
+	p.open("#/exports") // the admin's exports went with the admin's session
+	if s := p.text(`#exports-list`); !strings.Contains(s, "No large exports") {
+		t.Errorf("the next user of the tab sees the previous one's exports: %q", s)
+	}
 	p.open("#/exports/digests")
 	p.eval(`document.querySelectorAll('main input[name=email]').length`, &offered.Email)
 	if offered != (struct{ Train, Deploy, Detect, Email int }{}) {

@@ -118,6 +118,7 @@ function renderNav(current) {
 
 async function doLogout() {
   await logout().catch(() => {});
+  exportsPage.forgetExports();
   notice('You are logged out.');
   showLoggedOut();
 }
@@ -128,7 +129,7 @@ function showLoggedOut(msg) {
   if (msg) notice(msg, 'error');
   route();
 }
-session.onLogout = (msg) => { session.me = null; showLoggedOut(msg); };
+session.onLogout = (msg) => { session.me = null; exportsPage.forgetExports(); showLoggedOut(msg); };
 
 function renderLogin(main) {
   document.title = 'Log in · Vigil';

@@ -101,6 +101,13 @@ async function fetchFile(item) {
   }
 }
 
+/** forgetExports drops the tab's list on logout: the next user of the tab must not see it. */
+export function forgetExports() {
+  tracked.length = 0;
+  sessionStorage.removeItem(KEY);
+  for (const fn of listeners) fn();
+}
+
 // Resume following what a reload interrupted.
 export function resumeExports() {
   for (const it of tracked) if (it.state !== 'completed' && it.state !== 'failed') { it.following = false; follow(it); }
