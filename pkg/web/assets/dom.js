@@ -82,7 +82,7 @@ export function badge(value, tip) {
   const kind = { pass: 'ok', none: 'neutral', fail: 'bad', reject: 'bad', quarantine: 'warn', softfail: 'warn',
     neutral: 'neutral', temperror: 'warn', permerror: 'bad', processed: 'ok', duplicate: 'neutral',
     failed: 'bad', rejected: 'bad', pending: 'warn', accepted: 'neutral', admin: 'warn', analyst: 'neutral',
-    viewer: 'neutral', success: 'ok', failure: 'bad', denied: 'bad', sent: 'ok', delivered: 'ok', enabled: 'ok', disabled: 'neutral', failing: 'bad', unusable: 'bad', retrying: 'warn' }[v] || 'neutral';
+    viewer: 'neutral', success: 'ok', failure: 'bad', denied: 'bad', sent: 'ok', delivered: 'ok', enabled: 'ok', disabled: 'neutral', failing: 'bad', unusable: 'bad', retrying: 'warn', anomalous: 'bad', normal: 'ok', deployed: 'ok', ready: 'ok', training: 'warn' }[v] || 'neutral';
   return h('span', { class: `badge badge-${kind}`, title: tip || undefined }, value == null || value === '' ? '–' : String(value));
 }
 
