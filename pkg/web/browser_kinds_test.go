@@ -429,7 +429,7 @@ func TestReportKindsAndInsightsInBrowser(t *testing.T) {
 	waitFor(p, `(document.querySelector('form.form[aria-label="New rule"] .error-box') || {}).textContent?.includes('min_active_days')`)
 	p.run(chromedp.SetValue(chromedp.CSS(create+`select[name=type]`), "tls_failure"),
 		js(`document.querySelector('form.form[aria-label="New rule"] select[name=type]').dispatchEvent(new Event('change'))`),
-		chromedp.SetValue(chromedp.CSS(create+`input[name=p_threshold]`), "0.2"),
+		chromedp.SetValue(chromedp.CSS(create+`input[name=p_threshold]`), "0.08"),
 		chromedp.SetValue(chromedp.CSS(create+`input[name=p_window_days]`), "3"),
 		chromedp.Click(chromedp.CSS(create+`button[type=submit]`)))
 	waitFor(p, `[...document.querySelectorAll('main tbody th')].some(th => th.textContent === 'TLS <b>watch</b>')`)
@@ -440,19 +440,26 @@ func TestReportKindsAndInsightsInBrowser(t *testing.T) {
 			got = r.Params
 		}
 	}
-	if int64(len(rules.Items)) != before.Total+1 || got["threshold"] != 0.2 || got["window_days"] != 3.0 || got["min_sessions"] != 10.0 {
+	if int64(len(rules.Items)) != before.Total+1 || got["threshold"] != 0.08 || got["window_days"] != 3.0 || got["min_sessions"] != 10.0 {
 		t.Errorf("rule from the form: params %v (%d rules, %d before)", got, len(rules.Items), before.Total)
 	}
 	// Editing shows the stored parameters in the type's fields.
 	p.run(chromedp.Click(chromedp.CSS(`button[aria-label="Edit rule TLS <b>watch</b>"]`)))
 	var editing [2]string
 	p.eval(`(() => { const f = document.querySelector('form.form[aria-label^="Edit"]'); return [f.elements.p_threshold.value, f.elements.p_window_days.value]; })()`, &editing)
-	if editing != [2]string{"0.2", "3"} {
-		t.Errorf("edit form shows %v, want the stored 0.2 and 3", editing)
+	if editing != [2]string{"0.08", "3"} {
+		t.Errorf("edit form shows %v, want the stored 0.08 and 3", editing)
 	}
 	checkNoScript(t, p, "rules", "TLS <b>watch</b>")
 	p.shoot("rule-form")
 	p.a11y("rule form")
+	// The TLS page marks the domains above the enabled tls_failure rule's threshold (8 %).
+	p.open("#/tls")
+	var marks map[string]string
+	p.eval(`Object.fromEntries([...document.querySelectorAll('main .table-wrap[aria-label="Domains"] tbody tr')].map(tr => [tr.children[0].textContent, tr.children[4].textContent]))`, &marks)
+	if marks["xss.example"] != "above" || marks["company-y.example"] != "within" {
+		t.Errorf("TLS domains against the rule: %v, want xss.example (10 %%) above and company-y.example (5.4 %%) within", marks)
+	}
 
 	// A viewer: the new pages are readable; no training, deploying, scoring or digest address.
 	if code := admin.send(t, http.MethodPost, "/users", map[string]string{"email": viewerEmail, "password": viewerPass, "role": "viewer", "name": "Vera Viewer"}, &struct{}{}); code != http.StatusCreated {

@@ -66,9 +66,13 @@ export async function tls(main, params, { go }) {
   ], (nf) => go('tls', nf));
   const body = h('div', { 'aria-busy': 'true' }, loading('Loading TLS reports…'));
   clear(main, h('h1', {}, 'SMTP TLS reports'), subnav('tls'), form, body);
-  let roll, list;
+  let roll, list, threshold;
   try {
-    [roll, list] = await Promise.all([get('/api/rollup/tls', { ...f, limit: 10 }), get('/api/tls-reports', { ...f, page, page_size: 50 })]);
+    // The enabled tls_failure rules' lowest threshold marks the domains that would raise an alert.
+    const rules = get('/alerts/rules').then((r) => r.items.filter((x) => x.type === 'tls_failure' && x.enabled)).catch(() => []);
+    let tlsRules;
+    [roll, list, tlsRules] = await Promise.all([get('/api/rollup/tls', { ...f, limit: 10 }), get('/api/tls-reports', { ...f, page, page_size: 50 }), rules]);
+    threshold = tlsRules.length ? Math.min(...tlsRules.map((x) => x.params.threshold)) : null;
   } catch (e) {
     clear(body, errorBox(e));
     main.dataset.state = 'ready';
@@ -108,6 +112,9 @@ export async function tls(main, params, { go }) {
           { label: 'Successful', cell: (d) => num(d.successful_sessions) },
           { label: 'Failed', cell: (d) => num(d.failed_sessions) },
           { label: 'Failure rate', cell: (d) => pct(d.failure_rate) },
+          { label: 'Alert rule', cell: (d) => (threshold == null ? h('span', { class: 'muted', title: 'No enabled tls_failure rule' }, 'no rule')
+            : d.failure_rate > threshold ? h('span', { class: 'badge badge-bad', title: `Above the tls_failure rule's threshold of ${pct(threshold)}` }, 'above')
+              : h('span', { class: 'badge badge-ok', title: `Within the tls_failure rule's threshold of ${pct(threshold)}` }, 'within')) },
         ], roll.domains)),
       h('section', { 'aria-labelledby': 'tls-mx-h' }, h('h2', { id: 'tls-mx-h' }, 'MX hosts failing most'),
         (roll.top_mx_hosts || []).length === 0 ? empty('No failing MX host.') : table('MX hosts', [
