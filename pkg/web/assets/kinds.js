@@ -205,7 +205,7 @@ export async function failures(main, params, { go }) {
   const days = byDay(roll.days, ['reports']);
   const [daysFig, drawDays] = chart('chart-failure-days', 'Failure reports per day', {
     type: 'bar', data: { labels: days.map(([d]) => d), datasets: [{ label: 'Reports', data: days.map(([, e]) => e.reports), backgroundColor: c.fail }] },
-    options: { scales: { y: { beginAtZero: true } } },
+    options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
   }, `${num(roll.reports)} reports over ${days.length} days.`);
   const rank = (title, rows, label) => h('section', { 'aria-label': title }, h('h2', {}, title),
     (rows || []).length === 0 ? empty('None.') : table(title, [
