@@ -461,6 +461,14 @@ func TestReportKindsAndInsightsInBrowser(t *testing.T) {
 		t.Errorf("TLS domains against the rule: %v, want xss.example (10 %%) above and company-y.example (5.4 %%) within", marks)
 	}
 
+	// Dark theme on the chart-heavy new pages.
+	p.run(chromedp.Click(chromedp.CSS(`#who button[aria-label^="Switch"]`)), chromedp.Sleep(200*time.Millisecond))
+	p.a11y("TLS reports (dark)")
+	p.shoot("tls-dark")
+	p.open("#/insights/domain?domain=ml.example")
+	p.a11y("forecast and advice (dark)")
+	p.run(chromedp.Click(chromedp.CSS(`#who button[aria-label^="Switch"]`)))
+
 	// A viewer: the new pages are readable; no training, deploying, scoring or digest address.
 	if code := admin.send(t, http.MethodPost, "/users", map[string]string{"email": viewerEmail, "password": viewerPass, "role": "viewer", "name": "Vera Viewer"}, &struct{}{}); code != http.StatusCreated {
 		t.Fatalf("create viewer: %d", code)
