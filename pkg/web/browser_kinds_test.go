@@ -463,6 +463,11 @@ func TestReportKindsAndInsightsInBrowser(t *testing.T) {
 
 	// Dark theme on the chart-heavy new pages.
 	p.run(chromedp.Click(chromedp.CSS(`#who button[aria-label^="Switch"]`)), chromedp.Sleep(200*time.Millisecond))
+	var legendFollows bool
+	p.eval(`Chart.getChart('chart-tls-days').options.plugins.legend.labels.color === getComputedStyle(document.documentElement).getPropertyValue('--fg').trim()`, &legendFollows)
+	if !legendFollows {
+		t.Error("the TLS chart's legend kept the light theme's colour after the switch")
+	}
 	p.a11y("TLS reports (dark)")
 	p.shoot("tls-dark")
 	p.open("#/insights/domain?domain=ml.example")

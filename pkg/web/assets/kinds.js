@@ -4,7 +4,7 @@
 // additional-information URL is shown as text, never made a link.
 import { h, clear, num, pct, date, dateTime, field, select, table, pager, badge, errorBox, empty, loading } from './dom.js';
 import { get } from './api.js';
-import { colours, draw } from './charts.js';
+import { colours, drawThemed as draw } from './charts.js';
 
 const PERIODS = [['', 'All time'], ['7', 'Last 7 days'], ['30', 'Last 30 days'], ['90', 'Last 90 days']];
 const RESULTS = [['', 'Any'], ['pass', 'pass'], ['fail', 'fail']];

@@ -3,7 +3,7 @@
 // advice. Addresses, domains and sender names come from reports: text only (dom.js).
 import { h, clear, num, pct, dateTime, field, select, table, pager, badge, errorBox, empty, notice, loading } from './dom.js';
 import { get, post } from './api.js';
-import { colours, draw } from './charts.js';
+import { colours, drawThemed as draw } from './charts.js';
 
 function subnav(current) {
   return h('nav', { class: 'subnav', 'aria-label': 'Insight pages' }, [['insights', 'Anomalous senders'], ['insights/domain', 'Forecast and advice'], ['insights/models', 'Models']].map(([p, l]) =>
