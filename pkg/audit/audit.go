@@ -36,6 +36,8 @@ const (
 	MailboxUpdate  = "mailbox.update"
 	MailboxDelete  = "mailbox.delete"
 	TaskTrigger    = "task.trigger"
+	MailboxTest    = "mailbox.test"        // an admin had Vigil log in to a mailbox with its stored password
+	RawDownload    = "ingest.raw_download" // an admin downloaded a received file's original bytes
 )
 
 // Entry is one recorded action.

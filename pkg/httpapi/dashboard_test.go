@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
@@ -65,6 +66,15 @@ func TestRawIngest(t *testing.T) {
 			if !slices.Equal(rec.Body.Bytes(), fl.data) {
 				t.Errorf("%q: served %d bytes, not the %d received", fl.name, rec.Body.Len(), len(fl.data))
 			}
+			// Each download is in the audit log: who, which file (under the name it was stored with).
+			ing, err := f.st.GetIngest(ctx, res.IngestID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := lastAudit(t, f, audit.RawDownload); e.Target != fmt.Sprintf("ingest:%d", res.IngestID) || e.Actor != roleEmails[auth.Admin] ||
+				e.Details["filename"] != ing.Filename || e.Outcome != audit.Success {
+				t.Errorf("%q: audit entry %+v, want the admin downloading ingest:%d", fl.name, e, res.IngestID)
+			}
 			h := rec.Header()
 			if got := h.Get("Content-Type"); got != fl.ctype {
 				t.Errorf("%q: Content-Type %q, want %q", fl.name, got, fl.ctype)
@@ -103,6 +113,19 @@ func TestRawIngest(t *testing.T) {
 			t.Errorf("bad id: %d, want 400", rec.Code)
 		}
 	})
+}
+
+// lastAudit answers the newest audit entry of an action (a zero entry when there is none).
+func lastAudit(t *testing.T, f fixture, action string) audit.Entry {
+	t.Helper()
+	es, _, err := f.audit.List(context.Background(), audit.Filter{Action: action}, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) == 0 {
+		return audit.Entry{}
+	}
+	return es[0]
 }
 
 // GET /api/reports?sort=: every allowed key in both directions orders the whole list (not
@@ -246,6 +269,16 @@ func TestMailboxTestEndpoint(t *testing.T) {
 		res = decode[mailpoll.TestResult](t, rec)
 		if rec.Code != http.StatusOK || res.OK || res.Stage != mailpoll.StageLogin || res.Error == "" || res.Messages != nil {
 			t.Errorf("wrong password: %d %s", rec.Code, rec.Body)
+		}
+		// Both tests are in the audit log, newest first, with how they went.
+		entries, _, err := f.audit.List(context.Background(), audit.Filter{Action: audit.MailboxTest}, 1, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 2 || entries[0].Target != fmt.Sprintf("mailbox:%d", bad) || entries[0].Details["ok"] != false ||
+			entries[0].Details["stage"] != mailpoll.StageLogin || entries[1].Target != fmt.Sprintf("mailbox:%d", good) ||
+			entries[1].Details["ok"] != true || entries[1].Actor != roleEmails[auth.Admin] {
+			t.Errorf("mailbox test audit entries: %+v", entries)
 		}
 		for _, role := range []auth.Role{auth.Viewer, auth.Analyst} {
 			if rec := f.asRole(role).do(t, http.MethodPost, fmt.Sprintf("/api/mailboxes/%d/test", good), nil, ""); rec.Code != http.StatusForbidden {

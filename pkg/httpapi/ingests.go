@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/vigilhq/vigil/pkg/apiparams"
+	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/unwrap"
@@ -112,6 +113,8 @@ func (a *API) rawIngest(c echo.Context) error {
 	}
 	br := bufio.NewReaderSize(r, 4096)
 	head, _ := br.Peek(4096) // a short file or a read error shows in the copy below
+	// Who read which original is recorded: a failure report's file can hold a person's message.
+	a.record(c, audit.Entry{Action: audit.RawDownload, Target: fmt.Sprintf("ingest:%d", id), Details: map[string]any{"filename": ing.Filename}})
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentSecurityPolicy, rawCSP)
 	h.Set(echo.HeaderContentDisposition, mime.FormatMediaType("attachment", map[string]string{"filename": safeFilename(ing.Filename, id)}))

@@ -309,5 +309,12 @@ func (a *API) testMailbox(c echo.Context) error {
 	if err != nil {
 		return mailError(err)
 	}
+	// A test sends the stored password to the mailbox's server: who did it, and how it went, is
+	// recorded like a change (an unreachable or refusing server is a failed test, not a failed action).
+	d := map[string]any{"ok": res.OK, "host": res.Host}
+	if !res.OK {
+		d["stage"] = res.Stage
+	}
+	a.record(c, audit.Entry{Action: audit.MailboxTest, Target: fmt.Sprintf("mailbox:%d", id), Details: d})
 	return c.JSON(http.StatusOK, res)
 }

@@ -236,7 +236,9 @@ func TestAlertPagesInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`form.form select[name=type]`), "missing_reports"),
 		chromedp.SetValue(chromedp.CSS(`form.form input[name=domain]`), "alerts.example"),
 		chromedp.SetValue(chromedp.CSS(`form.form select[name=severity]`), "critical"),
-		chromedp.SetValue(chromedp.CSS(`form.form textarea[name=params]`), `{"silent_days": 2, "lookback_days": 14, "min_active_days": 7}`),
+		chromedp.SetValue(chromedp.CSS(`form.form input[name=p_silent_days]`), "2"),
+		chromedp.SetValue(chromedp.CSS(`form.form input[name=p_lookback_days]`), "14"),
+		chromedp.SetValue(chromedp.CSS(`form.form input[name=p_min_active_days]`), "7"),
 		js(`document.querySelector('form.form input[name=channel]').checked = true`))
 	p.run(submit())
 	waitFor(p, fmt.Sprintf(`[...document.querySelectorAll('main tbody th')].some(th => th.textContent === %q)`, hostileRule))

@@ -184,6 +184,7 @@ type page struct {
 	mu   sync.Mutex
 	errs []string
 	reqs []string // paths the page requested from the API, in order
+	full []string // the same requests with their query strings
 	axe  string
 }
 
@@ -238,6 +239,11 @@ func newPage(t *testing.T, base string) *page {
 		case *network.EventRequestWillBeSent:
 			if u, err := url.Parse(ev.Request.URL); err == nil && !strings.HasPrefix(u.Path, "/assets/") && u.Path != "/" {
 				p.reqs = append(p.reqs, ev.Request.Method+" "+u.Path)
+				full := ev.Request.Method + " " + u.Path
+				if u.RawQuery != "" {
+					full += "?" + u.RawQuery
+				}
+				p.full = append(p.full, full)
 			}
 		}
 	})
@@ -290,6 +296,13 @@ func (p *page) requests(since int) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.reqs[since:])
+}
+
+// urls answers the API requests made since mark with their query strings.
+func (p *page) urls(since int) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.full[since:])
 }
 
 func (p *page) mark() int {

@@ -2,7 +2,7 @@
 // history (acknowledge or resolve with a note, analysts and up), rules and maintenance windows
 // (everyone reads, admins change) and notification channels (admins). Alert titles, rule and
 // channel names come from users or from reports: they reach the page as text only (dom.js).
-import { h, clear, num, dateTime, field, select, table, pager, badge, errorBox, empty, notice, confirmDialog, loading } from './dom.js';
+import { h, clear, num, dateTime, field, select, table, pager, badge, errorBox, empty, notice, confirmDialog, loading, uid } from './dom.js';
 import { get, post, patch, del, session } from './api.js';
 import { form, val } from './admin.js';
 
@@ -117,16 +117,76 @@ export async function detail(main, params, { arg, can }) {
   main.dataset.state = 'ready';
 }
 
+// PARAMS mirrors the API's parameter table per rule type (docs/api.md, pkg/alerting rules.go):
+// default, bounds, whole numbers, what it means. The form offers exactly these fields with the
+// bounds as input constraints, so the browser refuses a value out of range before the API does
+// (which checks again and names the field in its 422).
+const PARAMS = {
+  failure_rate: [
+    ['threshold', 'Failure share above', 0.05, 0.0001, 1, false, 'Fraction of messages failing DMARC, e.g. 0.05 = 5 %'],
+    ['window_days', 'Window (days)', 7, 1, 365, true, 'UTC days ending today'],
+    ['min_messages', 'At least messages', 100, 0, 1e12, true, 'Ignore domains with fewer messages in the window']],
+  volume_spike: [
+    ['factor', 'Factor above baseline', 3, 1.01, 1000, false, 'Yesterday above factor × the median of the same weekday'],
+    ['weeks', 'Baseline weeks', 4, 1, 12, true, 'Weeks the median is taken over'],
+    ['min_messages', 'At least messages', 100, 0, 1e12, true, 'Ignore days with fewer messages']],
+  volume_drop: [
+    ['ratio', 'Ratio below baseline', 0.5, 0, 0.99, false, 'Yesterday below ratio × the median of the same weekday'],
+    ['weeks', 'Baseline weeks', 4, 1, 12, true, 'Weeks the median is taken over'],
+    ['min_baseline', 'Baseline at least', 100, 1, 1e12, true, 'Ignore domains whose baseline is smaller']],
+  new_source: [
+    ['window_days', 'Window (days)', 1, 1, 30, true, 'A source first seen in these UTC days'],
+    ['lookback_days', 'Look back (days)', 90, 1, 3650, true, '…and not seen in this many days before'],
+    ['min_messages', 'At least messages', 1, 1, 1e12, true, 'Ignore new sources with fewer messages']],
+  policy_violation: [
+    ['window_days', 'Window (days)', 1, 1, 365, true, 'UTC days ending today'],
+    ['min_messages', 'At least messages', 1, 1, 1e12, true, 'Quarantined or rejected messages that raise an alert'],
+    ['policy_change', 'Also on a policy change', true, null, null, 'bool', 'Alert when the published p= changed'],
+    ['lookback_days', 'Look back (days)', 30, 1, 3650, true, 'How far back the previous policy is looked for']],
+  missing_reports: [
+    ['silent_days', 'Silent for (days)', 2, 1, 60, true, 'A reporter with no report beginning in these days'],
+    ['lookback_days', 'Look back (days)', 14, 2, 365, true, 'The period its habit is read from'],
+    ['min_active_days', 'Active days at least', 7, 1, 365, true, 'Days with a report that make a reporter regular']],
+  anomaly: [
+    ['min_score', 'Anomaly score at least', 0.6, 0, 1, false, 'Isolation Forest score of the latest scoring run (0.5 is average)']],
+  tls_failure: [
+    ['threshold', 'Failed TLS share above', 0.05, 0.0001, 1, false, 'Fraction of TLS sessions failing'],
+    ['window_days', 'Window (days)', 2, 1, 365, true, 'UTC days ending today'],
+    ['min_sessions', 'At least sessions', 10, 1, 1e12, true, 'Ignore domains with fewer sessions']],
+};
+
+// paramFields draws the fields of one type, filled from params (a rule being edited) and
+// otherwise empty with the default as placeholder (empty: the API applies the default).
+function paramFields(type, params) {
+  return (PARAMS[type] || []).map(([name, label, def, min, max, whole, hint]) => {
+    const v = params && params[name] !== undefined ? params[name] : undefined;
+    if (whole === 'bool') {
+      return field(label, select('p_' + name, [['', `default (${def ? 'yes' : 'no'})`], ['true', 'yes'], ['false', 'no']],
+        v === undefined ? '' : String(Boolean(v))), hint);
+    }
+    return field(label, h('input', { name: 'p_' + name, type: 'number', min: String(min), max: String(max), step: whole ? '1' : 'any',
+      inputmode: whole ? 'numeric' : 'decimal', placeholder: String(def), value: v === undefined ? '' : String(v), dataset: { param: name } }),
+    `${hint}. ${min}–${max >= 1e12 ? 'any' : max}${whole ? ', whole' : ''}; empty: ${def}`);
+  });
+}
+
 function ruleFields(r, channels) {
-  const params = h('textarea', { name: 'params', rows: '3', class: 'mono' }, r.params ? JSON.stringify(r.params) : '');
+  const type = select('type', RULE_TYPES.map((t) => [t, t]), r.type || 'failure_rate');
+  const params = h('fieldset', { class: 'field params', id: uid('params') }, h('legend', {}, 'Parameters'));
+  const fill = () => {
+    // Keep what was typed for this type; another type starts from its own defaults.
+    clear(params, h('legend', {}, `Parameters of ${type.value}`), paramFields(type.value, type.value === r.type ? r.params : null));
+  };
+  type.addEventListener('change', fill);
+  fill();
   return [
     field('Name', h('input', { name: 'name', required: true, maxlength: '200', value: r.name || '' })),
-    field('Type', select('type', RULE_TYPES.map((t) => [t, t]), r.type || 'failure_rate')),
+    field('Type', type),
     field('Domain', h('input', { name: 'domain', value: r.domain || '', placeholder: 'every domain' }), 'Empty: all domains'),
     field('Severity', select('severity', SEVERITIES.map((s) => [s, s]), r.severity || 'warning')),
-    field('Cooldown', h('input', { name: 'cooldown', value: r.cooldown || '', placeholder: '6h' }), 'No repeat of the same alert within this'),
+    field('Cooldown', h('input', { name: 'cooldown', value: r.cooldown || '', placeholder: '6h', pattern: '[0-9]+(h|m)([0-9]+m)?' }), 'No repeat of the same alert within this (1h–24h)'),
     field('Enabled', select('enabled', [['true', 'yes'], ['false', 'no']], r.enabled === false ? 'false' : 'true')),
-    field('Parameters (JSON)', params, 'e.g. {"threshold": 0.05, "window_days": 7, "min_messages": 100}; empty: the defaults'),
+    params,
     h('fieldset', { class: 'field channels' }, h('legend', {}, 'Send to'),
       channels.length === 0 ? h('small', { class: 'hint' }, 'No channels yet.') : channels.map((c) => h('label', { class: 'check' },
         h('input', { type: 'checkbox', name: 'channel', value: String(c.id), checked: (r.channel_ids || []).includes(c.id) }), ' ', c.name))),
@@ -138,9 +198,13 @@ function ruleBody(f) {
     domain: val(f, 'domain') || null,
     channel_ids: [...f.querySelectorAll('input[name=channel]:checked')].map((c) => Number(c.value)) };
   if (val(f, 'cooldown')) b.cooldown = val(f, 'cooldown');
-  if (val(f, 'params')) {
-    try { b.params = JSON.parse(val(f, 'params')); } catch { throw new Error('Parameters: not valid JSON'); }
+  const params = {};
+  for (const [name, , , , , whole] of PARAMS[b.type] || []) {
+    const v = val(f, 'p_' + name);
+    if (v === '') continue;
+    params[name] = whole === 'bool' ? v === 'true' : Number(v);
   }
+  b.params = params;
   return b;
 }
 
@@ -190,6 +254,7 @@ export async function rules(main, params, { can }) {
   const create = admin ? form('New rule', ruleFields({}, channels), 'Add rule', async (f) => {
     const r = await post('/alerts/rules', ruleBody(f));
     f.reset();
+    f.elements.type.dispatchEvent(new Event('change')); // the parameters of the type reset to
     notice(`Rule ${r.name} added.`);
     load();
   }) : null;

@@ -171,21 +171,42 @@ export function upload(files, onProgress) {
 }
 
 /**
- * download fetches a file with the session's token and hands it to the browser as a download
- * under the name the server's Content-Disposition gives (fallback otherwise). The bytes never
- * become a page: they go to a blob saved by an <a download> click.
+ * fetchAuthed GETs a path with the session's token (refreshed once on a 401) and answers the
+ * Response as is: exports answer a file, or 202 with a task to follow.
  */
-export async function download(path, fallback, retried) {
+export async function fetchAuthed(path, retried) {
   session.requests++;
-  const resp = await fetch(path, { headers: { Authorization: 'Bearer ' + session.access }, credentials: 'omit', cache: 'no-store' });
+  let resp;
+  try {
+    resp = await fetch(path, { headers: { Authorization: 'Bearer ' + session.access, Accept: 'application/json, */*' }, credentials: 'omit', cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, { title: 'Network error', detail: 'The server did not answer: ' + e.message });
+  }
   if (resp.status === 401 && !retried) {
     await refresh();
-    return download(path, fallback, true);
+    return fetchAuthed(path, true);
   }
-  if (!resp.ok) {
-    const data = (resp.headers.get('Content-Type') || '').includes('json') ? await resp.json().catch(() => ({})) : {};
-    throw new ApiError(resp.status, data);
+  return resp;
+}
+
+/** problemOf turns a failed response into an ApiError with its problem details. */
+export async function problemOf(resp) {
+  const data = (resp.headers.get('Content-Type') || '').includes('json') ? await resp.json().catch(() => ({})) : {};
+  const err = new ApiError(resp.status, data);
+  if (resp.status === 429) {
+    const after = Number(resp.headers.get('Retry-After')) || 0;
+    err.detail = (err.detail || 'Too many requests') + (after ? ` (try again in ${after} s)` : '');
+    err.message = err.detail;
   }
+  return err;
+}
+
+/**
+ * save hands a file response to the browser as a download under the name the server's
+ * Content-Disposition gives (fallback otherwise). The bytes never become a page: they go to a
+ * blob saved by an <a download> click.
+ */
+export async function save(resp, fallback) {
   const m = /filename="?([A-Za-z0-9._-]+)"?/.exec(resp.headers.get('Content-Disposition') || '');
   const url = URL.createObjectURL(await resp.blob());
   const a = document.createElement('a');
@@ -196,4 +217,11 @@ export async function download(path, fallback, retried) {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
   return a.download;
+}
+
+/** download fetches a file with the session's token and saves it (see save). */
+export async function download(path, fallback) {
+  const resp = await fetchAuthed(path);
+  if (!resp.ok) throw await problemOf(resp);
+  return save(resp, fallback);
 }

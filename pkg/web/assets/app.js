@@ -9,6 +9,9 @@ import * as upload from './upload.js';
 import * as admin from './admin.js';
 import * as alerts from './alerts.js';
 import * as senders from './senders.js';
+import * as kinds from './kinds.js';
+import * as ml from './ml.js';
+import * as exportsPage from './exports.js';
 
 const ROLES = { viewer: 1, analyst: 2, admin: 3 };
 
@@ -18,7 +21,10 @@ const pages = [
   { path: 'reports', label: 'Reports', role: 'viewer', mod: reports },
   { path: 'upload', label: 'Upload', role: 'analyst', mod: upload },
   { path: 'senders', label: 'Senders', role: 'viewer', mod: senders },
+  { path: 'tls', label: 'TLS & failures', role: 'viewer', mod: { render: kinds.tls } },
   { path: 'alerts', label: 'Alerts', role: 'viewer', mod: { render: alerts.list } },
+  { path: 'insights', label: 'Insights', role: 'viewer', mod: { render: ml.anomalies } },
+  { path: 'exports', label: 'Exports', role: 'viewer', mod: { render: exportsPage.page } },
   { path: 'keys', label: 'API keys', role: 'viewer', mod: { render: admin.keys } },
   { path: 'admin/users', label: 'Users', role: 'admin', mod: { render: admin.users } },
   { path: 'admin/mailboxes', label: 'Mailboxes', role: 'admin', mod: { render: admin.mailboxes } },
@@ -31,9 +37,18 @@ const hidden = [
   { path: 'alerts/rules', label: 'Alert rules', role: 'viewer', mod: { render: alerts.rules } },
   { path: 'alerts/windows', label: 'Maintenance windows', role: 'viewer', mod: { render: alerts.windows } },
   { path: 'alerts/channels', label: 'Channels', role: 'admin', mod: { render: alerts.channels } },
+  { path: 'failures', label: 'Failure reports', role: 'viewer', mod: { render: kinds.failures } },
+  { path: 'tls-report', label: 'TLS report', role: 'viewer', mod: { render: kinds.tlsDetail } },
+  { path: 'failure', label: 'Failure report', role: 'viewer', mod: { render: kinds.failureDetail } },
+  { path: 'insights/models', label: 'Models', role: 'viewer', mod: { render: ml.models } },
+  { path: 'insights/domain', label: 'Forecast and advice', role: 'viewer', mod: { render: ml.domain } },
+  { path: 'exports/digests', label: 'Digests', role: 'viewer', mod: { render: exportsPage.digests } },
 ];
 // section: the menu entry a hidden page belongs to.
-const section = (path) => (path === 'report' ? 'reports' : path === 'alert' || path.startsWith('alerts/') ? 'alerts' : path);
+const sections = { report: 'reports', alert: 'alerts', failures: 'tls', 'tls-report': 'tls', failure: 'tls' };
+const section = (path) => sections[path] || path.split('/')[0];
+// Pages whose path takes one argument: #/report/12.
+const withArg = ['report', 'alert', 'tls-report', 'failure'];
 
 export const can = (role) => session.me && ROLES[session.me.role] >= ROLES[role];
 
@@ -44,7 +59,7 @@ export function parseHash() {
   const parts = (p || '').split('/').filter(Boolean);
   let path = parts.join('/');
   let arg = null;
-  if ((parts[0] === 'report' || parts[0] === 'alert') && parts.length > 1) { path = parts[0]; arg = decodeURIComponent(parts[1]); }
+  if (withArg.includes(parts[0]) && parts.length > 1) { path = parts[0]; arg = decodeURIComponent(parts[1]); }
   return { path: path || 'overview', arg, params: new URLSearchParams(q || '') };
 }
 
@@ -103,6 +118,7 @@ function renderNav(current) {
 
 async function doLogout() {
   await logout().catch(() => {});
+  exportsPage.forgetExports();
   notice('You are logged out.');
   showLoggedOut();
 }
@@ -113,7 +129,7 @@ function showLoggedOut(msg) {
   if (msg) notice(msg, 'error');
   route();
 }
-session.onLogout = (msg) => { session.me = null; showLoggedOut(msg); };
+session.onLogout = (msg) => { session.me = null; exportsPage.forgetExports(); showLoggedOut(msg); };
 
 function renderLogin(main) {
   document.title = 'Log in · Vigil';
@@ -172,7 +188,7 @@ window.addEventListener('hashchange', route);
 
 async function start() {
   applyTheme(localStorage.getItem('vigil.theme'));
-  await resume();
+  if (await resume()) exportsPage.resumeExports();
   route();
 }
 start();

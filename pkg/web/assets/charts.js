@@ -37,3 +37,20 @@ export function update(canvas, data) {
   });
   ch.update('none');
 }
+
+// Charts drawn with drawThemed follow the theme: on a switch each still on the page is drawn
+// again from its original config, so legends, ticks and grid take the new colours. (The
+// overview redraws its own, with colours recomputed per dataset.)
+const themed = new Map(); // canvas → pristine config (plain data: no callbacks)
+window.addEventListener('vigil-theme', () => {
+  for (const [canvas, config] of themed) {
+    if (!canvas.isConnected) themed.delete(canvas);
+    else draw(canvas, structuredClone(config));
+  }
+});
+
+/** drawThemed draws like draw and redraws the chart when the theme changes. */
+export function drawThemed(canvas, config) {
+  themed.set(canvas, structuredClone(config));
+  return draw(canvas, config);
+}

@@ -11,7 +11,11 @@ export function h(tag, attrs, ...children) {
       el.addEventListener(k.slice(2), v);
     } else if (k === 'dataset') {
       Object.assign(el.dataset, v);
-    } else if (k === 'value' || k === 'checked' || k === 'selected' || k === 'disabled') {
+    } else if (k === 'checked' || k === 'selected') {
+      // The default too, so a form's reset() returns to it rather than to the first option.
+      el[k] = v;
+      el[k === 'checked' ? 'defaultChecked' : 'defaultSelected'] = v;
+    } else if (k === 'value' || k === 'disabled') {
       el[k] = v;
     } else {
       el.setAttribute(k, v === true ? '' : String(v));
@@ -78,7 +82,7 @@ export function badge(value, tip) {
   const kind = { pass: 'ok', none: 'neutral', fail: 'bad', reject: 'bad', quarantine: 'warn', softfail: 'warn',
     neutral: 'neutral', temperror: 'warn', permerror: 'bad', processed: 'ok', duplicate: 'neutral',
     failed: 'bad', rejected: 'bad', pending: 'warn', accepted: 'neutral', admin: 'warn', analyst: 'neutral',
-    viewer: 'neutral', success: 'ok', failure: 'bad', denied: 'bad', sent: 'ok', delivered: 'ok', enabled: 'ok', disabled: 'neutral', failing: 'bad', unusable: 'bad', retrying: 'warn' }[v] || 'neutral';
+    viewer: 'neutral', success: 'ok', failure: 'bad', denied: 'bad', sent: 'ok', delivered: 'ok', enabled: 'ok', disabled: 'neutral', failing: 'bad', unusable: 'bad', retrying: 'warn', anomalous: 'bad', normal: 'ok', deployed: 'ok', ready: 'ok', training: 'warn' }[v] || 'neutral';
   return h('span', { class: `badge badge-${kind}`, title: tip || undefined }, value == null || value === '' ? '–' : String(value));
 }
 

@@ -3,6 +3,7 @@
 import { h, clear, num, pct, field, select, errorBox, empty, loading } from './dom.js';
 import { get } from './api.js';
 import { colours, draw, update } from './charts.js';
+import { exportBar } from './exports.js';
 
 // The common filters the URL may carry, in the order the API documents them.
 export const FILTERS = ['domain', 'days', 'start', 'end', 'source_ip', 'source_ip_range', 'dkim_result', 'spf_result', 'disposition', 'org_name'];
@@ -197,7 +198,7 @@ export async function render(main, params, { go }) {
   });
   const body = h('div', { 'aria-busy': 'true' }, loading('Loading the overview…'));
   clear(main, h('div', { class: 'page-head' }, h('h1', {}, 'Overview'), h('div', { class: 'refresh' }, status, pauseBtn)),
-    filterForm(f, domains, apply), body);
+    filterForm(f, domains, apply), exportBar(['pdf', 'workbook', 'sources-csv', 'sources-xlsx'], f), body);
 
   let data;
   try {

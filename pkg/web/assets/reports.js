@@ -4,6 +4,7 @@
 import { h, clear, num, date, dateTime, field, select, table, pager, badge, errorBox, empty, loading, notice } from './dom.js';
 import { get, download } from './api.js';
 import { filtersOf } from './overview.js';
+import { exportBar } from './exports.js';
 
 const PAGE_SIZES = [25, 50, 100, 200];
 
@@ -30,7 +31,7 @@ export async function render(main, params, { go }) {
   } }, h('div', { class: 'filter-row' }, field('Domain', domain), field('Reporting organisation', org), field('Period', days),
     field('Page size', sizeSel), h('div', { class: 'filter-actions' }, h('button', { type: 'submit' }, 'Apply'))));
   const body = h('div', { 'aria-busy': 'true' }, loading('Loading reports…'));
-  clear(main, h('h1', {}, 'Reports'), form, body);
+  clear(main, h('h1', {}, 'Reports'), form, exportBar(['reports-csv', 'reports-xlsx', 'records-csv', 'records-xlsx'], f), body);
 
   let list;
   try {

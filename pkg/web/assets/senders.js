@@ -5,6 +5,7 @@
 import { h, clear, num, pct, date, field, select, table, pager, badge, errorBox, empty, notice, confirmDialog, loading } from './dom.js';
 import { get, post, del } from './api.js';
 import { form, val } from './admin.js';
+import { exportBar } from './exports.js';
 
 const TYPES = [['', 'Any period'], ['7', 'Last 7 days'], ['30', 'Last 30 days'], ['90', 'Last 90 days']];
 
@@ -23,7 +24,7 @@ export async function render(main, params, { go, can }) {
   const listEl = h('div', { 'aria-busy': 'true' }, loading('Loading senders…'));
   const mapEl = h('div', {}, loading('Loading countries…'));
   const mappingsEl = can('admin') ? h('div', {}, loading()) : null;
-  clear(main, h('h1', {}, 'Senders'), filters, listEl,
+  clear(main, h('h1', {}, 'Senders'), filters, exportBar(['sources-csv', 'sources-xlsx'], f), listEl,
     h('h2', {}, 'Where the mail comes from'), mapEl,
     mappingsEl ? [h('h2', {}, 'Named-sender mappings'), mappingsEl] : null);
   await Promise.all([senders(listEl, f, page, go), countries(mapEl, f), mappingsEl ? mappings(mappingsEl) : null]);
