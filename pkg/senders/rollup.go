@@ -455,14 +455,14 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 		ids[i] = int64(d)
 	}
 	list := int64List(ids)
+	// One statement: the sums of the periods covering the window and, from
+	// rollup_sender_last, the sources whose last day lies in it (the distinct sources of a
+	// window running to the data's end), grouped once per domain and group.
 	var b strings.Builder
 	var args []any
-	b.WriteString("SELECT domain_id, key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day) FROM (")
-	for i, p := range cover(w.from, w.to, w.hasFrom, w.hasTo, senderGrains) {
-		if i > 0 {
-			b.WriteString(" UNION ALL ")
-		}
-		b.WriteString("SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day FROM " + p.table +
+	b.WriteString("SELECT domain_id, key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day), SUM(ips) FROM (")
+	for _, p := range cover(w.from, w.to, w.hasFrom, w.hasTo, senderGrains) {
+		b.WriteString("SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day, 0 AS ips FROM " + p.table +
 			" WHERE dim = " + strconv.Itoa(dim) + " AND domain_id IN (" + list + ")")
 		if p.hasLo {
 			b.WriteString(" AND period >= ?")
@@ -472,59 +472,36 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 			b.WriteString(" AND period < ?")
 			args = append(args, p.hi)
 		}
+		b.WriteString(" UNION ALL ")
 	}
-	b.WriteString(") t GROUP BY domain_id, key_id")
-	byKey := map[[2]int64]*Sums{}
-	var out []*Sums
-	rows, err := s.sqlDB().QueryContext(ctx, s.bind(b.String()), args...)
-	if err != nil {
-		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
-	}
-	for rows.Next() {
-		var r Sums
-		if err := rows.Scan(&r.DomainID, &r.KeyID, &r.Messages, &r.DMARCPass, &r.DKIMPass, &r.SPFPass, &r.BothPass, &r.First, &r.Last); err != nil {
-			rows.Close()
-			return nil, false, fmt.Errorf("senders: read rollup: %w", err)
-		}
-		if r.Messages <= 0 {
-			continue
-		}
-		byKey[[2]int64{int64(r.DomainID), r.KeyID}] = &r
-		out = append(out, &r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
-	}
-	q := "SELECT domain_id, key_id, SUM(ips) FROM rollup_sender_last WHERE dim = " + strconv.Itoa(dim) + " AND domain_id IN (" + list + ")"
-	args = nil
+	b.WriteString("SELECT domain_id, key_id, 0, 0, 0, 0, 0, CAST(NULL AS INTEGER), CAST(NULL AS INTEGER), ips FROM rollup_sender_last WHERE dim = " + strconv.Itoa(dim) + " AND domain_id IN (" + list + ")")
 	if w.hasFrom {
-		q += " AND last_day >= ?"
+		b.WriteString(" AND last_day >= ?")
 		args = append(args, w.from)
 	}
-	rows, err = s.sqlDB().QueryContext(ctx, s.bind(q+" GROUP BY domain_id, key_id"), args...)
+	b.WriteString(") t GROUP BY domain_id, key_id")
+	var out []Sums
+	rows, err := s.sqlDB().QueryContext(ctx, s.bind(b.String()), args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var d int32
-		var k, n int64
-		if err := rows.Scan(&d, &k, &n); err != nil {
+		var r Sums
+		var first, last sql.NullInt32
+		if err := rows.Scan(&r.DomainID, &r.KeyID, &r.Messages, &r.DMARCPass, &r.DKIMPass, &r.SPFPass, &r.BothPass, &first, &last, &r.IPs); err != nil {
 			return nil, false, fmt.Errorf("senders: read rollup: %w", err)
 		}
-		if r := byKey[[2]int64{int64(d), k}]; r != nil {
-			r.IPs = n
+		if r.Messages <= 0 {
+			continue
 		}
+		r.First, r.Last = first.Int32, last.Int32
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
 	}
-	res := make([]Sums, len(out))
-	for i, r := range out {
-		res[i] = *r
-	}
-	return res, true, nil
+	return out, true, nil
 }
 
 // Groups returns the sender groups (or countries) of the ids.
