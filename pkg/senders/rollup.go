@@ -112,8 +112,36 @@ type querier interface {
 
 // Rebuild derives the sender groups of sources enriched since the last run (Sync), then
 // rebuilds the rollup rows of every domain whose numbers changed. It is the senders:rollup
-// task; running it twice at once is harmless (a domain's rebuild is one transaction).
+// task. Runs of one process never overlap: a run asked for while one is under way leaves it
+// to that one, which goes round again (runs keyed to successive minutes used to pile up on a
+// busy worker, each rebuilding the same domains, and on SQLite they queued behind each other's
+// transactions). Runs of several processes at once are harmless (a domain's rebuild is one
+// transaction).
 func (s *Service) Rebuild(ctx context.Context) (RebuildStats, error) {
+	var out RebuildStats
+	s.again.Store(true)
+	for {
+		if !s.running.TryLock() {
+			return out, nil // the run under way sees again and goes round
+		}
+		var err error
+		for err == nil && s.again.Swap(false) {
+			var st RebuildStats
+			st, err = s.rebuild(ctx)
+			out.Synced.Sources += st.Synced.Sources
+			out.Synced.Changed += st.Synced.Changed
+			out.Domains += st.Domains
+			out.Fresh = st.Fresh
+		}
+		s.running.Unlock()
+		// A request that came between the last round and the unlock found the lock taken.
+		if err != nil || !s.again.Load() {
+			return out, err
+		}
+	}
+}
+
+func (s *Service) rebuild(ctx context.Context) (RebuildStats, error) {
 	var out RebuildStats
 	if err := s.checkCatalog(ctx); err != nil {
 		return out, err
@@ -161,10 +189,11 @@ func (s *Service) checkCatalog(ctx context.Context) error {
 	if err == nil && have == sum {
 		return nil
 	}
-	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	tx, unlock, err := s.begin(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("senders: catalog version: %w", err)
 	}
+	defer unlock()
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, "UPDATE sender_sources SET enriched_at = -1"); err != nil {
 		return fmt.Errorf("senders: catalog changed: %w", err)
@@ -179,10 +208,11 @@ func (s *Service) checkCatalog(ctx context.Context) error {
 // pendingIDs are the group ids of sources without a sender_sources row: the pending sender
 // group and the unknown country.
 func (s *Service) pendingIDs(ctx context.Context) (sender, country int64, err error) {
-	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	tx, unlock, err := s.begin(ctx, nil)
 	if err != nil {
 		return 0, 0, err
 	}
+	defer unlock()
 	defer tx.Rollback()
 	ids := newGroupIDs(tx, s)
 	if sender, err = ids.get(ctx, DimSender, PendingKey, group{Key: PendingKey, Type: TypeUnknown, Pending: true}, ""); err != nil {
@@ -243,10 +273,11 @@ func (s *Service) rebuildDomain(ctx context.Context, d int32) error {
 	if s.dialect == store.Postgres {
 		opts.Isolation = sql.LevelRepeatableRead
 	}
-	tx, err := s.sqlDB().BeginTx(ctx, opts)
+	tx, unlock, err := s.begin(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("senders: rebuild domain %d: %w", d, err)
 	}
+	defer unlock()
 	defer tx.Rollback()
 	fps, err := fingerprints(ctx, tx)
 	if err != nil {
