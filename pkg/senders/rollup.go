@@ -141,6 +141,9 @@ func (s *Service) Rebuild(ctx context.Context) (RebuildStats, error) {
 	}
 }
 
+// resyncEvery is how often a long rebuild derives the groups of newly enriched sources.
+const resyncEvery = 5 * time.Second
+
 func (s *Service) rebuild(ctx context.Context) (RebuildStats, error) {
 	var out RebuildStats
 	if err := s.checkCatalog(ctx); err != nil {
@@ -158,10 +161,23 @@ func (s *Service) rebuild(ctx context.Context) (RebuildStats, error) {
 	if err != nil {
 		return out, err
 	}
+	lastSync := time.Now()
 	for d, fp := range cur {
 		if st, ok := have[d]; ok && st.fp == fp {
 			out.Fresh++
 			continue
+		}
+		// Rebuilding every domain takes long on a big database or a slow SQLite: sources
+		// enriched meanwhile (before their rollup rows existed, so their batch could not group
+		// them) are grouped every few seconds rather than at the next run.
+		if time.Since(lastSync) > resyncEvery {
+			st, err := s.Sync(ctx)
+			out.Synced.Sources += st.Sources
+			out.Synced.Changed += st.Changed
+			if err != nil {
+				return out, err
+			}
+			lastSync = time.Now()
 		}
 		if err := s.rebuildDomain(ctx, d); err != nil {
 			return out, err
