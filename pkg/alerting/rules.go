@@ -58,6 +58,7 @@ var paramSpecs = map[string]map[string]param{
 		"window_days":   {def: 1, min: 1, max: 30, whole: true, doc: "a source first seen in these UTC days ending today"},
 		"lookback_days": {def: 90, min: 1, max: 3650, whole: true, doc: "…and not seen in this many days before"},
 		"min_messages":  {def: 1, min: 1, max: 1e12, whole: true, doc: "ignore new sources with fewer messages"},
+		"named_sender":  {def: 0, boolean: true, doc: "alert on a named sender (Google Workspace, SendGrid, …: the sender group of pkg/senders) new for the domain, not on each new address"},
 	},
 	TypePolicyViolation: {
 		"window_days":   {def: 1, min: 1, max: 365, whole: true, doc: "UTC days ending today"},

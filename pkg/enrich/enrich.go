@@ -71,6 +71,7 @@ type Deps struct {
 
 // Service enriches addresses and serves the geolocation endpoints.
 type Service struct {
+	st      *store.Store
 	db      *gorm.DB
 	dialect store.Dialect
 	res     *Resolver
@@ -88,7 +89,7 @@ func New(d Deps) *Service {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Service{db: d.Store.DB(), dialect: d.Store.Dialect(), res: d.Resolver, geo: d.Geo, senders: d.Senders, enq: d.Enqueuer, onDone: d.OnEnriched,
+	return &Service{st: d.Store, db: d.Store.DB(), dialect: d.Store.Dialect(), res: d.Resolver, geo: d.Geo, senders: d.Senders, enq: d.Enqueuer, onDone: d.OnEnriched,
 		cfg: d.Config.withDefaults(), log: d.Log, now: d.Now}
 }
 
@@ -350,39 +351,63 @@ func scanInfo(rows *sql.Rows) (*Info, error) {
 	return &in, nil
 }
 
-// saveChunk rows per INSERT: 18 parameters each stays far below both dialects' limits.
-const saveChunk = 200
+// Rows per INSERT. PostgreSQL: 18 parameters each, far below its 65,535; a batch of the
+// default size is one statement. SQLite: its driver binds each positional parameter by
+// scanning the argument list (quadratic: a 200-row statement, 3,600 parameters, cost more CPU
+// than the lookups that filled it) and parses the statement again at every execution (so a
+// prepared single-row statement is no better): 32 rows keep both costs small.
+const (
+	pgSaveChunk     = 1000
+	sqliteSaveChunk = 32
+)
 
-// save upserts the rows.
+// save upserts the rows in one transaction, as derived data (store.WriteDerived: serialised
+// with the process's other writers on SQLite, committed without waiting for the WAL flush on
+// PostgreSQL; a lost entry is looked up again).
 func (s *Service) save(ctx context.Context, ins []*Info, now int64) error {
-	for lo := 0; lo < len(ins); lo += saveChunk {
-		part := ins[lo:min(lo+saveChunk, len(ins))]
-		var b strings.Builder
-		b.WriteString("INSERT INTO enrich_ips (" + cols + ") VALUES ")
-		args := make([]any, 0, len(part)*18)
-		for i, in := range part {
-			if i > 0 {
-				b.WriteString(",")
-			}
-			b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-			var asn any
-			if in.ASN != 0 {
-				asn = in.ASN
-			}
-			args = append(args, key(in.IP), null(in.PTR), in.PTRConfirmed, null(in.BaseDomain), in.Residential, in.DNSStatus, in.DNSExpires,
-				asn, null(in.ASOrg), null(in.Country), null(in.CountryName), null(in.Region), null(in.City), in.Latitude, in.Longitude,
-				null(in.TimeZone), in.GeoExpires, now)
+	if len(ins) == 0 {
+		return nil
+	}
+	var set strings.Builder
+	for i, c := range strings.Split(cols, ", ")[1:] {
+		if i > 0 {
+			set.WriteString(", ")
 		}
-		b.WriteString(" ON CONFLICT (ip) DO UPDATE SET ")
-		for i, c := range strings.Split(cols, ", ")[1:] {
-			if i > 0 {
-				b.WriteString(", ")
+		set.WriteString(c + " = excluded." + c)
+	}
+	const row = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	head, tail := "INSERT INTO enrich_ips ("+cols+") VALUES ", " ON CONFLICT (ip) DO UPDATE SET "+set.String()
+	args := func(in *Info) []any {
+		var asn any
+		if in.ASN != 0 {
+			asn = in.ASN
+		}
+		return []any{key(in.IP), null(in.PTR), in.PTRConfirmed, null(in.BaseDomain), in.Residential, in.DNSStatus, in.DNSExpires,
+			asn, null(in.ASOrg), null(in.Country), null(in.CountryName), null(in.Region), null(in.City), in.Latitude, in.Longitude,
+			null(in.TimeZone), in.GeoExpires, now}
+	}
+	err := s.st.WriteDerived(ctx, func(tx *gorm.DB) error {
+		// The connection itself: gorm would expand a []byte argument (an address) into a list.
+		pool := tx.Statement.ConnPool
+		chunk := pgSaveChunk
+		if s.dialect != store.Postgres {
+			chunk = sqliteSaveChunk
+		}
+		for lo := 0; lo < len(ins); lo += chunk {
+			part := ins[lo:min(lo+chunk, len(ins))]
+			vals := make([]any, 0, len(part)*18)
+			for _, in := range part {
+				vals = append(vals, args(in)...)
 			}
-			b.WriteString(c + " = excluded." + c)
+			q := head + strings.TrimSuffix(strings.Repeat(row+",", len(part)), ",") + tail
+			if _, err := pool.ExecContext(ctx, s.bind(q), vals...); err != nil {
+				return err
+			}
 		}
-		if err := s.exec(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("enrich: write cache: %w", err)
-		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("enrich: write cache: %w", err)
 	}
 	return nil
 }
@@ -412,13 +437,4 @@ func (s *Service) bind(q string) string {
 		b.WriteByte(q[i])
 	}
 	return b.String()
-}
-
-func (s *Service) exec(ctx context.Context, q string, args ...any) error {
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
-	}
-	_, err = sqlDB.ExecContext(ctx, s.bind(q), args...)
-	return err
 }

@@ -106,7 +106,7 @@ func TestGroup(t *testing.T) {
 	}
 	var got []row
 	for _, it := range items {
-		got = append(got, row{it.Domain, label(it), it.Messages, it.IPs, it.SenderType})
+		got = append(got, row{it.Domain, label(&it), it.Messages, it.IPs, it.SenderType})
 	}
 	want := []row{
 		{"example.com", "Google Workspace", 150, 5, TypeMailbox},

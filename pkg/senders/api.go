@@ -1,6 +1,7 @@
 package senders
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -8,8 +9,9 @@ import (
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/route"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -258,29 +260,35 @@ func Group(rows []Row) []Item {
 	return items
 }
 
-// groupItems is Group without the advice, most messages first.
+// groupItems is Group without the advice, most messages first. A year of all domains holds
+// tens of thousands of groups: the items are built and sorted by pointer (sorting the structs
+// moved them through reflection: half the request's CPU at 16,700 groups).
 func groupItems(rows []Row) []Item {
 	type key struct{ domain, name string }
-	byKey := map[key]*Item{}
-	firsts, lasts := map[key]int32{}, map[key]int32{}
-	var order []key
+	type acc struct {
+		it          Item
+		key         string
+		first, last int32
+	}
+	byKey := make(map[key]*acc, len(rows))
+	order := make([]*acc, 0, len(rows))
 	for _, r := range rows {
 		g := r.Group
 		k := key{domain: r.Domain, name: g.itemKey()}
-		it := byKey[k]
-		if it == nil {
-			it = &Item{Domain: r.Domain, SenderType: g.Type}
-			if it.SenderType == "" {
-				it.SenderType = TypeUnknown
+		a := byKey[k]
+		if a == nil {
+			a = &acc{it: Item{Domain: r.Domain, SenderType: g.Type}, key: k.name, first: r.First, last: r.Last}
+			if a.it.SenderType == "" {
+				a.it.SenderType = TypeUnknown
 			}
 			if g.Sender != "" {
 				name := g.Sender
-				it.Sender = &name
+				a.it.Sender = &name
 			}
-			byKey[k] = it
-			order = append(order, k)
-			firsts[k], lasts[k] = r.First, r.Last
+			byKey[k] = a
+			order = append(order, a)
 		}
+		it := &a.it
 		if !g.Pending {
 			it.BaseDomain, it.ASN, it.ASOrg = optStr(g.BaseDomain), optInt(g.ASN), optStr(g.ASOrg)
 		}
@@ -293,11 +301,10 @@ func groupItems(rows []Row) []Item {
 		if g.Pending {
 			it.PendingIPs += r.IPs
 		}
-		firsts[k], lasts[k] = min(firsts[k], r.First), max(lasts[k], r.Last)
+		a.first, a.last = min(a.first, r.First), max(a.last, r.Last)
 	}
-	items := make([]Item, 0, len(order))
-	for _, k := range order {
-		it := byKey[k]
+	for _, a := range order {
+		it := &a.it
 		it.Alignment.DKIMOnly = it.DKIMAlignedMessages - it.Alignment.Both
 		it.Alignment.SPFOnly = it.SPFAlignedMessages - it.Alignment.Both
 		it.Alignment.Neither = it.Messages - it.Alignment.Both - it.Alignment.DKIMOnly - it.Alignment.SPFOnly
@@ -305,19 +312,27 @@ func groupItems(rows []Row) []Item {
 			r := float64(it.DMARCPassMessages) / float64(it.Messages)
 			it.DMARCPassRate = &r
 		}
-		it.FirstSeen = rollup.DayTime(firsts[k]).Format("2006-01-02")
-		it.LastSeen = rollup.DayTime(lasts[k]).Format("2006-01-02")
-		items = append(items, *it)
+		it.FirstSeen = rollup.DayTime(a.first).Format("2006-01-02")
+		it.LastSeen = rollup.DayTime(a.last).Format("2006-01-02")
 	}
-	sort.SliceStable(items, func(i, j int) bool {
-		if items[i].Messages != items[j].Messages {
-			return items[i].Messages > items[j].Messages
+	// A total order (messages, domain, label, item key), so pages never overlap.
+	slices.SortFunc(order, func(x, y *acc) int {
+		i, j := &x.it, &y.it
+		if i.Messages != j.Messages {
+			return cmp.Compare(j.Messages, i.Messages)
 		}
-		if items[i].Domain != items[j].Domain {
-			return items[i].Domain < items[j].Domain
+		if i.Domain != j.Domain {
+			return strings.Compare(i.Domain, j.Domain)
 		}
-		return label(items[i]) < label(items[j])
+		if c := strings.Compare(label(i), label(j)); c != 0 {
+			return c
+		}
+		return strings.Compare(x.key, y.key)
 	})
+	items := make([]Item, len(order))
+	for i, a := range order {
+		items[i] = a.it
+	}
 	return items
 }
 
@@ -342,7 +357,7 @@ func advise(it *Item) {
 	it.Advice = Advise(facts)
 }
 
-func label(it Item) string {
+func label(it *Item) string {
 	switch {
 	case it.Sender != nil:
 		return *it.Sender

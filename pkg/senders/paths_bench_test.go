@@ -78,3 +78,48 @@ func rowsOf(ctx context.Context, b *testing.B, api *API, sums []Sums) []Row {
 	}
 	return out
 }
+
+// BenchmarkSendersRollupPath times /api/senders?days=365 (all domains) as the handler answers
+// it from a fresh sender rollup, without HTTP: Rows, the grouping and the advice of the first
+// page. It needs a database BenchmarkSendersQuery has prepared and does not rebuild anything,
+// so it can be profiled alone (-cpuprofile). Reports the median and p95.
+//
+//	VIGIL_BENCH_DATABASE_URL=… make bench PKGS=./pkg/senders BENCH=SendersRollupPath BENCHTIME=10x COUNT=3
+func BenchmarkSendersRollupPath(b *testing.B) {
+	dsn := os.Getenv("VIGIL_BENCH_DATABASE_URL")
+	if dsn == "" {
+		b.Skip("set VIGIL_BENCH_DATABASE_URL to a database prepared by BenchmarkSendersQuery")
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	sv, err := New(st, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	api := NewAPI(sv, analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()}))
+	f := store.Filter{Start: time.Now().AddDate(0, 0, -365)}
+	if _, ok, err := sv.fromRollup(ctx, DimSender, nil, true, windowOf(f)); err != nil || !ok {
+		b.Fatalf("sender rollup not fresh (%v): run BenchmarkSendersQuery first", err)
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		rows, err := api.Rows(ctx, f, DimSender)
+		if err != nil {
+			b.Fatal(err)
+		}
+		items := groupItems(rows)
+		for j := range items[:min(len(items), defaultPageSize)] {
+			advise(&items[j])
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[(len(lat)*95+99)/100-1].Microseconds())/1000, "p95-ms")
+}

@@ -112,8 +112,39 @@ type querier interface {
 
 // Rebuild derives the sender groups of sources enriched since the last run (Sync), then
 // rebuilds the rollup rows of every domain whose numbers changed. It is the senders:rollup
-// task; running it twice at once is harmless (a domain's rebuild is one transaction).
+// task. Runs of one process never overlap: a run asked for while one is under way leaves it
+// to that one, which goes round again (runs keyed to successive minutes used to pile up on a
+// busy worker, each rebuilding the same domains, and on SQLite they queued behind each other's
+// transactions). Runs of several processes at once are harmless (a domain's rebuild is one
+// transaction).
 func (s *Service) Rebuild(ctx context.Context) (RebuildStats, error) {
+	var out RebuildStats
+	s.again.Store(true)
+	for {
+		if !s.running.TryLock() {
+			return out, nil // the run under way sees again and goes round
+		}
+		var err error
+		for err == nil && s.again.Swap(false) {
+			var st RebuildStats
+			st, err = s.rebuild(ctx)
+			out.Synced.Sources += st.Synced.Sources
+			out.Synced.Changed += st.Synced.Changed
+			out.Domains += st.Domains
+			out.Fresh = st.Fresh
+		}
+		s.running.Unlock()
+		// A request that came between the last round and the unlock found the lock taken.
+		if err != nil || !s.again.Load() {
+			return out, err
+		}
+	}
+}
+
+// resyncEvery is how often a long rebuild derives the groups of newly enriched sources.
+const resyncEvery = 5 * time.Second
+
+func (s *Service) rebuild(ctx context.Context) (RebuildStats, error) {
 	var out RebuildStats
 	if err := s.checkCatalog(ctx); err != nil {
 		return out, err
@@ -130,10 +161,23 @@ func (s *Service) Rebuild(ctx context.Context) (RebuildStats, error) {
 	if err != nil {
 		return out, err
 	}
+	lastSync := time.Now()
 	for d, fp := range cur {
 		if st, ok := have[d]; ok && st.fp == fp {
 			out.Fresh++
 			continue
+		}
+		// Rebuilding every domain takes long on a big database or a slow SQLite: sources
+		// enriched meanwhile (before their rollup rows existed, so their batch could not group
+		// them) are grouped every few seconds rather than at the next run.
+		if time.Since(lastSync) > resyncEvery {
+			st, err := s.Sync(ctx)
+			out.Synced.Sources += st.Sources
+			out.Synced.Changed += st.Changed
+			if err != nil {
+				return out, err
+			}
+			lastSync = time.Now()
 		}
 		if err := s.rebuildDomain(ctx, d); err != nil {
 			return out, err
@@ -161,10 +205,11 @@ func (s *Service) checkCatalog(ctx context.Context) error {
 	if err == nil && have == sum {
 		return nil
 	}
-	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	tx, unlock, err := s.begin(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("senders: catalog version: %w", err)
 	}
+	defer unlock()
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, "UPDATE sender_sources SET enriched_at = -1"); err != nil {
 		return fmt.Errorf("senders: catalog changed: %w", err)
@@ -179,10 +224,11 @@ func (s *Service) checkCatalog(ctx context.Context) error {
 // pendingIDs are the group ids of sources without a sender_sources row: the pending sender
 // group and the unknown country.
 func (s *Service) pendingIDs(ctx context.Context) (sender, country int64, err error) {
-	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	tx, unlock, err := s.begin(ctx, nil)
 	if err != nil {
 		return 0, 0, err
 	}
+	defer unlock()
 	defer tx.Rollback()
 	ids := newGroupIDs(tx, s)
 	if sender, err = ids.get(ctx, DimSender, PendingKey, group{Key: PendingKey, Type: TypeUnknown, Pending: true}, ""); err != nil {
@@ -243,10 +289,11 @@ func (s *Service) rebuildDomain(ctx context.Context, d int32) error {
 	if s.dialect == store.Postgres {
 		opts.Isolation = sql.LevelRepeatableRead
 	}
-	tx, err := s.sqlDB().BeginTx(ctx, opts)
+	tx, unlock, err := s.begin(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("senders: rebuild domain %d: %w", d, err)
 	}
+	defer unlock()
 	defer tx.Rollback()
 	fps, err := fingerprints(ctx, tx)
 	if err != nil {
@@ -455,14 +502,14 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 		ids[i] = int64(d)
 	}
 	list := int64List(ids)
+	// One statement: the sums of the periods covering the window and, from
+	// rollup_sender_last, the sources whose last day lies in it (the distinct sources of a
+	// window running to the data's end), grouped once per domain and group.
 	var b strings.Builder
 	var args []any
-	b.WriteString("SELECT domain_id, key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day) FROM (")
-	for i, p := range cover(w.from, w.to, w.hasFrom, w.hasTo, senderGrains) {
-		if i > 0 {
-			b.WriteString(" UNION ALL ")
-		}
-		b.WriteString("SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day FROM " + p.table +
+	b.WriteString("SELECT domain_id, key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day), SUM(ips) FROM (")
+	for _, p := range cover(w.from, w.to, w.hasFrom, w.hasTo, senderGrains) {
+		b.WriteString("SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day, 0 AS ips FROM " + p.table +
 			" WHERE dim = " + strconv.Itoa(dim) + " AND domain_id IN (" + list + ")")
 		if p.hasLo {
 			b.WriteString(" AND period >= ?")
@@ -472,59 +519,36 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 			b.WriteString(" AND period < ?")
 			args = append(args, p.hi)
 		}
+		b.WriteString(" UNION ALL ")
 	}
-	b.WriteString(") t GROUP BY domain_id, key_id")
-	byKey := map[[2]int64]*Sums{}
-	var out []*Sums
-	rows, err := s.sqlDB().QueryContext(ctx, s.bind(b.String()), args...)
-	if err != nil {
-		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
-	}
-	for rows.Next() {
-		var r Sums
-		if err := rows.Scan(&r.DomainID, &r.KeyID, &r.Messages, &r.DMARCPass, &r.DKIMPass, &r.SPFPass, &r.BothPass, &r.First, &r.Last); err != nil {
-			rows.Close()
-			return nil, false, fmt.Errorf("senders: read rollup: %w", err)
-		}
-		if r.Messages <= 0 {
-			continue
-		}
-		byKey[[2]int64{int64(r.DomainID), r.KeyID}] = &r
-		out = append(out, &r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
-	}
-	q := "SELECT domain_id, key_id, SUM(ips) FROM rollup_sender_last WHERE dim = " + strconv.Itoa(dim) + " AND domain_id IN (" + list + ")"
-	args = nil
+	b.WriteString("SELECT domain_id, key_id, 0, 0, 0, 0, 0, CAST(NULL AS INTEGER), CAST(NULL AS INTEGER), ips FROM rollup_sender_last WHERE dim = " + strconv.Itoa(dim) + " AND domain_id IN (" + list + ")")
 	if w.hasFrom {
-		q += " AND last_day >= ?"
+		b.WriteString(" AND last_day >= ?")
 		args = append(args, w.from)
 	}
-	rows, err = s.sqlDB().QueryContext(ctx, s.bind(q+" GROUP BY domain_id, key_id"), args...)
+	b.WriteString(") t GROUP BY domain_id, key_id")
+	var out []Sums
+	rows, err := s.sqlDB().QueryContext(ctx, s.bind(b.String()), args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var d int32
-		var k, n int64
-		if err := rows.Scan(&d, &k, &n); err != nil {
+		var r Sums
+		var first, last sql.NullInt32
+		if err := rows.Scan(&r.DomainID, &r.KeyID, &r.Messages, &r.DMARCPass, &r.DKIMPass, &r.SPFPass, &r.BothPass, &first, &last, &r.IPs); err != nil {
 			return nil, false, fmt.Errorf("senders: read rollup: %w", err)
 		}
-		if r := byKey[[2]int64{int64(d), k}]; r != nil {
-			r.IPs = n
+		if r.Messages <= 0 {
+			continue
 		}
+		r.First, r.Last = first.Int32, last.Int32
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
 	}
-	res := make([]Sums, len(out))
-	for i, r := range out {
-		res[i] = *r
-	}
-	return res, true, nil
+	return out, true, nil
 }
 
 // Groups returns the sender groups (or countries) of the ids.

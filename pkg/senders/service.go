@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -23,12 +25,16 @@ import (
 // Service holds the catalog (the data file plus the admin's mappings) and answers
 // /api/senders.
 type Service struct {
+	st      *store.Store
 	db      *gorm.DB
 	dialect store.Dialect
 	builtin *Catalog
 	log     *slog.Logger
 	now     func() time.Time
 	enq     Enqueuer
+	// running and again make Rebuild single-flight in this process (see Rebuild).
+	running sync.Mutex
+	again   atomic.Bool
 }
 
 // New builds the service; it fails only when the embedded data file is broken (a test
@@ -38,7 +44,7 @@ func New(st *store.Store, log *slog.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{db: st.DB(), dialect: st.Dialect(), builtin: b, log: log, now: time.Now}, nil
+	return &Service{st: st, db: st.DB(), dialect: st.Dialect(), builtin: b, log: log, now: time.Now}, nil
 }
 
 // Catalog is the data file with the admin's mappings on top, read now: a mapping added
@@ -124,7 +130,10 @@ func (s *Service) remap(ctx context.Context, m Mapping) error {
 		n, _ := strconv.ParseInt(m.Pattern, 10, 64)
 		col, v = "asn", n
 	}
-	if _, err := s.sqlDB().ExecContext(ctx, s.bind("UPDATE sender_sources SET enriched_at = -1 WHERE "+col+" = ?"), v); err != nil {
+	unlock := s.st.LockWrites()
+	_, err := s.sqlDB().ExecContext(ctx, s.bind("UPDATE sender_sources SET enriched_at = -1 WHERE "+col+" = ?"), v)
+	unlock()
+	if err != nil {
 		return fmt.Errorf("senders: remap %s %s: %w", m.Kind, m.Pattern, err)
 	}
 	if _, err := s.Sync(ctx); err != nil {

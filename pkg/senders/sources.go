@@ -149,10 +149,11 @@ func (s *Service) SyncIPs(ctx context.Context, ips []netip.Addr) (SyncStats, err
 
 // syncWhere derives the sources the condition selects, in one transaction.
 func (s *Service) syncWhere(ctx context.Context, cat *Catalog, where string, args ...any) (n, changed int, last int64, err error) {
-	tx, err := s.sqlDB().BeginTx(ctx, nil)
+	tx, unlock, err := s.begin(ctx, nil)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("senders: sync: %w", err)
 	}
+	defer unlock()
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, s.bind(sourceCols+where), args...)
 	if err != nil {
@@ -353,10 +354,26 @@ func (g *groupIDs) get(ctx context.Context, dim int, key string, gr group, name 
 // Resync marks every source to be derived again (after a mapping change: a source may now be
 // another sender) and derives them.
 func (s *Service) Resync(ctx context.Context) (SyncStats, error) {
-	if _, err := s.sqlDB().ExecContext(ctx, "UPDATE sender_sources SET enriched_at = -1"); err != nil {
+	unlock := s.st.LockWrites()
+	_, err := s.sqlDB().ExecContext(ctx, "UPDATE sender_sources SET enriched_at = -1")
+	unlock()
+	if err != nil {
 		return SyncStats{}, fmt.Errorf("senders: resync: %w", err)
 	}
 	return s.Sync(ctx)
+}
+
+// begin starts a write transaction under the store's write lock (SQLite: one writer per
+// process, queued rather than retried through busy_timeout); unlock releases the lock after the
+// transaction ends (defer it before the Rollback).
+func (s *Service) begin(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, func(), error) {
+	unlock := s.st.LockWrites()
+	tx, err := s.sqlDB().BeginTx(ctx, opts)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return tx, unlock, nil
 }
 
 func (s *Service) sqlDB() *sql.DB {

@@ -198,6 +198,18 @@ func (s *Store) WriteDerived(ctx context.Context, fn func(tx *gorm.DB) error) er
 	return s.writeAsync(ctx, fn)
 }
 
+// LockWrites takes the process's SQLite write lock for a transaction the caller runs on
+// database/sql itself (pkg/senders' rebuilds); unlock releases it. On PostgreSQL it does
+// nothing. Without it such a transaction meets the other writers through busy_timeout, whose
+// sleeps grow to 100 ms a try, and loses to them under load ("database is locked").
+func (s *Store) LockWrites() (unlock func()) {
+	if s.writeMu == nil {
+		return func() {}
+	}
+	s.writeMu.Lock()
+	return s.writeMu.Unlock
+}
+
 // write runs fn in one transaction, serialised per process on SQLite.
 func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return s.writeOn(ctx, s.db, fn)
