@@ -4648,6 +4648,44 @@ type TLSPolicy struct {
 	SuccessfulSessions int64  `json:"successful_sessions"`
 }
 
+// TLSRPTSubmission An SMTP TLS report as a reporting MTA sends it (RFC 8460 section 4). Fields beyond these are accepted and ignored.
+type TLSRPTSubmission struct {
+	ContactInfo *string `json:"contact-info,omitempty"`
+	DateRange   struct {
+		EndDatetime   time.Time `json:"end-datetime"`
+		StartDatetime time.Time `json:"start-datetime"`
+	} `json:"date-range"`
+	OrganizationName string                   `json:"organization-name"`
+	Policies         []TLSRPTSubmissionPolicy `json:"policies"`
+	ReportId         string                   `json:"report-id"`
+}
+
+// TLSRPTSubmissionPolicy defines model for TLSRPTSubmissionPolicy.
+type TLSRPTSubmissionPolicy struct {
+	FailureDetails *[]struct {
+		AdditionalInformation *string `json:"additional-information,omitempty"`
+		FailedSessionCount    int64   `json:"failed-session-count"`
+		FailureReasonCode     *string `json:"failure-reason-code,omitempty"`
+		ReceivingIp           *string `json:"receiving-ip,omitempty"`
+		ReceivingMxHelo       *string `json:"receiving-mx-helo,omitempty"`
+		ReceivingMxHostname   *string `json:"receiving-mx-hostname,omitempty"`
+		ResultType            string  `json:"result-type"`
+		SendingMtaIp          *string `json:"sending-mta-ip,omitempty"`
+	} `json:"failure-details,omitempty"`
+	Policy struct {
+		MxHost       *[]string `json:"mx-host,omitempty"`
+		PolicyDomain string    `json:"policy-domain"`
+		PolicyString *[]string `json:"policy-string,omitempty"`
+
+		// PolicyType sts, tlsa or no-policy-found
+		PolicyType string `json:"policy-type"`
+	} `json:"policy"`
+	Summary struct {
+		TotalFailureSessionCount    int64 `json:"total-failure-session-count"`
+		TotalSuccessfulSessionCount int64 `json:"total-successful-session-count"`
+	} `json:"summary"`
+}
+
 // TLSReport An SMTP TLS report (RFC 8460); sessions summed over its policies
 type TLSReport struct {
 	ContactInfo    string    `json:"contact_info"`
@@ -6165,9 +6203,6 @@ type TriggerProcessReportsJSONBody struct {
 	Failed *bool `json:"failed,omitempty"`
 }
 
-// PostTLSReportApplicationTLSrptPlusJSONBody defines parameters for PostTLSReport.
-type PostTLSReportApplicationTLSrptPlusJSONBody = map[string]interface{}
-
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
 	Page     *int `form:"page,omitempty" json:"page,omitempty"`
@@ -6244,7 +6279,7 @@ type TriggerEmailIngestionJSONRequestBody TriggerEmailIngestionJSONBody
 type TriggerProcessReportsJSONRequestBody TriggerProcessReportsJSONBody
 
 // PostTLSReportApplicationTLSrptPlusJSONRequestBody defines body for PostTLSReport for application/tlsrpt+json ContentType.
-type PostTLSReportApplicationTLSrptPlusJSONRequestBody = PostTLSReportApplicationTLSrptPlusJSONBody
+type PostTLSReportApplicationTLSrptPlusJSONRequestBody = TLSRPTSubmission
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = NewUser
@@ -21511,7 +21546,7 @@ type GeolocationLookupBulkReply struct {
 		Items []GeolocationLookupBulk200JSONResponseBody_Items_Item `json:"items"`
 	}
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *map[string]interface{}
+	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -21534,7 +21569,7 @@ func (r GeolocationLookupBulkReply) GetJSON200() *struct {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r GeolocationLookupBulkReply) GetApplicationproblemJSON400() *map[string]interface{} {
+func (r GeolocationLookupBulkReply) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
@@ -21605,7 +21640,7 @@ type GeolocationLookupReply struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *GeoLookup
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *map[string]interface{}
+	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -21626,7 +21661,7 @@ func (r GeolocationLookupReply) GetJSON200() *GeoLookup {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r GeolocationLookupReply) GetApplicationproblemJSON400() *map[string]interface{} {
+func (r GeolocationLookupReply) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
@@ -21697,7 +21732,7 @@ type GeolocationMapReply struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *GeoMap
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *map[string]interface{}
+	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -21718,7 +21753,7 @@ func (r GeolocationMapReply) GetJSON200() *GeoMap {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r GeolocationMapReply) GetApplicationproblemJSON400() *map[string]interface{} {
+func (r GeolocationMapReply) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
@@ -26525,7 +26560,7 @@ type ListSendersReply struct {
 		Total    int      `json:"total"`
 	}
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *map[string]interface{}
+	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -26551,7 +26586,7 @@ func (r ListSendersReply) GetJSON200() *struct {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r ListSendersReply) GetApplicationproblemJSON400() *map[string]interface{} {
+func (r ListSendersReply) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
@@ -33636,7 +33671,7 @@ func ParseGeolocationLookupBulkReply(rsp *http.Response) (*GeolocationLookupBulk
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest map[string]interface{}
+		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -33734,7 +33769,7 @@ func ParseGeolocationLookupReply(rsp *http.Response) (*GeolocationLookupReply, e
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest map[string]interface{}
+		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -33832,7 +33867,7 @@ func ParseGeolocationMapReply(rsp *http.Response) (*GeolocationMapReply, error) 
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest map[string]interface{}
+		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -39086,7 +39121,7 @@ func ParseListSendersReply(rsp *http.Response) (*ListSendersReply, error) {
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest map[string]interface{}
+		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
