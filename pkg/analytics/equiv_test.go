@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/rollup"
+	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
 )
 
@@ -144,79 +146,134 @@ func TestRollupsEqualBruteForce(t *testing.T) {
 				break
 			}
 		}
-		reps := loadRaw(t, st)
-		var records int
-		for _, r := range reps {
-			records += len(r.recs)
-		}
-		t.Logf("%d reports, %d records", len(reps), records)
-		srv := newServer(st, nil, func() time.Time { return testNow })
-		today := rollup.DayOf(testNow)
-		rng := rand.New(rand.NewPCG(3, 4))
-		nonEmpty := 0
-		for _, params := range filterMatrix(rng) {
-			q := parseQuery(t, params, testNow)
-			ps, wide := pieces(reps, q, 0), pieces(reps, q, 6)
-			name := params.Encode()
-			if name == "" {
-				name = "(no filter)"
-			}
-
-			var sum analytics.Summary
-			srv.get(t, "/api/rollup/summary", params, &sum)
-			check(t, "summary "+name, sum, bruteSummary(reps, ps, q))
-			if sum.TotalMessages > 0 {
-				nonEmpty++
-			}
-
-			var al analytics.Alignment
-			srv.get(t, "/api/rollup/alignment", params, &al)
-			check(t, "alignment "+name, al, bruteAlignment(ps, q))
-
-			var bd analytics.Breakdown
-			srv.get(t, "/api/rollup/alignment-breakdown", params, &bd)
-			check(t, "alignment-breakdown "+name, bd, bruteBreakdown(ps, q))
-
-			for _, iv := range []string{"day", "week", "month"} {
-				p := cloneWith(params, "interval", iv)
-				var tl analytics.Timeline
-				srv.get(t, "/api/rollup/timeline", p, &tl)
-				check(t, "timeline "+p.Encode(), tl, bruteTimeline(ps, q, iv, today))
-			}
-
-			var tr analytics.FailureTrend
-			srv.get(t, "/api/rollup/failure-trend", params, &tr)
-			check(t, "failure-trend "+name, tr, bruteTrend(wide, q, today))
-
-			for _, pg := range [][2]int{{1, 10}, {2, 7}, {1, 500}} {
-				p := cloneWith(cloneWith(params, "limit", fmt.Sprint(pg[1])), "page", fmt.Sprint(pg[0]))
-				var src analytics.List[analytics.Source]
-				srv.get(t, "/api/rollup/sources", p, &src)
-				check(t, "sources "+p.Encode(), src, bruteSources(ps, pg[0], pg[1]))
-
-				var orgs analytics.List[analytics.Organization]
-				srv.get(t, "/api/rollup/top-organizations", p, &orgs)
-				for i := range orgs.Items {
-					// Compare reporters by key: the display name is whichever spelling came first.
-					orgs.Items[i].OrgName = strings.ToLower(strings.TrimSpace(orgs.Items[i].OrgName))
-				}
-				check(t, "top-organizations "+p.Encode(), orgs, bruteOrgs(ps, pg[0], pg[1]))
-			}
-
-			for _, pg := range [][2]int{{1, 50}, {2, 2}} {
-				p := cloneWith(cloneWith(params, "page_size", fmt.Sprint(pg[1])), "page", fmt.Sprint(pg[0]))
-				var pol analytics.List[analytics.PolicyDomain]
-				srv.get(t, "/api/rollup/policy", p, &pol)
-				check(t, "policy "+p.Encode(), pol, brutePolicy(ps, pg[0], pg[1]))
-			}
-			if t.Failed() {
-				t.FailNow() // one parameter set's differences are enough to read
-			}
-		}
-		if nonEmpty < 30 {
-			t.Errorf("only %d parameter sets matched any message: the matrix tests too little", nonEmpty)
-		}
+		matchesBruteForce(t, st)
 	})
+}
+
+// TestPurgeKeepsAnswersEqualBruteForce: after a retention purge (per age and per domain) and
+// reports deleted by hand, every endpoint still answers what a computation over the reports
+// that remain does.
+func TestPurgeKeepsAnswersEqualBruteForce(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		ids := world(t, st, 11, 400)
+		ru := newRollup(st)
+		if err := ru.Apply(ctx, ids); err != nil {
+			t.Fatal(err)
+		}
+		var domains []string
+		if err := st.DB().Raw(`SELECT DISTINCT domain FROM reports ORDER BY domain`).Scan(&domains).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(domains) < 2 {
+			t.Fatalf("fixture: %d domains, want several", len(domains))
+		}
+		// Reports ended more than 120 days before testNow go; one domain keeps only 30 days.
+		svc := retention.New(retention.Deps{Store: st, Log: testenv.Logger(), Now: func() time.Time { return testNow },
+			Policy: retention.Policy{Reports: 120 * 24 * time.Hour, Domains: map[string]time.Duration{strings.ToLower(domains[0]): 30 * 24 * time.Hour}, Batch: 70}})
+		res, err := svc.Purge(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// And every seventh report left, by hand.
+		var left []int64
+		if err := st.DB().Raw(`SELECT id FROM reports ORDER BY id`).Scan(&left).Error; err != nil {
+			t.Fatal(err)
+		}
+		deleted := 0
+		for i := 0; i < len(left); i += 7 {
+			if ok, err := svc.DeleteReport(ctx, left[i]); err != nil || !ok {
+				t.Fatalf("delete report %d: %v, %v", left[i], ok, err)
+			}
+			deleted++
+		}
+		t.Logf("purged %d of %d reports, deleted %d by hand", res.Reports, len(ids), deleted)
+		if res.Reports == 0 || int(res.Reports)+deleted > len(ids)*3/4 {
+			t.Fatalf("fixture: purged %d and deleted %d of %d reports; want some gone and most left", res.Reports, deleted, len(ids))
+		}
+		matchesBruteForce(t, st)
+	})
+}
+
+// matchesBruteForce checks every endpoint under the filter matrix against the brute force over
+// the reports stored now.
+func matchesBruteForce(t *testing.T, st *store.Store) {
+	t.Helper()
+	reps := loadRaw(t, st)
+	var records int
+	for _, r := range reps {
+		records += len(r.recs)
+	}
+	t.Logf("%d reports, %d records", len(reps), records)
+	srv := newServer(st, nil, func() time.Time { return testNow })
+	today := rollup.DayOf(testNow)
+	rng := rand.New(rand.NewPCG(3, 4))
+	nonEmpty := 0
+	for _, params := range filterMatrix(rng) {
+		q := parseQuery(t, params, testNow)
+		ps, wide := pieces(reps, q, 0), pieces(reps, q, 6)
+		name := params.Encode()
+		if name == "" {
+			name = "(no filter)"
+		}
+
+		var sum analytics.Summary
+		srv.get(t, "/api/rollup/summary", params, &sum)
+		check(t, "summary "+name, sum, bruteSummary(reps, ps, q))
+		if sum.TotalMessages > 0 {
+			nonEmpty++
+		}
+
+		var al analytics.Alignment
+		srv.get(t, "/api/rollup/alignment", params, &al)
+		check(t, "alignment "+name, al, bruteAlignment(ps, q))
+
+		var bd analytics.Breakdown
+		srv.get(t, "/api/rollup/alignment-breakdown", params, &bd)
+		check(t, "alignment-breakdown "+name, bd, bruteBreakdown(ps, q))
+
+		for _, iv := range []string{"day", "week", "month"} {
+			p := cloneWith(params, "interval", iv)
+			var tl analytics.Timeline
+			srv.get(t, "/api/rollup/timeline", p, &tl)
+			check(t, "timeline "+p.Encode(), tl, bruteTimeline(ps, q, iv, today))
+		}
+
+		var tr analytics.FailureTrend
+		srv.get(t, "/api/rollup/failure-trend", params, &tr)
+		check(t, "failure-trend "+name, tr, bruteTrend(wide, q, today))
+
+		for _, pg := range [][2]int{{1, 10}, {2, 7}, {1, 500}} {
+			p := cloneWith(cloneWith(params, "limit", fmt.Sprint(pg[1])), "page", fmt.Sprint(pg[0]))
+			var src analytics.List[analytics.Source]
+			srv.get(t, "/api/rollup/sources", p, &src)
+			check(t, "sources "+p.Encode(), src, bruteSources(ps, pg[0], pg[1]))
+
+			var orgs analytics.List[analytics.Organization]
+			srv.get(t, "/api/rollup/top-organizations", p, &orgs)
+			for i := range orgs.Items {
+				// Compare reporters by key: the display name is whichever spelling came first.
+				orgs.Items[i].OrgName = strings.ToLower(strings.TrimSpace(orgs.Items[i].OrgName))
+			}
+			check(t, "top-organizations "+p.Encode(), orgs, bruteOrgs(ps, pg[0], pg[1]))
+		}
+
+		for _, pg := range [][2]int{{1, 50}, {2, 2}} {
+			p := cloneWith(cloneWith(params, "page_size", fmt.Sprint(pg[1])), "page", fmt.Sprint(pg[0]))
+			var pol analytics.List[analytics.PolicyDomain]
+			srv.get(t, "/api/rollup/policy", p, &pol)
+			check(t, "policy "+p.Encode(), pol, brutePolicy(ps, pg[0], pg[1]))
+		}
+		if t.Failed() {
+			t.FailNow() // one parameter set's differences are enough to read
+		}
+	}
+	if nonEmpty < 30 {
+		t.Errorf("only %d parameter sets matched any message: the matrix tests too little", nonEmpty)
+	}
 }
 
 func cloneWith(v url.Values, k, val string) url.Values {

@@ -4648,6 +4648,44 @@ type TLSPolicy struct {
 	SuccessfulSessions int64  `json:"successful_sessions"`
 }
 
+// TLSRPTSubmission An SMTP TLS report as a reporting MTA sends it (RFC 8460 section 4). Fields beyond these are accepted and ignored.
+type TLSRPTSubmission struct {
+	ContactInfo *string `json:"contact-info,omitempty"`
+	DateRange   struct {
+		EndDatetime   time.Time `json:"end-datetime"`
+		StartDatetime time.Time `json:"start-datetime"`
+	} `json:"date-range"`
+	OrganizationName string                   `json:"organization-name"`
+	Policies         []TLSRPTSubmissionPolicy `json:"policies"`
+	ReportId         string                   `json:"report-id"`
+}
+
+// TLSRPTSubmissionPolicy defines model for TLSRPTSubmissionPolicy.
+type TLSRPTSubmissionPolicy struct {
+	FailureDetails *[]struct {
+		AdditionalInformation *string `json:"additional-information,omitempty"`
+		FailedSessionCount    int64   `json:"failed-session-count"`
+		FailureReasonCode     *string `json:"failure-reason-code,omitempty"`
+		ReceivingIp           *string `json:"receiving-ip,omitempty"`
+		ReceivingMxHelo       *string `json:"receiving-mx-helo,omitempty"`
+		ReceivingMxHostname   *string `json:"receiving-mx-hostname,omitempty"`
+		ResultType            string  `json:"result-type"`
+		SendingMtaIp          *string `json:"sending-mta-ip,omitempty"`
+	} `json:"failure-details,omitempty"`
+	Policy struct {
+		MxHost       *[]string `json:"mx-host,omitempty"`
+		PolicyDomain string    `json:"policy-domain"`
+		PolicyString *[]string `json:"policy-string,omitempty"`
+
+		// PolicyType sts, tlsa or no-policy-found
+		PolicyType string `json:"policy-type"`
+	} `json:"policy"`
+	Summary struct {
+		TotalFailureSessionCount    int64 `json:"total-failure-session-count"`
+		TotalSuccessfulSessionCount int64 `json:"total-successful-session-count"`
+	} `json:"summary"`
+}
+
 // TLSReport An SMTP TLS report (RFC 8460); sessions summed over its policies
 type TLSReport struct {
 	ContactInfo    string    `json:"contact_info"`
@@ -6165,9 +6203,6 @@ type TriggerProcessReportsJSONBody struct {
 	Failed *bool `json:"failed,omitempty"`
 }
 
-// PostTLSReportApplicationTLSrptPlusJSONBody defines parameters for PostTLSReport.
-type PostTLSReportApplicationTLSrptPlusJSONBody = map[string]interface{}
-
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
 	Page     *int `form:"page,omitempty" json:"page,omitempty"`
@@ -6244,7 +6279,7 @@ type TriggerEmailIngestionJSONRequestBody TriggerEmailIngestionJSONBody
 type TriggerProcessReportsJSONRequestBody TriggerProcessReportsJSONBody
 
 // PostTLSReportApplicationTLSrptPlusJSONRequestBody defines body for PostTLSReport for application/tlsrpt+json ContentType.
-type PostTLSReportApplicationTLSrptPlusJSONRequestBody = PostTLSReportApplicationTLSrptPlusJSONBody
+type PostTLSReportApplicationTLSrptPlusJSONRequestBody = TLSRPTSubmission
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = NewUser
@@ -7395,6 +7430,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/reports (the `ListReports` operationId).
 	ListReports(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteReport Delete one report by hand: its records and file links go and its contribution is subtracted from every rollup, as a retention purge does; audited (report.delete)
+	//
+	// Corresponds with DELETE /api/reports/{id} (the `DeleteReport` operationId).
+	DeleteReport(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReport One report with its published policy
 	//
@@ -9003,6 +9043,21 @@ func (c *Client) TestMailbox(ctx context.Context, id int64, reqEditors ...Reques
 // Corresponds with GET /api/reports (the `ListReports` operationId).
 func (c *Client) ListReports(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListReportsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteReport Delete one report by hand: its records and file links go and its contribution is subtracted from every rollup, as a retention purge does; audited (report.delete)
+//
+// Corresponds with DELETE /api/reports/{id} (the `DeleteReport` operationId).
+func (c *Client) DeleteReport(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteReportRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -14310,6 +14365,40 @@ func NewListReportsRequest(server string, params *ListReportsParams) (*http.Requ
 	return req, nil
 }
 
+// NewDeleteReportRequest constructs an http.Request for the DeleteReport method
+func NewDeleteReportRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/reports/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetReportRequest constructs an http.Request for the GetReport method
 func NewGetReportRequest(server string, id int64) (*http.Request, error) {
 	var err error
@@ -18761,6 +18850,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/reports (the `ListReports` operationId).
 	ListReportsWithResponse(ctx context.Context, params *ListReportsParams, reqEditors ...RequestEditorFn) (*ListReportsReply, error)
 
+	// DeleteReportWithResponse Delete one report by hand: its records and file links go and its contribution is subtracted from every rollup, as a retention purge does; audited (report.delete)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/reports/{id} (the `DeleteReport` operationId).
+	DeleteReportWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteReportReply, error)
+
 	// GetReportWithResponse One report with its published policy
 	//
 	// One report with its published policy. Needs the viewer role or above.
@@ -21450,7 +21546,7 @@ type GeolocationLookupBulkReply struct {
 		Items []GeolocationLookupBulk200JSONResponseBody_Items_Item `json:"items"`
 	}
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *map[string]interface{}
+	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -21473,7 +21569,7 @@ func (r GeolocationLookupBulkReply) GetJSON200() *struct {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r GeolocationLookupBulkReply) GetApplicationproblemJSON400() *map[string]interface{} {
+func (r GeolocationLookupBulkReply) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
@@ -21544,7 +21640,7 @@ type GeolocationLookupReply struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *GeoLookup
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *map[string]interface{}
+	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -21565,7 +21661,7 @@ func (r GeolocationLookupReply) GetJSON200() *GeoLookup {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r GeolocationLookupReply) GetApplicationproblemJSON400() *map[string]interface{} {
+func (r GeolocationLookupReply) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
@@ -21636,7 +21732,7 @@ type GeolocationMapReply struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *GeoMap
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *map[string]interface{}
+	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -21657,7 +21753,7 @@ func (r GeolocationMapReply) GetJSON200() *GeoMap {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r GeolocationMapReply) GetApplicationproblemJSON400() *map[string]interface{} {
+func (r GeolocationMapReply) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
@@ -24927,6 +25023,98 @@ func (r ListReportsReply) ContentType() string {
 	return ""
 }
 
+// DeleteReportReply401Headers the declared response headers of an HTTP 401 response for DeleteReport
+type DeleteReportReply401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DeleteReportReply429Headers the declared response headers of an HTTP 429 response for DeleteReport
+type DeleteReportReply429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RetryAfter         *int
+}
+
+type DeleteReportReply struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteReportReply401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteReportReply429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteReportReply) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteReportReply) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteReportReply) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteReportReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteReportReply) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteReportReply) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteReportReply) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteReportReply) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteReportReply) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteReportReply) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetReportReply200Headers the declared response headers of an HTTP 200 response for GetReport
 type GetReportReply200Headers struct {
 	RateLimitLimit     *int
@@ -26372,7 +26560,7 @@ type ListSendersReply struct {
 		Total    int      `json:"total"`
 	}
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
-	ApplicationproblemJSON400 *map[string]interface{}
+	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
@@ -26398,7 +26586,7 @@ func (r ListSendersReply) GetJSON200() *struct {
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
-func (r ListSendersReply) GetApplicationproblemJSON400() *map[string]interface{} {
+func (r ListSendersReply) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
 }
 
@@ -30685,6 +30873,19 @@ func (c *ClientWithResponses) ListReportsWithResponse(ctx context.Context, param
 	return ParseListReportsReply(rsp)
 }
 
+// DeleteReportWithResponse Delete one report by hand: its records and file links go and its contribution is subtracted from every rollup, as a retention purge does; audited (report.delete)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/reports/{id} (the `DeleteReport` operationId).
+func (c *ClientWithResponses) DeleteReportWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteReportReply, error) {
+	rsp, err := c.DeleteReport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteReportReply(rsp)
+}
+
 // GetReportWithResponse One report with its published policy
 //
 // One report with its published policy. Needs the viewer role or above.
@@ -33470,7 +33671,7 @@ func ParseGeolocationLookupBulkReply(rsp *http.Response) (*GeolocationLookupBulk
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest map[string]interface{}
+		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -33568,7 +33769,7 @@ func ParseGeolocationLookupReply(rsp *http.Response) (*GeolocationLookupReply, e
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest map[string]interface{}
+		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -33666,7 +33867,7 @@ func ParseGeolocationMapReply(rsp *http.Response) (*GeolocationMapReply, error) 
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest map[string]interface{}
+		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -37216,6 +37417,107 @@ func ParseListReportsReply(rsp *http.Response) (*ListReportsReply, error) {
 	return response, nil
 }
 
+// ParseDeleteReportReply parses an HTTP response from a DeleteReportWithResponse call
+func ParseDeleteReportReply(rsp *http.Response) (*DeleteReportReply, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteReportReply{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteReportReply401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteReportReply429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetReportReply parses an HTTP response from a GetReportWithResponse call
 func ParseGetReportReply(rsp *http.Response) (*GetReportReply, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -38819,7 +39121,7 @@ func ParseListSendersReply(rsp *http.Response) (*ListSendersReply, error) {
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
-		var dest map[string]interface{}
+		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -281,7 +281,7 @@ func TestProblems(t *testing.T) {
 		{http.MethodGet, "/api/reports/999/records", "", "", 404, "not-found", "report 999"},
 		{http.MethodGet, "/api/ingests/999", "", "", 404, "not-found", "ingest 999"},
 		{http.MethodGet, "/api/nowhere", "", "", 404, "not-found", "no route for GET /api/nowhere"},
-		{http.MethodDelete, "/api/reports", "", "", 405, "method-not-allowed", "DELETE /api/reports is not served"},
+		{http.MethodPut, "/api/reports", "", "", 405, "method-not-allowed", "PUT /api/reports is not served"},
 		{http.MethodPost, "/api/upload", "application/json", "{}", 415, "unsupported-media-type", "multipart/form-data"},
 		{http.MethodPost, "/api/upload", "multipart/form-data; boundary=x", "{}", 400, "bad-request", ""},
 		{http.MethodPost, "/users/api-keys", "application/json", `{"name":"k","expires_at":"2030-01-01"}`, 400, "bad-parameter", "parameter expires_at: want an RFC 3339 time such as 2030-01-01T00:00:00Z"},

@@ -75,7 +75,7 @@ func mergeSpec(base []byte, frags ...[]byte) ([]byte, error) {
 		}
 		nullable30(f)
 		addSharedResponses(f["paths"], shared)
-		if err := mergeInto(doc, "paths", f["paths"], fmt.Sprintf("fragment %d path", i)); err != nil {
+		if err := mergePaths(doc, f["paths"], i); err != nil {
 			return nil, err
 		}
 		comps, _ := f["components"].(map[string]any)
@@ -132,6 +132,29 @@ func nullable30(v any) {
 			nullable30(e)
 		}
 	}
+}
+
+// mergePaths adds a fragment's paths to doc. A path may be shared, each owner documenting its
+// own methods (GET /api/reports/{id} in the base, DELETE in pkg/retention); a method defined
+// twice is an error.
+func mergePaths(doc map[string]any, src any, frag int) error {
+	paths, _ := doc["paths"].(map[string]any)
+	if paths == nil {
+		paths = map[string]any{}
+		doc["paths"] = paths
+	}
+	m, _ := src.(map[string]any)
+	for p, v := range m {
+		have, _ := paths[p].(map[string]any)
+		if have == nil {
+			paths[p] = v
+			continue
+		}
+		if err := mergeInto(paths, p, v, fmt.Sprintf("fragment %d path %s method", frag, p)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func mergeInto(dst map[string]any, key string, src any, what string) error {

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
 	"github.com/vigilhq/vigil/pkg/alerting"
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/route"
@@ -41,13 +43,14 @@ func NewAPI(svc *Service, q Enqueuer, al *audit.Log) *API { return &API{svc: svc
 
 // Routes are admin-only: retention deletes data. Safe on a nil *API (the table answers 503).
 func (a *API) Routes() []route.Route {
-	var get, purge echo.HandlerFunc
+	var get, purge, del echo.HandlerFunc
 	if a != nil {
-		get, purge = a.status, a.purge
+		get, purge, del = a.status, a.purge, a.deleteReport
 	}
 	return []route.Route{
 		{Method: http.MethodGet, Path: "/api/retention", Role: auth.Admin, Handler: get},
 		{Method: http.MethodPost, Path: "/api/retention/purge", Role: auth.Admin, Handler: purge},
+		{Method: http.MethodDelete, Path: "/api/reports/:id", Role: auth.Admin, Handler: del},
 	}
 }
 
@@ -95,6 +98,31 @@ func (a *API) purge(c echo.Context) error {
 	}
 	alerting.Record(c, a.audit, a.svc.log, audit.Entry{Action: audit.TaskTrigger, Target: "retention", Details: map[string]any{"task_id": id}})
 	return c.JSON(http.StatusAccepted, map[string]string{"task_id": id})
+}
+
+// ActionReportDelete is the audit action of DELETE /api/reports/{id}.
+const ActionReportDelete = "report.delete"
+
+// deleteReport deletes one report by hand: 204, or 404 when it is not (or no longer) stored,
+// so a repeated DELETE changes nothing more. Audited either way.
+func (a *API) deleteReport(c echo.Context) error {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id < 1 {
+		return apiparams.BadParam("id", "want a whole number from 1")
+	}
+	found, err := a.svc.DeleteReport(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	e := audit.Entry{Action: ActionReportDelete, Target: fmt.Sprintf("report:%d", id)}
+	if !found {
+		e.Outcome, e.Details = audit.Failure, map[string]any{"reason": "not found"}
+	}
+	alerting.Record(c, a.audit, a.svc.log, e)
+	if !found {
+		return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("report %d not found", id))
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 // HandlePurge is the retention:purge handler: a purge (a count only when the policy says dry

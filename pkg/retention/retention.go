@@ -4,9 +4,10 @@
 // long lock, an interrupted run keeps what it finished, and running it again deletes only what
 // is left (idempotent). A dry run counts what would go and deletes nothing.
 //
-// Rollups are aggregates meant to outlive the reports they summarise (a year of trends after
-// the raw reports are gone), so purging reports leaves them alone; they have their own age,
-// applied to whole periods only, so an answer about a period is either complete or absent.
+// Rollups stay exact: a purged report is subtracted from every rollup in the transaction that
+// deletes it (rollup.Remove), as is a report an admin deletes (DeleteReport), so an analytics
+// answer always equals a computation over the reports that remain. Rollups also have an age of
+// their own, applied to whole periods only, so an answer about a period is complete or absent.
 package retention
 
 import (
@@ -59,6 +60,8 @@ type Deps struct {
 	Policy Policy
 	Log    *slog.Logger
 	Now    func() time.Time
+	// Rollup subtracts deleted reports from the rollups; nil: one is built on Store and Cache.
+	Rollup *rollup.Rollup
 }
 
 // Service runs purges.
@@ -67,6 +70,7 @@ type Service struct {
 	db    *gorm.DB
 	cache *gencache.Cache
 	audit *audit.Log
+	ru    *rollup.Rollup
 	pol   Policy
 	log   *slog.Logger
 	now   func() time.Time
@@ -80,7 +84,10 @@ func New(d Deps) *Service {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Service{st: d.Store, db: d.Store.DB(), cache: d.Cache, audit: d.Audit, pol: d.Policy, log: d.Log, now: d.Now}
+	if d.Rollup == nil {
+		d.Rollup = rollup.New(d.Store, d.Cache, d.Log)
+	}
+	return &Service{st: d.Store, db: d.Store.DB(), cache: d.Cache, audit: d.Audit, ru: d.Rollup, pol: d.Policy, log: d.Log, now: d.Now}
 }
 
 // Policy is the policy the service applies.
@@ -179,11 +186,11 @@ func (s *Service) purgeReports(ctx context.Context, now time.Time, dryRun bool) 
 			if len(ids) == 0 {
 				break
 			}
-			n, err := s.deleteReports(ctx, ids)
+			nr, n, err := s.deleteReports(ctx, ids)
 			if err != nil {
 				return reports, records, err
 			}
-			reports, records = reports+int64(len(ids)), records+n
+			reports, records = reports+nr, records+n
 			if err := ctx.Err(); err != nil {
 				return reports, records, err
 			}
@@ -196,13 +203,35 @@ func (s *Service) purgeReports(ctx context.Context, now time.Time, dryRun bool) 
 // each but up to thousands, stay near the batch size.
 func (s *Service) batchReports() int { return max(1, s.pol.Batch/10) }
 
-// deleteReports deletes ids and everything that hangs on them in one transaction, and returns
-// how many records went. Records have no foreign key (ingestion speed): they are deleted here
-// by their report id, before the report.
-func (s *Service) deleteReports(ctx context.Context, ids []int64) (int64, error) {
-	var records int64
-	err := s.st.WriteDerived(ctx, func(tx *gorm.DB) error {
-		r := tx.Exec(`DELETE FROM records WHERE report_id IN ?`, ids)
+// deleteReports deletes the reports of ids still stored and everything that hangs on them in
+// one transaction, their contributions subtracted from the rollups in it too, and returns how
+// many reports and records went. Records have no foreign key (ingestion speed): they are
+// deleted here by their report id, before the report.
+func (s *Service) deleteReports(ctx context.Context, ids []int64) (reports, records int64, err error) {
+	for attempt := 0; ; attempt++ {
+		reports, records, err = s.deleteReportsOnce(ctx, ids)
+		// A deadlock victim (subtracting while a worker adds to the same rollup rows) is run
+		// again; anything else is the caller's.
+		if err == nil || !rollup.Retryable(err) || attempt == 4 || ctx.Err() != nil {
+			break
+		}
+		s.log.Debug("retention: delete retried", "attempt", attempt+1, "err", err)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("retention: delete %d reports from id %d: %w", len(ids), ids[0], err)
+	}
+	return reports, records, nil
+}
+
+func (s *Service) deleteReportsOnce(ctx context.Context, ids []int64) (reports, records int64, err error) {
+	var domains []string
+	err = s.st.WriteDerived(ctx, func(tx *gorm.DB) error {
+		stored, doms, err := s.ru.Remove(ctx, tx, ids)
+		if err != nil || len(stored) == 0 {
+			return err
+		}
+		domains = doms
+		r := tx.Exec(`DELETE FROM records WHERE report_id IN ?`, stored)
 		if r.Error != nil {
 			return r.Error
 		}
@@ -212,16 +241,29 @@ func (s *Service) deleteReports(ctx context.Context, ids []int64) (int64, error)
 			`DELETE FROM rollup_applied WHERE report_id IN ?`,
 			`DELETE FROM reports WHERE id IN ?`,
 		} {
-			if err := tx.Exec(q, ids).Error; err != nil {
+			if err := tx.Exec(q, stored).Error; err != nil {
 				return err
 			}
 		}
+		reports = int64(len(stored))
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("retention: delete %d reports from id %d: %w", len(ids), ids[0], err)
+		return 0, 0, err
 	}
-	return records, nil
+	s.ru.Invalidate(ctx, domains)
+	return reports, records, nil
+}
+
+// DeleteReport deletes one report now (DELETE /api/reports/{id}) as a purge would: with its
+// records and links, subtracted from the rollups, and durable when it returns. It reports
+// whether the report was there.
+func (s *Service) DeleteReport(ctx context.Context, id int64) (bool, error) {
+	n, _, err := s.deleteReports(ctx, []int64{id})
+	if err != nil || n == 0 {
+		return false, err
+	}
+	return true, s.st.Durable(ctx)
 }
 
 // purgeFiles deletes the original bytes of files received before cutoff; the file's row stays

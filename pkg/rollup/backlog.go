@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/vigilhq/vigil/pkg/store"
 )
 
 // BacklogWindow is how many of the most recent report ids Backlog looks at, so that reading it
@@ -24,8 +26,20 @@ func (r *Rollup) Backlog(ctx context.Context) (pending int64, oldest time.Time, 
 		N     int64
 		First *int64
 	}
-	err = db.Raw(`SELECT COUNT(*) AS n, MIN(r.id) AS first FROM reports r WHERE r.id > ?
-		AND NOT EXISTS (SELECT 1 FROM rollup_applied a WHERE a.report_id = r.id)`, top-BacklogWindow).Scan(&b).Error
+	q := `SELECT COUNT(*) AS n, MIN(r.id) AS first FROM reports r WHERE r.id > ?
+		AND NOT EXISTS (SELECT 1 FROM rollup_applied a WHERE a.report_id = r.id)`
+	args := []any{top - BacklogWindow}
+	if r.dialect == store.Postgres {
+		// The window's ids as a series of known size, probed one by one in both primary keys:
+		// with the range on reports, a planner whose statistics lag a fast-growing table (or
+		// that sees a large backlog) picks a hash anti-join that reads all of rollup_applied,
+		// and a scrape took a second on a million reports (load 26) instead of 0.1 s.
+		q = `SELECT COUNT(*) AS n, MIN(s.id) AS first FROM generate_series(?::bigint, ?::bigint) s(id)
+			WHERE EXISTS (SELECT 1 FROM reports r WHERE r.id = s.id)
+			AND NOT EXISTS (SELECT 1 FROM rollup_applied a WHERE a.report_id = s.id)`
+		args = []any{max(top-BacklogWindow+1, 1), top}
+	}
+	err = db.Raw(q, args...).Scan(&b).Error
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("rollup: backlog: %w", err)
 	}

@@ -120,7 +120,7 @@ func (r *Rollup) applyWithRetry(ctx context.Context, ids []int64) ([]string, err
 	for attempt := 0; attempt < 4; attempt++ {
 		var doms []string
 		doms, err = r.applyBatch(ctx, ids)
-		if err == nil || !retryable(err) {
+		if err == nil || !Retryable(err) {
 			return doms, err
 		}
 		r.log.Debug("rollup: batch retried", "attempt", attempt+1, "err", err)
@@ -133,7 +133,9 @@ func (r *Rollup) applyWithRetry(ctx context.Context, ids []int64) ([]string, err
 	return nil, err
 }
 
-func retryable(err error) bool {
+// Retryable reports whether err is PostgreSQL giving up a transaction that may succeed when run
+// again: a deadlock victim or a serialization failure. Callers of Remove retry on it.
+func Retryable(err error) bool {
 	var se interface{ SQLState() string }
 	if errors.As(err, &se) {
 		return se.SQLState() == "40P01" || se.SQLState() == "40001"

@@ -56,25 +56,25 @@ func asMap(v any) map[string]any {
 func str(v any, path ...any) string { s, _ := get(v, path...).(string); return s }
 func list(v any, path ...any) []any { l, _ := get(v, path...).([]any); return l }
 
-// loadK8s parses every object of the files deployments/k8s/kustomization.yaml lists, and
+// loadK8s parses every object of the files deployments/kubernetes/kustomization.yaml lists, and
 // checks it lists every manifest in the folder.
 func loadK8s(t *testing.T) []object {
 	t.Helper()
 	var kust object
-	b, err := os.ReadFile("k8s/kustomization.yaml")
+	b, err := os.ReadFile("kubernetes/kustomization.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := yaml.Unmarshal(b, &kust); err != nil {
 		t.Fatalf("kustomization.yaml: %v", err)
 	}
-	files, _ := filepath.Glob("k8s/*.yaml")
+	files, _ := filepath.Glob("kubernetes/*.yaml")
 	var listed []string
 	var objs []object
 	for _, r := range list(kust, "resources") {
 		name := r.(string)
-		listed = append(listed, filepath.Join("k8s", name))
-		f, err := os.Open(filepath.Join("k8s", name))
+		listed = append(listed, filepath.Join("kubernetes", name))
+		f, err := os.Open(filepath.Join("kubernetes", name))
 		if err != nil {
 			t.Fatalf("kustomization lists %s: %v", name, err)
 		}
