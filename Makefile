@@ -90,3 +90,7 @@ BENCH_IMPORT_ARGS ?=
 .PHONY: bench-import
 bench-import: ## time `api import` and POST /api/upload + a worker, whole processes, rollups included, on both backends (BENCH_IMPORT_ARGS="-runs 3 -database postgres://… -redis redis://…")
 	$(GO) run ./cmd/vigil-benchimport $(BENCH_IMPORT_ARGS)
+
+.PHONY: bench-export
+bench-export: ## time one export through a real api process, bytes read by curl (DATABASE=postgres://… REDIS=redis://… EXPORT_PATH=/api/export/records/csv RUNS=3)
+	DATABASE='$(DATABASE)' REDIS='$(REDIS)' EXPORT_PATH='$(EXPORT_PATH)' RUNS='$(RUNS)' .ci/bench-export

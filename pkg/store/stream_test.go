@@ -14,10 +14,10 @@ import (
 	"github.com/vigilhq/vigil/pkg/testenv"
 )
 
-// TestEachRecordPaging: records streamed with tiny report pages and record chunks (so every
-// keyset boundary, chunk flush and the long-report path run) come out in the same order as
-// with one page, which is the order of ListReports then ListRecords.
-func TestEachRecordPaging(t *testing.T) {
+// TestEachRecordOrder: the records stream (one query: a lateral join on PostgreSQL, a join on
+// SQLite) holds the rows of ListReports, page after page, each followed by its ListRecords,
+// under report and record filters, with the report's fields and dates carried on every row.
+func TestEachRecordOrder(t *testing.T) {
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		st := b.Store(t)
 		ctx := context.Background()
@@ -40,25 +40,50 @@ func TestEachRecordPaging(t *testing.T) {
 		}
 		walk := func(f store.Filter) []string {
 			var out []string
-			if err := st.EachRecord(ctx, f, func(r *store.ReportRecord) error {
-				out = append(out, fmt.Sprint(r.ReportID, "/", r.ID, "/", r.Domain))
+			if err := st.EachRecord(ctx, f, func(r *store.RecordRow) error {
+				out = append(out, fmt.Sprint(r.ReportID, "/", string(r.ReporterReportID), "/", string(r.Domain), "/", r.DateBegin.Format(time.RFC3339), "/",
+					r.ID, "/", string(r.SourceIP), "/", r.Count, "/", string(r.DKIM), "/", string(r.DKIMResults)))
 				return nil
 			}); err != nil {
 				t.Fatal(err)
 			}
 			return out
 		}
-		for _, f := range []store.Filter{{}, {DKIM: "fail"}} {
-			want := walk(f)
-			n, err := st.CountRecords(ctx, f)
-			if err != nil || int64(len(want)) != n || n == 0 {
-				t.Fatalf("%+v: %d records walked, %d counted (%v)", f, len(want), n, err)
+		api := func(f store.Filter) []string {
+			var out []string
+			for page := 1; ; page++ {
+				reports, _, err := st.ListReports(ctx, f, store.Page{Number: page, Size: 50})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range reports {
+					recs, _, err := st.ListRecords(ctx, r.ID, f, store.Page{Number: 1, Size: 500})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, rec := range recs {
+						out = append(out, fmt.Sprint(r.ID, "/", r.ReportID, "/", r.Domain, "/", r.DateBegin.UTC().Format(time.RFC3339), "/",
+							rec.ID, "/", rec.SourceIP, "/", rec.Count, "/", rec.DKIM, "/", rec.DKIMResults))
+					}
+				}
+				if len(reports) < 50 {
+					return out
+				}
 			}
-			restore := store.SetStreamPages(7, 5)
-			got := walk(f)
-			restore()
+		}
+		for _, f := range []store.Filter{{}, {DKIM: "fail"}, {Domain: reps[0].Header.Policy.Domain, Start: time.Date(2024, 6, 20, 0, 0, 0, 0, time.UTC)}} {
+			got, want := walk(f), api(f)
+			n, err := st.CountRecords(ctx, f)
+			if err != nil || int64(len(got)) != n || n == 0 {
+				t.Fatalf("%+v: %d records walked, %d counted (%v)", f, len(got), n, err)
+			}
 			if !slices.Equal(got, want) {
-				t.Errorf("%+v: paged walk differs: %d vs %d records", f, len(got), len(want))
+				for i := range min(len(got), len(want)) {
+					if got[i] != want[i] {
+						t.Fatalf("%+v: row %d: stream %q, API %q", f, i, got[i], want[i])
+					}
+				}
+				t.Fatalf("%+v: stream %d rows, API %d", f, len(got), len(want))
 			}
 		}
 	})
