@@ -212,10 +212,11 @@ func teamsCard(a alerting.Alert) map[string]any {
 	}
 }
 
-// slackEscape escapes what Slack's mrkdwn treats as markup.
-func slackEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+// slackEscaper escapes what Slack's mrkdwn treats as markup. Built once: a Replacer builds
+// its tables on first use, which was a visible share of a delivery's CPU when built per call.
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+func slackEscape(s string) string { return slackEscaper.Replace(s) }
 
 // slackBlocks is an incoming-webhook message in Block Kit, with text as the notification
 // fallback.
