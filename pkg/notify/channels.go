@@ -164,9 +164,7 @@ func New(d Deps) *Service {
 	return s
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", alerting.ErrInvalid, fmt.Sprintf(format, args...))
-}
+func invalid(format string, args ...any) error { return alerting.Invalid(format, args...) }
 
 func (s *Service) open(r channelRow) (settings, error) {
 	var st settings
@@ -210,20 +208,11 @@ func (s *Service) view(r channelRow) Channel {
 
 // apply merges in onto the channel's settings and checks them (URLs against the policy).
 func (s *Service) apply(ctx context.Context, r *channelRow, cur settings, in ChannelInput, create bool) error {
-	if in.Name != nil {
-		n := strings.TrimSpace(*in.Name)
-		if n == "" || len(n) > 200 {
-			return invalid("name: want 1 to 200 characters")
-		}
-		r.Name = n
-	} else if create {
-		return invalid("name: required")
+	if err := alerting.SetName(&r.Name, in.Name, create); err != nil {
+		return err
 	}
-	if in.Kind != nil {
-		if !create && *in.Kind != r.Kind {
-			return invalid("kind: cannot change; create another channel")
-		}
-		r.Kind = *in.Kind
+	if err := alerting.SetFixed("kind", "channel", &r.Kind, in.Kind, create); err != nil {
+		return err
 	}
 	if !slices.Contains(kinds, r.Kind) {
 		return invalid("kind: want one of %s", strings.Join(kinds, ", "))
@@ -385,11 +374,6 @@ func (s *Service) checkSMTP(ctx context.Context, cur *settings) error {
 	return nil
 }
 
-func nameTaken(err error) bool {
-	m := strings.ToLower(err.Error())
-	return strings.Contains(m, "unique") || strings.Contains(m, "duplicate key")
-}
-
 // Create adds a channel; the first one turns the default rules on.
 func (s *Service) Create(ctx context.Context, in ChannelInput) (Channel, error) {
 	now := s.now().Unix()
@@ -405,8 +389,8 @@ func (s *Service) Create(ctx context.Context, in ChannelInput) (Channel, error) 
 		return Channel{}, fmt.Errorf("count channels: %w", err)
 	}
 	if err := s.db.WithContext(ctx).Create(&r).Error; err != nil {
-		if nameTaken(err) {
-			return Channel{}, fmt.Errorf("%w: a channel named %q exists", alerting.ErrConflict, r.Name)
+		if cerr := alerting.NameTaken(err, "channel", r.Name); cerr != nil {
+			return Channel{}, cerr
 		}
 		return Channel{}, fmt.Errorf("create channel: %w", err)
 	}
@@ -444,8 +428,8 @@ func (s *Service) Update(ctx context.Context, id int64, in ChannelInput) (Channe
 	}
 	r.UpdatedAt = s.now().Unix()
 	if err := s.db.WithContext(ctx).Save(&r).Error; err != nil {
-		if nameTaken(err) {
-			return Channel{}, fmt.Errorf("%w: a channel named %q exists", alerting.ErrConflict, r.Name)
+		if cerr := alerting.NameTaken(err, "channel", r.Name); cerr != nil {
+			return Channel{}, cerr
 		}
 		return Channel{}, fmt.Errorf("update channel %d: %w", id, err)
 	}
