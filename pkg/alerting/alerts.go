@@ -56,7 +56,10 @@ type Alert struct {
 	History        []Event        `json:"history,omitempty"`
 }
 
-type alertRow struct {
+// StoredAlert is an alert as the alerts table holds it, for a caller that reads alerts in a
+// join of its own (the delivery task reads its delivery, channel and alert in one statement);
+// Alert converts it.
+type StoredAlert struct {
 	ID             int64 `gorm:"primaryKey"`
 	RuleID         *int64
 	Type           string
@@ -76,7 +79,7 @@ type alertRow struct {
 	Note           string
 }
 
-func (alertRow) TableName() string { return "alerts" }
+func (StoredAlert) TableName() string { return "alerts" }
 
 type eventRow struct {
 	ID      int64 `gorm:"primaryKey"`
@@ -100,7 +103,10 @@ type deliveryRow struct {
 
 func (deliveryRow) TableName() string { return "alert_deliveries" }
 
-func (r alertRow) alert() Alert {
+// Alert is the alert as the API shows it, without deliveries and history.
+func (r StoredAlert) Alert() Alert { return r.alert() }
+
+func (r StoredAlert) alert() Alert {
 	a := Alert{ID: r.ID, RuleID: r.RuleID, Type: r.Type, Severity: r.Severity, Domain: r.Domain, Status: r.Status,
 		Fingerprint: r.Fingerprint, Title: r.Title, Detail: r.Detail, SuppressionID: r.SuppressionID,
 		CreatedAt: time.Unix(r.CreatedAt, 0).UTC(), AcknowledgedAt: unixPtr(r.AcknowledgedAt), AcknowledgedBy: r.AcknowledgedBy,
@@ -145,7 +151,7 @@ func (s *Service) raise(ctx context.Context, r Rule, f finding, sups []suppressi
 			return nil
 		}
 		rid := r.ID
-		row := alertRow{RuleID: &rid, Type: r.Type, Severity: r.Severity, Domain: f.domain, Status: status, Fingerprint: fp,
+		row := StoredAlert{RuleID: &rid, Type: r.Type, Severity: r.Severity, Domain: f.domain, Status: status, Fingerprint: fp,
 			Title: f.title, Detail: f.detail, Data: string(data), SuppressionID: sup, CreatedAt: now.Unix()}
 		if err := tx.Create(&row).Error; err != nil {
 			return fmt.Errorf("insert alert: %w", err)
@@ -220,7 +226,7 @@ func (s *Service) RequeuePending(ctx context.Context, grace time.Duration) (int,
 
 // Get returns one alert with its deliveries and history.
 func (s *Service) Get(ctx context.Context, id int64) (Alert, error) {
-	var r alertRow
+	var r StoredAlert
 	if err := s.db.WithContext(ctx).First(&r, id).Error; err != nil {
 		return Alert{}, notFound(err, "alert", id)
 	}
@@ -237,16 +243,6 @@ func (s *Service) Get(ctx context.Context, id int64) (Alert, error) {
 		a.History = append(a.History, Event{At: time.Unix(e.At, 0).UTC(), Action: e.Action, Actor: e.Actor, Note: e.Note})
 	}
 	return a, nil
-}
-
-// Brief returns one alert without its deliveries and history: what a delivery sends, in
-// one query.
-func (s *Service) Brief(ctx context.Context, id int64) (Alert, error) {
-	var r alertRow
-	if err := s.db.WithContext(ctx).Take(&r, id).Error; err != nil {
-		return Alert{}, notFound(err, "alert", id)
-	}
-	return r.alert(), nil
 }
 
 func (s *Service) attachDeliveries(ctx context.Context, as []*Alert) error {
@@ -283,7 +279,7 @@ type Filter struct {
 
 // List returns a page of alerts, newest first, and the total matching.
 func (s *Service) List(ctx context.Context, f Filter, page, size int) ([]Alert, int64, error) {
-	q := s.db.WithContext(ctx).Model(&alertRow{})
+	q := s.db.WithContext(ctx).Model(&StoredAlert{})
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
 	}
@@ -309,7 +305,7 @@ func (s *Service) List(ctx context.Context, f Filter, page, size int) ([]Alert, 
 	if err := q.Count(&total).Error; err != nil {
 		return nil, 0, fmt.Errorf("count alerts: %w", err)
 	}
-	var rows []alertRow
+	var rows []StoredAlert
 	if err := q.Order("created_at DESC, id DESC").Offset((page - 1) * size).Limit(size).Find(&rows).Error; err != nil {
 		return nil, 0, fmt.Errorf("list alerts: %w", err)
 	}
@@ -335,7 +331,7 @@ func (s *Service) Transition(ctx context.Context, id int64, to, actor, note stri
 	note = strings.TrimSpace(note)
 	now := s.now().Unix()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var r alertRow
+		var r StoredAlert
 		if err := tx.First(&r, id).Error; err != nil {
 			return notFound(err, "alert", id)
 		}
@@ -354,7 +350,7 @@ func (s *Service) Transition(ctx context.Context, id int64, to, actor, note stri
 		default:
 			return invalid("status: want acknowledged or resolved")
 		}
-		res := tx.Model(&alertRow{}).Where("id = ? AND status IN ?", id, from).Updates(set)
+		res := tx.Model(&StoredAlert{}).Where("id = ? AND status IN ?", id, from).Updates(set)
 		if res.Error != nil {
 			return fmt.Errorf("alert %d: %w", id, res.Error)
 		}

@@ -145,10 +145,6 @@ type ruleRow struct {
 
 func (ruleRow) TableName() string { return "alert_rules" }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
-}
-
 // normParams checks raw against the type's parameters and fills defaults.
 func normParams(typ string, raw map[string]any) (map[string]any, map[string]float64, error) {
 	spec, ok := paramSpecs[typ]
@@ -249,22 +245,14 @@ func (r ruleRow) rule() (Rule, error) {
 
 // apply writes in's fields onto r, checking each.
 func (s *Service) apply(ctx context.Context, r *ruleRow, in RuleInput, create bool) error {
-	if in.Name != nil {
-		n := strings.TrimSpace(*in.Name)
-		if n == "" || len(n) > 200 {
-			return invalid("name: want 1 to 200 characters")
-		}
-		r.Name = n
-	} else if create {
-		return invalid("name: required")
+	if err := SetName(&r.Name, in.Name, create); err != nil {
+		return err
 	}
-	if in.Type != nil {
-		if !create && *in.Type != r.Type {
-			return invalid("type: cannot change; create another rule")
-		}
-		r.Type = *in.Type
-	} else if create {
+	if in.Type == nil && create {
 		return invalid("type: required; one of %s", strings.Join(Types(), ", "))
+	}
+	if err := SetFixed("type", "rule", &r.Type, in.Type, create); err != nil {
+		return err
 	}
 	if _, ok := paramSpecs[r.Type]; !ok {
 		return invalid("type: want one of %s", strings.Join(Types(), ", "))
@@ -341,11 +329,6 @@ func (s *Service) apply(ctx context.Context, r *ruleRow, in RuleInput, create bo
 	return nil
 }
 
-func nameTaken(err error) bool {
-	m := strings.ToLower(err.Error())
-	return strings.Contains(m, "unique") || strings.Contains(m, "duplicate key")
-}
-
 // CreateRule adds a rule.
 func (s *Service) CreateRule(ctx context.Context, in RuleInput) (Rule, error) {
 	now := s.now().Unix()
@@ -354,8 +337,8 @@ func (s *Service) CreateRule(ctx context.Context, in RuleInput) (Rule, error) {
 		return Rule{}, err
 	}
 	if err := s.db.WithContext(ctx).Create(&r).Error; err != nil {
-		if nameTaken(err) {
-			return Rule{}, fmt.Errorf("%w: a rule named %q exists", ErrConflict, r.Name)
+		if cerr := NameTaken(err, "rule", r.Name); cerr != nil {
+			return Rule{}, cerr
 		}
 		return Rule{}, fmt.Errorf("create rule: %w", err)
 	}
@@ -373,8 +356,8 @@ func (s *Service) UpdateRule(ctx context.Context, id int64, in RuleInput) (Rule,
 	}
 	r.UpdatedAt = s.now().Unix()
 	if err := s.db.WithContext(ctx).Save(&r).Error; err != nil {
-		if nameTaken(err) {
-			return Rule{}, fmt.Errorf("%w: a rule named %q exists", ErrConflict, r.Name)
+		if cerr := NameTaken(err, "rule", r.Name); cerr != nil {
+			return Rule{}, cerr
 		}
 		return Rule{}, fmt.Errorf("update rule %d: %w", id, err)
 	}

@@ -133,6 +133,27 @@ func (e AlertChannelKind) Valid() bool {
 	}
 }
 
+// Defines values for AlertChannelInputConfigSmtpTls.
+const (
+	AlertChannelInputConfigSmtpTlsNone     AlertChannelInputConfigSmtpTls = "none"
+	AlertChannelInputConfigSmtpTlsStarttls AlertChannelInputConfigSmtpTls = "starttls"
+	AlertChannelInputConfigSmtpTlsTls      AlertChannelInputConfigSmtpTls = "tls"
+)
+
+// Valid indicates whether the value is a known member of the AlertChannelInputConfigSmtpTls enum.
+func (e AlertChannelInputConfigSmtpTls) Valid() bool {
+	switch e {
+	case AlertChannelInputConfigSmtpTlsNone:
+		return true
+	case AlertChannelInputConfigSmtpTlsStarttls:
+		return true
+	case AlertChannelInputConfigSmtpTlsTls:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AlertChannelInputKind.
 const (
 	AlertChannelInputKindDiscord AlertChannelInputKind = "discord"
@@ -3070,7 +3091,7 @@ type AlertStatus string
 
 // AlertChannel defines model for AlertChannel.
 type AlertChannel struct {
-	// Config public settings only (webhook: url; email: to, subject_prefix); secrets are write-only
+	// Config public settings only (webhook: url; email: to, subject_prefix, from, smtp_host, smtp_port, smtp_tls, smtp_username); secrets are write-only
 	Config    map[string]interface{} `json:"config"`
 	CreatedAt time.Time              `json:"created_at"`
 	Enabled   bool                   `json:"enabled"`
@@ -3078,7 +3099,7 @@ type AlertChannel struct {
 	Kind      AlertChannelKind       `json:"kind"`
 	Name      string                 `json:"name"`
 
-	// SecretsSet names of the secrets stored (teams/slack/discord: url; webhook: secret)
+	// SecretsSet names of the secrets stored (teams/slack/discord: url; webhook: secret; email: smtp_password)
 	SecretsSet []string  `json:"secrets_set"`
 	UpdatedAt  time.Time `json:"updated_at"`
 }
@@ -3089,15 +3110,33 @@ type AlertChannelKind string
 // AlertChannelInput defines model for AlertChannelInput.
 type AlertChannelInput struct {
 	Config *struct {
-		Secret        *string   `json:"secret,omitempty"`
-		SubjectPrefix *string   `json:"subject_prefix,omitempty"`
-		To            *[]string `json:"to,omitempty"`
-		Url           *string   `json:"url,omitempty"`
+		// From email: sender address (default VIGIL_SMTP_FROM)
+		From   *string `json:"from,omitempty"`
+		Secret *string `json:"secret,omitempty"`
+
+		// SmtpHost email: the channel's own SMTP server (checked against the outbound policy); empty: the shared VIGIL_SMTP_* server
+		SmtpHost *string `json:"smtp_host,omitempty"`
+
+		// SmtpPassword email: write-only, sealed; with smtp_username
+		SmtpPassword *string `json:"smtp_password,omitempty"`
+
+		// SmtpPort email: 0 or absent: 587, or 465 with smtp_tls tls
+		SmtpPort *int `json:"smtp_port,omitempty"`
+
+		// SmtpTls email: STARTTLS required (default), implicit TLS, or none (without credentials)
+		SmtpTls       *AlertChannelInputConfigSmtpTls `json:"smtp_tls,omitempty"`
+		SmtpUsername  *string                         `json:"smtp_username,omitempty"`
+		SubjectPrefix *string                         `json:"subject_prefix,omitempty"`
+		To            *[]string                       `json:"to,omitempty"`
+		Url           *string                         `json:"url,omitempty"`
 	} `json:"config,omitempty"`
 	Enabled *bool                  `json:"enabled,omitempty"`
 	Kind    *AlertChannelInputKind `json:"kind,omitempty"`
 	Name    *string                `json:"name,omitempty"`
 }
+
+// AlertChannelInputConfigSmtpTls email: STARTTLS required (default), implicit TLS, or none (without credentials)
+type AlertChannelInputConfigSmtpTls string
 
 // AlertChannelInputKind defines model for AlertChannelInput.Kind.
 type AlertChannelInputKind string

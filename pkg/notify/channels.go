@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -70,24 +71,36 @@ type ChannelInput struct {
 	Enabled *bool          `json:"enabled"`
 }
 
-// settings is a channel's whole configuration once opened.
+// settings is a channel's whole configuration once opened. An e-mail channel may name its
+// own SMTP server (smtp_host and the rest); without one it sends through the shared
+// VIGIL_SMTP_* server, whose sender its from, when set, replaces.
 type settings struct {
-	URL     string   `json:"url,omitempty"`
-	Secret  string   `json:"secret,omitempty"`
-	To      []string `json:"to,omitempty"`
-	Subject string   `json:"subject_prefix,omitempty"`
+	URL          string   `json:"url,omitempty"`
+	Secret       string   `json:"secret,omitempty"`
+	To           []string `json:"to,omitempty"`
+	Subject      string   `json:"subject_prefix,omitempty"`
+	From         string   `json:"from,omitempty"`
+	SMTPHost     string   `json:"smtp_host,omitempty"`
+	SMTPPort     int      `json:"smtp_port,omitempty"`
+	SMTPTLS      string   `json:"smtp_tls,omitempty"`
+	SMTPUsername string   `json:"smtp_username,omitempty"`
+	SMTPPassword string   `json:"smtp_password,omitempty"`
 }
 
 // secretFields are the fields of each kind that are sealed and never shown.
 var secretFields = map[string][]string{
-	KindTeams: {"url"}, KindSlack: {"url"}, KindDiscord: {"url"}, KindWebhook: {"secret"}, KindEmail: {},
+	KindTeams: {"url"}, KindSlack: {"url"}, KindDiscord: {"url"}, KindWebhook: {"secret"}, KindEmail: {"smtp_password"},
 }
 
 // allowedFields are every config field of each kind.
 var allowedFields = map[string][]string{
 	KindTeams: {"url"}, KindSlack: {"url"}, KindDiscord: {"url"}, KindWebhook: {"url", "secret"},
-	KindEmail: {"to", "subject_prefix"},
+	KindEmail: {"to", "subject_prefix", "from", "smtp_host", "smtp_port", "smtp_tls", "smtp_username", "smtp_password"},
 }
+
+// smtpModes are the smtp_tls values: STARTTLS required (not opportunistic), implicit TLS, or
+// none (then without credentials, which would cross the network in clear).
+var smtpModes = []string{"starttls", "tls", "none"}
 
 type channelRow struct {
 	ID           int64 `gorm:"primaryKey"`
@@ -151,9 +164,7 @@ func New(d Deps) *Service {
 	return s
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", alerting.ErrInvalid, fmt.Sprintf(format, args...))
-}
+func invalid(format string, args ...any) error { return alerting.Invalid(format, args...) }
 
 func (s *Service) open(r channelRow) (settings, error) {
 	var st settings
@@ -178,6 +189,9 @@ func (s *Service) open(r channelRow) (settings, error) {
 		if sec.Secret != "" {
 			st.Secret = sec.Secret
 		}
+		if sec.SMTPPassword != "" {
+			st.SMTPPassword = sec.SMTPPassword
+		}
 	}
 	return st, nil
 }
@@ -194,20 +208,11 @@ func (s *Service) view(r channelRow) Channel {
 
 // apply merges in onto the channel's settings and checks them (URLs against the policy).
 func (s *Service) apply(ctx context.Context, r *channelRow, cur settings, in ChannelInput, create bool) error {
-	if in.Name != nil {
-		n := strings.TrimSpace(*in.Name)
-		if n == "" || len(n) > 200 {
-			return invalid("name: want 1 to 200 characters")
-		}
-		r.Name = n
-	} else if create {
-		return invalid("name: required")
+	if err := alerting.SetName(&r.Name, in.Name, create); err != nil {
+		return err
 	}
-	if in.Kind != nil {
-		if !create && *in.Kind != r.Kind {
-			return invalid("kind: cannot change; create another channel")
-		}
-		r.Kind = *in.Kind
+	if err := alerting.SetFixed("kind", "channel", &r.Kind, in.Kind, create); err != nil {
+		return err
 	}
 	if !slices.Contains(kinds, r.Kind) {
 		return invalid("kind: want one of %s", strings.Join(kinds, ", "))
@@ -217,7 +222,7 @@ func (s *Service) apply(ctx context.Context, r *channelRow, cur settings, in Cha
 			return invalid("config.%s: not a setting of %s channels (they take %s)", k, r.Kind, strings.Join(allowedFields[r.Kind], ", "))
 		}
 		switch k {
-		case "url", "secret", "subject_prefix":
+		case "url", "secret", "subject_prefix", "from", "smtp_host", "smtp_tls", "smtp_username", "smtp_password":
 			str, ok := v.(string)
 			if !ok {
 				return invalid("config.%s: want a string", k)
@@ -227,9 +232,25 @@ func (s *Service) apply(ctx context.Context, r *channelRow, cur settings, in Cha
 				cur.URL = strings.TrimSpace(str)
 			case "secret":
 				cur.Secret = str
-			default:
+			case "subject_prefix":
 				cur.Subject = strings.TrimSpace(str)
+			case "from":
+				cur.From = strings.TrimSpace(str)
+			case "smtp_host":
+				cur.SMTPHost = strings.ToLower(strings.TrimSpace(str))
+			case "smtp_tls":
+				cur.SMTPTLS = strings.ToLower(strings.TrimSpace(str))
+			case "smtp_username":
+				cur.SMTPUsername = str
+			default:
+				cur.SMTPPassword = str
 			}
+		case "smtp_port":
+			f, ok := v.(float64)
+			if !ok || f != float64(int(f)) || (f != 0 && (f < 1 || f > 65535)) {
+				return invalid("config.smtp_port: want a port number, 1 to 65535 (0: the default of smtp_tls)")
+			}
+			cur.SMTPPort = int(f)
 		case "to":
 			list, ok := v.([]any)
 			if !ok {
@@ -269,6 +290,9 @@ func (s *Service) apply(ctx context.Context, r *channelRow, cur settings, in Cha
 		if strings.ContainsAny(cur.Subject, "\r\n") || len(cur.Subject) > 100 {
 			return invalid("config.subject_prefix: one line of at most 100 characters")
 		}
+		if err := s.checkSMTP(ctx, &cur); err != nil {
+			return err
+		}
 	}
 	if in.Enabled != nil {
 		r.Enabled = *in.Enabled
@@ -279,6 +303,9 @@ func (s *Service) apply(ctx context.Context, r *channelRow, cur settings, in Cha
 	var pub, sec settings
 	pub.To, pub.Subject = cur.To, cur.Subject
 	switch r.Kind {
+	case KindEmail:
+		pub = cur
+		pub.SMTPPassword, sec.SMTPPassword = "", cur.SMTPPassword
 	case KindWebhook:
 		pub.URL, sec.Secret = cur.URL, cur.Secret
 	case KindTeams, KindSlack, KindDiscord:
@@ -287,7 +314,7 @@ func (s *Service) apply(ctx context.Context, r *channelRow, cur settings, in Cha
 	b, _ := json.Marshal(pub)
 	r.Config = string(b)
 	r.SecretSealed = nil
-	if sec.URL != "" || sec.Secret != "" {
+	if sec.URL != "" || sec.Secret != "" || sec.SMTPPassword != "" {
 		if s.keys == nil {
 			return ErrNoKey
 		}
@@ -301,9 +328,50 @@ func (s *Service) apply(ctx context.Context, r *channelRow, cur settings, in Cha
 	return nil
 }
 
-func nameTaken(err error) bool {
-	m := strings.ToLower(err.Error())
-	return strings.Contains(m, "unique") || strings.Contains(m, "duplicate key")
+// checkSMTP checks an e-mail channel's sender and own SMTP server. The server is a
+// destination a user chose, so its host goes through the outbound policy (here, and again on
+// the address dialled); the shared VIGIL_SMTP_* server is the operator's and exempt.
+func (s *Service) checkSMTP(ctx context.Context, cur *settings) error {
+	if cur.From != "" {
+		if _, err := mail.ParseAddress(cur.From); err != nil || strings.ContainsAny(cur.From, "\r\n") || len(cur.From) > 254 {
+			return invalid("config.from: %q is not an e-mail address", cur.From)
+		}
+	}
+	if cur.SMTPHost == "" {
+		for name, set := range map[string]bool{"smtp_port": cur.SMTPPort != 0, "smtp_tls": cur.SMTPTLS != "",
+			"smtp_username": cur.SMTPUsername != "", "smtp_password": cur.SMTPPassword != ""} {
+			if set {
+				return invalid("config.%s: set smtp_host too (without it the channel sends through the shared VIGIL_SMTP_* server)", name)
+			}
+		}
+		return nil
+	}
+	cur.SMTPHost = strings.Trim(cur.SMTPHost, "[]")
+	if _, err := netip.ParseAddr(cur.SMTPHost); err != nil && (strings.ContainsAny(cur.SMTPHost, "/:@ \t") || len(cur.SMTPHost) > 253) {
+		return invalid("config.smtp_host: want a host name or an address, without port or scheme")
+	}
+	if err := s.policy.CheckHost(ctx, cur.SMTPHost); err != nil {
+		return invalid("config.smtp_host: %v", err)
+	}
+	if cur.SMTPTLS == "" {
+		cur.SMTPTLS = "starttls"
+	}
+	if !slices.Contains(smtpModes, cur.SMTPTLS) {
+		return invalid("config.smtp_tls: want one of %s", strings.Join(smtpModes, ", "))
+	}
+	if cur.SMTPPort == 0 {
+		cur.SMTPPort = map[bool]int{true: 465, false: 587}[cur.SMTPTLS == "tls"]
+	}
+	if (cur.SMTPUsername == "") != (cur.SMTPPassword == "") {
+		return invalid("config.smtp_username, config.smtp_password: set both or neither")
+	}
+	if cur.SMTPUsername != "" && cur.SMTPTLS == "none" {
+		return invalid("config.smtp_tls: none would send smtp_password in clear; use starttls or tls")
+	}
+	if cur.From == "" && s.smtp.From == "" {
+		return invalid("config.from: required with smtp_host (VIGIL_SMTP_FROM is not set either)")
+	}
+	return nil
 }
 
 // Create adds a channel; the first one turns the default rules on.
@@ -321,8 +389,8 @@ func (s *Service) Create(ctx context.Context, in ChannelInput) (Channel, error) 
 		return Channel{}, fmt.Errorf("count channels: %w", err)
 	}
 	if err := s.db.WithContext(ctx).Create(&r).Error; err != nil {
-		if nameTaken(err) {
-			return Channel{}, fmt.Errorf("%w: a channel named %q exists", alerting.ErrConflict, r.Name)
+		if cerr := alerting.NameTaken(err, "channel", r.Name); cerr != nil {
+			return Channel{}, cerr
 		}
 		return Channel{}, fmt.Errorf("create channel: %w", err)
 	}
@@ -360,8 +428,8 @@ func (s *Service) Update(ctx context.Context, id int64, in ChannelInput) (Channe
 	}
 	r.UpdatedAt = s.now().Unix()
 	if err := s.db.WithContext(ctx).Save(&r).Error; err != nil {
-		if nameTaken(err) {
-			return Channel{}, fmt.Errorf("%w: a channel named %q exists", alerting.ErrConflict, r.Name)
+		if cerr := alerting.NameTaken(err, "channel", r.Name); cerr != nil {
+			return Channel{}, cerr
 		}
 		return Channel{}, fmt.Errorf("update channel %d: %w", id, err)
 	}

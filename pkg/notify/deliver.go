@@ -9,7 +9,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/vigilhq/vigil/pkg/alerting"
-	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/tasks"
 )
 
@@ -38,32 +37,35 @@ func (s *Service) HandleDeliver(ctx context.Context, t *asynq.Task) error {
 }
 
 // Deliver sends one alert to one channel and records the outcome; last says no retry follows.
-// Three statements per delivery (the delivery with its channel, the alert, the outcome):
+// Two statements per delivery (the delivery with its channel and alert, the outcome):
 // deliveries come in bursts, and a receiver's round trip should be what bounds them.
 func (s *Service) Deliver(ctx context.Context, alertID, channelID int64) error {
 	return s.deliverOnce(ctx, alertID, channelID, false)
 }
 
+// pendingRow is a delivery with its channel (nil fields: deleted) and its alert (a deleted
+// alert takes its deliveries with it).
 type pendingRow struct {
-	Status       string
-	Kind         *string
-	Config       *string
-	SecretSealed []byte
-	Enabled      *bool
+	DeliveryStatus       string
+	Kind                 *string
+	Config               *string
+	SecretSealed         []byte
+	Enabled              *bool
+	alerting.StoredAlert `gorm:"embedded"`
 }
 
 func (s *Service) deliverOnce(ctx context.Context, alertID, channelID int64, last bool) error {
 	var d pendingRow
-	err := s.db.WithContext(ctx).Raw(`SELECT d.status, c.kind, c.config, c.secret_sealed, c.enabled
-		FROM alert_deliveries d LEFT JOIN alert_channels c ON c.id = d.channel_id
+	err := s.db.WithContext(ctx).Raw(`SELECT d.status AS delivery_status, c.kind, c.config, c.secret_sealed, c.enabled, a.*
+		FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id LEFT JOIN alert_channels c ON c.id = d.channel_id
 		WHERE d.alert_id = ? AND d.channel_id = ?`, alertID, channelID).Scan(&d).Error
 	if err != nil {
 		return fmt.Errorf("delivery %d/%d: %w", alertID, channelID, err)
 	}
-	if d.Status == "" {
+	if d.DeliveryStatus == "" {
 		return fmt.Errorf("delivery %d/%d: not recorded: %w", alertID, channelID, asynq.SkipRetry)
 	}
-	if d.Status != "pending" {
+	if d.DeliveryStatus != "pending" {
 		return nil
 	}
 	sendErr := s.deliver(ctx, alertID, channelID, d)
@@ -100,14 +102,7 @@ func (s *Service) deliver(ctx context.Context, alertID, channelID int64, d pendi
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrPermanent, err)
 	}
-	a, err := s.alerts.Brief(ctx, alertID)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w: the alert was deleted", ErrPermanent)
-	}
-	if err != nil {
-		return err
-	}
-	return s.send(ctx, *d.Kind, st, a, fmt.Sprintf("alert-%d-channel-%d", alertID, channelID))
+	return s.send(ctx, *d.Kind, st, d.Alert(), fmt.Sprintf("alert-%d-channel-%d", alertID, channelID))
 }
 
 // Test sends a sample alert to a channel now and returns what happened.

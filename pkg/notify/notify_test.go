@@ -502,3 +502,149 @@ func TestEmail(t *testing.T) {
 		t.Errorf("wrong SMTP password: %v, want a retryable error", err)
 	}
 }
+
+// smtpServer starts a real SMTP server on loopback (STARTTLS offered, or implicit TLS) and
+// returns its port.
+func smtpServer(t *testing.T, be *smtpBackend, implicitTLS bool) int {
+	t.Helper()
+	srv := smtp.NewServer(be)
+	srv.Domain = "localhost"
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+	var ln net.Listener
+	var err error
+	if implicitTLS {
+		ln, err = tls.Listen("tcp", "127.0.0.1:0", srv.TLSConfig)
+	} else {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestEmailChannelServer: an e-mail channel with its own SMTP server (STARTTLS or implicit
+// TLS, PLAIN auth, its own sender) sends there rather than through the shared VIGIL_SMTP_*
+// server; its password is sealed and never shown; its host goes through the outbound policy
+// when saved and when dialled.
+func TestEmailChannelServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	shared := &smtpBackend{}
+	sharedPort := smtpServer(t, shared, false)
+	sharedCfg := SMTPConfig{Host: "127.0.0.1", Port: sharedPort, From: "shared@example.com", TLS: "starttls", InsecureSkipVerify: true}
+	b := setup(t, testenv.Backends()[0], loopback, sharedCfg)
+	for _, mode := range []string{"starttls", "tls"} {
+		t.Run(mode, func(t *testing.T) {
+			own := &smtpBackend{}
+			port := smtpServer(t, own, mode == "tls")
+			ch, err := b.n.Create(ctx, ChannelInput{Name: ptr("own-" + mode), Kind: ptr(KindEmail), Config: map[string]any{
+				"to": []any{"postmaster@example.org"}, "from": "Vigil <alerts@example.net>", "smtp_host": "127.0.0.1",
+				"smtp_port": float64(port), "smtp_tls": mode, "smtp_username": "vigil", "smtp_password": "mail-pass"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			view, _ := json.Marshal(ch)
+			if strings.Contains(string(view), "mail-pass") || len(ch.SecretsSet) != 1 || ch.SecretsSet[0] != "smtp_password" ||
+				ch.Config["smtp_host"] != "127.0.0.1" || ch.Config["smtp_tls"] != mode {
+				t.Errorf("channel view: %s", view)
+			}
+			id := b.alert(t, ch.ID)
+			if err := b.n.Deliver(ctx, id, ch.ID); err != nil {
+				t.Fatal(err)
+			}
+			if st, _, lastErr := b.delivery(t, id, ch.ID); st != "sent" {
+				t.Fatalf("delivery %s %q", st, lastErr)
+			}
+			own.mu.Lock()
+			defer own.mu.Unlock()
+			if len(own.msgs) != 1 || len(own.auth) != 1 || own.auth[0] != "vigil:mail-pass" || len(own.rcpts) != 1 || own.rcpts[0] != "postmaster@example.org" {
+				t.Fatalf("channel's server got %d messages, auth %v, recipients %v", len(own.msgs), own.auth, own.rcpts)
+			}
+			m := strings.ReplaceAll(own.msgs[0], "=\r\n", "")
+			for _, want := range []string{`From: "Vigil" <alerts@example.net>`, "text/plain", "text/html", "Detail &amp; more"} {
+				if !strings.Contains(m, want) {
+					t.Errorf("message lacks %q:\n%s", want, m)
+				}
+			}
+		})
+	}
+	shared.mu.Lock()
+	if len(shared.msgs) != 0 {
+		t.Errorf("the shared server got %d messages meant for channels with their own", len(shared.msgs))
+	}
+	shared.mu.Unlock()
+
+	// A channel without smtp_host uses the shared server, with its own sender if it has one.
+	ch, err := b.n.Create(ctx, ChannelInput{Name: ptr("shared"), Kind: ptr(KindEmail), Config: map[string]any{"to": []any{"ops@example.org"}, "from": "dmarc@example.net"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.n.Deliver(ctx, b.alert(t, ch.ID), ch.ID); err != nil {
+		t.Fatal(err)
+	}
+	shared.mu.Lock()
+	if len(shared.msgs) != 1 || !strings.Contains(shared.msgs[0], "From: <dmarc@example.net>") {
+		t.Errorf("shared server got %d messages: %v", len(shared.msgs), shared.msgs)
+	}
+	shared.mu.Unlock()
+
+	// Settings refused when saved.
+	base := func(extra map[string]any) map[string]any {
+		m := map[string]any{"to": []any{"a@example.org"}}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	strict := setup(t, testenv.Backends()[0], &outbound.Policy{}, SMTPConfig{})
+	for _, tc := range []struct {
+		svc     *Service
+		cfg     map[string]any
+		mention string
+	}{
+		{b.n, base(map[string]any{"smtp_port": float64(25)}), "smtp_host"},
+		{b.n, base(map[string]any{"smtp_username": "u", "smtp_password": "p"}), "smtp_host"},
+		{b.n, base(map[string]any{"smtp_host": "127.0.0.1", "smtp_tls": "ssl"}), "smtp_tls"},
+		{b.n, base(map[string]any{"smtp_host": "127.0.0.1", "smtp_port": float64(70000)}), "smtp_port"},
+		{b.n, base(map[string]any{"smtp_host": "127.0.0.1", "smtp_username": "u"}), "smtp_password"},
+		{b.n, base(map[string]any{"smtp_host": "127.0.0.1", "smtp_tls": "none", "smtp_username": "u", "smtp_password": "p"}), "clear"},
+		{b.n, base(map[string]any{"smtp_host": "smtp://mail.example.com:25"}), "smtp_host"},
+		{b.n, base(map[string]any{"from": "not an address"}), "from"},
+		{strict.n, base(map[string]any{"smtp_host": "127.0.0.1"}), "loopback"},
+		{strict.n, base(map[string]any{"smtp_host": "169.254.169.254", "from": "a@example.net"}), "metadata"},
+		{strict.n, base(map[string]any{"smtp_host": "10.0.0.1", "from": "a@example.net"}), "private"},
+		{strict.n, base(map[string]any{"smtp_host": "localhost", "from": "a@example.net"}), "loopback"},
+		{strict.n, base(map[string]any{"smtp_host": "mail.example.com"}), "from"},
+	} {
+		_, err := tc.svc.Create(ctx, ChannelInput{Name: ptr("bad"), Kind: ptr(KindEmail), Config: tc.cfg})
+		if !errors.Is(err, alerting.ErrInvalid) || !strings.Contains(err.Error(), tc.mention) {
+			t.Errorf("%v: got %v, want refused mentioning %q", tc.cfg, err, tc.mention)
+		}
+	}
+
+	// Saved while loopback was allowed, sent under a policy that refuses it: refused when
+	// dialled, not retried, the server never reached.
+	own := &smtpBackend{}
+	port := smtpServer(t, own, false)
+	ch, err = b.n.Create(ctx, ChannelInput{Name: ptr("later refused"), Kind: ptr(KindEmail), Config: map[string]any{
+		"to": []any{"a@example.org"}, "smtp_host": "127.0.0.1", "smtp_port": float64(port)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := New(Deps{Store: b.st, Alerts: b.alerts, Keys: b.n.keys, Policy: &outbound.Policy{}, SMTP: sharedCfg, Log: testenv.Logger()})
+	id := b.alert(t, ch.ID)
+	if err := later.Deliver(ctx, id, ch.ID); !errors.Is(err, asynq.SkipRetry) {
+		t.Errorf("refused SMTP server: %v, want no retry", err)
+	}
+	if st, _, lastErr := b.delivery(t, id, ch.ID); st != "failed" || !strings.Contains(lastErr, "loopback") {
+		t.Errorf("delivery %s %q: want failed naming the loopback rule", st, lastErr)
+	}
+	own.mu.Lock()
+	if len(own.msgs) != 0 {
+		t.Errorf("refused server got %d messages", len(own.msgs))
+	}
+	own.mu.Unlock()
+}
