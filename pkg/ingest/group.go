@@ -14,15 +14,16 @@ import (
 // arrived while the previous batch was committing, so a batch is as large as the load makes
 // it and a lone sender waits for no timer.
 //
-// One caller at a time commits (the leader); the others queue. The leader commits batches
-// from the front of the queue until its own file is in, then hands the lead to the first
-// caller still queued, so no caller serves the others for longer than it takes to reach its
-// own file.
+// Up to a few callers commit at once (leaders); the others queue. A leader commits one batch:
+// its own file and the files queued first; then it hands the lead to the first caller still
+// queued, so no caller serves the others for longer than one commit. More than one leader keeps the intake busy while a commit
+// waits for the disk: with one, a slow flush (a loaded database) stalls every sender.
 type Group struct {
-	svc   *Service
-	mu    sync.Mutex
-	queue []*groupWaiter
-	busy  bool // a leader is committing
+	svc      *Service
+	maxLeads int
+	mu       sync.Mutex
+	queue    []*groupWaiter
+	leads    int // leaders committing
 }
 
 type groupWaiter struct {
@@ -32,8 +33,11 @@ type groupWaiter struct {
 	wake chan bool // true: lead; false: answered
 }
 
-// NewGroup builds a Group on the pipeline.
-func (s *Service) NewGroup() *Group { return &Group{svc: s} }
+// GroupLeads is how many batches a Group commits at once by default.
+const GroupLeads = 4
+
+// NewGroup builds a Group on the pipeline committing up to leads batches at once (at least 1).
+func (s *Service) NewGroup(leads int) *Group { return &Group{svc: s, maxLeads: max(1, leads)} }
 
 // Accept is Service.Accept, batched with the files of concurrent callers. A file is committed
 // even when its caller's context ends while it waits (the batch is shared): a sender that gave
@@ -41,51 +45,48 @@ func (s *Service) NewGroup() *Group { return &Group{svc: s} }
 func (g *Group) Accept(ctx context.Context, f File) (Result, error) {
 	w := &groupWaiter{f: f, wake: make(chan bool, 1)}
 	g.mu.Lock()
-	g.queue = append(g.queue, w)
-	if g.busy {
+	if g.leads >= g.maxLeads {
+		g.queue = append(g.queue, w)
 		g.mu.Unlock()
 		if lead := <-w.wake; !lead {
 			return w.res, w.err
 		}
+		// Handed the lead: taken off the queue by the previous leader.
 	} else {
-		g.busy = true
+		g.leads++
 		g.mu.Unlock()
 	}
-	ctx = context.WithoutCancel(ctx)
-	for mine := false; !mine; {
-		batch := g.next()
-		g.commit(ctx, batch)
-		for _, o := range batch {
-			if o == w {
-				mine = true
-			} else {
-				o.wake <- false
-			}
-		}
+	batch := g.next(w)
+	g.commit(context.WithoutCancel(ctx), batch)
+	for _, o := range batch[1:] {
+		o.wake <- false
 	}
 	g.mu.Lock()
 	if len(g.queue) > 0 {
 		next := g.queue[0]
+		g.queue = g.queue[1:]
 		g.mu.Unlock()
 		next.wake <- true
 	} else {
-		g.busy = false
+		g.leads--
 		g.mu.Unlock()
 	}
 	return w.res, w.err
 }
 
-// next takes the next batch from the front of the queue, within BatchFiles and BatchBytes.
-func (g *Group) next() []*groupWaiter {
+// next is the leader's batch: its own file, then the files queued first, within BatchFiles
+// and BatchBytes.
+func (g *Group) next(lead *groupWaiter) []*groupWaiter {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	sizes := make([]int64, len(g.queue))
-	for i, w := range g.queue {
-		sizes[i] = int64(len(w.f.Data))
+	sizes := make([]int64, 0, len(g.queue)+1)
+	sizes = append(sizes, int64(len(lead.f.Data)))
+	for _, w := range g.queue {
+		sizes = append(sizes, int64(len(w.f.Data)))
 	}
-	n := BatchLen(sizes)
-	batch := append([]*groupWaiter(nil), g.queue[:n]...)
-	g.queue = append(g.queue[:0], g.queue[n:]...)
+	n := BatchLen(sizes) - 1
+	batch := append([]*groupWaiter{lead}, g.queue[:n]...)
+	g.queue = g.queue[n:]
 	return batch
 }
 

@@ -47,7 +47,7 @@ func TestGroupBatches(t *testing.T) {
 		t.Parallel()
 		enq := &gateEnqueuer{entered: make(chan struct{}), release: make(chan struct{})}
 		bu := setup(t, b, enq, nil)
-		g := bu.svc.NewGroup()
+		g := bu.svc.NewGroup(1) // one leader: the batches are known
 		const waiting = ingest.BatchFiles + 8
 		results := make([]ingest.Result, waiting+1)
 		errs := make([]error, waiting+1)
@@ -94,6 +94,42 @@ func TestGroupBatches(t *testing.T) {
 		slices.Sort(queued)
 		if !slices.Equal(ids, queued) {
 			t.Errorf("queued files %v, want %v", queued, ids)
+		}
+	})
+}
+
+// TestGroupConcurrent: many callers on several leaders, half of them sending bytes another
+// caller sends too; each distinct file is accepted once and its copies are told they are
+// duplicates of that same ingest.
+func TestGroupConcurrent(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		bu := setup(t, b, nil, nil)
+		g := bu.svc.NewGroup(ingest.GroupLeads)
+		const callers = 200
+		results := make([]ingest.Result, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var err error
+				results[i], err = g.Accept(context.Background(), ingest.File{Name: "f", Source: "test", Data: []byte(fmt.Sprintf("file %d", i/2))})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		for i := 0; i < callers; i += 2 {
+			a, d := results[i], results[i+1]
+			if a.Status == ingest.Duplicate {
+				a, d = d, a
+			}
+			if a.Status != ingest.Accepted || d.Status != ingest.Duplicate || a.IngestID != d.IngestID || a.IngestID == 0 {
+				t.Errorf("file %d: %+v and %+v, want one accepted and one duplicate of it", i/2, results[i], results[i+1])
+			}
 		}
 	})
 }

@@ -69,7 +69,7 @@ func New(d Deps) *Service {
 	}
 	s := &Service{store: NewStore(d.Store, d.Now), lim: d.Limits.withDefaults(), maxBody: d.MaxBodyBytes, log: d.Log, now: d.Now}
 	if d.Ingest != nil {
-		s.group = d.Ingest.NewGroup()
+		s.group = d.Ingest.NewGroup(ingest.GroupLeads)
 	}
 	return s
 }

@@ -20,7 +20,7 @@ func pipeline(t *testing.T, st *store.Store) (*ingest.Service, *Service) {
 	svc := New(Deps{Store: st, Log: testenv.Logger()})
 	in := ingest.New(st, nil, nil, ingest.Limits{FileBytes: 50 << 20}, testenv.Logger())
 	in.HandleKindBatch(unwrap.FormatTLSRPT, svc.KindBatch())
-	svc.group = in.NewGroup()
+	svc.group = in.NewGroup(ingest.GroupLeads)
 	return in, svc
 }
 
