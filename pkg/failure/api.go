@@ -75,6 +75,11 @@ func (s *Service) HandlePart(ctx context.Context, ingestID int64, p unwrap.Part)
 	return ingest.KindResult{Duplicate: saved.Duplicate}
 }
 
+// IngestReportIDs lists the failure reports a file stored (GET /api/ingests/{id}).
+func (s *Service) IngestReportIDs(ctx context.Context, ingestID int64) ([]int64, error) {
+	return s.store.IngestReportIDs(ctx, ingestID)
+}
+
 // Routes lists the endpoints (viewers read).
 func (s *Service) Routes() []route.Route {
 	return []route.Route{

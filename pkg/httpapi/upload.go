@@ -185,17 +185,21 @@ func (a *API) storeAll(c echo.Context, files []spooled) ([]UploadResult, error) 
 
 // IngestView is a file's state.
 type IngestView struct {
-	ID          int64      `json:"id"`
-	Filename    string     `json:"filename"`
-	Source      string     `json:"source"`
-	SHA256      string     `json:"sha256"`
-	SizeBytes   int64      `json:"size_bytes"`
-	Status      string     `json:"status"`
-	Error       string     `json:"error"`
-	ReportIDs   []int64    `json:"report_ids"`
-	Attempts    int        `json:"attempts"`
-	ReceivedAt  time.Time  `json:"received_at"`
-	ProcessedAt *time.Time `json:"processed_at"`
+	ID        int64   `json:"id"`
+	Filename  string  `json:"filename"`
+	Source    string  `json:"source"`
+	SHA256    string  `json:"sha256"`
+	SizeBytes int64   `json:"size_bytes"`
+	Status    string  `json:"status"`
+	Error     string  `json:"error"`
+	ReportIDs []int64 `json:"report_ids"` // aggregate reports, new and repeated
+	// TLSReportIDs and FailureReportIDs are the SMTP TLS and failure reports the file stored
+	// (GET /api/ingests/{id} only; a report repeated from another file is not linked).
+	TLSReportIDs     *[]int64   `json:"tls_report_ids,omitempty"`
+	FailureReportIDs *[]int64   `json:"failure_report_ids,omitempty"`
+	Attempts         int        `json:"attempts"`
+	ReceivedAt       time.Time  `json:"received_at"`
+	ProcessedAt      *time.Time `json:"processed_at"`
 }
 
 func (a *API) getIngest(c echo.Context) error {
@@ -215,7 +219,20 @@ func (a *API) getIngest(c echo.Context) error {
 	if ids == nil {
 		ids = []int64{}
 	}
-	return c.JSON(http.StatusOK, ingestView(ing, ids))
+	v := ingestView(ing, ids)
+	tls, fails := []int64{}, []int64{}
+	if a.TLSReports != nil {
+		if tls, err = a.TLSReports.IngestReportIDs(ctx, id); err != nil {
+			return err
+		}
+	}
+	if a.Failures != nil {
+		if fails, err = a.Failures.IngestReportIDs(ctx, id); err != nil {
+			return err
+		}
+	}
+	v.TLSReportIDs, v.FailureReportIDs = &tls, &fails
+	return c.JSON(http.StatusOK, v)
 }
 
 func ingestView(ing store.Ingest, ids []int64) IngestView {

@@ -101,6 +101,11 @@ func (s *Service) KindBatch() ingest.KindBatch {
 	}
 }
 
+// IngestReportIDs lists the TLS reports a file stored (GET /api/ingests/{id}).
+func (s *Service) IngestReportIDs(ctx context.Context, ingestID int64) ([]int64, error) {
+	return s.store.IngestReportIDs(ctx, ingestID)
+}
+
 // Routes lists the read endpoints (viewers).
 func (s *Service) Routes() []route.Route {
 	return []route.Route{

@@ -321,6 +321,16 @@ func (s *Store) List(ctx context.Context, f Filter, p Page) ([]row, int64, error
 	return rows, total, nil
 }
 
+// IngestReportIDs lists the reports a file stored (not the ones it repeated: a duplicate
+// keeps no link to the later file), ascending.
+func (s *Store) IngestReportIDs(ctx context.Context, ingestID int64) ([]int64, error) {
+	ids := []int64{}
+	if err := s.st.DB().WithContext(ctx).Table("tls_reports").Where("ingest_id = ?", ingestID).Order("id").Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("tlsrpt: reports of ingest %d: %w", ingestID, err)
+	}
+	return ids, nil
+}
+
 // Get returns one report.
 func (s *Store) Get(ctx context.Context, id int64) (row, error) {
 	var r row
