@@ -3717,7 +3717,7 @@ type Ingest struct {
 	Attempts int    `json:"attempts"`
 	Error    string `json:"error"`
 
-	// FailureReportIds Failure reports the file stored (GET /api/ingests/{id} only; a report the file repeated from an earlier file is not listed)
+	// FailureReportIds Failure reports the file stored (a report the file repeated from an earlier file is not listed)
 	FailureReportIds *[]int     `json:"failure_report_ids,omitempty"`
 	Filename         string     `json:"filename"`
 	Id               int        `json:"id"`
@@ -3733,7 +3733,7 @@ type Ingest struct {
 	Source string       `json:"source"`
 	Status IngestStatus `json:"status"`
 
-	// TlsReportIds SMTP TLS reports the file stored (GET /api/ingests/{id} only; a report the file repeated from an earlier file is not listed)
+	// TlsReportIds SMTP TLS reports the file stored (a report the file repeated from an earlier file is not listed)
 	TlsReportIds *[]int `json:"tls_report_ids,omitempty"`
 }
 

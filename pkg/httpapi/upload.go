@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -194,9 +195,9 @@ type IngestView struct {
 	Error     string  `json:"error"`
 	ReportIDs []int64 `json:"report_ids"` // aggregate reports, new and repeated
 	// TLSReportIDs and FailureReportIDs are the SMTP TLS and failure reports the file stored
-	// (GET /api/ingests/{id} only; a report repeated from another file is not linked).
-	TLSReportIDs     *[]int64   `json:"tls_report_ids,omitempty"`
-	FailureReportIDs *[]int64   `json:"failure_report_ids,omitempty"`
+	// (a report repeated from another file is not linked to it).
+	TLSReportIDs     []int64    `json:"tls_report_ids"`
+	FailureReportIDs []int64    `json:"failure_report_ids"`
 	Attempts         int        `json:"attempts"`
 	ReceivedAt       time.Time  `json:"received_at"`
 	ProcessedAt      *time.Time `json:"processed_at"`
@@ -220,19 +221,41 @@ func (a *API) getIngest(c echo.Context) error {
 		ids = []int64{}
 	}
 	v := ingestView(ing, ids)
-	tls, fails := []int64{}, []int64{}
+	if err := a.kindReportIDs(ctx, []*IngestView{&v}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// kindReportIDs fills in the reports of the other kinds that the files stored.
+func (a *API) kindReportIDs(ctx context.Context, views []*IngestView) error {
+	ids := make([]int64, len(views))
+	for i, v := range views {
+		ids[i] = v.ID
+	}
+	var tls, fails map[int64][]int64
+	var err error
 	if a.TLSReports != nil {
-		if tls, err = a.TLSReports.IngestReportIDs(ctx, id); err != nil {
+		if tls, err = a.TLSReports.IngestReportIDs(ctx, ids); err != nil {
 			return err
 		}
 	}
 	if a.Failures != nil {
-		if fails, err = a.Failures.IngestReportIDs(ctx, id); err != nil {
+		if fails, err = a.Failures.IngestReportIDs(ctx, ids); err != nil {
 			return err
 		}
 	}
-	v.TLSReportIDs, v.FailureReportIDs = &tls, &fails
-	return c.JSON(http.StatusOK, v)
+	for _, v := range views {
+		v.TLSReportIDs, v.FailureReportIDs = nonNil(tls[v.ID]), nonNil(fails[v.ID])
+	}
+	return nil
+}
+
+func nonNil(ids []int64) []int64 {
+	if ids == nil {
+		return []int64{}
+	}
+	return ids
 }
 
 func ingestView(ing store.Ingest, ids []int64) IngestView {

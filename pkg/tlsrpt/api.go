@@ -101,9 +101,9 @@ func (s *Service) KindBatch() ingest.KindBatch {
 	}
 }
 
-// IngestReportIDs lists the TLS reports a file stored (GET /api/ingests/{id}).
-func (s *Service) IngestReportIDs(ctx context.Context, ingestID int64) ([]int64, error) {
-	return s.store.IngestReportIDs(ctx, ingestID)
+// IngestReportIDs lists the TLS reports each file stored (GET /api/ingests, /api/ingests/{id}).
+func (s *Service) IngestReportIDs(ctx context.Context, ingestIDs []int64) (map[int64][]int64, error) {
+	return s.store.IngestReportIDs(ctx, ingestIDs)
 }
 
 // Routes lists the read endpoints (viewers).
@@ -187,11 +187,6 @@ func item(r row) Item {
 	return it
 }
 
-const (
-	defaultPageSize = 50
-	maxPageSize     = 500
-)
-
 func (s *Service) hList(c echo.Context) error {
 	if err := s.check(c, "GET /api/tls-reports"); err != nil {
 		return err
@@ -200,11 +195,7 @@ func (s *Service) hList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := apiparams.Int(c, "page", 1, 1, 1_000_000)
-	if err != nil {
-		return err
-	}
-	size, err := apiparams.Int(c, "page_size", defaultPageSize, 1, maxPageSize)
+	page, size, err := apiparams.Paging(c)
 	if err != nil {
 		return err
 	}

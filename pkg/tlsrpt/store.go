@@ -3,7 +3,6 @@ package tlsrpt
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -304,41 +303,24 @@ var ErrNotFound = store.ErrNotFound
 // Page selects one page of a list (Number from 1).
 type Page struct{ Number, Size int }
 
+// listColumns leave out the policies, which only the detail shows.
+const listColumns = "r.id, r.ingest_id, r.organization_name, r.org_key, r.contact_info, r.report_id, r.date_begin, r.date_end, " +
+	"r.policy_domain, r.policy_domains, r.successful_sessions, r.failed_sessions, r.warnings, r.created_at"
+
 // List returns one page of reports matching f, newest first.
 func (s *Store) List(ctx context.Context, f Filter, p Page) ([]row, int64, error) {
-	db := s.st.DB().WithContext(ctx)
-	var total int64
-	if err := f.where(db.Table("tls_reports r")).Count(&total).Error; err != nil {
-		return nil, 0, fmt.Errorf("tlsrpt: count: %w", err)
-	}
-	var rows []row
-	err := f.where(db.Table("tls_reports r")).Select("r.id, r.ingest_id, r.organization_name, r.org_key, r.contact_info, r.report_id, r.date_begin, r.date_end, " +
-		"r.policy_domain, r.policy_domains, r.successful_sessions, r.failed_sessions, r.warnings, r.created_at").
-		Order("r.date_begin DESC, r.id DESC").Limit(p.Size).Offset((p.Number - 1) * p.Size).Scan(&rows).Error
-	if err != nil {
-		return nil, 0, fmt.Errorf("tlsrpt: list: %w", err)
-	}
-	return rows, total, nil
+	return store.KindPage[row](ctx, s.st, "tls_reports r", f.where, listColumns, "r.date_begin DESC, r.id DESC", p.Number, p.Size)
 }
 
-// IngestReportIDs lists the reports a file stored (not the ones it repeated: a duplicate
-// keeps no link to the later file), ascending.
-func (s *Store) IngestReportIDs(ctx context.Context, ingestID int64) ([]int64, error) {
-	ids := []int64{}
-	if err := s.st.DB().WithContext(ctx).Table("tls_reports").Where("ingest_id = ?", ingestID).Order("id").Pluck("id", &ids).Error; err != nil {
-		return nil, fmt.Errorf("tlsrpt: reports of ingest %d: %w", ingestID, err)
-	}
-	return ids, nil
+// IngestReportIDs lists the TLS reports each file stored (not the ones it repeated: a
+// duplicate keeps no link to the later file), ascending; a file without any is absent.
+func (s *Store) IngestReportIDs(ctx context.Context, ingestIDs []int64) (map[int64][]int64, error) {
+	return store.KindIngestIDs(ctx, s.st, "tls_reports", ingestIDs)
 }
 
 // Get returns one report.
 func (s *Store) Get(ctx context.Context, id int64) (row, error) {
-	var r row
-	err := s.st.DB().WithContext(ctx).Where("id = ?", id).Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return r, ErrNotFound
-	}
-	return r, err
+	return store.KindGet[row](ctx, s.st, id)
 }
 
 // Rollup is GET /api/rollup/tls: sessions per domain and day, per domain, failure types and
