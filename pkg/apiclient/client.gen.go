@@ -3718,7 +3718,7 @@ type Ingest struct {
 	Error    string `json:"error"`
 
 	// FailureReportIds Failure reports the file stored (a report the file repeated from an earlier file is not listed)
-	FailureReportIds *[]int     `json:"failure_report_ids,omitempty"`
+	FailureReportIds []int      `json:"failure_report_ids"`
 	Filename         string     `json:"filename"`
 	Id               int        `json:"id"`
 	ProcessedAt      *time.Time `json:"processed_at"`
@@ -3734,7 +3734,7 @@ type Ingest struct {
 	Status IngestStatus `json:"status"`
 
 	// TlsReportIds SMTP TLS reports the file stored (a report the file repeated from an earlier file is not listed)
-	TlsReportIds *[]int `json:"tls_report_ids,omitempty"`
+	TlsReportIds []int `json:"tls_report_ids"`
 }
 
 // IngestStatus defines model for Ingest.Status.
