@@ -3753,21 +3753,27 @@ type HealthStatus string
 
 // Ingest defines model for Ingest.
 type Ingest struct {
-	Attempts    int        `json:"attempts"`
-	Error       string     `json:"error"`
-	Filename    string     `json:"filename"`
-	Id          int        `json:"id"`
-	ProcessedAt *time.Time `json:"processed_at"`
-	ReceivedAt  time.Time  `json:"received_at"`
-	ReportIds   []int      `json:"report_ids"`
-	Sha256      string     `json:"sha256"`
-	SizeBytes   int        `json:"size_bytes"`
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error"`
+
+	// FailureReportIds Failure reports the file stored (a report the file repeated from an earlier file is not listed)
+	FailureReportIds []int      `json:"failure_report_ids"`
+	Filename         string     `json:"filename"`
+	Id               int        `json:"id"`
+	ProcessedAt      *time.Time `json:"processed_at"`
+	ReceivedAt       time.Time  `json:"received_at"`
+	ReportIds        []int      `json:"report_ids"`
+	Sha256           string     `json:"sha256"`
+	SizeBytes        int        `json:"size_bytes"`
 
 	// Source Where the file came from: upload, import or imap today; new sources may be added, so treat others as opaque
 	//
 	// Example: upload
 	Source string       `json:"source"`
 	Status IngestStatus `json:"status"`
+
+	// TlsReportIds SMTP TLS reports the file stored (a report the file repeated from an earlier file is not listed)
+	TlsReportIds []int `json:"tls_report_ids"`
 }
 
 // IngestStatus defines model for Ingest.Status.

@@ -285,6 +285,18 @@ func Int(c echo.Context, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
+// Paging reads page (from 1) and page_size (1 to 500, default 50), the paging of the list
+// endpoints (DESIGN.md).
+func Paging(c echo.Context) (page, size int, err error) {
+	if page, err = Int(c, "page", 1, 1, 1_000_000); err != nil {
+		return 0, 0, err
+	}
+	if size, err = Int(c, "page_size", 50, 1, 500); err != nil {
+		return 0, 0, err
+	}
+	return page, size, nil
+}
+
 // Window reads days, or start and end, alone (for lists whose dates are not a report's period,
 // such as when files were received): the same values and the same 400s as Filter's window.
 func Window(c echo.Context, now time.Time) (start, end time.Time, err error) {

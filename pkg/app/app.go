@@ -158,7 +158,7 @@ func (a *App) wireReportKinds() {
 	a.TLSReports = tlsrpt.New(tlsrpt.Deps{Store: a.Store, Ingest: a.Ingest, Limits: tlsrpt.Limits{MaxBytes: r.TLSRPTMaxDecompressed},
 		MaxBodyBytes: r.TLSRPTMaxBytes, Log: a.Log.With("component", "tlsrpt")})
 	a.Failures = failure.New(failure.Deps{Store: a.Store, Redact: r.FailureRedact, Log: a.Log.With("component", "failure")})
-	a.Ingest.HandleKind(unwrap.FormatTLSRPT, a.TLSReports.HandlePart)
+	a.Ingest.HandleKindBatch(unwrap.FormatTLSRPT, a.TLSReports.KindBatch())
 	a.Ingest.HandleKind(unwrap.FormatFailure, a.Failures.HandlePart)
 }
 

@@ -102,6 +102,24 @@ func TestReportKindsThroughAPI(t *testing.T) {
 		if tls.Total != 1 || tls.Items[0].OrganizationName != "Google Inc." || tls.Items[0].PolicyDomain != "test.xmox.nl" {
 			t.Fatalf("tls reports %+v", tls)
 		}
+		// Each file's state lists the reports of its kind (the upload helper's answer is GET
+		// /api/ingests/{id}).
+		for name, ing := range got {
+			tlsIDs, _ := ing["tls_report_ids"].([]any)
+			failIDs, _ := ing["failure_report_ids"].([]any)
+			aggIDs, _ := ing["report_ids"].([]any)
+			wantTLS, wantFail := 0, 1
+			if name == "example.eml" || name == "rfc8460.json" { // the TLS reports
+
+				wantTLS, wantFail = 1, 0
+			}
+			if len(tlsIDs) != wantTLS || len(failIDs) != wantFail || aggIDs == nil || len(aggIDs) != 0 {
+				t.Errorf("%s: report_ids %v, tls_report_ids %v, failure_report_ids %v; want %d TLS and %d failure reports", name, aggIDs, tlsIDs, failIDs, wantTLS, wantFail)
+			}
+			if name == "example.eml" && (len(tlsIDs) != 1 || tlsIDs[0] != float64(tls.Items[0].ID)) {
+				t.Errorf("%s: tls_report_ids %v, want [%d]", name, tlsIDs, tls.Items[0].ID)
+			}
+		}
 		var detail map[string]any
 		getJSON(t, c, fmt.Sprintf("/api/tls-reports/%d", tls.Items[0].ID), &detail)
 		if pols, _ := detail["policies"].([]any); len(pols) != 1 {

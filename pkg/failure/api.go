@@ -75,6 +75,11 @@ func (s *Service) HandlePart(ctx context.Context, ingestID int64, p unwrap.Part)
 	return ingest.KindResult{Duplicate: saved.Duplicate}
 }
 
+// IngestReportIDs lists the failure reports each file stored (GET /api/ingests, /api/ingests/{id}).
+func (s *Service) IngestReportIDs(ctx context.Context, ingestIDs []int64) (map[int64][]int64, error) {
+	return s.store.IngestReportIDs(ctx, ingestIDs)
+}
+
 // Routes lists the endpoints (viewers read).
 func (s *Service) Routes() []route.Route {
 	return []route.Route{
@@ -177,11 +182,7 @@ func (s *Service) hList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := apiparams.Int(c, "page", 1, 1, 1_000_000)
-	if err != nil {
-		return err
-	}
-	size, err := apiparams.Int(c, "page_size", 50, 1, 500)
+	page, size, err := apiparams.Paging(c)
 	if err != nil {
 		return err
 	}

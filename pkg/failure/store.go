@@ -3,7 +3,6 @@ package failure
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -179,27 +178,18 @@ const listColumns = "f.id, f.ingest_id, f.content_sha256, f.format, f.domain, f.
 
 // List returns one page of reports matching f, newest first.
 func (s *Store) List(ctx context.Context, f Filter, page, size int) ([]row, int64, error) {
-	db := s.st.DB().WithContext(ctx)
-	var total int64
-	if err := f.where(db.Table("failure_reports f")).Count(&total).Error; err != nil {
-		return nil, 0, fmt.Errorf("failure: count: %w", err)
-	}
-	var rows []row
-	if err := f.where(db.Table("failure_reports f")).Select(listColumns).Order("f.sort_date DESC, f.id DESC").
-		Limit(size).Offset((page - 1) * size).Scan(&rows).Error; err != nil {
-		return nil, 0, fmt.Errorf("failure: list: %w", err)
-	}
-	return rows, total, nil
+	return store.KindPage[row](ctx, s.st, "failure_reports f", f.where, listColumns, "f.sort_date DESC, f.id DESC", page, size)
+}
+
+// IngestReportIDs lists the failure reports each file stored (not the ones it repeated: a
+// duplicate keeps no link to the later file), ascending; a file without any is absent.
+func (s *Store) IngestReportIDs(ctx context.Context, ingestIDs []int64) (map[int64][]int64, error) {
+	return store.KindIngestIDs(ctx, s.st, "failure_reports", ingestIDs)
 }
 
 // Get returns one report.
 func (s *Store) Get(ctx context.Context, id int64) (row, error) {
-	var r row
-	err := s.st.DB().WithContext(ctx).Where("id = ?", id).Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return r, ErrNotFound
-	}
-	return r, err
+	return store.KindGet[row](ctx, s.st, id)
 }
 
 // Rollup is GET /api/rollup/failures: failure reports per domain and day, by failed

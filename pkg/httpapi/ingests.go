@@ -82,6 +82,13 @@ func (a *API) listIngests(c echo.Context) error {
 		}
 		items[i] = ingestView(r, rids)
 	}
+	views := make([]*IngestView, len(items))
+	for i := range items {
+		views[i] = &items[i]
+	}
+	if err := a.kindReportIDs(ctx, views); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, List[IngestView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
 }
 

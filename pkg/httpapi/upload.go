@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -185,17 +186,21 @@ func (a *API) storeAll(c echo.Context, files []spooled) ([]UploadResult, error) 
 
 // IngestView is a file's state.
 type IngestView struct {
-	ID          int64      `json:"id"`
-	Filename    string     `json:"filename"`
-	Source      string     `json:"source"`
-	SHA256      string     `json:"sha256"`
-	SizeBytes   int64      `json:"size_bytes"`
-	Status      string     `json:"status"`
-	Error       string     `json:"error"`
-	ReportIDs   []int64    `json:"report_ids"`
-	Attempts    int        `json:"attempts"`
-	ReceivedAt  time.Time  `json:"received_at"`
-	ProcessedAt *time.Time `json:"processed_at"`
+	ID        int64   `json:"id"`
+	Filename  string  `json:"filename"`
+	Source    string  `json:"source"`
+	SHA256    string  `json:"sha256"`
+	SizeBytes int64   `json:"size_bytes"`
+	Status    string  `json:"status"`
+	Error     string  `json:"error"`
+	ReportIDs []int64 `json:"report_ids"` // aggregate reports, new and repeated
+	// TLSReportIDs and FailureReportIDs are the SMTP TLS and failure reports the file stored
+	// (a report repeated from another file is not linked to it).
+	TLSReportIDs     []int64    `json:"tls_report_ids"`
+	FailureReportIDs []int64    `json:"failure_report_ids"`
+	Attempts         int        `json:"attempts"`
+	ReceivedAt       time.Time  `json:"received_at"`
+	ProcessedAt      *time.Time `json:"processed_at"`
 }
 
 func (a *API) getIngest(c echo.Context) error {
@@ -215,7 +220,42 @@ func (a *API) getIngest(c echo.Context) error {
 	if ids == nil {
 		ids = []int64{}
 	}
-	return c.JSON(http.StatusOK, ingestView(ing, ids))
+	v := ingestView(ing, ids)
+	if err := a.kindReportIDs(ctx, []*IngestView{&v}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// kindReportIDs fills in the reports of the other kinds that the files stored.
+func (a *API) kindReportIDs(ctx context.Context, views []*IngestView) error {
+	ids := make([]int64, len(views))
+	for i, v := range views {
+		ids[i] = v.ID
+	}
+	var tls, fails map[int64][]int64
+	var err error
+	if a.TLSReports != nil {
+		if tls, err = a.TLSReports.IngestReportIDs(ctx, ids); err != nil {
+			return err
+		}
+	}
+	if a.Failures != nil {
+		if fails, err = a.Failures.IngestReportIDs(ctx, ids); err != nil {
+			return err
+		}
+	}
+	for _, v := range views {
+		v.TLSReportIDs, v.FailureReportIDs = nonNil(tls[v.ID]), nonNil(fails[v.ID])
+	}
+	return nil
+}
+
+func nonNil(ids []int64) []int64 {
+	if ids == nil {
+		return []int64{}
+	}
+	return ids
 }
 
 func ingestView(ing store.Ingest, ids []int64) IngestView {

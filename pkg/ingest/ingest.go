@@ -54,6 +54,7 @@ type Service struct {
 	now       func() time.Time
 	onNew     func(ctx context.Context, ingestID int64) error
 	kinds     map[unwrap.Format]KindHandler // report kinds other than DMARC aggregate
+	batches   map[unwrap.Format]KindBatch   // the same, stored a batch of files at a time
 	obs       Observer
 	fileLevel slog.Level // of the one line per processed file
 	// outage is set when a task met the database or Redis unreachable; Watch recovers once
@@ -95,6 +96,38 @@ func (s *Service) HandleKind(f unwrap.Format, h KindHandler) {
 		s.kinds = map[unwrap.Format]KindHandler{}
 	}
 	s.kinds[f] = h
+}
+
+// KindBatch stores the reports of one kind for a whole batch of files at once: Parse runs as
+// each payload is read, Save once for the reports parsed from every file of a ProcessBatch (or
+// sooner when one file holds many), so that small reports arriving one per file (an SMTP TLS
+// report per HTTPS POST) share their statements and their commit instead of paying one
+// transaction each.
+type KindBatch struct {
+	// Parse reads one payload; an error is why it is no report of its kind (recorded on the
+	// file, the other parts of the file are still read).
+	Parse func(p unwrap.Part) (any, error)
+	// Save stores the parsed reports in one transaction and says for each whether it was
+	// stored before from another file. Items of one file may repeat, and two files of a
+	// batch may hold the same report (the later one is then a duplicate). An error is of
+	// the infrastructure: nothing was stored, and the files stay pending. It must be
+	// idempotent as a KindHandler is.
+	Save func(ctx context.Context, items []KindItem) (duplicate []bool, err error)
+}
+
+// KindItem is one parsed report of a KindBatch with the file it came from.
+type KindItem struct {
+	IngestID int64
+	Report   any // what Parse returned
+}
+
+// HandleKindBatch routes the payloads of format f to k (it wins over a HandleKind handler of
+// the same format). Set it before the service is used.
+func (s *Service) HandleKindBatch(f unwrap.Format, k KindBatch) {
+	if s.batches == nil {
+		s.batches = map[unwrap.Format]KindBatch{}
+	}
+	s.batches[f] = k
 }
 
 // Observer hears what became of each file, for the metrics (pkg/metrics). Its methods must be

@@ -275,11 +275,70 @@ func (s *Service) walk(ctx context.Context, c store.Claimed) *fileRun {
 	return run
 }
 
+// pendingKind is a parsed report of a KindBatch waiting to be stored.
+type pendingKind struct {
+	format unwrap.Format
+	item   KindItem
+}
+
+// saveKinds stores the parsed reports of the KindBatch kinds waiting in runs, one Save per
+// kind for all the runs, and counts them in each run's outcome.
+func (s *Service) saveKinds(ctx context.Context, runs []*fileRun) error {
+	var formats []unwrap.Format
+	byFormat := map[unwrap.Format][]KindItem{}
+	owners := map[unwrap.Format][]*fileRun{}
+	for _, r := range runs {
+		for _, pk := range r.kindPending {
+			if _, ok := byFormat[pk.format]; !ok {
+				formats = append(formats, pk.format)
+			}
+			byFormat[pk.format] = append(byFormat[pk.format], pk.item)
+			owners[pk.format] = append(owners[pk.format], r)
+		}
+	}
+	// Every kind is stored before anything is counted: a failure leaves the outcomes as they
+	// were, for the file-by-file retry.
+	dups := make(map[unwrap.Format][]bool, len(formats))
+	for _, f := range formats {
+		d, err := s.batches[f].Save(ctx, byFormat[f])
+		if err != nil {
+			return fmt.Errorf("store %d %s reports: %w", len(byFormat[f]), f, err)
+		}
+		if len(d) != len(byFormat[f]) {
+			return fmt.Errorf("store %d %s reports: %d answers", len(byFormat[f]), f, len(d))
+		}
+		dups[f] = d
+	}
+	for _, f := range formats {
+		for i, r := range owners[f] {
+			r.o.count(store.Saved{Duplicate: dups[f][i]}, 0) // no DMARC records
+		}
+	}
+	for _, r := range runs {
+		r.kindPending = nil
+	}
+	return nil
+}
+
 // saveRuns stores the waiting reports of the runs and finishes each file whose reports all
 // turned out new (nearly always), in one statement; a failed statement is tried again file by
-// file, so that only a file the database refuses stays pending.
+// file, so that only a file the database refuses stays pending. The reports of KindBatch
+// kinds are stored first, together.
 func (s *Service) saveRuns(ctx context.Context, runs []*fileRun) {
 	if len(runs) == 0 {
+		return
+	}
+	if err := s.saveKinds(ctx, runs); err != nil {
+		if len(runs) > 1 && ctx.Err() == nil {
+			s.log.Warn("reports of a batch of files not stored together; storing them one by one", "files", len(runs), "err", err)
+			for _, r := range runs {
+				s.saveRuns(ctx, []*fileRun{r})
+			}
+			return
+		}
+		for _, r := range runs {
+			r.err = err
+		}
 		return
 	}
 	files := make([]store.FileReports, len(runs))
@@ -355,13 +414,28 @@ type fileRun struct {
 	o           outcome
 	pending     []store.Parsed
 	pendingRecs int
-	finished    bool  // the outcome is recorded
-	err         error // of the infrastructure: the file stays pending
+	kindPending []pendingKind // parsed reports of a KindBatch, not stored yet
+	finished    bool          // the outcome is recorded
+	err         error         // of the infrastructure: the file stays pending
 }
 
 // part handles one payload. Problems with the part are noted and the walk goes on (one bad
 // report never sinks the others in the same zip); only infrastructure errors stop it.
 func (r *fileRun) part(p unwrap.Part) error {
+	if kb, ok := r.svc.batches[p.Format]; ok {
+		rep, err := kb.Parse(p)
+		if err != nil {
+			r.o.fail(p.Path, err)
+			return nil
+		}
+		r.kindPending = append(r.kindPending, pendingKind{format: p.Format, item: KindItem{IngestID: r.id, Report: rep}})
+		if len(r.kindPending) >= flushReports { // a file of many: do not hold them all
+			if err := r.svc.saveKinds(r.ctx, []*fileRun{r}); err != nil {
+				return transient{err}
+			}
+		}
+		return nil
+	}
 	if h := r.svc.kinds[p.Format]; h != nil {
 		res := h(r.ctx, r.id, p)
 		switch {

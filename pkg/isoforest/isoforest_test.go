@@ -199,6 +199,26 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
+// TestScoreAllIsScore: the batch scorer (flattened trees, lanes of points) gives exactly the
+// scores of the point-by-point walk of the saved form, for every chunk and lane remainder,
+// including points with NaN features (they go right at every split, as in Score).
+func TestScoreAllIsScore(t *testing.T) {
+	t.Parallel()
+	X, _ := planted(11, 1037, 0.02, 4) // not a multiple of the chunk or the lanes
+	f, err := Fit(X[:600], Options{Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	X[3] = slices.Clone(X[3])
+	X[3][1] = math.NaN()
+	got := f.ScoreAll(X, 3)
+	for i, x := range X {
+		if want := f.Score(x); got[i] != want {
+			t.Fatalf("point %d: ScoreAll %v, Score %v", i, got[i], want)
+		}
+	}
+}
+
 func TestSaveLoad(t *testing.T) {
 	t.Parallel()
 	X, _ := planted(5, 2000, 0.01, 3)

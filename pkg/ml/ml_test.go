@@ -193,3 +193,56 @@ func TestTrainTooFew(t *testing.T) {
 		}
 	})
 }
+
+// TestTrainingDeterministic: the same data trained in two databases gives the same model
+// (the forest byte for byte, the threshold) and the same scores for every source: the
+// features are read in a stable order and the forest is seeded by the model version.
+func TestTrainingDeterministic(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, be testenv.Backend) {
+		ctx := context.Background()
+		type outcome struct {
+			forest    string
+			threshold float64
+			scores    map[string]float64
+		}
+		run := func() outcome {
+			st := be.Store(t)
+			mltest.Year(t, st, today(), testenv.Logger())
+			s := ml.New(ml.Deps{Store: st, Log: testenv.Logger(), Now: clock()})
+			tr, err := s.Train(ctx, 90, "test")
+			if err != nil || tr.Status != ml.StatusReady {
+				t.Fatalf("train: %+v %v", tr, err)
+			}
+			var o outcome
+			if err := st.DB().Raw(`SELECT forest FROM ml_models WHERE id = ?`, tr.ModelID).Scan(&o.forest).Error; err != nil || o.forest == "" {
+				t.Fatalf("stored forest: %q %v", o.forest, err)
+			}
+			o.threshold = tr.Threshold
+			if _, err := s.Detect(ctx, 30); err != nil {
+				t.Fatal(err)
+			}
+			all, _, err := s.Recent(ctx, ml.Filter{All: true}, 1, 500)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.scores = map[string]float64{}
+			for _, p := range all {
+				o.scores[p.IP] = p.AnomalyScore
+			}
+			return o
+		}
+		a, b := run(), run()
+		if a.forest != b.forest || a.threshold != b.threshold {
+			t.Errorf("two trainings on the same data differ (thresholds %v and %v, forests of %d and %d bytes)", a.threshold, b.threshold, len(a.forest), len(b.forest))
+		}
+		if len(a.scores) == 0 || len(a.scores) != len(b.scores) {
+			t.Fatalf("%d and %d sources scored", len(a.scores), len(b.scores))
+		}
+		for ip, s := range a.scores {
+			if b.scores[ip] != s {
+				t.Errorf("source %s: scores %v and %v", ip, s, b.scores[ip])
+			}
+		}
+	})
+}

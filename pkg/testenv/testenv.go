@@ -123,7 +123,7 @@ func (b Backend) Store(tb testing.TB) *store.Store {
 // sender-intelligence end to end), 24–27
 // alerting and notification, 28–31 web dashboard, 32–35 first-run/operations (32 ingest rejections, 33 app health, 34 ingests list, 35 rate limits), 36–39
 // recovery/importer, 40–43 API contract, 44–47 security, 48–51 rollup speed, 52–55 exports,
-// 56–59 ML and other report kinds (56 app ML end to end).
+// 56–59 ML and other report kinds (56 app ML end to end, 57 tlsrpt BenchmarkIntake).
 func (b Backend) Redis(tb testing.TB, db int) asynq.RedisClientOpt {
 	tb.Helper()
 	base := os.Getenv("VIGIL_TEST_REDIS_URL")

@@ -45,7 +45,7 @@ type Deps struct {
 // Service parses, stores and serves TLS reports.
 type Service struct {
 	store   *Store
-	ingest  *ingest.Service
+	group   *ingest.Group // POSTs accepted together (nil without Ingest)
 	lim     Limits
 	maxBody int64
 	log     *slog.Logger
@@ -67,20 +67,43 @@ func New(d Deps) *Service {
 	if d.MaxBodyBytes <= 0 {
 		d.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	return &Service{store: NewStore(d.Store, d.Now), ingest: d.Ingest, lim: d.Limits.withDefaults(), maxBody: d.MaxBodyBytes, log: d.Log, now: d.Now}
+	s := &Service{store: NewStore(d.Store, d.Now), lim: d.Limits.withDefaults(), maxBody: d.MaxBodyBytes, log: d.Log, now: d.Now}
+	if d.Ingest != nil {
+		s.group = d.Ingest.NewGroup(ingest.GroupLeads)
+	}
+	return s
 }
 
-// HandlePart is the pipeline's handler of FormatTLSRPT payloads (ingest.HandleKind).
-func (s *Service) HandlePart(ctx context.Context, ingestID int64, p unwrap.Part) ingest.KindResult {
-	r, err := Read(p.Body, s.lim)
-	if err != nil {
-		return ingest.KindResult{Problem: err}
+// KindBatch is the pipeline's batch handler of FormatTLSRPT payloads (ingest.HandleKindBatch):
+// the reports of a whole batch of files (many single-report POSTs) stored in one transaction.
+func (s *Service) KindBatch() ingest.KindBatch {
+	return ingest.KindBatch{
+		Parse: func(p unwrap.Part) (any, error) { return Read(p.Body, s.lim) },
+		Save: func(ctx context.Context, items []ingest.KindItem) ([]bool, error) {
+			in := make([]Pending, len(items))
+			for i, it := range items {
+				r, ok := it.Report.(*Report)
+				if !ok {
+					return nil, fmt.Errorf("tlsrpt: item %d is a %T, not a report", i, it.Report)
+				}
+				in[i] = Pending{IngestID: it.IngestID, Report: r}
+			}
+			saved, err := s.store.SaveMany(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			dup := make([]bool, len(saved))
+			for i, sv := range saved {
+				dup[i] = sv.Duplicate
+			}
+			return dup, nil
+		},
 	}
-	saved, err := s.store.Save(ctx, ingestID, r)
-	if err != nil {
-		return ingest.KindResult{Err: err}
-	}
-	return ingest.KindResult{Duplicate: saved.Duplicate}
+}
+
+// IngestReportIDs lists the TLS reports each file stored (GET /api/ingests, /api/ingests/{id}).
+func (s *Service) IngestReportIDs(ctx context.Context, ingestIDs []int64) (map[int64][]int64, error) {
+	return s.store.IngestReportIDs(ctx, ingestIDs)
 }
 
 // Routes lists the read endpoints (viewers).
@@ -164,11 +187,6 @@ func item(r row) Item {
 	return it
 }
 
-const (
-	defaultPageSize = 50
-	maxPageSize     = 500
-)
-
 func (s *Service) hList(c echo.Context) error {
 	if err := s.check(c, "GET /api/tls-reports"); err != nil {
 		return err
@@ -177,11 +195,7 @@ func (s *Service) hList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page, err := apiparams.Int(c, "page", 1, 1, 1_000_000)
-	if err != nil {
-		return err
-	}
-	size, err := apiparams.Int(c, "page_size", defaultPageSize, 1, maxPageSize)
+	page, size, err := apiparams.Paging(c)
 	if err != nil {
 		return err
 	}
@@ -284,14 +298,16 @@ func (s *Service) hIntake(c echo.Context) error {
 	case err != nil:
 		return echo.NewHTTPError(http.StatusUnprocessableEntity, err.Error())
 	}
-	if s.ingest == nil {
+	if s.group == nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "not available in this process")
 	}
 	name := "tlsrpt-" + rep.ReportID + ".json"
 	if mt == TypeGzip {
 		name += ".gz"
 	}
-	res, err := s.ingest.Accept(req.Context(), ingest.File{Name: name, Source: "https", SourceRef: c.RealIP(), ReceivedAt: s.now(), Data: body})
+	// Concurrent POSTs share one commit and one parse task (ingest.Group): the commit of
+	// one small report alone cost more than everything else in its request.
+	res, err := s.group.Accept(req.Context(), ingest.File{Name: name, Source: "https", SourceRef: c.RealIP(), ReceivedAt: s.now(), Data: body})
 	if err != nil {
 		return err
 	}

@@ -3,14 +3,12 @@ package tlsrpt
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/vigilhq/vigil/pkg/store"
 )
@@ -89,14 +87,79 @@ type Saved struct {
 const day = 86400
 
 // Save stores one report with its policies and failure details in one transaction, unless
-// its identity is stored already. It is committed without waiting for the disk
-// (store.WriteDerived): the original is durable, and the pipeline makes the outcome durable
-// before its task completes.
+// its identity is stored already (SaveMany of one).
 func (s *Store) Save(ctx context.Context, ingestID int64, r *Report) (Saved, error) {
+	out, err := s.SaveMany(ctx, []Pending{{IngestID: ingestID, Report: r}})
+	if err != nil {
+		return Saved{}, err
+	}
+	return out[0], nil
+}
+
+// Pending is one report to store and the file it came from.
+type Pending struct {
+	IngestID int64
+	Report   *Report
+}
+
+// identity is what makes two reports one (the table's UNIQUE constraint).
+type identity struct {
+	org, id    string
+	begin, end int64
+}
+
+// SaveMany stores reports with their policies and failure details in one transaction: one
+// multi-row INSERT … ON CONFLICT DO NOTHING for the reports, then the children of the new
+// ones; a report whose identity is stored already (before, or earlier in items) is not
+// stored again, and is a duplicate unless it was stored from the same file (a retried
+// task). It is committed without waiting for the disk (store.WriteDerived): the original is
+// durable, and the pipeline makes the outcome durable before its task completes.
+func (s *Store) SaveMany(ctx context.Context, items []Pending) ([]Saved, error) {
+	rows := make([]row, len(items))
+	now := s.now().Unix()
+	for i, it := range items {
+		rw, err := newRow(it.IngestID, it.Report, now)
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = rw
+	}
+	out := make([]Saved, len(items))
+	err := s.st.WriteDerived(ctx, func(tx *gorm.DB) error {
+		created, err := insertRows(tx, rows)
+		if err != nil {
+			return err
+		}
+		var children []int
+		for i, rw := range rows {
+			k := identity{rw.OrgKey, rw.ReportID, rw.DateBegin, rw.DateEnd}
+			if id, ok := created[k]; ok {
+				delete(created, k) // the first item with this identity is the stored one
+				out[i] = Saved{ID: id}
+				rows[i].ID = id
+				children = append(children, i)
+				continue
+			}
+			var prev row
+			if err := tx.Select("id", "ingest_id").Where("org_key = ? AND report_id = ? AND date_begin = ? AND date_end = ?",
+				rw.OrgKey, rw.ReportID, rw.DateBegin, rw.DateEnd).Take(&prev).Error; err != nil {
+				return fmt.Errorf("tlsrpt: find the stored copy: %w", err)
+			}
+			out[i] = Saved{ID: prev.ID, Duplicate: prev.IngestID != rw.IngestID}
+		}
+		return insertChildren(tx, rows, items, children)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tlsrpt: save %d reports: %w", len(items), err)
+	}
+	return out, nil
+}
+
+func newRow(ingestID int64, r *Report, now int64) (row, error) {
 	ok, failed := r.Totals()
 	pols, err := json.Marshal(r.Policies)
 	if err != nil {
-		return Saved{}, err
+		return row{}, fmt.Errorf("tlsrpt: encode policies: %w", err)
 	}
 	doms, _ := json.Marshal(r.Domains())
 	warns, _ := json.Marshal(nonNil(r.Warnings))
@@ -104,47 +167,70 @@ func (s *Store) Save(ctx context.Context, ingestID int64, r *Report) (Saved, err
 	if len(r.Policies) > 0 {
 		first = r.Policies[0].PolicyDomain
 	}
-	rw := row{IngestID: ingestID, OrganizationName: r.OrganizationName, OrgKey: strings.ToLower(r.OrganizationName),
+	return row{IngestID: ingestID, OrganizationName: r.OrganizationName, OrgKey: strings.ToLower(r.OrganizationName),
 		ContactInfo: r.ContactInfo, ReportID: r.ReportID, DateBegin: r.DateBegin.Unix(), DateEnd: r.DateEnd.Unix(),
 		PolicyDomain: first, PolicyDomains: string(doms), SuccessfulSessions: ok, FailedSessions: failed,
-		Policies: string(pols), Warnings: string(warns), CreatedAt: s.now().Unix()}
-	var out Saved
-	err = s.st.WriteDerived(ctx, func(tx *gorm.DB) error {
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rw)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			var prev row
-			if err := tx.Select("id", "ingest_id").Where("org_key = ? AND report_id = ? AND date_begin = ? AND date_end = ?",
-				rw.OrgKey, rw.ReportID, rw.DateBegin, rw.DateEnd).Take(&prev).Error; err != nil {
-				return fmt.Errorf("tlsrpt: find the stored copy: %w", err)
-			}
-			out = Saved{ID: prev.ID, Duplicate: prev.IngestID != ingestID}
-			return nil
-		}
-		out.ID = rw.ID
-		return insertChildren(tx, rw.ID, r)
-	})
-	if err != nil {
-		return Saved{}, fmt.Errorf("tlsrpt: save report: %w", err)
-	}
-	return out, nil
+		Policies: string(pols), Warnings: string(warns), CreatedAt: now}, nil
 }
 
-// insertChildren writes the rows the domain filter and the rollup read, in batches that
-// stay under PostgreSQL's bind-parameter limit.
-func insertChildren(tx *gorm.DB, id int64, r *Report) error {
-	d := r.DateBegin.Unix() / day
-	pols := make([]policyRow, len(r.Policies))
+// rowsPerInsert keeps one INSERT of reports under PostgreSQL's 65,535 bind parameters (13
+// columns a row) and its statement text modest.
+const rowsPerInsert = 500
+
+// insertRows inserts the rows whose identity is not stored yet and returns the ids of those
+// it inserted by identity (a statement with two rows of one identity inserts the first). It
+// is a plain statement: gorm's batch Create would pair returned ids with rows by position,
+// which is wrong as soon as a conflict skips one.
+func insertRows(tx *gorm.DB, rows []row) (map[identity]int64, error) {
+	created := make(map[identity]int64, len(rows))
+	for start := 0; start < len(rows); start += rowsPerInsert {
+		part := rows[start:min(start+rowsPerInsert, len(rows))]
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO tls_reports (ingest_id, organization_name, org_key, contact_info, report_id, date_begin, date_end,
+			policy_domain, policy_domains, successful_sessions, failed_sessions, policies, warnings, created_at) VALUES `)
+		args := make([]any, 0, len(part)*14)
+		for i, r := range part {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, r.IngestID, r.OrganizationName, r.OrgKey, r.ContactInfo, r.ReportID, r.DateBegin, r.DateEnd,
+				r.PolicyDomain, r.PolicyDomains, r.SuccessfulSessions, r.FailedSessions, r.Policies, r.Warnings, r.CreatedAt)
+		}
+		sb.WriteString(" ON CONFLICT (org_key, report_id, date_begin, date_end) DO NOTHING RETURNING id, org_key, report_id, date_begin, date_end")
+		var got []struct {
+			ID        int64
+			OrgKey    string
+			ReportID  string `gorm:"column:report_id"`
+			DateBegin int64
+			DateEnd   int64
+		}
+		if err := tx.Raw(sb.String(), args...).Scan(&got).Error; err != nil {
+			return nil, fmt.Errorf("tlsrpt: insert reports: %w", err)
+		}
+		for _, g := range got {
+			created[identity{g.OrgKey, g.ReportID, g.DateBegin, g.DateEnd}] = g.ID
+		}
+	}
+	return created, nil
+}
+
+// insertChildren writes the rows the domain filter and the rollup read for the reports
+// rows[i] of each i in which, in batches that stay under PostgreSQL's bind-parameter limit.
+func insertChildren(tx *gorm.DB, rows []row, items []Pending, which []int) error {
+	var pols []policyRow
 	var fails []failureRow
-	for i, p := range r.Policies {
-		pols[i] = policyRow{TLSReportID: id, Idx: i, PolicyType: p.PolicyType, PolicyDomain: p.PolicyDomain, Day: d,
-			SuccessfulSessions: p.SuccessfulSessions, FailedSessions: p.FailedSessions}
-		for j, f := range p.FailureDetails {
-			fails = append(fails, failureRow{TLSReportID: id, PolicyIdx: i, Idx: j, PolicyDomain: p.PolicyDomain, Day: d,
-				ResultType: f.ResultType, SendingMTAIP: f.SendingMTAIP, ReceivingMXHostname: f.ReceivingMXHostname,
-				ReceivingIP: f.ReceivingIP, FailedSessionCount: f.FailedSessionCount, SendingMTAIPBin: ipBin(f.SendingMTAIP)})
+	for _, k := range which {
+		id, r := rows[k].ID, items[k].Report
+		d := r.DateBegin.Unix() / day
+		for i, p := range r.Policies {
+			pols = append(pols, policyRow{TLSReportID: id, Idx: i, PolicyType: p.PolicyType, PolicyDomain: p.PolicyDomain, Day: d,
+				SuccessfulSessions: p.SuccessfulSessions, FailedSessions: p.FailedSessions})
+			for j, f := range p.FailureDetails {
+				fails = append(fails, failureRow{TLSReportID: id, PolicyIdx: i, Idx: j, PolicyDomain: p.PolicyDomain, Day: d,
+					ResultType: f.ResultType, SendingMTAIP: f.SendingMTAIP, ReceivingMXHostname: f.ReceivingMXHostname,
+					ReceivingIP: f.ReceivingIP, FailedSessionCount: f.FailedSessionCount, SendingMTAIPBin: ipBin(f.SendingMTAIP)})
+			}
 		}
 	}
 	if len(pols) > 0 {
@@ -217,31 +303,24 @@ var ErrNotFound = store.ErrNotFound
 // Page selects one page of a list (Number from 1).
 type Page struct{ Number, Size int }
 
+// listColumns leave out the policies, which only the detail shows.
+const listColumns = "r.id, r.ingest_id, r.organization_name, r.org_key, r.contact_info, r.report_id, r.date_begin, r.date_end, " +
+	"r.policy_domain, r.policy_domains, r.successful_sessions, r.failed_sessions, r.warnings, r.created_at"
+
 // List returns one page of reports matching f, newest first.
 func (s *Store) List(ctx context.Context, f Filter, p Page) ([]row, int64, error) {
-	db := s.st.DB().WithContext(ctx)
-	var total int64
-	if err := f.where(db.Table("tls_reports r")).Count(&total).Error; err != nil {
-		return nil, 0, fmt.Errorf("tlsrpt: count: %w", err)
-	}
-	var rows []row
-	err := f.where(db.Table("tls_reports r")).Select("r.id, r.ingest_id, r.organization_name, r.org_key, r.contact_info, r.report_id, r.date_begin, r.date_end, " +
-		"r.policy_domain, r.policy_domains, r.successful_sessions, r.failed_sessions, r.warnings, r.created_at").
-		Order("r.date_begin DESC, r.id DESC").Limit(p.Size).Offset((p.Number - 1) * p.Size).Scan(&rows).Error
-	if err != nil {
-		return nil, 0, fmt.Errorf("tlsrpt: list: %w", err)
-	}
-	return rows, total, nil
+	return store.KindPage[row](ctx, s.st, "tls_reports r", f.where, listColumns, "r.date_begin DESC, r.id DESC", p.Number, p.Size)
+}
+
+// IngestReportIDs lists the TLS reports each file stored (not the ones it repeated: a
+// duplicate keeps no link to the later file), ascending; a file without any is absent.
+func (s *Store) IngestReportIDs(ctx context.Context, ingestIDs []int64) (map[int64][]int64, error) {
+	return store.KindIngestIDs(ctx, s.st, "tls_reports", ingestIDs)
 }
 
 // Get returns one report.
 func (s *Store) Get(ctx context.Context, id int64) (row, error) {
-	var r row
-	err := s.st.DB().WithContext(ctx).Where("id = ?", id).Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return r, ErrNotFound
-	}
-	return r, err
+	return store.KindGet[row](ctx, s.st, id)
 }
 
 // Rollup is GET /api/rollup/tls: sessions per domain and day, per domain, failure types and

@@ -19,8 +19,8 @@ func pipeline(t *testing.T, st *store.Store) (*ingest.Service, *Service) {
 	t.Helper()
 	svc := New(Deps{Store: st, Log: testenv.Logger()})
 	in := ingest.New(st, nil, nil, ingest.Limits{FileBytes: 50 << 20}, testenv.Logger())
-	in.HandleKind(unwrap.FormatTLSRPT, svc.HandlePart)
-	svc.ingest = in
+	in.HandleKindBatch(unwrap.FormatTLSRPT, svc.KindBatch())
+	svc.group = in.NewGroup(ingest.GroupLeads)
 	return in, svc
 }
 
@@ -208,6 +208,65 @@ func TestBadFiles(t *testing.T) {
 			len(roll.FailureTypes) != 1 || roll.FailureTypes[0].ResultType != "certificate-expired" ||
 			len(roll.TopMXHosts) != 1 || roll.TopMXHosts[0].ReceivingMXHostname != "mx.good.example" || roll.FailureRate != 0.25 {
 			t.Errorf("rollup %+v", roll)
+		}
+	})
+}
+
+// TestSaveManyIdentities: one SaveMany with new reports, the same report twice from two
+// files, a repeat from the same file and a report stored before: each item gets the right
+// id and duplicate flag, and only new reports get children (one policy row each).
+func TestSaveManyIdentities(t *testing.T) {
+	t.Parallel()
+	rep := func(org, id string) *Report {
+		r, err := Parse([]byte(`{"organization-name":"`+org+`","date-range":{"start-datetime":"2024-01-01T00:00:00Z","end-datetime":"2024-01-01T23:59:59Z"},
+"report-id":"`+id+`","policies":[{"policy":{"policy-type":"sts","policy-domain":"x.example"},"summary":{"total-successful-session-count":1,"total-failure-session-count":0}}]}`), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		in, svc := pipeline(t, st)
+		ctx := context.Background()
+		var ing [3]int64
+		for i := range ing {
+			res, err := in.Accept(ctx, ingest.File{Name: "f", Source: "upload", Data: []byte{byte('a' + i)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ing[i] = res.IngestID
+		}
+		before, err := svc.store.Save(ctx, ing[2], rep("Old", "r0"))
+		if err != nil || before.Duplicate {
+			t.Fatalf("first save: %+v %v", before, err)
+		}
+		items := []Pending{
+			{ing[0], rep("A", "r1")},   // new
+			{ing[1], rep("a", "r1")},   // the same report (the organisation is case-blind) from another file
+			{ing[0], rep("A", "r1")},   // the same file again: not a duplicate
+			{ing[0], rep("old", "r0")}, // stored before from another file
+			{ing[1], rep("B", "r2")},   // new
+		}
+		got, err := svc.store.SaveMany(ctx, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDup := []bool{false, true, false, true, false}
+		for i, g := range got {
+			if g.Duplicate != wantDup[i] {
+				t.Errorf("item %d: duplicate %v, want %v", i, g.Duplicate, wantDup[i])
+			}
+		}
+		if got[0].ID != got[1].ID || got[0].ID != got[2].ID || got[3].ID != before.ID || got[4].ID == got[0].ID || got[4].ID == before.ID {
+			t.Errorf("ids %+v (stored before: %d)", got, before.ID)
+		}
+		var reports, policies int64
+		st.DB().Table("tls_reports").Count(&reports)
+		st.DB().Table("tls_report_policies").Count(&policies)
+		if reports != 3 || policies != 3 {
+			t.Errorf("%d reports and %d policy rows, want 3 and 3", reports, policies)
 		}
 	})
 }
