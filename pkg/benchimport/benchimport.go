@@ -25,7 +25,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilhq/vigil/pkg/corpus"
@@ -275,18 +275,25 @@ func (o *options) fresh(ctx context.Context, c bcase) error {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// runCmd runs a binary to the end, keeping its output in the run's folder.
-func runCmd(ctx context.Context, c bcase, env []string, name string, bin string, args ...string) (*os.ProcessState, error) {
+// runCmd runs a binary to the end, keeping its output in the run's folder, and returns its
+// peak RSS in KiB.
+func runCmd(ctx context.Context, c bcase, env []string, name string, bin string, args ...string) (int64, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
+	err := cmd.Start()
+	var rss int64
+	if err == nil {
+		done := watchHWM(cmd.Process.Pid)
+		err = cmd.Wait()
+		rss = done()
+	}
 	_ = os.WriteFile(filepath.Join(c.dir, name+".log"), buf.Bytes(), 0o640)
 	if err != nil {
-		return cmd.ProcessState, fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, tail(buf.Bytes()))
+		return rss, fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, tail(buf.Bytes()))
 	}
-	return cmd.ProcessState, nil
+	return rss, nil
 }
 
 func tail(b []byte) []byte {
@@ -296,14 +303,47 @@ func tail(b []byte) []byte {
 	return b
 }
 
-func maxRSS(ps *os.ProcessState) int64 {
-	if ps == nil {
-		return 0
+// watchHWM follows a running process's peak RSS (VmHWM in /proc/PID/status, KiB) until the
+// returned function is called, which gives the last value read. getrusage at exit would be
+// simpler but wrong here: Linux keeps ru_maxrss across execve, so a child forked from this
+// process (grown by holding the sets) would report this process's size. VmHWM belongs to the
+// address space, which execve replaces. Read every 20 ms: a process's last 20 ms of growth may
+// be missed.
+func watchHWM(pid int) (stop func() int64) {
+	var peak atomic.Int64
+	quit, finished := make(chan struct{}), make(chan struct{})
+	read := func() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				var kb int64
+				if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb); err == nil && kb > peak.Load() {
+					peak.Store(kb)
+				}
+			}
+		}
 	}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss // KiB on Linux
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			read()
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(quit)
+		<-finished
+		return peak.Load()
 	}
-	return 0
 }
 
 func (o *options) run(ctx context.Context, c bcase) (result, error) {
@@ -318,13 +358,13 @@ func (o *options) run(ctx context.Context, c bcase) (result, error) {
 		return result{}, err
 	}
 	start := time.Now()
-	ps, err := runCmd(ctx, c, env, "import", o.apiBin, "import", c.info.dir)
+	rss, err := runCmd(ctx, c, env, "import", o.apiBin, "import", c.info.dir)
 	if err != nil {
 		return result{}, err
 	}
 	ended := time.Since(start)
 	r, err := o.waitRolledUp(ctx, c, start, ended)
-	r.rssKB = maxRSS(ps)
+	r.rssKB = rss
 	return r, err
 }
 

@@ -141,8 +141,10 @@ func startProc(c bcase, env []string, name, bin string) (*proc, error) {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
+	hwm := watchHWM(cmd.Process.Pid)
 	go func() {
 		_ = cmd.Wait()
+		p.rss = hwm()
 		f.Close()
 		close(p.done)
 	}()
@@ -160,7 +162,6 @@ func (p *proc) stop() (int64, error) {
 			<-p.done
 			p.err = fmt.Errorf("%s did not stop within 30 s of SIGTERM", p.cmd.Path)
 		}
-		p.rss = maxRSS(p.cmd.ProcessState)
 	})
 	return p.rss, p.err
 }

@@ -352,10 +352,10 @@ func scanInfo(rows *sql.Rows) (*Info, error) {
 }
 
 // Rows per INSERT. PostgreSQL: 18 parameters each, far below its 65,535; a batch of the
-// default size is one statement. SQLite: its driver binds each positional parameter by
-// scanning the argument list (quadratic: a 200-row statement, 3,600 parameters, cost more CPU
-// than the lookups that filled it) and parses the statement again at every execution (so a
-// prepared single-row statement is no better): 32 rows keep both costs small.
+// default size is one statement. SQLite: 32 rows, chosen when its driver (glebarez/go-sqlite,
+// since replaced) bound each positional parameter by scanning the argument list (a 200-row
+// statement, 3,600 parameters, cost more CPU than the lookups that filled it); SQLite still
+// parses each of these statements afresh, which a short one keeps cheap.
 const (
 	pgSaveChunk     = 1000
 	sqliteSaveChunk = 32

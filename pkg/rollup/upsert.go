@@ -156,8 +156,9 @@ func upsertPG(ctx context.Context, tx *gorm.DB, t *table, keys []key) error {
 	return nil
 }
 
-// sqliteChunk rows per statement: SQLite has no round trips to save, and the pure-Go driver
-// binds arguments in time quadratic in their number.
+// sqliteChunk rows per statement: SQLite has no round trips to save; full chunks run one
+// prepared text (Store.ExecRepeated) and only the tail is parsed afresh, which a small chunk
+// keeps cheap. (The size dates from the earlier driver's quadratic binding; not re-tuned.)
 const sqliteChunk = 64
 
 func upsertSQLite(ctx context.Context, st *store.Store, tx *gorm.DB, t *table, keys []key) error {
