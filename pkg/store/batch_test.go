@@ -200,3 +200,28 @@ func TestSaveFilesManyReports(t *testing.T) {
 		}
 	})
 }
+
+// One file holding more reports than one statement takes parameters for (an archive of
+// thousands of small reports): every report is stored and linked to the file.
+func TestSaveFilesArchiveOfManyReports(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		day := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+		const n = 11000 // 3 link parameters each: past SQLite's 32,766 in one statement
+		f := store.FileReports{IngestID: newIngest(t, st, "archive")}
+		for r := range n {
+			h, recs := report("org", fmt.Sprintf("a-%d", r), "example.com", day)
+			f.Reports = append(f.Reports, store.Parsed{Header: h, Records: recs})
+		}
+		f.Outcome = &store.Outcome{Status: store.StatusProcessed, ReportCount: n}
+		if _, finished, err := st.SaveFiles(ctx, []store.FileReports{f}); err != nil || !finished[0] {
+			t.Fatalf("SaveFiles: finished %v, %v", finished, err)
+		}
+		if ids, err := st.IngestReportIDs(ctx, f.IngestID); err != nil || len(ids) != n {
+			t.Errorf("file linked to %d reports (%v), want %d", len(ids), err, n)
+		}
+	})
+}

@@ -18,6 +18,9 @@ const nReportCols = 26
 // 32,766).
 const sqliteReportChunk = 64
 
+// sqliteLinkChunk bounds the links of one INSERT (3 parameters each).
+const sqliteLinkChunk = 1000
+
 // sortedUnique lists a call's reports in identity order, each identity once (a repeat is
 // linked to the first once that is stored). Identity order makes concurrent writers on
 // PostgreSQL wait for each other instead of deadlocking; SQLite has one writer, but the same
@@ -83,10 +86,13 @@ func (s *Store) saveFilesSQLite(ctx context.Context, files []FileReports, rows [
 		if err := w.flush(); err != nil {
 			return err
 		}
-		if len(links) > 0 {
+		// In chunks: a file (an archive) may hold thousands of reports, and one statement
+		// takes at most 32,766 parameters.
+		for start := 0; start < len(links); start += 3 * sqliteLinkChunk {
+			part := links[start:min(start+3*sqliteLinkChunk, len(links))]
 			q := "INSERT INTO ingest_reports (ingest_id, report_id, duplicate) VALUES " +
-				strings.TrimSuffix(strings.Repeat("(?,?,?),", len(links)/3), ",") + " ON CONFLICT DO NOTHING"
-			if err := tx.Exec(q, links...).Error; err != nil {
+				strings.TrimSuffix(strings.Repeat("(?,?,?),", len(part)/3), ",") + " ON CONFLICT DO NOTHING"
+			if err := tx.Exec(q, part...).Error; err != nil {
 				return fmt.Errorf("link reports to ingests: %w", err)
 			}
 		}
