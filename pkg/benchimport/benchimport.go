@@ -192,6 +192,8 @@ type result struct {
 	rssKB    int64         // the import process, or the worker
 	apiRSSKB int64         // upload: the api process
 	accepted time.Duration // upload: until the last request was answered (a diagnosis, not the figure)
+	cpu      time.Duration // import: the import process's user+system CPU time
+	pgCPU    time.Duration // postgres: CPU time of the server's backends for the run's database
 }
 
 func (r result) String() string {
@@ -202,6 +204,9 @@ func (r result) String() string {
 	}
 	if r.accepted > 0 {
 		s += fmt.Sprintf("  uploads answered at %.2fs", r.accepted.Seconds())
+	}
+	if r.cpu > 0 || r.pgCPU > 0 {
+		s += fmt.Sprintf("  cpu %.2fs import, %.2fs postgres", r.cpu.Seconds(), r.pgCPU.Seconds())
 	}
 	return s
 }
@@ -223,6 +228,8 @@ func median(rs []result) result {
 		rssKB:    pick(func(r result) int64 { return r.rssKB }),
 		apiRSSKB: pick(func(r result) int64 { return r.apiRSSKB }),
 		accepted: time.Duration(pick(func(r result) int64 { return int64(r.accepted) })),
+		cpu:      time.Duration(pick(func(r result) int64 { return int64(r.cpu) })),
+		pgCPU:    time.Duration(pick(func(r result) int64 { return int64(r.pgCPU) })),
 	}
 }
 
@@ -278,22 +285,32 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // runCmd runs a binary to the end, keeping its output in the run's folder, and returns its
 // peak RSS in KiB.
 func runCmd(ctx context.Context, c bcase, env []string, name string, bin string, args ...string) (int64, error) {
+	rss, _, err := runCmdCPU(ctx, c, env, name, bin, args...)
+	return rss, err
+}
+
+// runCmdCPU is runCmd that also returns the process's user+system CPU time.
+func runCmdCPU(ctx context.Context, c bcase, env []string, name string, bin string, args ...string) (int64, time.Duration, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Start()
 	var rss int64
+	var cpu time.Duration
 	if err == nil {
 		done := watchHWM(cmd.Process.Pid)
 		err = cmd.Wait()
 		rss = done()
+		if ps := cmd.ProcessState; ps != nil {
+			cpu = ps.UserTime() + ps.SystemTime()
+		}
 	}
 	_ = os.WriteFile(filepath.Join(c.dir, name+".log"), buf.Bytes(), 0o640)
 	if err != nil {
-		return rss, fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, tail(buf.Bytes()))
+		return rss, cpu, fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, tail(buf.Bytes()))
 	}
-	return rss, nil
+	return rss, cpu, nil
 }
 
 func tail(b []byte) []byte {
@@ -357,14 +374,16 @@ func (o *options) run(ctx context.Context, c bcase) (result, error) {
 	if _, err := runCmd(ctx, c, env, "migrate", o.apiBin, "migrate"); err != nil {
 		return result{}, err
 	}
+	pg := o.watchPostgres(c)
 	start := time.Now()
-	rss, err := runCmd(ctx, c, env, "import", o.apiBin, "import", c.info.dir)
+	rss, cpu, err := runCmdCPU(ctx, c, env, "import", o.apiBin, "import", c.info.dir)
 	if err != nil {
+		pg()
 		return result{}, err
 	}
 	ended := time.Since(start)
 	r, err := o.waitRolledUp(ctx, c, start, ended)
-	r.rssKB = rss
+	r.rssKB, r.cpu, r.pgCPU = rss, cpu, pg()
 	return r, err
 }
 
