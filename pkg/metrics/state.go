@@ -46,7 +46,7 @@ type Backlog struct {
 
 var (
 	rollupPending = prometheus.NewDesc("vigil_rollup_pending_reports", "Reports among the newest 10,000 stored whose contribution is not in the analytics rollups yet (read from the database at most every 10 s, in the background of a scrape: the value may be one scrape interval old).", nil, nil)
-	rollupLag     = prometheus.NewDesc("vigil_rollup_lag_seconds", "Age of the oldest stored report not rolled up yet (0: none); which report that is is read with vigil_rollup_pending_reports, its age is taken at the scrape.", nil, nil)
+	rollupLag     = prometheus.NewDesc("vigil_rollup_lag_seconds", "Age at the scrape of the oldest stored report not rolled up yet (0: none); that report is found with vigil_rollup_pending_reports, at most every 10 s.", nil, nil)
 )
 
 // Rollup reads the backlog with read at most once per SharedStateTTL, in the background of a
