@@ -289,13 +289,18 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 }
 
 func newBenchHandler(e *benchEnv, cached bool) http.Handler {
+	return newBenchServer(e, cached, false)
+}
+
+// newBenchServer is the analytics API, with the API's request metrics (pkg/metrics, the same
+// middleware pkg/httpapi installs) when instrumented, to measure what they cost.
+func newBenchServer(e *benchEnv, cached, instrumented bool) http.Handler {
 	var rdb redis.UniversalClient
 	if cached {
 		rdb = e.rdb
 	}
 	s := newServer(e.st, rdb, func() time.Time { return e.now })
-	if os.Getenv("VIGIL_BENCH_METRICS") != "" {
-		// The API's request metrics, to measure what they cost (docs/performance.md).
+	if instrumented {
 		s.e.Use(metrics.New().Echo)
 	}
 	return s.e
@@ -348,16 +353,34 @@ func concurrent(b *testing.B, e *benchEnv, clients int, warm bool) {
 	}
 	srv := httptest.NewServer(newBenchHandler(e, true))
 	defer srv.Close()
+	l := newLoad(b, e, srv.URL, clients, warm)
+	b.ResetTimer()
+	elapsed, lat := l.run(b, b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	reportPercentiles(b, lat)
+}
+
+// load is the 200-client mix: every endpoint on the first two scopes, in turn.
+type load struct {
+	client  *http.Client
+	targets []string
+	clients int
+}
+
+// newLoad readies the mix against base, each answer fetched once first when warm.
+func newLoad(b *testing.B, e *benchEnv, base string, clients int, warm bool) load {
 	var targets []string
 	for _, sc := range e.scopes()[:2] {
 		for _, ep := range benchEndpoints {
-			targets = append(targets, srv.URL+ep.path+"?"+sc.query+"&"+ep.extra)
+			targets = append(targets, base+ep.path+"?"+sc.query+"&"+ep.extra)
 		}
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}
+	l := load{client: &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}},
+		targets: targets, clients: clients}
 	if warm {
 		for _, target := range targets {
-			resp, err := client.Get(target)
+			resp, err := l.client.Get(target)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -365,20 +388,25 @@ func concurrent(b *testing.B, e *benchEnv, clients int, warm bool) {
 			resp.Body.Close()
 		}
 	}
+	return l
+}
+
+// run sends n requests from l.clients concurrent clients and returns the time they took
+// and each one's latency.
+func (l load) run(b *testing.B, n int) (time.Duration, []time.Duration) {
 	var mu sync.Mutex
-	lat := make([]time.Duration, 0, b.N)
+	lat := make([]time.Duration, 0, n)
 	var wg sync.WaitGroup
 	next := make(chan string)
-	b.ResetTimer()
 	start := time.Now()
-	for c := 0; c < clients; c++ {
+	for c := 0; c < l.clients; c++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
 			for target := range next {
 				t0 := time.Now()
-				resp, err := client.Get(target)
+				resp, err := l.client.Get(target)
 				if err != nil {
 					b.Error(err)
 					continue
@@ -395,13 +423,10 @@ func concurrent(b *testing.B, e *benchEnv, clients int, warm bool) {
 			mu.Unlock()
 		}()
 	}
-	for i := 0; i < b.N; i++ {
-		next <- targets[i%len(targets)]
+	for i := 0; i < n; i++ {
+		next <- l.targets[i%len(l.targets)]
 	}
 	close(next)
 	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-	reportPercentiles(b, lat)
+	return time.Since(start), lat
 }

@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/vigilhq/vigil/pkg/corpus"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
+	"github.com/vigilhq/vigil/tasks"
 )
 
 // benchBackend is the real pair when configured (the figure that matters), else embedded.
@@ -104,7 +107,7 @@ func runPipeline(b *testing.B, bu bundle, files [][]byte, workers int) {
 				for i, r := range res {
 					ids[i] = r.IngestID
 				}
-				done, err := bu.svc.ProcessBatch(ctx, ids)
+				done, err := processBatch(ctx, bu, ids)
 				if err != nil {
 					b.Error(err)
 					failed.Add(int64(len(batch)))
@@ -125,6 +128,21 @@ func runPipeline(b *testing.B, bu bundle, files [][]byte, workers int) {
 	}
 }
 
+// processBatch processes a batch, through the task middleware when the bundle has one.
+func processBatch(ctx context.Context, bu bundle, ids []int64) ([]ingest.Processed, error) {
+	if bu.task == nil {
+		return bu.svc.ProcessBatch(ctx, ids)
+	}
+	var done []ingest.Processed
+	h := bu.task(asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
+		var err error
+		done, err = bu.svc.ProcessBatch(ctx, ids)
+		return err
+	}))
+	err := h.ProcessTask(ctx, asynq.NewTask(tasks.TypeReportParse, nil))
+	return done, err
+}
+
 // BenchmarkPipelineCorpus: import → stored → visible, over the corpus's real reports
 // replicated into distinct reports (about 2,000 files per iteration).
 func BenchmarkPipelineCorpus(b *testing.B) {
@@ -137,7 +155,6 @@ func BenchmarkPipelineCorpus(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		bu := setup(b, be, nil, nil)
-		instrument(bu)
 		files := make([][]byte, 0, len(base)*sets)
 		for s := range sets {
 			for _, d := range base {

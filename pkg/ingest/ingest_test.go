@@ -33,6 +33,9 @@ func limits() ingest.Limits {
 type bundle struct {
 	st  *store.Store
 	svc *ingest.Service
+	// task, when set, is the worker's task middleware each processed batch of a benchmark runs
+	// through, as a report:parse task does (instrumented runs: pkg/metrics).
+	task func(asynq.Handler) asynq.Handler
 }
 
 func setup(t testing.TB, b testenv.Backend, enq ingest.Enqueuer, insp *asynq.Inspector) bundle {

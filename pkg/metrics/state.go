@@ -10,9 +10,10 @@ import (
 )
 
 // Queues exports asynq's own queue metrics (size by state, latency, processed and failed
-// totals per queue, paused), read from Redis at each scrape, as vigil_asynq_*.
+// totals per queue, paused) as vigil_asynq_*, read from Redis at most once per SharedStateTTL
+// (a dozen Redis calls per queue), in the background of a scrape.
 func (m *Metrics) Queues(in *asynq.Inspector) error {
-	return prometheus.WrapRegistererWithPrefix(Namespace+"_", m.reg).Register(asynqmetrics.NewQueueMetricsCollector(in))
+	return prometheus.WrapRegistererWithPrefix(Namespace+"_", m.reg).Register(newCachedCollector(asynqmetrics.NewQueueMetricsCollector(in)))
 }
 
 // CacheCounter is a cache that counts its lookups (gencache.Cache).
@@ -44,28 +45,26 @@ type Backlog struct {
 }
 
 var (
-	rollupPending = prometheus.NewDesc("vigil_rollup_pending_reports", "Reports among the newest 10,000 stored whose contribution is not in the analytics rollups yet.", nil, nil)
-	rollupLag     = prometheus.NewDesc("vigil_rollup_lag_seconds", "Age of the oldest stored report not rolled up yet (0: none).", nil, nil)
+	rollupPending = prometheus.NewDesc("vigil_rollup_pending_reports", "Reports among the newest 10,000 stored whose contribution is not in the analytics rollups yet (read from the database at most every 10 s, in the background of a scrape: the value may be one scrape interval old).", nil, nil)
+	rollupLag     = prometheus.NewDesc("vigil_rollup_lag_seconds", "Age at the scrape of the oldest stored report not rolled up yet (0: none); that report is found with vigil_rollup_pending_reports, at most every 10 s.", nil, nil)
 )
 
-// Rollup reads the backlog with read at each scrape (bounded by a few seconds, so a slow
-// database cannot hold a scrape).
+// Rollup reads the backlog with read at most once per SharedStateTTL, in the background of a
+// scrape (each read bounded by a few seconds, so a slow database cannot hold a scrape): the
+// backlog probe is the one per-scrape database query, too slow to run at every scrape on a
+// large database. The lag is the age of the oldest pending report at the scrape.
 func Rollup(read func(context.Context) (Backlog, error)) prometheus.Collector {
-	return rollup{read: read, now: time.Now}
+	return rollup{snap: newSnapshot(read), now: time.Now}
 }
 
 type rollup struct {
-	read func(context.Context) (Backlog, error)
+	snap *snapshot[Backlog]
 	now  func() time.Time
 }
 
 func (r rollup) Describe(ch chan<- *prometheus.Desc) { ch <- rollupPending; ch <- rollupLag }
 func (r rollup) Collect(ch chan<- prometheus.Metric) {
-	// A collector gets no context from the scrape; the bound keeps a slow database from
-	// holding the scrape (and the handler's own timeout) past a few seconds.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	b, err := r.read(ctx)
+	b, err := r.snap.get()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(rollupPending, err)
 		return
