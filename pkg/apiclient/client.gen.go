@@ -5104,6 +5104,9 @@ type ListDomainsParamsDisposition string
 
 // ExportRecordsCSVParams defines parameters for ExportRecordsCSV.
 type ExportRecordsCSVParams struct {
+	// Report One report's records only: its id (the id of GET /api/reports and the report column of this export), the records GET /api/reports/{id}/records lists; the other filters still apply. 404 when there is no such report
+	Report *int64 `form:"report,omitempty" json:"report,omitempty"`
+
 	// Domain Policy domain (case-insensitive)
 	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
 
@@ -5146,6 +5149,9 @@ type ExportRecordsCSVParamsDisposition string
 
 // ExportRecordsXLSXParams defines parameters for ExportRecordsXLSX.
 type ExportRecordsXLSXParams struct {
+	// Report One report's records only: its id (the id of GET /api/reports and the report column of this export), the records GET /api/reports/{id}/records lists; the other filters still apply. 404 when there is no such report
+	Report *int64 `form:"report,omitempty" json:"report,omitempty"`
+
 	// Domain Policy domain (case-insensitive)
 	Domain *string `form:"domain,omitempty" json:"domain,omitempty"`
 
@@ -7334,12 +7340,12 @@ type ClientInterface interface {
 	// Corresponds with GET /api/export/files/{id} (the `DownloadExport` operationId).
 	DownloadExport(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ExportRecordsCSV CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+	// ExportRecordsCSV CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report); report=N: one report's records
 	//
 	// Corresponds with GET /api/export/records/csv (the `ExportRecordsCSV` operationId).
 	ExportRecordsCSV(ctx context.Context, params *ExportRecordsCSVParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ExportRecordsXLSX Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+	// ExportRecordsXLSX Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report); report=N: one report's records
 	//
 	// Corresponds with GET /api/export/records/xlsx (the `ExportRecordsXLSX` operationId).
 	ExportRecordsXLSX(ctx context.Context, params *ExportRecordsXLSXParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -8736,7 +8742,7 @@ func (c *Client) DownloadExport(ctx context.Context, id string, reqEditors ...Re
 	return c.Client.Do(req)
 }
 
-// ExportRecordsCSV CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+// ExportRecordsCSV CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report); report=N: one report's records
 //
 // Corresponds with GET /api/export/records/csv (the `ExportRecordsCSV` operationId).
 func (c *Client) ExportRecordsCSV(ctx context.Context, params *ExportRecordsCSVParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8751,7 +8757,7 @@ func (c *Client) ExportRecordsCSV(ctx context.Context, params *ExportRecordsCSVP
 	return c.Client.Do(req)
 }
 
-// ExportRecordsXLSX Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+// ExportRecordsXLSX Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report); report=N: one report's records
 //
 // Corresponds with GET /api/export/records/xlsx (the `ExportRecordsXLSX` operationId).
 func (c *Client) ExportRecordsXLSX(ctx context.Context, params *ExportRecordsXLSXParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -12239,6 +12245,18 @@ func NewExportRecordsCSVRequest(server string, params *ExportRecordsCSVParams) (
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
+		if params.Report != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "report", *params.Report, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Domain != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "domain", *params.Domain, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
@@ -12400,6 +12418,18 @@ func NewExportRecordsXLSXRequest(server string, params *ExportRecordsXLSXParams)
 		// styled parameters, preserving literal commas as delimiters
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
+
+		if params.Report != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "report", *params.Report, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
 
 		if params.Domain != nil {
 
@@ -18717,14 +18747,14 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/export/files/{id} (the `DownloadExport` operationId).
 	DownloadExportWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*DownloadExportReply, error)
 
-	// ExportRecordsCSVWithResponse CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+	// ExportRecordsCSVWithResponse CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report); report=N: one report's records
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/export/records/csv (the `ExportRecordsCSV` operationId).
 	ExportRecordsCSVWithResponse(ctx context.Context, params *ExportRecordsCSVParams, reqEditors ...RequestEditorFn) (*ExportRecordsCSVReply, error)
 
-	// ExportRecordsXLSXWithResponse Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+	// ExportRecordsXLSXWithResponse Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report); report=N: one report's records
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -23010,6 +23040,8 @@ type ExportRecordsCSVReply struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -23040,6 +23072,11 @@ func (r ExportRecordsCSVReply) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ExportRecordsCSVReply) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ExportRecordsCSVReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -23109,6 +23146,8 @@ type ExportRecordsXLSXReply struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -23139,6 +23178,11 @@ func (r ExportRecordsXLSXReply) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ExportRecordsXLSXReply) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ExportRecordsXLSXReply) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -30608,7 +30652,7 @@ func (c *ClientWithResponses) DownloadExportWithResponse(ctx context.Context, id
 	return ParseDownloadExportReply(rsp)
 }
 
-// ExportRecordsCSVWithResponse CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+// ExportRecordsCSVWithResponse CSV of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report); report=N: one report's records
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -30621,7 +30665,7 @@ func (c *ClientWithResponses) ExportRecordsCSVWithResponse(ctx context.Context, 
 	return ParseExportRecordsCSVReply(rsp)
 }
 
-// ExportRecordsXLSXWithResponse Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report)
+// ExportRecordsXLSXWithResponse Excel workbook of the records of the matching reports (the fields of GET /api/reports/{id}/records, plus report, report_id, org_name, domain, date_begin, date_end of their report); report=N: one report's records
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -35232,6 +35276,13 @@ func ParseExportRecordsCSVReply(rsp *http.Response) (*ExportRecordsCSVReply, err
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -35339,6 +35390,13 @@ func ParseExportRecordsXLSXReply(rsp *http.Response) (*ExportRecordsXLSXReply, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest Problem

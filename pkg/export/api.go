@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/route"
+	"github.com/vigilhq/vigil/pkg/store"
 )
 
 // OpenAPI is this package's fragment of the API description (pkg/httpapi merges it).
@@ -50,10 +52,37 @@ func Params() map[string][]string {
 	out := map[string][]string{}
 	s := &Service{}
 	for _, r := range append(s.TabularRoutes(), s.PDFRoutes()...) {
-		out[r.Path] = apiparams.FilterSet.Names()
+		out[r.Path] = paramSet(strings.Split(r.Path, "/")[3]).Names()
 	}
 	out["/api/export/files/:id"] = nil
 	return out
+}
+
+// paramSet is what an export of view takes: the common filters, and for the records one
+// report too (report=N, the report's id as the export's "report" column and /api/reports
+// give it: the records of that one report, as GET /api/reports/{id}/records lists them).
+func paramSet(viewName string) apiparams.Set {
+	if viewName == "records" {
+		return apiparams.FilterSet.With("report")
+	}
+	return apiparams.FilterSet
+}
+
+// reportParam reads report=N into f; an unknown report is a 404, as its records list is.
+func (s *Service) reportParam(c echo.Context, f *store.Filter) error {
+	v := c.QueryParam("report")
+	if v == "" {
+		return nil
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return apiparams.BadParam("report", "want a report id, a whole number from 1")
+	}
+	if _, err := s.store.GetReport(c.Request().Context(), id); err != nil {
+		return err
+	}
+	f.Report = id
+	return nil
 }
 
 func principal(c echo.Context) auth.Principal {
@@ -72,11 +101,14 @@ type Accepted struct {
 
 func (s *Service) handler(viewName, format string) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if err := apiparams.FilterSet.Check(c); err != nil {
+		if err := paramSet(viewName).Check(c); err != nil {
 			return err
 		}
 		f, err := apiparams.Filter(c, s.now())
 		if err != nil {
+			return err
+		}
+		if err := s.reportParam(c, &f); err != nil {
 			return err
 		}
 		ctx := c.Request().Context()

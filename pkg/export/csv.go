@@ -204,6 +204,9 @@ func filterSummary(f store.Filter) string {
 			parts = append(parts, k+"="+v)
 		}
 	}
+	if f.Report != 0 {
+		add("report", itoa(f.Report))
+	}
 	add("domain", f.Domain)
 	add("org_name", f.OrgName)
 	if !f.Start.IsZero() {

@@ -28,6 +28,8 @@ type Filter struct {
 	Sender  string
 	Country string
 	ASN     int64
+	// Report narrows to one report by its id (the records export of a single report); 0: any.
+	Report int64 `json:",omitempty"`
 }
 
 // HasEnrichFilter reports whether f selects sources by what enrichment found.
@@ -101,6 +103,9 @@ func (s *Store) applyReport(ctx context.Context, q *gorm.DB, f Filter) *gorm.DB 
 	}
 	if f.OrgName != "" {
 		q = q.Where("reports.org_key = ?", strings.ToLower(strings.TrimSpace(f.OrgName)))
+	}
+	if f.Report != 0 {
+		q = q.Where("reports.id = ?", f.Report)
 	}
 	if !f.Start.IsZero() {
 		q = q.Where("reports.date_begin >= ?", f.Start.UTC())

@@ -66,7 +66,7 @@ type RecordRow struct {
 
 // recordsQuery selects the records of the reports matching f that match f's record filters.
 func (s *Store) recordsQuery(ctx context.Context, f Filter) *gorm.DB {
-	q := s.applyReport(ctx, s.db.WithContext(ctx).Table("reports"), Filter{Domain: f.Domain, OrgName: f.OrgName, Start: f.Start, End: f.End}).
+	q := s.applyReport(ctx, s.db.WithContext(ctx).Table("reports"), Filter{Domain: f.Domain, OrgName: f.OrgName, Start: f.Start, End: f.End, Report: f.Report}).
 		Joins("JOIN records AS rec ON rec.report_id = reports.id")
 	return f.applyRecord(q, "rec")
 }
@@ -117,7 +117,7 @@ func dryRun(q *gorm.DB) (string, []any, error) {
 }
 
 func (s *Store) eachRecordPG(ctx context.Context, f Filter, fn func(*RecordRow) error) error {
-	heads := s.applyReport(ctx, s.db.WithContext(ctx).Table("reports"), Filter{Domain: f.Domain, OrgName: f.OrgName, Start: f.Start, End: f.End}).
+	heads := s.applyReport(ctx, s.db.WithContext(ctx).Table("reports"), Filter{Domain: f.Domain, OrgName: f.OrgName, Start: f.Start, End: f.End, Report: f.Report}).
 		Select(streamHeadCols).Order(streamHeadOrder)
 	// ORDER BY inside the lateral subquery keeps PostgreSQL from flattening it into a join it
 	// would then sort as a whole: the plan stays a nested loop over the ordered reports.

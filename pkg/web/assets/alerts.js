@@ -266,14 +266,31 @@ export async function rules(main, params, { can }) {
   main.dataset.state = 'ready';
 }
 
-// channelFields: secrets (a chat webhook's URL, a webhook's HMAC key) are write-only: the API
-// never returns them, so the form shows whether one is set and leaves it alone when empty.
+// channelFields: secrets (a chat webhook's URL, a webhook's HMAC key, an SMTP password) are
+// write-only: the API never returns them, so the form shows whether one is set and leaves it
+// alone when empty. An e-mail channel may name its own SMTP server (docs/api.md, "Channels");
+// those fields show for e-mail only, and the API checks them (its 422 shows in the form).
 function channelFields(c) {
   const set = (name) => (c.secrets_set || []).includes(name);
   const cfg = c.config || {};
+  const kind = select('kind', KINDS.map((k) => [k, k]), c.kind || 'webhook');
+  const smtp = h('fieldset', { class: 'field smtp', id: uid('smtp') },
+    h('legend', {}, 'E-mail sender and SMTP server'),
+    h('small', { class: 'hint' }, 'Leave the server empty to send through the shared server of VIGIL_SMTP_*.'),
+    h('div', { class: 'form-grid' },
+      field('From', h('input', { name: 'from', type: 'email', autocomplete: 'off', value: cfg.from || '', placeholder: 'vigil@example.com' }), 'Sender address; empty: VIGIL_SMTP_FROM'),
+      field('SMTP host', h('input', { name: 'smtp_host', autocomplete: 'off', value: cfg.smtp_host || '', placeholder: 'smtp.example.com' }), 'Host name or address, no port; checked against the outbound policy'),
+      field('SMTP port', h('input', { name: 'smtp_port', type: 'number', min: '1', max: '65535', step: '1', inputmode: 'numeric', value: cfg.smtp_port ? String(cfg.smtp_port) : '', placeholder: '587' }), 'Empty: 587, or 465 with implicit TLS'),
+      field('SMTP security', select('smtp_tls', [['', 'default (STARTTLS)'], ['starttls', 'STARTTLS, required'], ['tls', 'TLS from the start (implicit)'], ['none', 'none (only without a password)']], cfg.smtp_tls || ''), 'How the connection is encrypted'),
+      field('SMTP user name', h('input', { name: 'smtp_username', autocomplete: 'off', value: cfg.smtp_username || '' }), 'With a password, or neither'),
+      field('SMTP password', h('input', { name: 'smtp_password', type: 'password', autocomplete: 'new-password' }),
+        set('smtp_password') ? 'Stored: leave empty to keep it' : 'Write-only: never shown again')));
+  const show = () => { smtp.hidden = kind.value !== 'email'; };
+  kind.addEventListener('change', show);
+  show();
   return [
     field('Name', h('input', { name: 'name', required: !c.id, maxlength: '200', value: c.name || '' })),
-    field('Kind', select('kind', KINDS.map((k) => [k, k]), c.kind || 'webhook')),
+    field('Kind', kind),
     field('URL', h('input', { name: 'url', type: 'url', autocomplete: 'off', value: c.kind === 'webhook' ? cfg.url || '' : '' }),
       set('url') ? 'Stored (chat webhooks keep their URL secret): leave empty to keep it' : 'Webhook or chat incoming-webhook URL'),
     field('Signing secret', h('input', { name: 'secret', type: 'password', autocomplete: 'new-password', minlength: '16' }),
@@ -281,8 +298,12 @@ function channelFields(c) {
     field('E-mail to', h('input', { name: 'to', value: (cfg.to || []).join(', ') }), 'E-mail only: addresses, comma-separated'),
     field('Subject prefix', h('input', { name: 'subject_prefix', value: cfg.subject_prefix || '' }), 'E-mail only'),
     field('Enabled', select('enabled', [['true', 'yes'], ['false', 'no']], c.enabled === false ? 'false' : 'true')),
+    smtp,
   ];
 }
+
+// SMTP_TEXT are the e-mail settings sent as text; smtp_port is a number, smtp_password apart.
+const SMTP_TEXT = ['from', 'smtp_host', 'smtp_tls', 'smtp_username'];
 
 function channelBody(f, editing) {
   const b = { kind: val(f, 'kind'), enabled: val(f, 'enabled') === 'true', config: {} };
@@ -291,6 +312,14 @@ function channelBody(f, editing) {
   if (f.elements.secret.value) b.config.secret = f.elements.secret.value;
   if (val(f, 'to')) b.config.to = val(f, 'to').split(',').map((s) => s.trim()).filter(Boolean);
   if (val(f, 'subject_prefix')) b.config.subject_prefix = val(f, 'subject_prefix');
+  if (b.kind === 'email') {
+    // Editing sends the sender and server as they stand (an emptied field clears the setting:
+    // the API merges config); a new channel only what was filled in.
+    for (const k of SMTP_TEXT) if (editing || val(f, k)) b.config[k] = val(f, k);
+    if (editing || val(f, 'smtp_port')) b.config.smtp_port = Number(val(f, 'smtp_port')) || 0;
+    if (f.elements.smtp_password.value) b.config.smtp_password = f.elements.smtp_password.value;
+    else if (editing && !val(f, 'smtp_host')) b.config.smtp_password = ''; // no own server: no password kept for it
+  }
   if (editing && Object.keys(b.config).length === 0) delete b.config;
   return b;
 }

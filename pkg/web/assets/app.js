@@ -20,6 +20,7 @@ const pages = [
   { path: 'overview', label: 'Overview', role: 'viewer', mod: overview },
   { path: 'reports', label: 'Reports', role: 'viewer', mod: reports },
   { path: 'upload', label: 'Upload', role: 'analyst', mod: upload },
+  { path: 'files', label: 'Files', role: 'viewer', mod: { render: upload.files } },
   { path: 'senders', label: 'Senders', role: 'viewer', mod: senders },
   { path: 'tls', label: 'TLS & failures', role: 'viewer', mod: { render: kinds.tls } },
   { path: 'alerts', label: 'Alerts', role: 'viewer', mod: { render: alerts.list } },

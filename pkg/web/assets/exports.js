@@ -33,16 +33,17 @@ const persist = () => {
   for (const fn of listeners) fn();
 };
 
-function onlyFilters(f) {
+function onlyFilters(f, kind) {
   const out = {};
-  for (const k of FILTERS) if (f && f[k]) out[k] = f[k];
+  // report (one report's records) is a parameter of the records exports only.
+  for (const k of kind.startsWith('records') ? ['report', ...FILTERS] : FILTERS) if (f && f[k]) out[k] = f[k];
   return out;
 }
 
 /** startExport asks for one export; saves it at once, or tracks its task when it is large. */
 export async function startExport(kind, filters) {
   const [path, label, fallback] = KINDS[kind];
-  const f = onlyFilters(filters);
+  const f = onlyFilters(filters, kind);
   const resp = await fetchAuthed(path + query(f));
   if (resp.status === 202) {
     const t = await resp.json();
@@ -117,11 +118,11 @@ export function resumeExports() {
  * exportBar is a row of export buttons for a view: kinds are keys of KINDS; filters are the
  * view's current filters (only the export filters are sent).
  */
-export function exportBar(kinds, filters) {
-  return h('div', { class: 'export-bar', role: 'group', 'aria-label': 'Export this view' },
+export function exportBar(kinds, filters, { what = 'Export this view', tip = 'with the filters shown' } = {}) {
+  return h('div', { class: 'export-bar', role: 'group', 'aria-label': what },
     h('span', { class: 'muted' }, 'Export:'),
     kinds.map((k) => h('button', { type: 'button', class: 'secondary small', dataset: { export: k },
-      title: `Download ${KINDS[k][1]} with the filters shown`, onclick: async (e) => {
+      title: `Download ${KINDS[k][1]} ${tip}`, onclick: async (e) => {
         const b = e.currentTarget;
         b.disabled = true;
         b.setAttribute('aria-busy', 'true');

@@ -93,6 +93,8 @@ export async function detail(main, params, { arg, go, can }) {
         h('ul', {}, [...(r.warnings || []), ...(r.errors || [])].map((w) => h('li', {}, typeof w === 'string' ? w : JSON.stringify(w)))))
       : null,
     h('h2', {}, 'Records'),
+    recs.total === 0 ? null : exportBar(['records-csv', 'records-xlsx'], { report: id },
+      { what: 'Export the records of this report', tip: `of every record of this report (${num(recs.total)})` }),
     recs.total === 0 ? empty('This report has no records.') : records(recs.items),
     recs.total > RECORD_PAGE ? pager(rpage, RECORD_PAGE, recs.total, (n) => go(`report/${id}`, { page: n })) : null);
   main.dataset.state = 'ready';
