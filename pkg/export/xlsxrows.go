@@ -256,6 +256,8 @@ func (rw *rowWriter) text(col int, s string) {
 	}
 	if plain {
 		rw.buf = append(rw.buf, s...)
+	} else if ascii(s) {
+		rw.buf = appendEscapedASCII(rw.buf, s)
 	} else {
 		rw.buf = appendEscaped(rw.buf, s)
 	}
@@ -274,6 +276,44 @@ func appendEscaped(dst []byte, s string) []byte {
 			continue
 		}
 		dst = append(dst, esc[i])
+	}
+	return dst
+}
+
+// ascii says whether s is printable ASCII only (no control character, nothing over 0x7e).
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// appendEscapedASCII is appendEscaped for printable ASCII (JSON lists with their quotes and
+// underscores): the same entities encoding/xml writes, without its per-rune pass.
+func appendEscapedASCII(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '&':
+			dst = append(dst, "&amp;"...)
+		case '<':
+			dst = append(dst, "&lt;"...)
+		case '>':
+			dst = append(dst, "&gt;"...)
+		case '"':
+			dst = append(dst, "&#34;"...)
+		case '\'':
+			dst = append(dst, "&#39;"...)
+		case '_':
+			if isBstrEscape(s[i:]) {
+				dst = append(dst, "_x005F_"...)
+			} else {
+				dst = append(dst, c)
+			}
+		default:
+			dst = append(dst, c)
+		}
 	}
 	return dst
 }
