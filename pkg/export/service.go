@@ -152,7 +152,7 @@ func (s *Service) writeWorkbook(ctx context.Context, w io.Writer, f store.Filter
 		{"dmarc_fail_messages", k.DMARCFailMessages}, {"dmarc_pass_rate", k.DMARCPassRate}, {"domains", k.Domains},
 		{"reporters", k.Reporters}, {"sources", k.Sources}}
 	if err := b.writeKV("summary", kv); err != nil {
-		b.f.Close()
+		b.close()
 		return 0, err
 	}
 	var total int64
@@ -161,7 +161,7 @@ func (s *Service) writeWorkbook(ctx context.Context, w io.Writer, f store.Filter
 		n, err := b.writeView(ctx, v, f)
 		total += n
 		if err != nil {
-			b.f.Close()
+			b.close()
 			return total, err
 		}
 	}

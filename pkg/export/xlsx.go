@@ -25,6 +25,7 @@ type book struct {
 	header int // bold header style
 	date   int // yyyy-mm-dd hh:mm:ss style
 	sheets int
+	rows   []*rowWriter // the data sheets' rows, spliced in by finish
 }
 
 func newBook() (*book, error) {
@@ -91,37 +92,57 @@ func (b *book) cell(k kind, v any) any {
 	return v
 }
 
-// writeView writes a view on one or more sheets and returns its rows.
+// writeView writes a view on one or more sheets and returns its rows. excelize writes each
+// sheet's widths, panes and header, and a marker row that finish replaces with the rows
+// encoded by a rowWriter (see xlsxrows.go).
 func (b *book) writeView(ctx context.Context, v view, f store.Filter) (int64, error) {
 	part, n, inSheet := 1, int64(0), 0
-	sw, err := b.sheet(v.name, v.cols)
+	rw, err := b.dataSheet(v.name, v.cols)
 	if err != nil {
 		return 0, err
 	}
-	row := make([]any, len(v.cols))
 	err = v.each(ctx, f, func(vals []any) error {
 		if inSheet == maxSheetRows {
-			if err := sw.Flush(); err != nil {
+			if err := rw.flush(); err != nil {
 				return err
 			}
 			part++
-			if sw, err = b.sheet(fmt.Sprintf("%s_%d", v.name, part), v.cols); err != nil {
+			var err error
+			if rw, err = b.dataSheet(fmt.Sprintf("%s_%d", v.name, part), v.cols); err != nil {
 				return err
 			}
 			inSheet = 0
 		}
-		for i, c := range v.cols {
-			row[i] = b.cell(c.kind, vals[i])
+		rw.begin()
+		for i := range v.cols {
+			rw.value(i, b.date, vals[i])
 		}
 		inSheet++
 		n++
-		cell, _ := excelize.CoordinatesToCellName(1, inSheet+1)
-		return sw.SetRow(cell, row)
+		return rw.end()
 	})
 	if err != nil {
 		return n, err
 	}
-	return n, sw.Flush()
+	return n, rw.flush()
+}
+
+// dataSheet starts a sheet whose rows a rowWriter encodes: excelize writes its header and the
+// marker row in row 2.
+func (b *book) dataSheet(name string, cols []column) (*rowWriter, error) {
+	rw, err := newRowWriter(len(cols))
+	if err != nil {
+		return nil, err
+	}
+	b.rows = append(b.rows, rw)
+	sw, err := b.sheet(name, cols)
+	if err != nil {
+		return nil, err
+	}
+	if err := sw.SetRow("A2", []any{rw.marker}); err != nil {
+		return nil, err
+	}
+	return rw, sw.Flush()
 }
 
 // writeKV writes a two-column sheet (the workbook's summary).
@@ -148,11 +169,11 @@ func (b *book) writeKV(name string, kv [][2]any) error {
 // of its local header in that buffer; readers rely on the central directory, and a sheet
 // holds at most maxSheetRows rows, far below that size.)
 func (b *book) finish(w io.Writer) error {
-	defer b.f.Close()
-	var zw *zip.Writer
+	defer b.close()
+	var zw *spliceZip
 	b.f.SetZipWriter(func(io.Writer) excelize.ZipWriter {
-		zw = zip.NewWriter(w)
-		zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
+		zw = &spliceZip{zw: zip.NewWriter(w), rows: b.rows}
+		zw.zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
 			return flate.NewWriter(out, flate.BestSpeed)
 		})
 		return zw
@@ -167,6 +188,14 @@ func (b *book) finish(w io.Writer) error {
 	return nil
 }
 
+// close releases the workbook and the rows' temporary files.
+func (b *book) close() {
+	b.f.Close()
+	for _, rw := range b.rows {
+		rw.close()
+	}
+}
+
 // writeXLSX writes one view as a workbook of its own.
 func writeXLSX(ctx context.Context, w io.Writer, v view, f store.Filter) (int64, error) {
 	b, err := newBook()
@@ -175,7 +204,7 @@ func writeXLSX(ctx context.Context, w io.Writer, v view, f store.Filter) (int64,
 	}
 	n, err := b.writeView(ctx, v, f)
 	if err != nil {
-		b.f.Close()
+		b.close()
 		return n, err
 	}
 	return n, b.finish(w)
