@@ -127,8 +127,21 @@ func (s *Service) Rebuild(ctx context.Context) (RebuildStats, error) {
 		}
 		var err error
 		for err == nil && s.again.Swap(false) {
+			// While reports keep arriving every round finds domains changed: a pause between
+			// rounds lets ingestion and enrichment write (one SQLite writer) and gathers what
+			// arrives into the next round.
+			if wait := s.gap - time.Since(s.lastRound); s.gap > 0 && wait > 0 {
+				select {
+				case <-ctx.Done():
+					err = ctx.Err()
+					s.again.Store(true)
+					continue
+				case <-time.After(wait):
+				}
+			}
 			var st RebuildStats
 			st, err = s.rebuild(ctx)
+			s.lastRound = time.Now()
 			out.Synced.Sources += st.Synced.Sources
 			out.Synced.Changed += st.Synced.Changed
 			out.Domains += st.Domains

@@ -529,3 +529,34 @@ func TestTotalsEqualWindowSums(t *testing.T) {
 		t.Logf("%d window × group sums compared", checked)
 	})
 }
+
+// TestRebuildGap: with a gap set, a rebuild asked for right after a round waits for the gap
+// (here cut short by its context) instead of going round at once; the first round of a
+// process does not wait.
+func TestRebuildGap(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		ctx := context.Background()
+		st := b.Store(t)
+		world(t, st, 9)
+		sv, err := New(st, testenv.Logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sv.SetRebuildGap(time.Hour)
+		if rb, err := sv.Rebuild(ctx); err != nil || rb.Domains == 0 {
+			t.Fatalf("first rebuild: %+v, %v: want it to run at once", rb, err)
+		}
+		last := sv.lastRound
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if rb, err := sv.Rebuild(cctx); err == nil || !sv.lastRound.Equal(last) {
+			t.Fatalf("second rebuild within the gap: %+v, %v, a round ended at %v: want it waiting (cancelled) before any round", rb, err, sv.lastRound)
+		}
+		sv.SetRebuildGap(0)
+		if rb, err := sv.Rebuild(ctx); err != nil || rb.Fresh == 0 {
+			t.Fatalf("rebuild without a gap: %+v, %v: want a round finding every domain fresh", rb, err)
+		}
+	})
+}
