@@ -137,7 +137,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	a.wireAlerts(keys)
 	a.wireRollups(ctx)
 	a.Retention = retention.New(retention.Deps{Store: a.Store, Cache: gencache.New(a.Redis, a.Cfg.CacheTTL, a.Log),
-		Audit: audit.New(a.Store.DB()), Policy: RetentionPolicy(cfg.Retention), Log: log.With("component", "retention")})
+		Audit: audit.New(a.Store), Policy: RetentionPolicy(cfg.Retention), Log: log.With("component", "retention")})
 	if err := a.buildMetrics(); err != nil {
 		a.Close()
 		return nil, err
@@ -169,7 +169,7 @@ func (a *App) wireAlerts(keys *secretbox.Keyring) {
 	if a.Client != nil {
 		q = a.Client
 	}
-	al := audit.New(a.Store.DB())
+	al := audit.New(a.Store)
 	a.Alerts = alerting.New(alerting.Deps{Store: a.Store, Queue: q, Audit: al, Log: a.Log.With("component", "alerting")})
 	a.Notify = notify.New(notify.Deps{Store: a.Store, Alerts: a.Alerts, Keys: keys, Policy: a.Outbound, Audit: al,
 		SMTP: a.smtpConfig(),

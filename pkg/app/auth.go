@@ -143,7 +143,7 @@ func (a *App) buildAuth() error {
 	if err != nil {
 		return err
 	}
-	a.Audit = audit.New(a.Store.DB())
+	a.Audit = audit.New(a.Store)
 	return nil
 }
 
@@ -216,7 +216,7 @@ func Admin(ctx context.Context, cfg config.Config, log *slog.Logger, cmd, email 
 	if err != nil {
 		return err
 	}
-	log2 := audit.New(a.Store.DB())
+	log2 := audit.New(a.Store)
 	pw, generated := cfg.Auth.AdminPassword, cfg.Auth.AdminPassword == ""
 	if generated {
 		pw = auth.GeneratePassword()

@@ -17,6 +17,7 @@ func (a *App) buildEnrich() error {
 		return err
 	}
 	a.Senders = sv
+	sv.SetRebuildGap(c.SenderRebuildGap)
 	res, err := enrich.NewResolver(c.DNSResolver, c.DNSTimeout)
 	if err != nil {
 		log.Warn("reverse DNS disabled", "err", err)

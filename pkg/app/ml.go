@@ -23,7 +23,7 @@ func (a *App) buildML() {
 		q = a.Client
 	}
 	c := a.Cfg.ML
-	d := ml.Deps{Store: a.Store, Queue: q, Describe: a.Enrich.Describe, Audit: audit.New(a.Store.DB()), Log: log,
+	d := ml.Deps{Store: a.Store, Queue: q, Describe: a.Enrich.Describe, Audit: audit.New(a.Store), Log: log,
 		Config: ml.Config{Contamination: c.Contamination, Trees: c.Trees, TrainDays: c.TrainDays, DetectDays: c.DetectDays}}
 	if a.Client != nil {
 		d.OnDetected = func(ctx context.Context, domains []string) {

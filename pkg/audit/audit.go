@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/vigilhq/vigil/pkg/store"
 )
 
 // Outcomes of an action.
@@ -71,12 +73,15 @@ func (row) TableName() string { return "audit_log" }
 
 // Log writes and reads the audit log.
 type Log struct {
-	db  *gorm.DB
-	now func() time.Time
+	db   *gorm.DB
+	lock func() (unlock func())
+	now  func() time.Time
 }
 
-// New returns the audit log kept in db (the store's database).
-func New(db *gorm.DB) *Log { return &Log{db: db, now: time.Now} }
+// New returns the audit log kept in the store's database. Its inserts take the store's write
+// lock (store.LockWrites): on SQLite they used to meet the process's other writers through
+// busy_timeout and could fail with SQLITE_BUSY under load, losing the entry.
+func New(st *store.Store) *Log { return &Log{db: st.DB(), lock: st.LockWrites, now: time.Now} }
 
 // Record adds e; At defaults to now. A failure to record is returned: callers decide whether
 // the action may go on without its trace (they log it; they never hide it).
@@ -97,7 +102,10 @@ func (l *Log) Record(ctx context.Context, e Entry) error {
 	}
 	r := row{At: e.At.UTC(), ActorID: e.ActorID, Actor: e.Actor, APIKeyID: e.APIKeyID, Action: e.Action,
 		Outcome: e.Outcome, Target: e.Target, IP: e.IP, Details: details}
-	if err := l.db.WithContext(ctx).Create(&r).Error; err != nil {
+	unlock := l.lock()
+	err := l.db.WithContext(ctx).Create(&r).Error
+	unlock()
+	if err != nil {
 		return fmt.Errorf("audit: record %s: %w", e.Action, err)
 	}
 	return nil

@@ -18,7 +18,7 @@ func TestRecordAndList(t *testing.T) {
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		t.Parallel()
 		st := b.Store(t)
-		log := audit.New(st.DB())
+		log := audit.New(st)
 		ctx := context.Background()
 		base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 		entries := []audit.Entry{
@@ -71,7 +71,7 @@ func TestConcurrentRecords(t *testing.T) {
 	t.Parallel()
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		t.Parallel()
-		log := audit.New(b.Store(t).DB())
+		log := audit.New(b.Store(t))
 		var wg sync.WaitGroup
 		for i := range 50 {
 			wg.Go(func() {
@@ -83,6 +83,46 @@ func TestConcurrentRecords(t *testing.T) {
 		wg.Wait()
 		if _, n, err := log.List(context.Background(), audit.Filter{}, 1, 1); err != nil || n != 50 {
 			t.Fatalf("%d entries (%v), want 50", n, err)
+		}
+	})
+}
+
+// TestRecordWaitsForTheWriteLock: an insert takes the store's write lock, so on SQLite it
+// queues behind the process's other writers instead of meeting them through busy_timeout
+// (where it could fail with SQLITE_BUSY and the entry was lost). While another writer holds
+// the lock the entry is not written; once it is released, every concurrent entry is.
+func TestRecordWaitsForTheWriteLock(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		if b.Real() {
+			t.Skip("the write lock exists on SQLite only")
+		}
+		st := b.Store(t)
+		log := audit.New(st)
+		ctx := context.Background()
+		unlock := st.LockWrites()
+		const writers = 8
+		done := make(chan error, writers)
+		for i := 0; i < writers; i++ {
+			go func() {
+				done <- log.Record(ctx, audit.Entry{Actor: fmt.Sprintf("w%d@example.com", i), Action: audit.Upload})
+			}()
+		}
+		select {
+		case err := <-done:
+			unlock()
+			t.Fatalf("an entry was recorded (%v) while another writer held the lock", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		unlock()
+		for i := 0; i < writers; i++ {
+			if err := <-done; err != nil {
+				t.Fatalf("entry lost: %v", err)
+			}
+		}
+		if _, n, err := log.List(ctx, audit.Filter{Action: audit.Upload}, 1, 50); err != nil || n != writers {
+			t.Fatalf("%d entries (%v), want %d", n, err, writers)
 		}
 	})
 }

@@ -22,6 +22,11 @@ type Enrich struct {
 	// SenderRollupInterval is how often the scheduler rebuilds stale sender rollups (runs
 	// also follow enrichment batches, rollup applies and mapping changes).
 	SenderRollupInterval time.Duration
+	// SenderRebuildGap (VIGIL_SENDERS_REBUILD_MIN_INTERVAL) is the least time between the end
+	// of one sender-rollup rebuild round and the start of the next in one process: while
+	// reports keep arriving every round finds domains changed, and going round back to back
+	// held the embedded SQLite writer against ingestion and enrichment.
+	SenderRebuildGap time.Duration
 }
 
 func loadEnrich(e *env) Enrich {
@@ -38,6 +43,10 @@ func loadEnrich(e *env) Enrich {
 		GeoTTL:               e.duration("VIGIL_GEOIP_CACHE_TTL", 90*24*time.Hour),
 		RefreshInterval:      e.duration("VIGIL_ENRICH_REFRESH_INTERVAL", 7*24*time.Hour),
 		SenderRollupInterval: e.duration("VIGIL_SENDER_ROLLUP_INTERVAL", 10*time.Minute),
+		SenderRebuildGap:     e.duration("VIGIL_SENDERS_REBUILD_MIN_INTERVAL", 5*time.Second),
+	}
+	if c.SenderRebuildGap > time.Hour {
+		e.fail("VIGIL_SENDERS_REBUILD_MIN_INTERVAL", c.SenderRebuildGap.String(), "want at most 1h (a pause, not a schedule: VIGIL_SENDER_ROLLUP_INTERVAL is the schedule)")
 	}
 	if c.DNSResolver != "" {
 		if host, port, err := net.SplitHostPort(c.DNSResolver); err != nil || host == "" || port == "" {

@@ -100,7 +100,7 @@ func newAuthFixture(t *testing.T, b testenv.Backend, o fixtureOptions) fixture {
 		t.Fatal(err)
 	}
 	svc := ingest.New(st, nil, nil, ingest.Limits{FileBytes: o.limits.FileBytes, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}, testenv.Logger())
-	al := audit.New(st.DB())
+	al := audit.New(st)
 	e := httpapi.New(httpapi.Deps{Store: st, Ingest: svc, Limits: o.limits, TempDir: t.TempDir(), Log: o.log,
 		Auth: as, Audit: al, Limiter: lim, Rates: o.rates, TrustedProxies: o.proxies, CORSOrigins: o.origins, Monitoring: o.monitoring,
 		Redis: o.redis, Mail: o.mail})

@@ -23,7 +23,7 @@ func TestDeleteReport(t *testing.T) {
 		t.Parallel()
 		st := b.Store(t)
 		f := load(t, st)
-		al := audit.New(st.DB())
+		al := audit.New(st)
 		svc := retention.New(retention.Deps{Store: st, Audit: al, Log: testenv.Logger(), Now: func() time.Time { return now }})
 		e := echo.New()
 		for _, r := range retention.NewAPI(svc, nil, al).Routes() {

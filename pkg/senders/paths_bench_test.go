@@ -123,3 +123,69 @@ func BenchmarkSendersRollupPath(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[(len(lat)*95+99)/100-1].Microseconds())/1000, "p95-ms")
 }
+
+// BenchmarkSendersTotals times the two reads of the sender rollup for /api/senders?days=365
+// (all domains) in turn, request by request, each with the grouping in Go: the periods inside
+// the window (windowQuery, the only read before migration 00021) and the totals less the rows
+// before the window (totalsQuery, what fromRollup now picks for it). Needs a database
+// BenchmarkSendersQuery has prepared. Reports each read's median and p95.
+//
+//	VIGIL_BENCH_DATABASE_URL=… make bench PKGS=./pkg/senders BENCH=SendersTotals BENCHTIME=10x COUNT=3
+func BenchmarkSendersTotals(b *testing.B) {
+	dsn := os.Getenv("VIGIL_BENCH_DATABASE_URL")
+	if dsn == "" {
+		b.Skip("set VIGIL_BENCH_DATABASE_URL to a database prepared by BenchmarkSendersQuery")
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	sv, err := New(st, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	api := NewAPI(sv, analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()}))
+	w := windowOf(store.Filter{Start: time.Now().AddDate(0, 0, -365)})
+	have, err := sv.states(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ids []int64
+	for d := range have {
+		if d != 0 {
+			ids = append(ids, int64(d))
+		}
+	}
+	list := int64List(ids)
+	lat := map[string][]time.Duration{}
+	groups := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, p := range []struct {
+			name string
+			q    func(int, string, window) (string, []any)
+		}{{"periods", windowQuery}, {"totals", totalsQuery}} {
+			start := time.Now()
+			q, args := p.q(DimSender, list, w)
+			sums, err := sv.readSums(ctx, q, args)
+			if err != nil {
+				b.Fatal(err)
+			}
+			items := groupItems(rowsOf(ctx, b, api, sums))
+			for j := range items[:min(len(items), defaultPageSize)] {
+				advise(&items[j])
+			}
+			lat[p.name] = append(lat[p.name], time.Since(start))
+			groups = len(sums)
+		}
+	}
+	b.StopTimer()
+	for name, l := range lat {
+		slices.Sort(l)
+		b.ReportMetric(float64(l[len(l)/2].Microseconds())/1000, name+"-p50-ms")
+		b.ReportMetric(float64(l[(len(l)*95+99)/100-1].Microseconds())/1000, name+"-p95-ms")
+	}
+	b.ReportMetric(float64(groups), "groups")
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -42,8 +43,8 @@ type fingerprint struct {
 }
 
 type state struct {
-	fp     fingerprint
-	maxDay int32
+	fp             fingerprint
+	minDay, maxDay int32
 }
 
 // fingerprints reads every domain's current numbers (0: all domains) with q.
@@ -89,7 +90,7 @@ func fingerprints(ctx context.Context, q querier) (map[int32]fingerprint, error)
 }
 
 func (s *Service) states(ctx context.Context) (map[int32]state, error) {
-	rows, err := s.sqlDB().QueryContext(ctx, "SELECT domain_id, reports, version, max_day FROM rollup_sender_state")
+	rows, err := s.sqlDB().QueryContext(ctx, "SELECT domain_id, reports, version, min_day, max_day FROM rollup_sender_state")
 	if err != nil {
 		return nil, fmt.Errorf("senders: rollup state: %w", err)
 	}
@@ -98,7 +99,7 @@ func (s *Service) states(ctx context.Context) (map[int32]state, error) {
 	for rows.Next() {
 		var d int32
 		var st state
-		if err := rows.Scan(&d, &st.fp.reports, &st.fp.version, &st.maxDay); err != nil {
+		if err := rows.Scan(&d, &st.fp.reports, &st.fp.version, &st.minDay, &st.maxDay); err != nil {
 			return nil, fmt.Errorf("senders: rollup state: %w", err)
 		}
 		out[d] = st
@@ -126,8 +127,21 @@ func (s *Service) Rebuild(ctx context.Context) (RebuildStats, error) {
 		}
 		var err error
 		for err == nil && s.again.Swap(false) {
+			// While reports keep arriving every round finds domains changed: a pause between
+			// rounds lets ingestion and enrichment write (one SQLite writer) and gathers what
+			// arrives into the next round.
+			if wait := s.gap - time.Since(s.lastRound); s.gap > 0 && wait > 0 {
+				select {
+				case <-ctx.Done():
+					err = ctx.Err()
+					s.again.Store(true)
+					continue
+				case <-time.After(wait):
+				}
+			}
 			var st RebuildStats
 			st, err = s.rebuild(ctx)
+			s.lastRound = time.Now()
 			out.Synced.Sources += st.Synced.Sources
 			out.Synced.Changed += st.Synced.Changed
 			out.Domains += st.Domains
@@ -305,7 +319,7 @@ func (s *Service) rebuildDomain(ctx context.Context, d int32) error {
 		}
 		return nil
 	}
-	for _, t := range []string{"rollup_sender_day", "rollup_sender_dekad", "rollup_sender_month", "rollup_sender_year", "rollup_sender_last"} {
+	for _, t := range []string{"rollup_sender_day", "rollup_sender_dekad", "rollup_sender_month", "rollup_sender_year", "rollup_sender_last", "rollup_sender_total"} {
 		if err := exec("DELETE FROM "+t+" WHERE domain_id = ?", d); err != nil {
 			return err
 		}
@@ -331,23 +345,28 @@ func (s *Service) rebuildDomain(ctx context.Context, d int32) error {
 		key := fmt.Sprintf("COALESCE(ss.%s, %d)", dm.col, dm.pending)
 		head := fmt.Sprintf("SELECT %d, %d, ", d, dm.dim)
 		join := " r LEFT JOIN sender_sources ss ON ss.ip_id = r.ip_id"
-		cols := " (domain_id, dim, period, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day) "
-		if err := exec("INSERT INTO rollup_sender_day"+cols+head+"r.period, "+key+", "+sums+", MIN(r.period), MAX(r.period) FROM "+src.day+join+src.where+
+		cols := " (domain_id, dim, period, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day, next_day) "
+		// next_day: the first day of the group's next row (window functions run after GROUP BY).
+		next := func(first, period string) string {
+			return ", LEAD(" + first + ") OVER (PARTITION BY " + key + " ORDER BY " + period + ")"
+		}
+		if err := exec("INSERT INTO rollup_sender_day"+cols+head+"r.period, "+key+", "+sums+", MIN(r.period), MAX(r.period)"+next("r.period", "r.period")+" FROM "+src.day+join+src.where+
 			" GROUP BY r.period, "+key, args...); err != nil {
 			return err
 		}
-		if err := exec("INSERT INTO rollup_sender_month"+cols+head+"r.period, "+key+", "+sums+", MIN(r.first_day), MAX(r.last_day) FROM "+src.month+join+src.where+
+		if err := exec("INSERT INTO rollup_sender_month"+cols+head+"r.period, "+key+", "+sums+", MIN(r.first_day), MAX(r.last_day)"+next("MIN(r.first_day)", "r.period")+" FROM "+src.month+join+src.where+
 			" GROUP BY r.period, "+key, args...); err != nil {
 			return err
 		}
-		dk := s.dekadStart("period")
-		if err := exec("INSERT INTO rollup_sender_dekad"+cols+"SELECT domain_id, dim, "+dk+", key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day) FROM rollup_sender_day WHERE domain_id = ? AND dim = ? GROUP BY domain_id, dim, "+dk+", key_id",
-			d, dm.dim); err != nil {
+		coarse := func(table, from, start string) error {
+			return exec("INSERT INTO "+table+cols+"SELECT domain_id, dim, "+start+", key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day)"+
+				", LEAD(MIN(first_day)) OVER (PARTITION BY key_id ORDER BY "+start+") FROM "+from+" WHERE domain_id = ? AND dim = ? GROUP BY domain_id, dim, "+start+", key_id",
+				d, dm.dim)
+		}
+		if err := coarse("rollup_sender_dekad", "rollup_sender_day", s.dekadStart("period")); err != nil {
 			return err
 		}
-		y := s.yearStart("period")
-		if err := exec("INSERT INTO rollup_sender_year"+cols+"SELECT domain_id, dim, "+y+", key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day) FROM rollup_sender_month WHERE domain_id = ? AND dim = ? GROUP BY domain_id, dim, "+y+", key_id",
-			d, dm.dim); err != nil {
+		if err := coarse("rollup_sender_year", "rollup_sender_month", s.yearStart("period")); err != nil {
 			return err
 		}
 		lastWhere := " WHERE messages > 0"
@@ -356,6 +375,14 @@ func (s *Service) rebuildDomain(ctx context.Context, d int32) error {
 		}
 		if err := exec("INSERT INTO rollup_sender_last (domain_id, dim, last_day, key_id, ips) "+head+"x.ld, "+key+", COUNT(*) FROM (SELECT ip_id, MAX(last_day) AS ld FROM "+
 			src.last+lastWhere+" GROUP BY ip_id) x LEFT JOIN sender_sources ss ON ss.ip_id = x.ip_id GROUP BY x.ld, "+key, args...); err != nil {
+			return err
+		}
+		if err := exec(`INSERT INTO rollup_sender_total (domain_id, dim, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day, ips)
+			SELECT y.domain_id, y.dim, y.key_id, y.messages, y.dmarc_pass, y.dkim_pass, y.spf_pass, y.both_pass, y.first_day, y.last_day, COALESCE(l.ips, 0)
+			FROM (SELECT domain_id, dim, key_id, SUM(messages) AS messages, SUM(dmarc_pass) AS dmarc_pass, SUM(dkim_pass) AS dkim_pass, SUM(spf_pass) AS spf_pass,
+				SUM(both_pass) AS both_pass, MIN(first_day) AS first_day, MAX(last_day) AS last_day FROM rollup_sender_year WHERE domain_id = ? AND dim = ? GROUP BY domain_id, dim, key_id) y
+			LEFT JOIN (SELECT key_id, SUM(ips) AS ips FROM rollup_sender_last WHERE domain_id = ? AND dim = ? GROUP BY key_id) l ON l.key_id = y.key_id`,
+			d, dm.dim, d, dm.dim); err != nil {
 			return err
 		}
 	}
@@ -367,10 +394,15 @@ func (s *Service) rebuildDomain(ctx context.Context, d int32) error {
 	if err := tx.QueryRowContext(ctx, s.bind(q), args...).Scan(&maxDay); err != nil {
 		return fmt.Errorf("senders: rebuild domain %d: %w", d, err)
 	}
+	var minDay sql.NullInt64
+	if err := tx.QueryRowContext(ctx, s.bind("SELECT MIN(first_day) FROM rollup_sender_total WHERE domain_id = ?"), d).Scan(&minDay); err != nil {
+		return fmt.Errorf("senders: rebuild domain %d: %w", d, err)
+	}
 	fp := fps[d]
-	if err := exec(`INSERT INTO rollup_sender_state (domain_id, reports, version, max_day, built_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (domain_id) DO UPDATE SET reports = excluded.reports, version = excluded.version, max_day = excluded.max_day, built_at = excluded.built_at`,
-		d, fp.reports, fp.version, maxDay.Int64, s.now().Unix()); err != nil {
+	if err := exec(`INSERT INTO rollup_sender_state (domain_id, reports, version, max_day, min_day, built_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (domain_id) DO UPDATE SET reports = excluded.reports, version = excluded.version, max_day = excluded.max_day, min_day = excluded.min_day,
+		built_at = excluded.built_at`,
+		d, fp.reports, fp.version, maxDay.Int64, minDay.Int64, s.now().Unix()); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -488,11 +520,13 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 			}
 		}
 	}
+	minDay, maxDay := int32(math.MaxInt32), int32(math.MinInt32)
 	for _, d := range domains {
 		st, ok := have[d]
 		if !ok || st.fp != cur[d] || (w.hasTo && w.to <= st.maxDay) {
 			return nil, false, nil
 		}
+		minDay, maxDay = min(minDay, st.minDay), max(maxDay, st.maxDay)
 	}
 	if len(domains) == 0 {
 		return nil, true, nil
@@ -502,9 +536,61 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 		ids[i] = int64(d)
 	}
 	list := int64List(ids)
-	// One statement: the sums of the periods covering the window and, from
-	// rollup_sender_last, the sources whose last day lies in it (the distinct sources of a
-	// window running to the data's end), grouped once per domain and group.
+	var q string
+	var args []any
+	if !w.hasFrom || w.from-minDay <= maxDay-w.from {
+		q, args = totalsQuery(dim, list, w)
+	} else {
+		q, args = windowQuery(dim, list, w)
+	}
+	out, err := s.readSums(ctx, q, args)
+	return out, err == nil, err
+}
+
+// totalsQuery reads a window [from, the data's end) as each group's total less its rows before
+// the window (cut into whole years, months, dekads and days as cover does): about one row per
+// group when the window holds most of the data, as "the last 365 days" of a year's data does.
+// The first day seen in the window is the greatest next_day of the rows before it (the first
+// day with data after the last one before the window), or the total's first day when none.
+func totalsQuery(dim int, list string, w window) (string, []any) {
+	d := strconv.Itoa(dim)
+	if !w.hasFrom {
+		return "SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day, ips FROM rollup_sender_total" +
+			" WHERE dim = " + d + " AND domain_id IN (" + list + ")", nil
+	}
+	var args []any
+	var b strings.Builder
+	b.WriteString("SELECT t.domain_id, t.key_id, t.messages - COALESCE(p.messages, 0), t.dmarc_pass - COALESCE(p.dmarc_pass, 0), " +
+		"t.dkim_pass - COALESCE(p.dkim_pass, 0), t.spf_pass - COALESCE(p.spf_pass, 0), t.both_pass - COALESCE(p.both_pass, 0), " +
+		"CASE WHEN p.key_id IS NULL THEN t.first_day ELSE p.next_day END, t.last_day, t.ips - COALESCE(p.ips, 0) " +
+		"FROM rollup_sender_total t")
+	{
+		b.WriteString(" LEFT JOIN (SELECT domain_id, key_id, SUM(messages) AS messages, SUM(dmarc_pass) AS dmarc_pass, SUM(dkim_pass) AS dkim_pass, " +
+			"SUM(spf_pass) AS spf_pass, SUM(both_pass) AS both_pass, MAX(next_day) AS next_day, SUM(ips) AS ips FROM (")
+		for _, p := range cover(0, w.from, false, true, senderGrains) {
+			b.WriteString("SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, next_day, 0 AS ips FROM " + p.table +
+				" WHERE dim = " + d + " AND domain_id IN (" + list + ")")
+			if p.hasLo {
+				b.WriteString(" AND period >= ?")
+				args = append(args, p.lo)
+			}
+			b.WriteString(" AND period < ?")
+			args = append(args, p.hi)
+			b.WriteString(" UNION ALL ")
+		}
+		b.WriteString("SELECT domain_id, key_id, 0, 0, 0, 0, 0, CAST(NULL AS INTEGER), ips FROM rollup_sender_last WHERE dim = " + d +
+			" AND domain_id IN (" + list + ") AND last_day < ?")
+		args = append(args, w.from)
+		b.WriteString(") x GROUP BY domain_id, key_id) p ON p.domain_id = t.domain_id AND p.key_id = t.key_id")
+	}
+	b.WriteString(" WHERE t.dim = " + d + " AND t.domain_id IN (" + list + ")")
+	return b.String(), args
+}
+
+// windowQuery reads a window from the sums of the periods covering it and, from
+// rollup_sender_last, the sources whose last day lies in it (the distinct sources of a window
+// running to the data's end), grouped once per domain and group.
+func windowQuery(dim int, list string, w window) (string, []any) {
 	var b strings.Builder
 	var args []any
 	b.WriteString("SELECT domain_id, key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day), SUM(ips) FROM (")
@@ -527,17 +613,23 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 		args = append(args, w.from)
 	}
 	b.WriteString(") t GROUP BY domain_id, key_id")
+	return b.String(), args
+}
+
+// readSums runs a query of totalsQuery's or windowQuery's shape; groups without messages in
+// the window are left out.
+func (s *Service) readSums(ctx context.Context, q string, args []any) ([]Sums, error) {
 	var out []Sums
-	rows, err := s.sqlDB().QueryContext(ctx, s.bind(b.String()), args...)
+	rows, err := s.sqlDB().QueryContext(ctx, s.bind(q), args...)
 	if err != nil {
-		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
+		return nil, fmt.Errorf("senders: read rollup: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var r Sums
 		var first, last sql.NullInt32
 		if err := rows.Scan(&r.DomainID, &r.KeyID, &r.Messages, &r.DMARCPass, &r.DKIMPass, &r.SPFPass, &r.BothPass, &first, &last, &r.IPs); err != nil {
-			return nil, false, fmt.Errorf("senders: read rollup: %w", err)
+			return nil, fmt.Errorf("senders: read rollup: %w", err)
 		}
 		if r.Messages <= 0 {
 			continue
@@ -546,9 +638,9 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("senders: read rollup: %w", err)
+		return nil, fmt.Errorf("senders: read rollup: %w", err)
 	}
-	return out, true, nil
+	return out, nil
 }
 
 // Groups returns the sender groups (or countries) of the ids.

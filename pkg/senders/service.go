@@ -35,7 +35,15 @@ type Service struct {
 	// running and again make Rebuild single-flight in this process (see Rebuild).
 	running sync.Mutex
 	again   atomic.Bool
+	// gap is the least time between two rebuild rounds (SetRebuildGap); lastRound is when the
+	// last one ended (guarded by running).
+	gap       time.Duration
+	lastRound time.Time
 }
+
+// SetRebuildGap sets the least time between the end of one rebuild round and the start of the
+// next (VIGIL_SENDERS_REBUILD_MIN_INTERVAL); 0, the default of New, goes round at once.
+func (s *Service) SetRebuildGap(d time.Duration) { s.gap = d }
 
 // New builds the service; it fails only when the embedded data file is broken (a test
 // catches that first).
