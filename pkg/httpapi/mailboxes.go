@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
@@ -62,7 +63,7 @@ func (a *API) triggerMail(c echo.Context) error {
 		return err
 	}
 	var in triggerMailBody
-	if err := readOptionalJSON(c, &in); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &in); err != nil {
 		return err
 	}
 	var id int64 // 0: every enabled mailbox
@@ -70,7 +71,7 @@ func (a *API) triggerMail(c echo.Context) error {
 		// 0 is not "all": a client that meant one mailbox and sent a zero value would poll
 		// every one.
 		if id = *in.MailboxID; id < 1 {
-			return badParam("mailbox_id", "want a mailbox id from 1, or leave it out for every mailbox")
+			return apiparams.BadParam("mailbox_id", "want a mailbox id from 1, or leave it out for every mailbox")
 		}
 	}
 	ids, err := m.Trigger(c.Request().Context(), id)
@@ -93,7 +94,7 @@ func (a *API) triggerProcess(c echo.Context) error {
 		return problem(http.StatusServiceUnavailable, "no task queue in this process")
 	}
 	var in triggerProcessBody
-	if err := readOptionalJSON(c, &in); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &in); err != nil {
 		return err
 	}
 	now := a.now().UTC()
@@ -133,12 +134,12 @@ func (a *API) taskStatus(c echo.Context) error {
 	if a.Tasks == nil {
 		return problem(http.StatusServiceUnavailable, "no task queue in this process")
 	}
-	id, err := pathParam(c, "task_id")
+	id, err := apiparams.PathParam(c, "task_id")
 	if err != nil {
 		return err
 	}
 	if id == "" || len(id) > maxTaskID || strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
-		return badParam("task_id", "want a task id as a trigger returned it")
+		return apiparams.BadParam("task_id", "want a task id as a trigger returned it")
 	}
 	queues := make([]string, 0, len(tasks.Queues()))
 	for q := range tasks.Queues() {
@@ -213,7 +214,7 @@ func (a *API) listMailboxes(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := pageParams(c)
+	p, err := apiparams.Page(c)
 	if err != nil {
 		return err
 	}
@@ -221,7 +222,7 @@ func (a *API) listMailboxes(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, List[mailpoll.MailboxStatus]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
+	return c.JSON(http.StatusOK, apiparams.List[mailpoll.MailboxStatus]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
 }
 
 func (a *API) createMailbox(c echo.Context) error {
@@ -230,7 +231,7 @@ func (a *API) createMailbox(c echo.Context) error {
 		return err
 	}
 	var in mailpoll.Input
-	if err := readJSON(c, &in); err != nil {
+	if err := apiparams.ReadJSON(c, &in); err != nil {
 		return err
 	}
 	st, err := m.Create(c.Request().Context(), in)
@@ -249,7 +250,7 @@ func (a *API) mailAndID(c echo.Context) (*mailpoll.Service, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	id, err := idParam(c, "id")
+	id, err := apiparams.ID(c, "id")
 	return m, id, err
 }
 
@@ -259,7 +260,7 @@ func (a *API) updateMailbox(c echo.Context) error {
 		return err
 	}
 	var in mailpoll.Input
-	if err := readJSON(c, &in); err != nil {
+	if err := apiparams.ReadJSON(c, &in); err != nil {
 		return err
 	}
 	st, err := m.Update(c.Request().Context(), id, in)

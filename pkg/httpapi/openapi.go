@@ -17,9 +17,11 @@ import (
 	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/export"
 	"github.com/vigilhq/vigil/pkg/failure"
+	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/ml"
 	"github.com/vigilhq/vigil/pkg/notify"
+	"github.com/vigilhq/vigil/pkg/reports"
 	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/tlsrpt"
@@ -38,7 +40,7 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{analytics.OpenAPI, IngestsSpec, DashboardSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI, tlsrpt.OpenAPI, failure.OpenAPI, ml.OpenAPI,
+	return [][]byte{analytics.OpenAPI, reports.OpenAPI, mailpoll.OpenAPI, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI, tlsrpt.OpenAPI, failure.OpenAPI, ml.OpenAPI,
 		apidocs.OpenAPI, metrics.OpenAPI, retention.OpenAPI,
 		export.OpenAPI, digest.OpenAPI}
 }
