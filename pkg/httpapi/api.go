@@ -154,21 +154,14 @@ func (a *API) table() []Route {
 		// tasks (404 for any other); an admin sees every task.
 		{Method: get, Path: "/tasks/status/:task_id", Role: auth.Viewer, Rate: RateAPI, h: a.taskStatus},
 
-		// Admin: accounts, the audit log, mailboxes, the queue.
+		// Admin: accounts, the audit log, the queue.
 		{Method: get, Path: "/users", Role: auth.Admin, Rate: RateAPI, h: a.listUsers},
 		{Method: post, Path: "/users", Role: auth.Admin, Rate: RateAPI, h: a.createUser},
 		{Method: get, Path: "/users/:id", Role: auth.Admin, Rate: RateAPI, h: a.getUser},
 		{Method: patch, Path: "/users/:id", Role: auth.Admin, Rate: RateAPI, h: a.updateUser},
 		{Method: del, Path: "/users/:id", Role: auth.Admin, Rate: RateAPI, h: a.deleteUser},
 		{Method: get, Path: "/audit", Role: auth.Admin, Rate: RateAPI, h: a.listAudit},
-		{Method: post, Path: "/tasks/trigger/email-ingestion", Role: auth.Admin, Rate: RateAPI, h: a.triggerMail},
 		{Method: post, Path: "/tasks/trigger/process-reports", Role: auth.Admin, Rate: RateAPI, h: a.triggerProcess},
-		{Method: get, Path: "/api/mailboxes", Role: auth.Admin, Rate: RateAPI, h: a.listMailboxes},
-		{Method: post, Path: "/api/mailboxes", Role: auth.Admin, Rate: RateAPI, h: a.createMailbox},
-		{Method: get, Path: "/api/mailboxes/:id", Role: auth.Admin, Rate: RateAPI, h: a.getMailbox},
-		{Method: patch, Path: "/api/mailboxes/:id", Role: auth.Admin, Rate: RateAPI, h: a.updateMailbox},
-		{Method: del, Path: "/api/mailboxes/:id", Role: auth.Admin, Rate: RateAPI, h: a.deleteMailbox},
-		{Method: post, Path: "/api/mailboxes/:id/test", Role: auth.Admin, Rate: RateAPI, h: a.testMailbox},
 	}
 	// Feature packages declare each endpoint's least role (pkg/route); one whose service this
 	// process was built without still lists its routes, answering 503.
@@ -181,25 +174,26 @@ func (a *API) table() []Route {
 		site = web.New()
 	}
 	rep := a.reports()
-	rs = append(rs, features(RateAPI, rep.Routes(), true)...)                                  // files received, reports, records, domains
-	rs = append(rs, features(RateUpload, rep.UploadRoutes(), true)...)                         // put reports in (analyst)
-	rs = append(rs, features(RateAPI, an.Routes(), an != nil)...)                              // the rollup answers
-	rs = append(rs, features(RateAPI, a.Geolocation.Routes(), a.Geolocation != nil)...)        // geolocation, enrichment
-	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)                // named senders, mappings
-	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)                  // alerts, rules, windows
-	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)                  // notification channels
-	rs = append(rs, features(RateAPI, a.TLSReports.Routes(), a.TLSReports != nil)...)          // SMTP TLS reports
-	rs = append(rs, features(RateTLSRPT, a.TLSReports.IntakeRoutes(), a.TLSReports != nil)...) // HTTPS intake (public)
-	rs = append(rs, features(RateAPI, a.Failures.Routes(), a.Failures != nil)...)              // failure reports
-	rs = append(rs, features(RateAPI, a.ML.Routes(), a.ML != nil)...)                          // anomalies, forecasts, advice
-	rs = append(rs, features(RateExportCSV, a.Export.TabularRoutes(), a.Export != nil)...)     // CSV and XLSX exports
-	rs = append(rs, features(RateExportPDF, a.Export.PDFRoutes(), a.Export != nil)...)         // the PDF summary
-	rs = append(rs, features(RateAPI, a.Export.FileRoutes(), a.Export != nil)...)              // rendered exports
-	rs = append(rs, features(RateAPI, a.Digest.Routes(), a.Digest != nil)...)                  // digest subscriptions
-	rs = append(rs, features(RateNone, site.Routes(), true)...)                                // the dashboard (public)
-	rs = append(rs, features(RateNone, apidocs.New().Routes(), true)...)                       // /docs (public)
-	rs = append(rs, features(RateNone, a.Metrics.Routes(a.log), a.Metrics != nil)...)          // /metrics (admin)
-	rs = append(rs, features(RateAPI, a.Retention.Routes(), a.Retention != nil)...)            // retention policy, purge (admin)
+	rs = append(rs, features(RateAPI, rep.Routes(), true)...)                                     // files received, reports, records, domains
+	rs = append(rs, features(RateUpload, rep.UploadRoutes(), true)...)                            // put reports in (analyst)
+	rs = append(rs, features(RateAPI, mailpoll.NewAPI(a.Mail, a.Audit, a.log).Routes(), true)...) // mailboxes (admin; 503 without polling)
+	rs = append(rs, features(RateAPI, an.Routes(), an != nil)...)                                 // the rollup answers
+	rs = append(rs, features(RateAPI, a.Geolocation.Routes(), a.Geolocation != nil)...)           // geolocation, enrichment
+	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)                   // named senders, mappings
+	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)                     // alerts, rules, windows
+	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)                     // notification channels
+	rs = append(rs, features(RateAPI, a.TLSReports.Routes(), a.TLSReports != nil)...)             // SMTP TLS reports
+	rs = append(rs, features(RateTLSRPT, a.TLSReports.IntakeRoutes(), a.TLSReports != nil)...)    // HTTPS intake (public)
+	rs = append(rs, features(RateAPI, a.Failures.Routes(), a.Failures != nil)...)                 // failure reports
+	rs = append(rs, features(RateAPI, a.ML.Routes(), a.ML != nil)...)                             // anomalies, forecasts, advice
+	rs = append(rs, features(RateExportCSV, a.Export.TabularRoutes(), a.Export != nil)...)        // CSV and XLSX exports
+	rs = append(rs, features(RateExportPDF, a.Export.PDFRoutes(), a.Export != nil)...)            // the PDF summary
+	rs = append(rs, features(RateAPI, a.Export.FileRoutes(), a.Export != nil)...)                 // rendered exports
+	rs = append(rs, features(RateAPI, a.Digest.Routes(), a.Digest != nil)...)                     // digest subscriptions
+	rs = append(rs, features(RateNone, site.Routes(), true)...)                                   // the dashboard (public)
+	rs = append(rs, features(RateNone, apidocs.New().Routes(), true)...)                          // /docs (public)
+	rs = append(rs, features(RateNone, a.Metrics.Routes(a.log), a.Metrics != nil)...)             // /metrics (admin)
+	rs = append(rs, features(RateAPI, a.Retention.Routes(), a.Retention != nil)...)               // retention policy, purge (admin)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
 		rs = append(rs, Route{Method: "*", Path: "/monitoring", Role: auth.Admin, h: h}, Route{Method: "*", Path: "/monitoring/*", Role: auth.Admin, h: h})

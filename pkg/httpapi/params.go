@@ -21,11 +21,7 @@ func queryParams() map[string]apiparams.Set {
 		"GET /users/api-keys": page, "POST /users/api-keys": none, "DELETE /users/api-keys/:id": none,
 		"GET /users": page, "POST /users": none, "GET /users/:id": none, "PATCH /users/:id": none, "DELETE /users/:id": none,
 		"GET /audit":                          page.With("action", "outcome", "actor_id", "start", "end"),
-		"POST /tasks/trigger/email-ingestion": none, "POST /tasks/trigger/process-reports": none,
-		"GET /tasks/status/:task_id": none,
-		"GET /api/mailboxes":         page, "POST /api/mailboxes": none,
-		"GET /api/mailboxes/:id": none, "PATCH /api/mailboxes/:id": none, "DELETE /api/mailboxes/:id": none,
-		"POST /api/mailboxes/:id/test": none,
+		"POST /tasks/trigger/process-reports": none, "GET /tasks/status/:task_id": none,
 	}
 }
 
