@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/vigilhq/vigil/pkg/accounts"
 	"github.com/vigilhq/vigil/pkg/alerting"
 	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/apidocs"
@@ -135,32 +136,16 @@ func (a *API) routes(e *echo.Echo) {
 func (a *API) table() []Route {
 	const get, post, patch, del = http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
 	rs := []Route{
-		// Public: probes, the API description, and getting a token.
+		// Public: probes and the API description.
 		{Method: get, Path: "/health", Role: auth.Public, Rate: RateNone, h: a.health},
 		{Method: get, Path: "/ready", Role: auth.Public, Rate: RateNone, h: a.ready},
 		{Method: get, Path: "/openapi.json", Role: auth.Public, Rate: RateNone, h: a.openAPI},
-		{Method: post, Path: "/auth/login", Role: auth.Public, Rate: RateAuth, h: a.login},
-		{Method: post, Path: "/auth/refresh", Role: auth.Public, Rate: RateAuth, h: a.refresh},
-		{Method: post, Path: "/auth/logout", Role: auth.Public, Rate: RateAuth, h: a.logout},
-
-		// Viewer: one's own account and keys.
-		{Method: get, Path: "/users/me", Role: auth.Viewer, Rate: RateAPI, h: a.me},
-		{Method: patch, Path: "/users/me", Role: auth.Viewer, Rate: RateAPI, h: a.updateMe},
-		{Method: get, Path: "/users/api-keys", Role: auth.Viewer, Rate: RateAPI, h: a.listKeys},
-		{Method: post, Path: "/users/api-keys", Role: auth.Viewer, Rate: RateAPI, h: a.createKey},
-		{Method: del, Path: "/users/api-keys/:id", Role: auth.Viewer, Rate: RateAPI, h: a.deleteKey},
 
 		// Viewer, filtered in the handler: a viewer or analyst sees only their own exports'
 		// tasks (404 for any other); an admin sees every task.
 		{Method: get, Path: "/tasks/status/:task_id", Role: auth.Viewer, Rate: RateAPI, h: a.taskStatus},
 
-		// Admin: accounts, the audit log, the queue.
-		{Method: get, Path: "/users", Role: auth.Admin, Rate: RateAPI, h: a.listUsers},
-		{Method: post, Path: "/users", Role: auth.Admin, Rate: RateAPI, h: a.createUser},
-		{Method: get, Path: "/users/:id", Role: auth.Admin, Rate: RateAPI, h: a.getUser},
-		{Method: patch, Path: "/users/:id", Role: auth.Admin, Rate: RateAPI, h: a.updateUser},
-		{Method: del, Path: "/users/:id", Role: auth.Admin, Rate: RateAPI, h: a.deleteUser},
-		{Method: get, Path: "/audit", Role: auth.Admin, Rate: RateAPI, h: a.listAudit},
+		// Admin: the queue.
 		{Method: post, Path: "/tasks/trigger/process-reports", Role: auth.Admin, Rate: RateAPI, h: a.triggerProcess},
 	}
 	// Feature packages declare each endpoint's least role (pkg/route); one whose service this
@@ -173,27 +158,31 @@ func (a *API) table() []Route {
 	if site == nil {
 		site = web.New()
 	}
-	rep := a.reports()
-	rs = append(rs, features(RateAPI, rep.Routes(), true)...)                                     // files received, reports, records, domains
-	rs = append(rs, features(RateUpload, rep.UploadRoutes(), true)...)                            // put reports in (analyst)
-	rs = append(rs, features(RateAPI, mailpoll.NewAPI(a.Mail, a.Audit, a.log).Routes(), true)...) // mailboxes (admin; 503 without polling)
-	rs = append(rs, features(RateAPI, an.Routes(), an != nil)...)                                 // the rollup answers
-	rs = append(rs, features(RateAPI, a.Geolocation.Routes(), a.Geolocation != nil)...)           // geolocation, enrichment
-	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)                   // named senders, mappings
-	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)                     // alerts, rules, windows
-	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)                     // notification channels
-	rs = append(rs, features(RateAPI, a.TLSReports.Routes(), a.TLSReports != nil)...)             // SMTP TLS reports
-	rs = append(rs, features(RateTLSRPT, a.TLSReports.IntakeRoutes(), a.TLSReports != nil)...)    // HTTPS intake (public)
-	rs = append(rs, features(RateAPI, a.Failures.Routes(), a.Failures != nil)...)                 // failure reports
-	rs = append(rs, features(RateAPI, a.ML.Routes(), a.ML != nil)...)                             // anomalies, forecasts, advice
-	rs = append(rs, features(RateExportCSV, a.Export.TabularRoutes(), a.Export != nil)...)        // CSV and XLSX exports
-	rs = append(rs, features(RateExportPDF, a.Export.PDFRoutes(), a.Export != nil)...)            // the PDF summary
-	rs = append(rs, features(RateAPI, a.Export.FileRoutes(), a.Export != nil)...)                 // rendered exports
-	rs = append(rs, features(RateAPI, a.Digest.Routes(), a.Digest != nil)...)                     // digest subscriptions
-	rs = append(rs, features(RateNone, site.Routes(), true)...)                                   // the dashboard (public)
-	rs = append(rs, features(RateNone, apidocs.New().Routes(), true)...)                          // /docs (public)
-	rs = append(rs, features(RateNone, a.Metrics.Routes(a.log), a.Metrics != nil)...)             // /metrics (admin)
-	rs = append(rs, features(RateAPI, a.Retention.Routes(), a.Retention != nil)...)               // retention policy, purge (admin)
+	// The API's own resources: accounts and tokens, files received and reports, mailboxes.
+	acc, rep, mail := accounts.New(a.Auth, a.Audit, a.log), a.reports(), mailpoll.NewAPI(a.Mail, a.Audit, a.log)
+	rs = append(rs, features(RateAuth, acc.AuthRoutes(), true)...)     // login, refresh, logout (public)
+	rs = append(rs, features(RateAPI, acc.Routes(), true)...)          // one's account and keys; users, audit (admin)
+	rs = append(rs, features(RateAPI, rep.Routes(), true)...)          // files received, reports, records, domains
+	rs = append(rs, features(RateUpload, rep.UploadRoutes(), true)...) // put reports in (analyst)
+	rs = append(rs, features(RateAPI, mail.Routes(), true)...)         // mailboxes (admin; 503 without polling)
+
+	rs = append(rs, features(RateAPI, an.Routes(), an != nil)...)                              // the rollup answers
+	rs = append(rs, features(RateAPI, a.Geolocation.Routes(), a.Geolocation != nil)...)        // geolocation, enrichment
+	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)                // named senders, mappings
+	rs = append(rs, features(RateAPI, a.Alerts.Routes(), a.Alerts != nil)...)                  // alerts, rules, windows
+	rs = append(rs, features(RateAPI, a.Notify.Routes(), a.Notify != nil)...)                  // notification channels
+	rs = append(rs, features(RateAPI, a.TLSReports.Routes(), a.TLSReports != nil)...)          // SMTP TLS reports
+	rs = append(rs, features(RateTLSRPT, a.TLSReports.IntakeRoutes(), a.TLSReports != nil)...) // HTTPS intake (public)
+	rs = append(rs, features(RateAPI, a.Failures.Routes(), a.Failures != nil)...)              // failure reports
+	rs = append(rs, features(RateAPI, a.ML.Routes(), a.ML != nil)...)                          // anomalies, forecasts, advice
+	rs = append(rs, features(RateExportCSV, a.Export.TabularRoutes(), a.Export != nil)...)     // CSV and XLSX exports
+	rs = append(rs, features(RateExportPDF, a.Export.PDFRoutes(), a.Export != nil)...)         // the PDF summary
+	rs = append(rs, features(RateAPI, a.Export.FileRoutes(), a.Export != nil)...)              // rendered exports
+	rs = append(rs, features(RateAPI, a.Digest.Routes(), a.Digest != nil)...)                  // digest subscriptions
+	rs = append(rs, features(RateNone, site.Routes(), true)...)                                // the dashboard (public)
+	rs = append(rs, features(RateNone, apidocs.New().Routes(), true)...)                       // /docs (public)
+	rs = append(rs, features(RateNone, a.Metrics.Routes(a.log), a.Metrics != nil)...)          // /metrics (admin)
+	rs = append(rs, features(RateAPI, a.Retention.Routes(), a.Retention != nil)...)            // retention policy, purge (admin)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
 		rs = append(rs, Route{Method: "*", Path: "/monitoring", Role: auth.Admin, h: h}, Route{Method: "*", Path: "/monitoring/*", Role: auth.Admin, h: h})

@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/route"
 	"github.com/vigilhq/vigil/tasks"
 )
 
@@ -142,3 +143,5 @@ func taskView(info *asynq.TaskInfo) TaskStatus {
 	}
 	return v
 }
+
+func (a *API) record(c echo.Context, e audit.Entry) { route.Record(c, a.Audit, a.log, e) }

@@ -1,4 +1,4 @@
-package httpapi
+package accounts
 
 import (
 	"errors"
@@ -12,28 +12,8 @@ import (
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/route"
 )
-
-// record writes an audit entry for the request's principal (or the anonymous actor given).
-// An entry that cannot be written is logged loudly; the action itself already happened.
-func (a *API) record(c echo.Context, e audit.Entry) {
-	if a.Audit == nil {
-		return
-	}
-	p := principal(c)
-	if p.User.ID != 0 && e.ActorID == nil {
-		id := p.User.ID
-		e.ActorID, e.Actor = &id, p.User.Email
-		if p.KeyID != 0 {
-			k := p.KeyID
-			e.APIKeyID = &k
-		}
-	}
-	e.IP = c.RealIP()
-	if err := a.Audit.Record(c.Request().Context(), e); err != nil {
-		a.log.Error("audit entry lost", "action", e.Action, "actor", e.Actor, "err", err)
-	}
-}
 
 func actor(u auth.User) (*int64, string) {
 	id := u.ID
@@ -122,7 +102,7 @@ func (a *API) logout(c echo.Context) error {
 }
 
 func (a *API) me(c echo.Context) error {
-	u, err := a.Auth.GetUser(c.Request().Context(), principal(c).User.ID)
+	u, err := a.Auth.GetUser(c.Request().Context(), route.Principal(c).User.ID)
 	if err != nil {
 		return err
 	}
@@ -140,7 +120,7 @@ func (a *API) updateMe(c echo.Context) error {
 	if err := apiparams.ReadJSON(c, &in); err != nil {
 		return err
 	}
-	ctx, p := c.Request().Context(), principal(c)
+	ctx, p := c.Request().Context(), route.Principal(c)
 	if in.Password != nil {
 		if in.CurrentPassword == nil {
 			return apiparams.BadParam("current_password", "required to change the password")
@@ -261,7 +241,7 @@ func (a *API) listKeys(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	keys, err := a.Auth.ListKeys(c.Request().Context(), principal(c).User.ID)
+	keys, err := a.Auth.ListKeys(c.Request().Context(), route.Principal(c).User.ID)
 	if err != nil {
 		return err
 	}
@@ -291,7 +271,7 @@ func (a *API) createKey(c echo.Context) error {
 	if in.Role != nil {
 		n.Role = *in.Role
 	}
-	k, secret, err := a.Auth.CreateKey(c.Request().Context(), principal(c), n)
+	k, secret, err := a.Auth.CreateKey(c.Request().Context(), route.Principal(c), n)
 	if err != nil {
 		return err
 	}
@@ -304,7 +284,7 @@ func (a *API) deleteKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	k, err := a.Auth.RevokeKey(c.Request().Context(), principal(c).User.ID, id)
+	k, err := a.Auth.RevokeKey(c.Request().Context(), route.Principal(c).User.ID, id)
 	if err != nil {
 		return err
 	}
