@@ -63,14 +63,6 @@ func (s *Service) Routes() []route.Route {
 	}
 }
 
-// List is the list envelope (DESIGN.md).
-type List[T any] struct {
-	Items    []T   `json:"items"`
-	Total    int64 `json:"total"`
-	Page     int   `json:"page"`
-	PageSize int   `json:"page_size"`
-}
-
 // HTTPError maps the service's errors to problems: 422 for bad input, 409 for conflicts; the
 // API's error handler maps not-found to 404 and renders them all.
 func HTTPError(err error) error {
@@ -198,7 +190,7 @@ func (s *Service) hList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, List[Alert]{Items: items, Total: total, Page: page, PageSize: size})
+	return c.JSON(http.StatusOK, apiparams.List[Alert]{Items: items, Total: total, Page: page, PageSize: size})
 }
 
 // window reads days, or start/end (dates or RFC 3339), as the common filters do; no value:
@@ -288,7 +280,7 @@ func (s *Service) hListRules(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, List[Rule]{Items: rules, Total: int64(len(rules)), Page: 1, PageSize: max(len(rules), 1)})
+	return c.JSON(http.StatusOK, apiparams.List[Rule]{Items: rules, Total: int64(len(rules)), Page: 1, PageSize: max(len(rules), 1)})
 }
 
 func (s *Service) hGetRule(c echo.Context) error {
@@ -354,7 +346,7 @@ func (s *Service) hListSuppressions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, List[Suppression]{Items: items, Total: int64(len(items)), Page: 1, PageSize: max(len(items), 1)})
+	return c.JSON(http.StatusOK, apiparams.List[Suppression]{Items: items, Total: int64(len(items)), Page: 1, PageSize: max(len(items), 1)})
 }
 
 func (s *Service) hCreateSuppression(c echo.Context) error {
