@@ -76,10 +76,7 @@ func HTTPError(err error) error {
 }
 
 // Principal is who the request acts as (set by the API's guard).
-func Principal(c echo.Context) auth.Principal {
-	p, _ := c.Get("vigil.principal").(auth.Principal)
-	return p
-}
+func Principal(c echo.Context) auth.Principal { return route.Principal(c) }
 
 // ActorName is how history and audit name the caller.
 func ActorName(c echo.Context) string {
@@ -93,24 +90,10 @@ func ActorName(c echo.Context) string {
 	return p.User.Email
 }
 
-// Record writes an audit entry for the request's caller; a lost entry is logged, not hidden.
+// Record writes an audit entry for the request's caller (route.Record); a lost entry is
+// logged, not hidden.
 func Record(c echo.Context, l *audit.Log, log interface{ Error(string, ...any) }, e audit.Entry) {
-	if l == nil {
-		return
-	}
-	p := Principal(c)
-	if p.User.ID != 0 {
-		id := p.User.ID
-		e.ActorID, e.Actor = &id, p.User.Email
-		if p.KeyID != 0 {
-			k := p.KeyID
-			e.APIKeyID = &k
-		}
-	}
-	e.IP = c.RealIP()
-	if err := l.Record(c.Request().Context(), e); err != nil {
-		log.Error("audit entry lost", "action", e.Action, "err", err)
-	}
+	route.Record(c, l, log, e)
 }
 
 func (s *Service) record(c echo.Context, e audit.Entry) { Record(c, s.audit, s.log, e) }

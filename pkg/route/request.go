@@ -1,8 +1,6 @@
 package route
 
 import (
-	"log/slog"
-
 	"github.com/labstack/echo/v4"
 
 	"github.com/vigilhq/vigil/pkg/audit"
@@ -24,7 +22,7 @@ func Principal(c echo.Context) auth.Principal {
 // Record writes an audit entry for the request's principal (or the anonymous actor the entry
 // names already), with the client's address. An entry that cannot be written is logged
 // loudly; the action itself already happened. A nil log records nothing.
-func Record(c echo.Context, l *audit.Log, log *slog.Logger, e audit.Entry) {
+func Record(c echo.Context, l *audit.Log, log interface{ Error(string, ...any) }, e audit.Entry) {
 	if l == nil {
 		return
 	}
