@@ -28,8 +28,10 @@ import (
 	"github.com/vigilhq/vigil/pkg/web"
 )
 
-// openAPISpec is the base description of the API: the routes pkg/httpapi serves itself and the
-// shared components. Feature packages own a fragment each (specFragments) that is merged into
+// openAPISpec is the base description of the API: the shared components, the routes pkg/httpapi
+// serves itself, and those of the first resources (reports, accounts, mailboxes), whose handlers
+// are in pkg/reports, pkg/accounts and pkg/mailpoll while their paths stay here (the guard's
+// shared responses are taken from this document). Feature packages own a fragment each (specFragments) that is merged into
 // it, so a capability documents its routes next to its handlers. TestOpenAPIMatchesRoutes keeps
 // the merged document equal to the route table.
 //
