@@ -63,14 +63,6 @@ func (s *Service) Routes() []route.Route {
 	}
 }
 
-// List is the list envelope (DESIGN.md).
-type List[T any] struct {
-	Items    []T   `json:"items"`
-	Total    int64 `json:"total"`
-	Page     int   `json:"page"`
-	PageSize int   `json:"page_size"`
-}
-
 // HTTPError maps the service's errors to problems: 422 for bad input, 409 for conflicts; the
 // API's error handler maps not-found to 404 and renders them all.
 func HTTPError(err error) error {
@@ -84,10 +76,7 @@ func HTTPError(err error) error {
 }
 
 // Principal is who the request acts as (set by the API's guard).
-func Principal(c echo.Context) auth.Principal {
-	p, _ := c.Get("vigil.principal").(auth.Principal)
-	return p
-}
+func Principal(c echo.Context) auth.Principal { return route.Principal(c) }
 
 // ActorName is how history and audit name the caller.
 func ActorName(c echo.Context) string {
@@ -101,24 +90,10 @@ func ActorName(c echo.Context) string {
 	return p.User.Email
 }
 
-// Record writes an audit entry for the request's caller; a lost entry is logged, not hidden.
+// Record writes an audit entry for the request's caller (route.Record); a lost entry is
+// logged, not hidden.
 func Record(c echo.Context, l *audit.Log, log interface{ Error(string, ...any) }, e audit.Entry) {
-	if l == nil {
-		return
-	}
-	p := Principal(c)
-	if p.User.ID != 0 {
-		id := p.User.ID
-		e.ActorID, e.Actor = &id, p.User.Email
-		if p.KeyID != 0 {
-			k := p.KeyID
-			e.APIKeyID = &k
-		}
-	}
-	e.IP = c.RealIP()
-	if err := l.Record(c.Request().Context(), e); err != nil {
-		log.Error("audit entry lost", "action", e.Action, "err", err)
-	}
+	route.Record(c, l, log, e)
 }
 
 func (s *Service) record(c echo.Context, e audit.Entry) { Record(c, s.audit, s.log, e) }
@@ -198,7 +173,7 @@ func (s *Service) hList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, List[Alert]{Items: items, Total: total, Page: page, PageSize: size})
+	return c.JSON(http.StatusOK, apiparams.List[Alert]{Items: items, Total: total, Page: page, PageSize: size})
 }
 
 // window reads days, or start/end (dates or RFC 3339), as the common filters do; no value:
@@ -288,7 +263,7 @@ func (s *Service) hListRules(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, List[Rule]{Items: rules, Total: int64(len(rules)), Page: 1, PageSize: max(len(rules), 1)})
+	return c.JSON(http.StatusOK, apiparams.List[Rule]{Items: rules, Total: int64(len(rules)), Page: 1, PageSize: max(len(rules), 1)})
 }
 
 func (s *Service) hGetRule(c echo.Context) error {
@@ -354,7 +329,7 @@ func (s *Service) hListSuppressions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, List[Suppression]{Items: items, Total: int64(len(items)), Page: 1, PageSize: max(len(items), 1)})
+	return c.JSON(http.StatusOK, apiparams.List[Suppression]{Items: items, Total: int64(len(items)), Page: 1, PageSize: max(len(items), 1)})
 }
 
 func (s *Service) hCreateSuppression(c echo.Context) error {

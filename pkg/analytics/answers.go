@@ -186,14 +186,6 @@ type PolicyDomain struct {
 	Published         []PolicyShare `json:"published"`
 }
 
-// List is the envelope of every list response (DESIGN.md).
-type List[T any] struct {
-	Items    []T   `json:"items"`
-	Total    int64 `json:"total"`
-	Page     int   `json:"page"`
-	PageSize int   `json:"page_size"`
-}
-
 func rate(n, d int64) *float64 {
 	if d == 0 {
 		return nil
@@ -613,8 +605,8 @@ func (e *engine) failureTrend(ctx context.Context, s scope, today int32) (Failur
 	return out, nil
 }
 
-func (e *engine) sources(ctx context.Context, s scope, page, limit int) (List[Source], error) {
-	out := List[Source]{Items: []Source{}, Page: page, PageSize: limit}
+func (e *engine) sources(ctx context.Context, s scope, page, limit int) (apiparams.List[Source], error) {
+	out := apiparams.List[Source]{Items: []Source{}, Page: page, PageSize: limit}
 	if s.none {
 		return out, nil
 	}
@@ -744,8 +736,8 @@ func (e *engine) reportersOf(ctx context.Context, s scope, ids []int32) (map[int
 	return out, err
 }
 
-func (e *engine) topOrganizations(ctx context.Context, s scope, page, limit int) (List[Organization], error) {
-	out := List[Organization]{Items: []Organization{}, Page: page, PageSize: limit}
+func (e *engine) topOrganizations(ctx context.Context, s scope, page, limit int) (apiparams.List[Organization], error) {
+	out := apiparams.List[Organization]{Items: []Organization{}, Page: page, PageSize: limit}
 	if s.none {
 		return out, nil
 	}
@@ -800,8 +792,8 @@ func pageOf[T any](all []T, page, size int) []T {
 	return all[start:min(start+size, len(all))]
 }
 
-func (e *engine) policy(ctx context.Context, s scope, page, size int) (List[PolicyDomain], error) {
-	out := List[PolicyDomain]{Items: []PolicyDomain{}, Page: page, PageSize: size}
+func (e *engine) policy(ctx context.Context, s scope, page, size int) (apiparams.List[PolicyDomain], error) {
+	out := apiparams.List[PolicyDomain]{Items: []PolicyDomain{}, Page: page, PageSize: size}
 	if s.none {
 		return out, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
 )
@@ -435,7 +436,7 @@ func bruteTrend(all []piece, q query, today int32) analytics.FailureTrend {
 	return out
 }
 
-func bruteSources(ps []piece, page, limit int) analytics.List[analytics.Source] {
+func bruteSources(ps []piece, page, limit int) apiparams.List[analytics.Source] {
 	type acc struct {
 		ip                [16]byte
 		msgs, pas, dk, sp int64
@@ -467,7 +468,7 @@ func bruteSources(ps []piece, page, limit int) analytics.List[analytics.Source] 
 		all = append(all, a)
 	}
 	slices.SortFunc(all, func(x, y *acc) int { return cmp.Or(cmp.Compare(y.msgs, x.msgs), bytes.Compare(x.ip[:], y.ip[:])) })
-	out := analytics.List[analytics.Source]{Items: []analytics.Source{}, Total: int64(len(all)), Page: page, PageSize: limit}
+	out := apiparams.List[analytics.Source]{Items: []analytics.Source{}, Total: int64(len(all)), Page: page, PageSize: limit}
 	for i := (page - 1) * limit; i < len(all) && i < page*limit; i++ {
 		a := all[i]
 		out.Items = append(out.Items, analytics.Source{SourceIP: netip.AddrFrom16(a.ip).Unmap().String(), Messages: a.msgs,
@@ -477,7 +478,7 @@ func bruteSources(ps []piece, page, limit int) analytics.List[analytics.Source] 
 	return out
 }
 
-func bruteOrgs(ps []piece, page, limit int) analytics.List[analytics.Organization] {
+func bruteOrgs(ps []piece, page, limit int) apiparams.List[analytics.Organization] {
 	type acc struct {
 		key       string
 		msgs, pas int64
@@ -499,7 +500,7 @@ func bruteOrgs(ps []piece, page, limit int) analytics.List[analytics.Organizatio
 		all = append(all, a)
 	}
 	slices.SortFunc(all, func(x, y *acc) int { return cmp.Or(cmp.Compare(y.msgs, x.msgs), strings.Compare(x.key, y.key)) })
-	out := analytics.List[analytics.Organization]{Items: []analytics.Organization{}, Total: int64(len(all)), Page: page, PageSize: limit}
+	out := apiparams.List[analytics.Organization]{Items: []analytics.Organization{}, Total: int64(len(all)), Page: page, PageSize: limit}
 	for i := (page - 1) * limit; i < len(all) && i < page*limit; i++ {
 		a := all[i]
 		// The display name is any spelling of the reporter; the API's is compared by key.
@@ -509,7 +510,7 @@ func bruteOrgs(ps []piece, page, limit int) analytics.List[analytics.Organizatio
 	return out
 }
 
-func brutePolicy(ps []piece, page, size int) analytics.List[analytics.PolicyDomain] {
+func brutePolicy(ps []piece, page, size int) apiparams.List[analytics.PolicyDomain] {
 	by := map[string]*analytics.PolicyDomain{}
 	shares := map[string]map[string]*analytics.PolicyShare{}
 	for _, p := range ps {
@@ -546,7 +547,7 @@ func brutePolicy(ps []piece, page, size int) analytics.List[analytics.PolicyDoma
 		all = append(all, *d)
 	}
 	slices.SortFunc(all, func(x, y analytics.PolicyDomain) int { return strings.Compare(x.Domain, y.Domain) })
-	out := analytics.List[analytics.PolicyDomain]{Items: []analytics.PolicyDomain{}, Total: int64(len(all)), Page: page, PageSize: size}
+	out := apiparams.List[analytics.PolicyDomain]{Items: []analytics.PolicyDomain{}, Total: int64(len(all)), Page: page, PageSize: size}
 	for i := (page - 1) * size; i < len(all) && i < page*size; i++ {
 		out.Items = append(out.Items, all[i])
 	}

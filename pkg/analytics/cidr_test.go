@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/dmarc"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
@@ -65,7 +66,7 @@ func TestCIDRFilters(t *testing.T) {
 			q, _ := url.ParseQuery(c.filter)
 			var sum analytics.Summary
 			srv.get(t, "/api/rollup/summary", q, &sum)
-			var src analytics.List[analytics.Source]
+			var src apiparams.List[analytics.Source]
 			srv.get(t, "/api/rollup/sources", q, &src)
 			var got []string
 			for _, s := range src.Items {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/pkg/analytics"
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
@@ -248,11 +249,11 @@ func matchesBruteForce(t *testing.T, st *store.Store) {
 
 		for _, pg := range [][2]int{{1, 10}, {2, 7}, {1, 500}} {
 			p := cloneWith(cloneWith(params, "limit", fmt.Sprint(pg[1])), "page", fmt.Sprint(pg[0]))
-			var src analytics.List[analytics.Source]
+			var src apiparams.List[analytics.Source]
 			srv.get(t, "/api/rollup/sources", p, &src)
 			check(t, "sources "+p.Encode(), src, bruteSources(ps, pg[0], pg[1]))
 
-			var orgs analytics.List[analytics.Organization]
+			var orgs apiparams.List[analytics.Organization]
 			srv.get(t, "/api/rollup/top-organizations", p, &orgs)
 			for i := range orgs.Items {
 				// Compare reporters by key: the display name is whichever spelling came first.
@@ -263,7 +264,7 @@ func matchesBruteForce(t *testing.T, st *store.Store) {
 
 		for _, pg := range [][2]int{{1, 50}, {2, 2}} {
 			p := cloneWith(cloneWith(params, "page_size", fmt.Sprint(pg[1])), "page", fmt.Sprint(pg[0]))
-			var pol analytics.List[analytics.PolicyDomain]
+			var pol apiparams.List[analytics.PolicyDomain]
 			srv.get(t, "/api/rollup/policy", p, &pol)
 			check(t, "policy "+p.Encode(), pol, brutePolicy(ps, pg[0], pg[1]))
 		}

@@ -3,6 +3,7 @@ package analytics
 import (
 	"context"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/rollup"
 	"github.com/vigilhq/vigil/pkg/store"
 )
@@ -40,7 +41,7 @@ func (q *Query) Timeline(ctx context.Context, interval string) (Timeline, error)
 }
 
 // Sources is one page of /api/rollup/sources (limit not capped here), enrichment included.
-func (q *Query) Sources(ctx context.Context, page, limit int) (List[Source], error) {
+func (q *Query) Sources(ctx context.Context, page, limit int) (apiparams.List[Source], error) {
 	out, err := q.a.eng.sources(ctx, q.s, page, limit)
 	if err == nil {
 		err = q.a.describeSources(ctx, out.Items)
@@ -49,11 +50,11 @@ func (q *Query) Sources(ctx context.Context, page, limit int) (List[Source], err
 }
 
 // TopOrganizations is /api/rollup/top-organizations.
-func (q *Query) TopOrganizations(ctx context.Context, page, limit int) (List[Organization], error) {
+func (q *Query) TopOrganizations(ctx context.Context, page, limit int) (apiparams.List[Organization], error) {
 	return q.a.eng.topOrganizations(ctx, q.s, page, limit)
 }
 
 // Policy is /api/rollup/policy.
-func (q *Query) Policy(ctx context.Context, page, size int) (List[PolicyDomain], error) {
+func (q *Query) Policy(ctx context.Context, page, size int) (apiparams.List[PolicyDomain], error) {
 	return q.a.eng.policy(ctx, q.s, page, size)
 }

@@ -161,14 +161,6 @@ func strs(s string) []string {
 	return out
 }
 
-// List is the list envelope (DESIGN.md).
-type List[T any] struct {
-	Items    []T   `json:"items"`
-	Total    int64 `json:"total"`
-	Page     int   `json:"page"`
-	PageSize int   `json:"page_size"`
-}
-
 func (s *Service) filter(c echo.Context, key string) (Filter, error) {
 	if err := Params()[key].Check(c); err != nil {
 		return Filter{}, err
@@ -190,7 +182,7 @@ func (s *Service) hList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := List[Item]{Items: make([]Item, len(rows)), Total: total, Page: page, PageSize: size}
+	out := apiparams.List[Item]{Items: make([]Item, len(rows)), Total: total, Page: page, PageSize: size}
 	for i, r := range rows {
 		out.Items[i] = item(r)
 	}

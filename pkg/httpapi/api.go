@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/vigilhq/vigil/pkg/accounts"
 	"github.com/vigilhq/vigil/pkg/alerting"
 	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/apidocs"
@@ -29,6 +30,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/ml"
 	"github.com/vigilhq/vigil/pkg/notify"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/reports"
 	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/route"
 	"github.com/vigilhq/vigil/pkg/senders"
@@ -134,50 +136,17 @@ func (a *API) routes(e *echo.Echo) {
 func (a *API) table() []Route {
 	const get, post, patch, del = http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete
 	rs := []Route{
-		// Public: probes, the API description, and getting a token.
-		{get, "/health", auth.Public, RateNone, a.health},
-		{get, "/ready", auth.Public, RateNone, a.ready},
-		{get, "/openapi.json", auth.Public, RateNone, a.openAPI},
-		{post, "/auth/login", auth.Public, RateAuth, a.login},
-		{post, "/auth/refresh", auth.Public, RateAuth, a.refresh},
-		{post, "/auth/logout", auth.Public, RateAuth, a.logout},
-
-		// Viewer: read what was ingested; one's own account and keys.
-		{get, "/api/ingests", auth.Viewer, RateAPI, a.listIngests},
-		{get, "/api/ingests/:id", auth.Viewer, RateAPI, a.getIngest},
-		{get, "/api/reports", auth.Viewer, RateAPI, a.listReports},
-		{get, "/api/reports/:id", auth.Viewer, RateAPI, a.getReport},
-		{get, "/api/reports/:id/records", auth.Viewer, RateAPI, a.listRecords},
-		{get, "/api/domains", auth.Viewer, RateAPI, a.listDomains},
-		{get, "/users/me", auth.Viewer, RateAPI, a.me},
-		{patch, "/users/me", auth.Viewer, RateAPI, a.updateMe},
-		{get, "/users/api-keys", auth.Viewer, RateAPI, a.listKeys},
-		{post, "/users/api-keys", auth.Viewer, RateAPI, a.createKey},
-		{del, "/users/api-keys/:id", auth.Viewer, RateAPI, a.deleteKey},
-
-		// Analyst: put reports in.
-		{post, "/api/upload", auth.Analyst, RateUpload, a.upload},
+		// Public: probes and the API description.
+		{Method: get, Path: "/health", Role: auth.Public, Rate: RateNone, h: a.health},
+		{Method: get, Path: "/ready", Role: auth.Public, Rate: RateNone, h: a.ready},
+		{Method: get, Path: "/openapi.json", Role: auth.Public, Rate: RateNone, h: a.openAPI},
 
 		// Viewer, filtered in the handler: a viewer or analyst sees only their own exports'
 		// tasks (404 for any other); an admin sees every task.
-		{get, "/tasks/status/:task_id", auth.Viewer, RateAPI, a.taskStatus},
+		{Method: get, Path: "/tasks/status/:task_id", Role: auth.Viewer, Rate: RateAPI, h: a.taskStatus},
 
-		// Admin: accounts, the audit log, mailboxes, the queue.
-		{get, "/users", auth.Admin, RateAPI, a.listUsers},
-		{post, "/users", auth.Admin, RateAPI, a.createUser},
-		{get, "/users/:id", auth.Admin, RateAPI, a.getUser},
-		{patch, "/users/:id", auth.Admin, RateAPI, a.updateUser},
-		{del, "/users/:id", auth.Admin, RateAPI, a.deleteUser},
-		{get, "/audit", auth.Admin, RateAPI, a.listAudit},
-		{post, "/tasks/trigger/email-ingestion", auth.Admin, RateAPI, a.triggerMail},
-		{post, "/tasks/trigger/process-reports", auth.Admin, RateAPI, a.triggerProcess},
-		{get, "/api/mailboxes", auth.Admin, RateAPI, a.listMailboxes},
-		{post, "/api/mailboxes", auth.Admin, RateAPI, a.createMailbox},
-		{get, "/api/mailboxes/:id", auth.Admin, RateAPI, a.getMailbox},
-		{patch, "/api/mailboxes/:id", auth.Admin, RateAPI, a.updateMailbox},
-		{del, "/api/mailboxes/:id", auth.Admin, RateAPI, a.deleteMailbox},
-		{post, "/api/mailboxes/:id/test", auth.Admin, RateAPI, a.testMailbox},
-		{get, "/api/ingests/:id/raw", auth.Admin, RateAPI, a.rawIngest},
+		// Admin: the queue.
+		{Method: post, Path: "/tasks/trigger/process-reports", Role: auth.Admin, Rate: RateAPI, h: a.triggerProcess},
 	}
 	// Feature packages declare each endpoint's least role (pkg/route); one whose service this
 	// process was built without still lists its routes, answering 503.
@@ -189,6 +158,14 @@ func (a *API) table() []Route {
 	if site == nil {
 		site = web.New()
 	}
+	// The API's own resources: accounts and tokens, files received and reports, mailboxes.
+	acc, rep, mail := accounts.New(a.Auth, a.Audit, a.log), a.reports(), mailpoll.NewAPI(a.Mail, a.Audit, a.log)
+	rs = append(rs, features(RateAuth, acc.AuthRoutes(), true)...)     // login, refresh, logout (public)
+	rs = append(rs, features(RateAPI, acc.Routes(), true)...)          // one's account and keys; users, audit (admin)
+	rs = append(rs, features(RateAPI, rep.Routes(), true)...)          // files received, reports, records, domains
+	rs = append(rs, features(RateUpload, rep.UploadRoutes(), true)...) // put reports in (analyst)
+	rs = append(rs, features(RateAPI, mail.Routes(), true)...)         // mailboxes (admin; 503 without polling)
+
 	rs = append(rs, features(RateAPI, an.Routes(), an != nil)...)                              // the rollup answers
 	rs = append(rs, features(RateAPI, a.Geolocation.Routes(), a.Geolocation != nil)...)        // geolocation, enrichment
 	rs = append(rs, features(RateAPI, a.Senders.Routes(), a.Senders != nil)...)                // named senders, mappings
@@ -208,7 +185,7 @@ func (a *API) table() []Route {
 	rs = append(rs, features(RateAPI, a.Retention.Routes(), a.Retention != nil)...)            // retention policy, purge (admin)
 	if a.Monitoring != nil {
 		h := echo.WrapHandler(a.Monitoring)
-		rs = append(rs, Route{"*", "/monitoring", auth.Admin, RateNone, h}, Route{"*", "/monitoring/*", auth.Admin, RateNone, h})
+		rs = append(rs, Route{Method: "*", Path: "/monitoring", Role: auth.Admin, h: h}, Route{Method: "*", Path: "/monitoring/*", Role: auth.Admin, h: h})
 	}
 	return rs
 }
@@ -218,7 +195,7 @@ func (a *API) table() []Route {
 func features(rate RateClass, in []route.Route, built bool) []Route {
 	out := make([]Route, 0, len(in))
 	for _, r := range in {
-		out = append(out, Route{r.Method, r.Path, r.Role, rate, needs(built, r.Handler)})
+		out = append(out, Route{Method: r.Method, Path: r.Path, Role: r.Role, Rate: rate, h: needs(built, r.Handler), params: r.Params})
 	}
 	return out
 }
@@ -312,10 +289,16 @@ func (a *API) isAdmin(c echo.Context) bool {
 	return err == nil && p.Role >= auth.Admin
 }
 
-// List is the envelope of every list response (DESIGN.md).
-type List[T any] struct {
-	Items    []T   `json:"items"`
-	Total    int64 `json:"total"`
-	Page     int   `json:"page"`
-	PageSize int   `json:"page_size"`
+// reports serves the files received and the aggregate reports (pkg/reports).
+func (a *API) reports() *reports.API {
+	d := reports.Deps{Store: a.Store, Ingest: a.Ingest, Limits: reports.Limits(a.Limits), TempDir: a.TempDir,
+		Describe: a.Describe, Audit: a.Audit, Log: a.log, Now: a.now}
+	// A nil service in the interface would not read as nil there.
+	if a.TLSReports != nil {
+		d.TLSReports = a.TLSReports
+	}
+	if a.Failures != nil {
+		d.Failures = a.Failures
+	}
+	return reports.New(d)
 }

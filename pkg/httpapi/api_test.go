@@ -18,11 +18,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/corpus"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/reports"
 	"github.com/vigilhq/vigil/pkg/store"
 	"github.com/vigilhq/vigil/pkg/testenv"
 )
@@ -95,7 +97,7 @@ func decode[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
 }
 
 type uploadAnswer struct {
-	Files []httpapi.UploadResult `json:"files"`
+	Files []reports.UploadResult `json:"files"`
 }
 
 func corpusFile(t *testing.T, rel string) []byte {
@@ -160,16 +162,16 @@ func TestUploadAndRead(t *testing.T) {
 			t.Errorf("upload of a processed file's bytes: %+v", again.Files)
 		}
 
-		ing := decode[httpapi.IngestView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/ingests/%d", *ans.Files[0].IngestID), nil, ""))
+		ing := decode[reports.IngestView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/ingests/%d", *ans.Files[0].IngestID), nil, ""))
 		if ing.Status != "processed" || len(ing.ReportIDs) != 1 {
 			t.Fatalf("ingest: %+v", ing)
 		}
-		bad := decode[httpapi.IngestView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/ingests/%d", *ans.Files[1].IngestID), nil, ""))
+		bad := decode[reports.IngestView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/ingests/%d", *ans.Files[1].IngestID), nil, ""))
 		if bad.Status != "failed" || !strings.Contains(bad.Error, "not a DMARC aggregate report") {
 			t.Fatalf("bad ingest: %+v", bad)
 		}
 
-		list := decode[httpapi.List[httpapi.ReportView]](t, f.do(t, http.MethodGet, "/api/reports?domain=EXAMPLE.COM&page_size=10", nil, ""))
+		list := decode[apiparams.List[reports.ReportView]](t, f.do(t, http.MethodGet, "/api/reports?domain=EXAMPLE.COM&page_size=10", nil, ""))
 		if list.Total != 1 || len(list.Items) != 1 || list.PageSize != 10 || list.Page != 1 {
 			t.Fatalf("reports: %+v", list)
 		}
@@ -177,11 +179,11 @@ func TestUploadAndRead(t *testing.T) {
 		if r.OrgName != "google.com" || r.RecordCount != 20 || r.Policy.P == "" || r.Policy.Pct == nil {
 			t.Fatalf("report: %+v", r)
 		}
-		one := decode[httpapi.ReportView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/reports/%d", r.ID), nil, ""))
+		one := decode[reports.ReportView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/reports/%d", r.ID), nil, ""))
 		if one.ReportID != r.ReportID || one.MessageCount != r.MessageCount {
 			t.Fatalf("report by id: %+v", one)
 		}
-		recs := decode[httpapi.List[map[string]any]](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/reports/%d/records?page_size=500", r.ID), nil, ""))
+		recs := decode[apiparams.List[map[string]any]](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/reports/%d/records?page_size=500", r.ID), nil, ""))
 		if recs.Total != 20 || len(recs.Items) != 20 {
 			t.Fatalf("records: total %d, %d items", recs.Total, len(recs.Items))
 		}
@@ -197,7 +199,7 @@ func TestUploadAndRead(t *testing.T) {
 		if int64(sum) != r.MessageCount {
 			t.Fatalf("records count %v messages, report says %d", sum, r.MessageCount)
 		}
-		doms := decode[httpapi.List[httpapi.DomainView]](t, f.do(t, http.MethodGet, "/api/domains", nil, ""))
+		doms := decode[apiparams.List[reports.DomainView]](t, f.do(t, http.MethodGet, "/api/domains", nil, ""))
 		if doms.Total != 1 || doms.Items[0].Domain != "example.com" || doms.Items[0].MessageCount != r.MessageCount {
 			t.Fatalf("domains: %+v", doms)
 		}
@@ -205,10 +207,10 @@ func TestUploadAndRead(t *testing.T) {
 		// SQLite compared as text, so nothing matched).
 		for _, end := range []string{"9999-12-31", "9999-12-31T23:59:59Z", "9999-12-31T20:00:00-05:00"} {
 			q := "?start=2000-01-01&end=" + url.QueryEscape(end)
-			if l := decode[httpapi.List[httpapi.ReportView]](t, f.do(t, http.MethodGet, "/api/reports"+q, nil, "")); l.Total != 1 {
+			if l := decode[apiparams.List[reports.ReportView]](t, f.do(t, http.MethodGet, "/api/reports"+q, nil, "")); l.Total != 1 {
 				t.Errorf("reports%s: total %d, want 1", q, l.Total)
 			}
-			if l := decode[httpapi.List[httpapi.DomainView]](t, f.do(t, http.MethodGet, "/api/domains"+q, nil, "")); l.Total != 1 {
+			if l := decode[apiparams.List[reports.DomainView]](t, f.do(t, http.MethodGet, "/api/domains"+q, nil, "")); l.Total != 1 {
 				t.Errorf("domains%s: total %d, want 1", q, l.Total)
 			}
 		}

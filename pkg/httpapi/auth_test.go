@@ -16,6 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/httpapi"
@@ -409,7 +410,7 @@ func TestUserAdmin(t *testing.T) {
 		if rec := f.as("Bearer "+tok.AccessToken).do(t, http.MethodGet, "/users/me", nil, ""); rec.Code != 401 {
 			t.Fatalf("token after a role change: %d", rec.Code)
 		}
-		list := decode[httpapi.List[map[string]any]](t, f.do(t, http.MethodGet, "/users?page_size=2", nil, ""))
+		list := decode[apiparams.List[map[string]any]](t, f.do(t, http.MethodGet, "/users?page_size=2", nil, ""))
 		if list.Total != 4 || len(list.Items) != 2 {
 			t.Fatalf("users: %+v", list)
 		}
@@ -423,7 +424,7 @@ func TestUserAdmin(t *testing.T) {
 		if rec := f.do(t, http.MethodGet, fmt.Sprintf("/users/%d", id), nil, ""); rec.Code != 404 {
 			t.Fatalf("deleted user: %d", rec.Code)
 		}
-		got := decode[httpapi.List[audit.Entry]](t, f.do(t, http.MethodGet, "/audit?page_size=100", nil, ""))
+		got := decode[apiparams.List[audit.Entry]](t, f.do(t, http.MethodGet, "/audit?page_size=100", nil, ""))
 		actions := map[string]int{}
 		for _, e := range got.Items {
 			actions[e.Action]++

@@ -12,6 +12,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
+	"github.com/vigilhq/vigil/pkg/reports"
 )
 
 type specDoc struct {
@@ -112,8 +113,8 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 	t.Parallel()
 	d := servedSpec(t)
 	types := map[string]any{
-		"Report": httpapi.ReportView{}, "Policy": httpapi.PolicyView{}, "Record": httpapi.RecordView{}, "Domain": httpapi.DomainView{},
-		"Ingest": httpapi.IngestView{}, "User": auth.User{}, "Tokens": auth.Tokens{}, "APIKey": auth.Key{}, "AuditEntry": audit.Entry{},
+		"Report": reports.ReportView{}, "Policy": reports.PolicyView{}, "Record": reports.RecordView{}, "Domain": reports.DomainView{},
+		"Ingest": reports.IngestView{}, "User": auth.User{}, "Tokens": auth.Tokens{}, "APIKey": auth.Key{}, "AuditEntry": audit.Entry{},
 		"MailboxStatus": mailpoll.MailboxStatus{}, "MailboxPollResult": mailpoll.PollResult{}, "MailboxProgress": mailpoll.Progress{},
 		"MailboxTest": mailpoll.TestResult{},
 		"TaskStatus":  httpapi.TaskStatus{}, "Problem": httpapi.Problem{},

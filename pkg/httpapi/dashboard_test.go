@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
-	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/outbound"
+	"github.com/vigilhq/vigil/pkg/reports"
 	"github.com/vigilhq/vigil/pkg/secretbox"
 	"github.com/vigilhq/vigil/pkg/testenv"
 	"github.com/vigilhq/vigil/pkg/unwrap"
@@ -158,15 +159,15 @@ func TestReportSort(t *testing.T) {
 				t.Fatalf("%s: %v", p, err)
 			}
 		}
-		list := func(q string) []httpapi.ReportView {
+		list := func(q string) []reports.ReportView {
 			t.Helper()
-			var out []httpapi.ReportView
+			var out []reports.ReportView
 			for page := 1; ; page++ { // pages of 3: the order must hold across page boundaries
 				rec := f.asRole(auth.Viewer).do(t, http.MethodGet, fmt.Sprintf("/api/reports?page_size=3&page=%d%s", page, q), nil, "")
 				if rec.Code != http.StatusOK {
 					t.Fatalf("GET /api/reports%s: %d %s", q, rec.Code, rec.Body)
 				}
-				l := decode[httpapi.List[httpapi.ReportView]](t, rec)
+				l := decode[apiparams.List[reports.ReportView]](t, rec)
 				out = append(out, l.Items...)
 				if len(l.Items) < 3 {
 					return out
@@ -177,15 +178,15 @@ func TestReportSort(t *testing.T) {
 		if len(all) != len(paths) {
 			t.Fatalf("%d reports stored, want %d", len(all), len(paths))
 		}
-		keys := map[string]func(a, b httpapi.ReportView) int{
-			"date_begin": func(a, b httpapi.ReportView) int { return a.DateBegin.Compare(b.DateBegin) },
-			"domain":     func(a, b httpapi.ReportView) int { return strings.Compare(a.Domain, b.Domain) },
-			"org_name": func(a, b httpapi.ReportView) int {
+		keys := map[string]func(a, b reports.ReportView) int{
+			"date_begin": func(a, b reports.ReportView) int { return a.DateBegin.Compare(b.DateBegin) },
+			"domain":     func(a, b reports.ReportView) int { return strings.Compare(a.Domain, b.Domain) },
+			"org_name": func(a, b reports.ReportView) int {
 				return strings.Compare(strings.ToLower(a.OrgName), strings.ToLower(b.OrgName))
 			},
-			"messages": func(a, b httpapi.ReportView) int { return int(a.MessageCount - b.MessageCount) },
+			"messages": func(a, b reports.ReportView) int { return int(a.MessageCount - b.MessageCount) },
 		}
-		ids := func(rs []httpapi.ReportView) []int64 {
+		ids := func(rs []reports.ReportView) []int64 {
 			out := make([]int64, len(rs))
 			for i, r := range rs {
 				out[i] = r.ID
@@ -195,7 +196,7 @@ func TestReportSort(t *testing.T) {
 		for key, cmp := range keys {
 			for _, desc := range []bool{false, true} {
 				want := slices.Clone(all)
-				slices.SortFunc(want, func(a, b httpapi.ReportView) int {
+				slices.SortFunc(want, func(a, b reports.ReportView) int {
 					c := cmp(a, b)
 					if c == 0 {
 						c = int(a.ID - b.ID)

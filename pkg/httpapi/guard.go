@@ -17,6 +17,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/auth"
 	"github.com/vigilhq/vigil/pkg/ratelimit"
+	"github.com/vigilhq/vigil/pkg/route"
 )
 
 // Route is one line of the route table: every route declares the least role that may call it
@@ -28,6 +29,7 @@ type Route struct {
 	Role   auth.Role // auth.Public: no credentials needed
 	Rate   RateClass
 	h      echo.HandlerFunc
+	params *apiparams.Set // the query parameters it takes (route.Route's Params); nil: not checked here
 }
 
 // RateClass names a rate limit. Authenticated routes count per user (all of a user's tokens
@@ -53,7 +55,7 @@ func Routes() []Route {
 	a := &API{Deps: Deps{Monitoring: http.NotFoundHandler()}}
 	rs := a.table()
 	for i := range rs {
-		rs[i].h = nil
+		rs[i].h, rs[i].params = nil, nil
 	}
 	return rs
 }
@@ -61,10 +63,7 @@ func Routes() []Route {
 type ctxKey struct{}
 
 // principal is who the request acts as; the zero Principal on public routes.
-func principal(c echo.Context) auth.Principal {
-	p, _ := c.Get("vigil.principal").(auth.Principal)
-	return p
-}
+func principal(c echo.Context) auth.Principal { return route.Principal(c) }
 
 // PrincipalFrom is the principal of a request context (for code below the handlers).
 func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
@@ -77,9 +76,10 @@ func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
 // a role below the route's, 429 past the rate limit.
 func (a *API) guard(rt Route) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		params, strict := a.params[rt.Method+" "+rt.Path]
-		if strict {
+		if params, strict := a.params[rt.Method+" "+rt.Path]; strict {
 			next = checkParams(params, next)
+		} else if rt.params != nil {
+			next = checkParams(*rt.params, next)
 		}
 		return func(c echo.Context) error {
 			if rt.Role == auth.Public {
@@ -95,7 +95,7 @@ func (a *API) guard(rt Route) echo.MiddlewareFunc {
 			if p.Role < rt.Role {
 				return problem(http.StatusForbidden, "this needs the %s role; you act as %s", rt.Role, p.Role)
 			}
-			c.Set("vigil.principal", p)
+			route.SetPrincipal(c, p)
 			req := c.Request()
 			c.SetRequest(req.WithContext(context.WithValue(req.Context(), ctxKey{}, p)))
 			// One bucket per user, whichever of their tokens or keys the request carries: keys

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/auth"
-	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/ingest"
+	"github.com/vigilhq/vigil/pkg/reports"
 	"github.com/vigilhq/vigil/pkg/testenv"
 )
 
@@ -55,15 +56,15 @@ func TestListIngests(t *testing.T) {
 		}
 		ids["later.xml"] = pending.IngestID
 
-		list := func(query string) httpapi.List[httpapi.IngestView] {
+		list := func(query string) apiparams.List[reports.IngestView] {
 			t.Helper()
 			rec := f.asRole(auth.Viewer).do(t, http.MethodGet, "/api/ingests"+query, nil, "")
 			if rec.Code != http.StatusOK {
 				t.Fatalf("GET /api/ingests%s: %d %s", query, rec.Code, rec.Body)
 			}
-			return decode[httpapi.List[httpapi.IngestView]](t, rec)
+			return decode[apiparams.List[reports.IngestView]](t, rec)
 		}
-		names := func(l httpapi.List[httpapi.IngestView]) []string {
+		names := func(l apiparams.List[reports.IngestView]) []string {
 			var out []string
 			for _, it := range l.Items {
 				out = append(out, it.Filename)
@@ -94,7 +95,7 @@ func TestListIngests(t *testing.T) {
 		// Items carry what GET /api/ingests/{id} says: the reason, the reports, the times.
 		all := list("")
 		for _, it := range all.Items {
-			one := decode[httpapi.IngestView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/ingests/%d", it.ID), nil, ""))
+			one := decode[reports.IngestView](t, f.do(t, http.MethodGet, fmt.Sprintf("/api/ingests/%d", it.ID), nil, ""))
 			if fmt.Sprint(one) != fmt.Sprint(it) {
 				t.Errorf("list item %+v differs from GET /api/ingests/%d %+v", it, it.ID, one)
 			}

@@ -17,17 +17,21 @@ import (
 	"github.com/vigilhq/vigil/pkg/enrich"
 	"github.com/vigilhq/vigil/pkg/export"
 	"github.com/vigilhq/vigil/pkg/failure"
+	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/metrics"
 	"github.com/vigilhq/vigil/pkg/ml"
 	"github.com/vigilhq/vigil/pkg/notify"
+	"github.com/vigilhq/vigil/pkg/reports"
 	"github.com/vigilhq/vigil/pkg/retention"
 	"github.com/vigilhq/vigil/pkg/senders"
 	"github.com/vigilhq/vigil/pkg/tlsrpt"
 	"github.com/vigilhq/vigil/pkg/web"
 )
 
-// openAPISpec is the base description of the API: the routes pkg/httpapi serves itself and the
-// shared components. Feature packages own a fragment each (specFragments) that is merged into
+// openAPISpec is the base description of the API: the shared components, the routes pkg/httpapi
+// serves itself, and those of the first resources (reports, accounts, mailboxes), whose handlers
+// are in pkg/reports, pkg/accounts and pkg/mailpoll while their paths stay here (the guard's
+// shared responses are taken from this document). Feature packages own a fragment each (specFragments) that is merged into
 // it, so a capability documents its routes next to its handlers. TestOpenAPIMatchesRoutes keeps
 // the merged document equal to the route table.
 //
@@ -38,7 +42,7 @@ var openAPISpec []byte
 // "paths" and optionally "components" (schemas, parameters, responses, headers). A feature
 // adds its fragment here when it registers its routes in table().
 func specFragments() [][]byte {
-	return [][]byte{analytics.OpenAPI, IngestsSpec, DashboardSpec, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI, tlsrpt.OpenAPI, failure.OpenAPI, ml.OpenAPI,
+	return [][]byte{analytics.OpenAPI, reports.OpenAPI, mailpoll.OpenAPI, web.OpenAPI, enrich.OpenAPI, senders.OpenAPI, alerting.OpenAPI, notify.OpenAPI, tlsrpt.OpenAPI, failure.OpenAPI, ml.OpenAPI,
 		apidocs.OpenAPI, metrics.OpenAPI, retention.OpenAPI,
 		export.OpenAPI, digest.OpenAPI}
 }

@@ -72,14 +72,7 @@ func problemType(k apiparams.Kind) string {
 }
 
 // problem builds an error the error handler renders as application/problem+json.
-func problem(status int, format string, args ...any) error {
-	return echo.NewHTTPError(status, fmt.Sprintf(format, args...))
-}
-
-// badParam is the 400 for a query parameter; the detail names it (DESIGN.md).
-func badParam(name, format string, args ...any) error {
-	return apiparams.BadParam(name, format, args...)
-}
+var problem = apiparams.Problem
 
 // RetryAfterUnavailable is the Retry-After, in seconds, of a 503 while the database or Redis
 // is down: about the time a restarted server takes to answer again.

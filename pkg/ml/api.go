@@ -89,7 +89,7 @@ func (s *Service) hModels(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, alerting.List[Model]{Items: items, Total: total, Page: page, PageSize: size})
+	return c.JSON(http.StatusOK, apiparams.List[Model]{Items: items, Total: total, Page: page, PageSize: size})
 }
 
 func (s *Service) hModel(c echo.Context) error {
@@ -157,7 +157,7 @@ func (s *Service) hRecent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, alerting.List[Prediction]{Items: items, Total: total, Page: page, PageSize: size})
+	return c.JSON(http.StatusOK, apiparams.List[Prediction]{Items: items, Total: total, Page: page, PageSize: size})
 }
 
 func domainParam(c echo.Context) (string, error) {

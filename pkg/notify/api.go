@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/vigilhq/vigil/pkg/alerting"
+	"github.com/vigilhq/vigil/pkg/apiparams"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
 )
@@ -56,7 +57,7 @@ func (s *Service) hList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, alerting.List[Channel]{Items: items, Total: int64(len(items)), Page: 1, PageSize: max(len(items), 1)})
+	return c.JSON(http.StatusOK, apiparams.List[Channel]{Items: items, Total: int64(len(items)), Page: 1, PageSize: max(len(items), 1)})
 }
 
 func (s *Service) hGet(c echo.Context) error {

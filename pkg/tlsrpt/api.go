@@ -145,14 +145,6 @@ func (s *Service) filter(c echo.Context) (Filter, error) {
 	return Filter{Domain: f.Domain, OrgName: f.OrgName, Start: f.Start, End: f.End, SourceIP: f.SourceIP, SourceRange: f.SourceRange}, nil
 }
 
-// List is the list envelope (DESIGN.md).
-type List[T any] struct {
-	Items    []T   `json:"items"`
-	Total    int64 `json:"total"`
-	Page     int   `json:"page"`
-	PageSize int   `json:"page_size"`
-}
-
 // Item is one report in GET /api/tls-reports (DESIGN.md fields first).
 type Item struct {
 	ID                 int64     `json:"id"`
@@ -203,7 +195,7 @@ func (s *Service) hList(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := List[Item]{Items: make([]Item, len(rows)), Total: total, Page: page, PageSize: size}
+	out := apiparams.List[Item]{Items: make([]Item, len(rows)), Total: total, Page: page, PageSize: size}
 	for i, r := range rows {
 		out.Items[i] = item(r)
 	}

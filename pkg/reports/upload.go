@@ -1,4 +1,4 @@
-package httpapi
+package reports
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/vigilhq/vigil/pkg/apiparams"
+	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/ingest"
 	"github.com/vigilhq/vigil/pkg/store"
 )
@@ -27,6 +29,19 @@ type UploadResult struct {
 	EarlierStatus string `json:"earlier_status,omitempty"`
 }
 
+// recordUpload audits an upload: how many files, with what outcome, and their ingest ids.
+func (a *API) recordUpload(c echo.Context, files []UploadResult) {
+	counts := map[string]int{}
+	var ids []int64
+	for _, f := range files {
+		counts[f.Status]++
+		if f.IngestID != nil {
+			ids = append(ids, *f.IngestID)
+		}
+	}
+	a.record(c, audit.Entry{Action: audit.Upload, Details: map[string]any{"files": len(files), "statuses": counts, "ingest_ids": ids}})
+}
+
 type spooled struct {
 	name    string
 	path    string // temp file; "" when the part was refused while streaming
@@ -40,10 +55,10 @@ type spooled struct {
 func (a *API) upload(c echo.Context) error {
 	r := c.Request()
 	if r.ContentLength > a.Limits.UploadBytes {
-		return problem(http.StatusRequestEntityTooLarge, "request body of %d bytes exceeds the %d-byte limit (VIGIL_MAX_UPLOAD_BYTES)", r.ContentLength, a.Limits.UploadBytes)
+		return apiparams.Problem(http.StatusRequestEntityTooLarge, "request body of %d bytes exceeds the %d-byte limit (VIGIL_MAX_UPLOAD_BYTES)", r.ContentLength, a.Limits.UploadBytes)
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != "multipart/form-data" {
-		return problem(http.StatusUnsupportedMediaType, "want multipart/form-data with one or more parts named files")
+		return apiparams.Problem(http.StatusUnsupportedMediaType, "want multipart/form-data with one or more parts named files")
 	}
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, a.Limits.UploadBytes)
 	files, err := a.spool(r)
@@ -58,7 +73,7 @@ func (a *API) upload(c echo.Context) error {
 		return err
 	}
 	if len(files) == 0 {
-		return problem(http.StatusBadRequest, "parameter files: no part named files in the request")
+		return apiparams.Problem(http.StatusBadRequest, "parameter files: no part named files in the request")
 	}
 	out, err := a.storeAll(c, files)
 	if err != nil {
@@ -71,7 +86,7 @@ func (a *API) upload(c echo.Context) error {
 func (a *API) spool(r *http.Request) ([]spooled, error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, problem(http.StatusBadRequest, "unreadable multipart body: %v", err)
+		return nil, apiparams.Problem(http.StatusBadRequest, "unreadable multipart body: %v", err)
 	}
 	var files []spooled
 	for {
@@ -89,7 +104,7 @@ func (a *API) spool(r *http.Request) ([]spooled, error) {
 			continue
 		}
 		if len(files) == a.Limits.UploadFiles {
-			return files, problem(http.StatusRequestEntityTooLarge, "more than %d files in one upload (VIGIL_MAX_UPLOAD_FILES)", a.Limits.UploadFiles)
+			return files, apiparams.Problem(http.StatusRequestEntityTooLarge, "more than %d files in one upload (VIGIL_MAX_UPLOAD_FILES)", a.Limits.UploadFiles)
 		}
 		f, err := a.spoolPart(part)
 		files = append(files, f)
@@ -134,9 +149,9 @@ func partName(part io.Reader) string {
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return problem(http.StatusRequestEntityTooLarge, "request body exceeds the %d-byte limit (VIGIL_MAX_UPLOAD_BYTES)", mbe.Limit)
+		return apiparams.Problem(http.StatusRequestEntityTooLarge, "request body exceeds the %d-byte limit (VIGIL_MAX_UPLOAD_BYTES)", mbe.Limit)
 	}
-	return problem(http.StatusBadRequest, "unreadable upload: %v", err)
+	return apiparams.Problem(http.StatusBadRequest, "unreadable upload: %v", err)
 }
 
 // storeAll stores the files in batches (ingest.BatchLen), as `api import` does: one durable
@@ -204,7 +219,7 @@ type IngestView struct {
 }
 
 func (a *API) getIngest(c echo.Context) error {
-	id, err := idParam(c, "id")
+	id, err := apiparams.ID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -235,12 +250,12 @@ func (a *API) kindReportIDs(ctx context.Context, views []*IngestView) error {
 	}
 	var tls, fails map[int64][]int64
 	var err error
-	if a.TLSReports != nil {
+	if a.Deps.TLSReports != nil {
 		if tls, err = a.TLSReports.IngestReportIDs(ctx, ids); err != nil {
 			return err
 		}
 	}
-	if a.Failures != nil {
+	if a.Deps.Failures != nil {
 		if fails, err = a.Failures.IngestReportIDs(ctx, ids); err != nil {
 			return err
 		}

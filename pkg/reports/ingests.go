@@ -1,4 +1,4 @@
-package httpapi
+package reports
 
 import (
 	"bufio"
@@ -20,16 +20,11 @@ import (
 	"github.com/vigilhq/vigil/pkg/unwrap"
 )
 
-// IngestsSpec documents GET /api/ingests (merged by specFragments).
+// OpenAPI documents GET /api/ingests and GET /api/ingests/{id}/raw (pkg/httpapi merges it;
+// the reports, records and domains are in its base document).
 //
-//go:embed openapi-ingests.json
-var IngestsSpec []byte
-
-// DashboardSpec documents the endpoints the dashboard added to this package's resources:
-// GET /api/ingests/{id}/raw and POST /api/mailboxes/{id}/test (merged by specFragments).
-//
-//go:embed openapi-dashboard.json
-var DashboardSpec []byte
+//go:embed openapi.json
+var OpenAPI []byte
 
 var ingestStatuses = []string{store.StatusPending, store.StatusProcessed, store.StatusDuplicate, store.StatusFailed}
 
@@ -43,13 +38,13 @@ func (a *API) listIngests(c echo.Context) error {
 	var f store.IngestFilter
 	if v := strings.ToLower(strings.TrimSpace(c.QueryParam("status"))); v != "" {
 		if !slices.Contains(ingestStatuses, v) {
-			return badParam("status", "want one of %s", strings.Join(ingestStatuses, ", "))
+			return apiparams.BadParam("status", "want one of %s", strings.Join(ingestStatuses, ", "))
 		}
 		f.Status = v
 	}
 	if v := strings.ToLower(strings.TrimSpace(c.QueryParam("source"))); v != "" {
 		if !sourceName.MatchString(v) {
-			return badParam("source", "want a source name such as upload, import or imap")
+			return apiparams.BadParam("source", "want a source name such as upload, import or imap")
 		}
 		f.Source = v
 	}
@@ -57,7 +52,7 @@ func (a *API) listIngests(c echo.Context) error {
 	if f.Start, f.End, err = apiparams.Window(c, a.now()); err != nil {
 		return err
 	}
-	p, err := pageParams(c)
+	p, err := apiparams.Page(c)
 	if err != nil {
 		return err
 	}
@@ -89,7 +84,7 @@ func (a *API) listIngests(c echo.Context) error {
 	if err := a.kindReportIDs(ctx, views); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, List[IngestView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
+	return c.JSON(http.StatusOK, apiparams.List[IngestView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
 }
 
 // rawCSP replaces the API's policy on a raw file: should a browser ever render one despite
@@ -101,7 +96,7 @@ const rawCSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
 // an attachment under a sanitised name, typed by their content (not by the name the sender
 // chose), with nosniff and a sandboxing CSP: never rendered inline by the dashboard's origin.
 func (a *API) rawIngest(c echo.Context) error {
-	id, err := idParam(c, "id")
+	id, err := apiparams.ID(c, "id")
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package httpapi
+package reports
 
 import (
 	"context"
@@ -100,13 +100,13 @@ func (a *API) listReports(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := pageParams(c)
+	p, err := apiparams.Page(c)
 	if err != nil {
 		return err
 	}
 	order, err := store.ParseReportOrder(c.QueryParam("sort"))
 	if err != nil {
-		return badParam("sort", "want one of date_begin, domain, org_name, messages, each optionally prefixed with - for descending")
+		return apiparams.BadParam("sort", "want one of date_begin, domain, org_name, messages, each optionally prefixed with - for descending")
 	}
 	rows, total, err := a.Store.ListReportsOrdered(c.Request().Context(), f, p, order)
 	if err != nil {
@@ -116,11 +116,11 @@ func (a *API) listReports(c echo.Context) error {
 	for i, r := range rows {
 		items[i] = reportView(r)
 	}
-	return c.JSON(http.StatusOK, List[ReportView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
+	return c.JSON(http.StatusOK, apiparams.List[ReportView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
 }
 
 func (a *API) getReport(c echo.Context) error {
-	id, err := idParam(c, "id")
+	id, err := apiparams.ID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -132,11 +132,11 @@ func (a *API) getReport(c echo.Context) error {
 }
 
 func (a *API) listRecords(c echo.Context) error {
-	id, err := idParam(c, "id")
+	id, err := apiparams.ID(c, "id")
 	if err != nil {
 		return err
 	}
-	p, err := pageParams(c)
+	p, err := apiparams.Page(c)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (a *API) listRecords(c echo.Context) error {
 	if err := a.describeRecords(ctx, items); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, List[RecordView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
+	return c.JSON(http.StatusOK, apiparams.List[RecordView]{Items: items, Total: total, Page: p.Number, PageSize: p.Size})
 }
 
 // describeRecords fills the enrichment fields of a page of records (Deps.Describe; without it
@@ -207,7 +207,7 @@ func (a *API) listDomains(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := pageParams(c)
+	p, err := apiparams.Page(c)
 	if err != nil {
 		return err
 	}
@@ -220,5 +220,5 @@ func (a *API) listDomains(c echo.Context) error {
 		d := all[i]
 		items = append(items, DomainView{Domain: d.Domain, ReportCount: d.ReportCount, MessageCount: d.MessageCount, FirstReport: d.FirstReport, LastReport: d.LastReport})
 	}
-	return c.JSON(http.StatusOK, List[DomainView]{Items: items, Total: int64(len(all)), Page: p.Number, PageSize: p.Size})
+	return c.JSON(http.StatusOK, apiparams.List[DomainView]{Items: items, Total: int64(len(all)), Page: p.Number, PageSize: p.Size})
 }
