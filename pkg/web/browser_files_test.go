@@ -392,3 +392,32 @@ func TestChannelSMTPFormInBrowser(t *testing.T) {
 		t.Errorf("the page logged errors:\n%s", strings.Join(errs, "\n"))
 	}
 }
+
+// A page still drawing when the person moves on must not draw over the next one: the overview's
+// answers are held back, the channels page opened meanwhile, and when the overview's answers
+// arrive the channels page is still what shows.
+func TestLatePageDoesNotDrawOverTheNext(t *testing.T) {
+	t.Parallel()
+	base := startApp(t)
+	p := newPage(t, base)
+	p.login(adminEmail, adminPassword)
+	p.open("#/alerts/channels")
+	// Hold every answer the overview asks for by 2 s (the page's requests go through fetch).
+	p.run(js(`window.__realFetch = window.__realFetch || window.fetch;
+		window.fetch = (url, opts) => String(url).includes('/analytics/') || String(url).includes('/api/domains')
+			? new Promise((ok) => setTimeout(() => ok(window.__realFetch(url, opts)), 2000))
+			: window.__realFetch(url, opts);`))
+	p.run(js(`location.hash = '#/overview'`))
+	time.Sleep(300 * time.Millisecond) // the overview has asked, its answers are held
+	p.open("#/alerts/channels")
+	time.Sleep(3 * time.Second) // the overview's answers have arrived and it has drawn, somewhere
+	var got struct {
+		Heading string `json:"heading"`
+		Form    bool   `json:"form"`
+		Ready   string `json:"ready"`
+	}
+	p.eval(`({heading: document.querySelector('main h1')?.textContent || '', form: !!document.querySelector('main form[aria-label="New channel"]'), ready: document.getElementById('main').dataset.state || ''})`, &got)
+	if got.Heading != "Notification channels" || !got.Form || got.Ready != "ready" {
+		t.Fatalf("after the late overview answers the page shows %+v, want the channels page", got)
+	}
+}

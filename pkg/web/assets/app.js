@@ -76,7 +76,12 @@ let cleanup = null;
 let rendering = 0;
 
 async function route() {
-  const main = document.getElementById('main');
+  // A fresh <main> for every navigation: a page still drawing when the person moves on (its
+  // answers arrive late) writes into the element it was given, detached by then, and never over
+  // the next page, nor marks it ready.
+  const old = document.getElementById('main');
+  const main = old.cloneNode(false);
+  old.replaceWith(main);
   if (cleanup) { try { cleanup(); } catch { /* page already gone */ } cleanup = null; }
   const seq = ++rendering;
   delete main.dataset.state; // pages set it to "ready" when drawn (the browser test waits on it)
