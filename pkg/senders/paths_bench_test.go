@@ -19,21 +19,8 @@ import (
 //
 //	VIGIL_BENCH_DATABASE_URL=… make bench PKGS=./pkg/senders BENCH=SendersPaths BENCHTIME=10x COUNT=3
 func BenchmarkSendersPaths(b *testing.B) {
-	dsn := os.Getenv("VIGIL_BENCH_DATABASE_URL")
-	if dsn == "" {
-		b.Skip("set VIGIL_BENCH_DATABASE_URL to a database prepared by BenchmarkSendersQuery")
-	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, dsn, testenv.Logger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	sv, err := New(st, testenv.Logger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	api := NewAPI(sv, analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()}))
+	sv, api := preparedAPI(b)
 	f := store.Filter{Start: time.Now().AddDate(0, 0, -365)}
 	var slow, fast []time.Duration
 	for i := 0; i < b.N; i++ {
@@ -86,21 +73,8 @@ func rowsOf(ctx context.Context, b *testing.B, api *API, sums []Sums) []Row {
 //
 //	VIGIL_BENCH_DATABASE_URL=… make bench PKGS=./pkg/senders BENCH=SendersRollupPath BENCHTIME=10x COUNT=3
 func BenchmarkSendersRollupPath(b *testing.B) {
-	dsn := os.Getenv("VIGIL_BENCH_DATABASE_URL")
-	if dsn == "" {
-		b.Skip("set VIGIL_BENCH_DATABASE_URL to a database prepared by BenchmarkSendersQuery")
-	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, dsn, testenv.Logger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	sv, err := New(st, testenv.Logger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	api := NewAPI(sv, analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()}))
+	sv, api := preparedAPI(b)
 	f := store.Filter{Start: time.Now().AddDate(0, 0, -365)}
 	if _, ok, err := sv.fromRollup(ctx, DimSender, nil, true, windowOf(f)); err != nil || !ok {
 		b.Fatalf("sender rollup not fresh (%v): run BenchmarkSendersQuery first", err)
@@ -132,21 +106,8 @@ func BenchmarkSendersRollupPath(b *testing.B) {
 //
 //	VIGIL_BENCH_DATABASE_URL=… make bench PKGS=./pkg/senders BENCH=SendersTotals BENCHTIME=10x COUNT=3
 func BenchmarkSendersTotals(b *testing.B) {
-	dsn := os.Getenv("VIGIL_BENCH_DATABASE_URL")
-	if dsn == "" {
-		b.Skip("set VIGIL_BENCH_DATABASE_URL to a database prepared by BenchmarkSendersQuery")
-	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, dsn, testenv.Logger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	sv, err := New(st, testenv.Logger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	api := NewAPI(sv, analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()}))
+	sv, api := preparedAPI(b)
 	w := windowOf(store.Filter{Start: time.Now().AddDate(0, 0, -365)})
 	have, err := sv.states(ctx)
 	if err != nil {
@@ -188,4 +149,25 @@ func BenchmarkSendersTotals(b *testing.B) {
 		b.ReportMetric(float64(l[(len(l)*95+99)/100-1].Microseconds())/1000, name+"-p95-ms")
 	}
 	b.ReportMetric(float64(groups), "groups")
+}
+
+// preparedAPI opens the database of VIGIL_BENCH_DATABASE_URL (prepared by
+// BenchmarkSendersQuery: sender rollup built) for the path benchmarks, or skips; the store is
+// closed when the benchmark ends.
+func preparedAPI(b *testing.B) (*Service, *API) {
+	b.Helper()
+	dsn := os.Getenv("VIGIL_BENCH_DATABASE_URL")
+	if dsn == "" {
+		b.Skip("set VIGIL_BENCH_DATABASE_URL to a database prepared by BenchmarkSendersQuery")
+	}
+	st, err := store.Open(context.Background(), dsn, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	sv, err := New(st, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sv, NewAPI(sv, analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()}))
 }
