@@ -1,15 +1,12 @@
 package alerting
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/vigilhq/vigil/pkg/route"
-	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -97,39 +94,6 @@ func Record(c echo.Context, l *audit.Log, log interface{ Error(string, ...any) }
 }
 
 func (s *Service) record(c echo.Context, e audit.Entry) { Record(c, s.audit, s.log, e) }
-
-// ReadJSON decodes a JSON object body strictly: application/json only (415), at most 1 MiB
-// (413), unknown fields and wrong types refused (400 naming the field).
-func ReadJSON(c echo.Context, v any) error {
-	req := c.Request()
-	if mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
-		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "want Content-Type: application/json")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, 1<<20))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body exceeds 1048576 bytes")
-		}
-		return echo.NewHTTPError(http.StatusBadRequest, "unreadable body")
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te):
-			return apiparams.BadParam(te.Field, "want a %s", te.Type)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return apiparams.BadParam(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "not a field this request takes")
-		}
-		return echo.NewHTTPError(http.StatusBadRequest, "invalid JSON body: "+err.Error())
-	}
-	return nil
-}
 
 // IDParam reads a positive id from the path.
 func IDParam(c echo.Context, name string) (int64, error) {
@@ -221,7 +185,7 @@ func (s *Service) transition(c echo.Context, to, action string) error {
 		return err
 	}
 	var in noteBody
-	if err := ReadJSON(c, &in); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &in); err != nil {
 		return err
 	}
 	a, err := s.Transition(c.Request().Context(), id, to, ActorName(c), in.Note)
@@ -280,7 +244,7 @@ func (s *Service) hGetRule(c echo.Context) error {
 
 func (s *Service) hCreateRule(c echo.Context) error {
 	var in RuleInput
-	if err := ReadJSON(c, &in); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &in); err != nil {
 		return err
 	}
 	r, err := s.CreateRule(c.Request().Context(), in)
@@ -298,7 +262,7 @@ func (s *Service) hUpdateRule(c echo.Context) error {
 		return err
 	}
 	var in RuleInput
-	if err := ReadJSON(c, &in); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &in); err != nil {
 		return err
 	}
 	r, err := s.UpdateRule(c.Request().Context(), id, in)
@@ -334,7 +298,7 @@ func (s *Service) hListSuppressions(c echo.Context) error {
 
 func (s *Service) hCreateSuppression(c echo.Context) error {
 	var in SuppressionInput
-	if err := ReadJSON(c, &in); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &in); err != nil {
 		return err
 	}
 	sp, err := s.CreateSuppression(c.Request().Context(), in, ActorName(c))

@@ -5136,6 +5136,15 @@ type ExportRecordsCSVParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ExportRecordsCSVParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // ExportRecordsCSVParamsDkimResult defines parameters for ExportRecordsCSV.
@@ -5181,6 +5190,15 @@ type ExportRecordsXLSXParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ExportRecordsXLSXParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // ExportRecordsXLSXParamsDkimResult defines parameters for ExportRecordsXLSX.
@@ -5223,6 +5241,15 @@ type ExportReportPDFParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ExportReportPDFParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // ExportReportPDFParamsDkimResult defines parameters for ExportReportPDF.
@@ -5265,6 +5292,15 @@ type ExportReportsCSVParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ExportReportsCSVParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // ExportReportsCSVParamsDkimResult defines parameters for ExportReportsCSV.
@@ -5307,6 +5343,15 @@ type ExportReportsXLSXParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ExportReportsXLSXParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // ExportReportsXLSXParamsDkimResult defines parameters for ExportReportsXLSX.
@@ -5349,6 +5394,15 @@ type ExportSourcesCSVParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ExportSourcesCSVParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // ExportSourcesCSVParamsDkimResult defines parameters for ExportSourcesCSV.
@@ -5391,6 +5445,15 @@ type ExportSourcesXLSXParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ExportSourcesXLSXParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // ExportSourcesXLSXParamsDkimResult defines parameters for ExportSourcesXLSX.
@@ -5433,6 +5496,15 @@ type ExportWorkbookXLSXParams struct {
 
 	// Disposition Applied disposition
 	Disposition *ExportWorkbookXLSXParamsDisposition `form:"disposition,omitempty" json:"disposition,omitempty"`
+
+	// Sender A named sender as /api/senders lists it (case-insensitive), e.g. Google Workspace; selects the sources enrichment named so (a source not enriched yet matches no sender, country or asn filter)
+	Sender *string `form:"sender,omitempty" json:"sender,omitempty"`
+
+	// Country The source's country, ISO 3166 alpha-2 (case-insensitive)
+	Country *string `form:"country,omitempty" json:"country,omitempty"`
+
+	// Asn The source's AS number (15169 or AS15169)
+	Asn *string `form:"asn,omitempty" json:"asn,omitempty"`
 }
 
 // ExportWorkbookXLSXParamsDkimResult defines parameters for ExportWorkbookXLSX.
@@ -12377,6 +12449,42 @@ func NewExportRecordsCSVRequest(server string, params *ExportRecordsCSVParams) (
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -12551,6 +12659,42 @@ func NewExportRecordsXLSXRequest(server string, params *ExportRecordsXLSXParams)
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -12704,6 +12848,42 @@ func NewExportReportPDFRequest(server string, params *ExportReportPDFParams) (*h
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -12875,6 +13055,42 @@ func NewExportReportsCSVRequest(server string, params *ExportReportsCSVParams) (
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -13028,6 +13244,42 @@ func NewExportReportsXLSXRequest(server string, params *ExportReportsXLSXParams)
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -13199,6 +13451,42 @@ func NewExportSourcesCSVRequest(server string, params *ExportSourcesCSVParams) (
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -13361,6 +13649,42 @@ func NewExportSourcesXLSXRequest(server string, params *ExportSourcesXLSXParams)
 
 		}
 
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -13514,6 +13838,42 @@ func NewExportWorkbookXLSXRequest(server string, params *ExportWorkbookXLSXParam
 		if params.Disposition != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disposition", *params.Disposition, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sender != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sender", *params.Sender, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Country != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "country", *params.Country, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Asn != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "asn", *params.Asn, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

@@ -62,16 +62,11 @@ func (s *Service) view(sub Subscription) View {
 		CreatedAt: time.Unix(sub.CreatedAt, 0).UTC(), NextPeriodStart: curEnd, NextPeriodEnd: nextEnd}
 }
 
-func principal(c echo.Context) auth.Principal {
-	p, _ := c.Get("vigil.principal").(auth.Principal)
-	return p
-}
-
 func (s *Service) hList(c echo.Context) error {
 	if err := apiparams.Declare().Check(c); err != nil {
 		return err
 	}
-	p := principal(c)
+	p := route.Principal(c)
 	q := s.db.WithContext(c.Request().Context()).Order("id")
 	if p.Role < auth.Admin {
 		q = q.Where("user_id = ?", p.User.ID)
@@ -100,10 +95,10 @@ func (s *Service) hCreate(c echo.Context) error {
 		return err
 	}
 	var req CreateRequest
-	if err := alerting.ReadJSON(c, &req); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	p := principal(c)
+	p := route.Principal(c)
 	if !slices.Contains(Frequencies, req.Frequency) {
 		return apiparams.BadParam("frequency", "want weekly or monthly")
 	}
@@ -155,7 +150,7 @@ func (s *Service) hDelete(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p := principal(c)
+	p := route.Principal(c)
 	var sub Subscription
 	err = s.db.WithContext(c.Request().Context()).Take(&sub, id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) || err == nil && sub.UserID != p.User.ID && p.Role < auth.Admin {

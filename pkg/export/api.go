@@ -85,11 +85,6 @@ func (s *Service) reportParam(c echo.Context, f *store.Filter) error {
 	return nil
 }
 
-func principal(c echo.Context) auth.Principal {
-	p, _ := c.Get("vigil.principal").(auth.Principal)
-	return p
-}
-
 // Accepted is the answer to an export over the row limit.
 type Accepted struct {
 	TaskID    string `json:"task_id"`
@@ -117,7 +112,7 @@ func (s *Service) handler(viewName, format string) echo.HandlerFunc {
 			return err
 		}
 		if n > s.limit {
-			taskID, err := s.enqueue(ctx, principal(c).User.ID, viewName, format, f)
+			taskID, err := s.enqueue(ctx, route.Principal(c).User.ID, viewName, format, f)
 			if errors.Is(err, errNoQueue) {
 				return echo.NewHTTPError(http.StatusServiceUnavailable, "this export has more rows than VIGIL_EXPORT_ROW_LIMIT and no worker queue is available to render it")
 			}
@@ -157,7 +152,7 @@ func (s *Service) download(c echo.Context) error {
 	}
 	var row File
 	err := s.db.WithContext(c.Request().Context()).Take(&row, "id = ?", id).Error
-	p := principal(c)
+	p := route.Principal(c)
 	if errors.Is(err, gorm.ErrRecordNotFound) || err == nil && row.UserID != p.User.ID && p.Role < auth.Admin {
 		return echo.NewHTTPError(http.StatusNotFound, "export "+id+": not found, or expired and deleted")
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/vigilhq/vigil/pkg/analytics"
 	"github.com/vigilhq/vigil/pkg/audit"
 	"github.com/vigilhq/vigil/pkg/auth"
+	"github.com/vigilhq/vigil/pkg/export"
 	"github.com/vigilhq/vigil/pkg/httpapi"
 	"github.com/vigilhq/vigil/pkg/mailpoll"
 	"github.com/vigilhq/vigil/pkg/reports"
@@ -50,6 +51,9 @@ func TestQueryParamsMatchSpec(t *testing.T) {
 	d := servedSpec(t)
 	declared := httpapi.QueryParams()
 	for path, names := range analytics.Params() {
+		declared["GET "+path] = names
+	}
+	for path, names := range export.Params() {
 		declared["GET "+path] = names
 	}
 	for _, rt := range httpapi.Routes() {

@@ -224,7 +224,7 @@ type DaysInput struct {
 
 func readDays(c echo.Context, def, lo, hi int) (int, error) {
 	var in DaysInput
-	if err := alerting.ReadJSON(c, &in); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &in); err != nil {
 		return 0, err
 	}
 	if in.Days == nil {
@@ -292,7 +292,7 @@ func (s *Service) hDeploy(c echo.Context) error {
 		return err
 	}
 	var in DeployInput
-	if err := alerting.ReadJSON(c, &in); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &in); err != nil {
 		return err
 	}
 	if in.ModelID < 1 {

@@ -83,7 +83,7 @@ func fieldNames(in ChannelInput) []string {
 
 func (s *Service) hCreate(c echo.Context) error {
 	var in ChannelInput
-	if err := alerting.ReadJSON(c, &in); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &in); err != nil {
 		return err
 	}
 	ch, err := s.Create(c.Request().Context(), in)
@@ -101,7 +101,7 @@ func (s *Service) hUpdate(c echo.Context) error {
 		return err
 	}
 	var in ChannelInput
-	if err := alerting.ReadJSON(c, &in); err != nil {
+	if err := apiparams.ReadOptionalJSON(c, &in); err != nil {
 		return err
 	}
 	ch, err := s.Update(c.Request().Context(), id, in)

@@ -439,26 +439,7 @@ func (a *API) deleteMapping(c echo.Context) error {
 }
 
 // record writes an audit entry for the request's caller; a lost entry is logged, not hidden.
-func (a *API) record(c echo.Context, e audit.Entry) {
-	if a.audit == nil {
-		return
-	}
-	if e.Outcome == "" {
-		e.Outcome = audit.Success
-	}
-	if p, ok := c.Get("vigil.principal").(auth.Principal); ok && p.User.ID != 0 {
-		id := p.User.ID
-		e.ActorID, e.Actor = &id, p.User.Email
-		if p.KeyID != 0 {
-			k := p.KeyID
-			e.APIKeyID = &k
-		}
-	}
-	e.IP = c.RealIP()
-	if err := a.audit.Record(c.Request().Context(), e); err != nil {
-		a.svc.log.Error("audit entry lost", "action", e.Action, "err", err)
-	}
-}
+func (a *API) record(c echo.Context, e audit.Entry) { route.Record(c, a.audit, a.svc.log, e) }
 
 // OpenAPI is this package's fragment of the API description (merged by pkg/httpapi).
 //
