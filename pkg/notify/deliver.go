@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -71,7 +72,7 @@ func (s *Service) deliverOnce(ctx context.Context, alertID, channelID int64, las
 	sendErr := s.deliver(ctx, alertID, channelID, d)
 	status, msg := "sent", ""
 	if sendErr != nil {
-		msg = sendErr.Error()
+		msg = deliveryError(sendErr)
 		status = "pending"
 		if last || errors.Is(sendErr, ErrPermanent) {
 			status = "failed"
@@ -120,4 +121,13 @@ func (s *Service) Test(ctx context.Context, channelID int64) error {
 		Title: "Vigil test alert", Detail: fmt.Sprintf("This is a test of channel %q: if you read it, alerts reach you.", r.Name),
 		CreatedAt: now, Deliveries: []alerting.Delivery{}}
 	return s.send(ctx, r.Kind, st, a, fmt.Sprintf("test-%d-%d", channelID, now.UnixNano()))
+}
+
+// maxDeliveryError bounds the error kept on a delivery (and shown in the dashboard): an SMTP
+// server's reply or a resolver's message is the peer's text, of any length and lines.
+const maxDeliveryError = 500
+
+// deliveryError is err as one line of valid UTF-8 of at most maxDeliveryError bytes.
+func deliveryError(err error) string {
+	return clip(strings.Join(strings.Fields(strings.ToValidUTF8(err.Error(), "\uFFFD")), " "), maxDeliveryError)
 }

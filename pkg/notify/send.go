@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gomail "github.com/wneessen/go-mail"
 
@@ -178,15 +179,16 @@ func facts(a alerting.Alert) [][2]string {
 		{"Raised", a.CreatedAt.UTC().Format(time.RFC3339)}, {"Alert", "#" + strconv.FormatInt(a.ID, 10)}}
 }
 
+// clip cuts s to at most n bytes, on a character boundary, marking the cut with "…".
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	r := []rune(s)
-	for len(string(r)) > n-1 {
-		r = r[:len(r)-1]
+	cut := max(n-len("…"), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
 	}
-	return string(r) + "…"
+	return s[:cut] + "…"
 }
 
 // teamsCard is the message a Teams Workflows webhook ("When a Teams webhook request is
