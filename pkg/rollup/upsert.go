@@ -156,14 +156,20 @@ func upsertPG(ctx context.Context, tx *gorm.DB, t *table, keys []key) error {
 	return nil
 }
 
-// sqliteChunk rows per statement: SQLite has no round trips to save; full chunks run one
-// prepared text (Store.ExecRepeated) and only the tail is parsed afresh, which a small chunk
-// keeps cheap. (The size dates from the earlier driver's quadratic binding; not re-tuned.)
+// sqliteChunk rows per statement: SQLite has no round trips to save. Every statement runs a
+// prepared text (Store.ExecRepeated): full chunks one text, and a table's tail in chunks of
+// halving sizes (32, 16, … 1 rows), so no text is parsed per pass: parsing the tails afresh
+// was 4% of a small-file import's CPU (perf, 8,000 files). (The size dates from the earlier
+// driver's quadratic binding; not re-tuned.)
 const sqliteChunk = 64
 
 func upsertSQLite(ctx context.Context, st *store.Store, tx *gorm.DB, t *table, keys []key) error {
 	cols := t.cols()
-	build := func(rows int) string {
+	texts := map[int]string{}
+	text := func(rows int) string {
+		if q, ok := texts[rows]; ok {
+			return q
+		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", t.name(), strings.Join(cols, ", "))
 		row := "(" + strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",") + ")"
@@ -174,27 +180,25 @@ func upsertSQLite(ctx context.Context, st *store.Store, tx *gorm.DB, t *table, k
 			b.WriteString(row)
 		}
 		b.WriteString(t.conflict(""))
-		return b.String()
+		texts[rows] = b.String()
+		return texts[rows]
 	}
-	full := build(sqliteChunk)
 	args := make([]any, 0, sqliteChunk*len(cols))
-	for start := 0; start < len(keys); start += sqliteChunk {
-		part := keys[start:min(start+sqliteChunk, len(keys))]
+	for start := 0; start < len(keys); {
+		n := sqliteChunk
+		for n > len(keys)-start {
+			n /= 2
+		}
 		args = args[:0]
-		for _, k := range part {
+		for _, k := range keys[start : start+n] {
 			for _, c := range cols {
 				args = append(args, colValue(c, k, t.rows[k]))
 			}
 		}
-		if len(part) == sqliteChunk {
-			if err := st.ExecRepeated(ctx, tx, full, args...); err != nil {
-				return err
-			}
-			continue
-		}
-		if _, err := tx.Statement.ConnPool.ExecContext(ctx, build(len(part)), args...); err != nil {
+		if err := st.ExecRepeated(ctx, tx, text(n), args...); err != nil {
 			return err
 		}
+		start += n
 	}
 	return nil
 }

@@ -51,7 +51,7 @@ func (s *Store) CreateIngests(ctx context.Context, files []NewFile) ([]Stored, e
 	if s.dialect == Postgres {
 		err = s.createIngestsPG(ctx, files, out)
 	} else {
-		err = s.write(ctx, func(tx *gorm.DB) error { return createIngestsSQLite(ctx, tx, files, out) })
+		err = s.write(ctx, func(tx *gorm.DB) error { return s.createIngestsSQLite(ctx, tx, files, out) })
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: create %d ingests: %w", len(files), err)
@@ -61,17 +61,16 @@ func (s *Store) CreateIngests(ctx context.Context, files []NewFile) ([]Stored, e
 
 // createIngestsSQLite is CreateIngests' transaction on SQLite, in plain statements (gorm's
 // Create reflected over every row for most of the cost).
-func createIngestsSQLite(ctx context.Context, tx *gorm.DB, files []NewFile, out []Stored) error {
-	pool := tx.Statement.ConnPool
+func (s *Store) createIngestsSQLite(ctx context.Context, tx *gorm.DB, files []NewFile, out []Stored) error {
 	now := time.Now().UTC()
 	for i, f := range files {
-		err := pool.QueryRowContext(ctx, `INSERT INTO ingests (sha256, filename, source, source_ref, size_bytes, status,
+		err := s.scanRepeated(ctx, tx, `INSERT INTO ingests (sha256, filename, source, source_ref, size_bytes, status,
 			error, report_count, attempts, received_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, '', 0, 0, ?, ?, ?)
 			ON CONFLICT (sha256) DO NOTHING RETURNING id`,
-			f.SHA256, f.Filename, f.Source, f.SourceRef, f.Size, StatusPending, f.ReceivedAt.UTC(), now, now).Scan(&out[i].ID)
+			[]any{f.SHA256, f.Filename, f.Source, f.SourceRef, f.Size, StatusPending, f.ReceivedAt.UTC(), now, now}, &out[i].ID)
 		switch {
 		case errors.Is(err, sql.ErrNoRows): // stored before, or earlier in this batch
-			if err := pool.QueryRowContext(ctx, `SELECT id FROM ingests WHERE sha256 = ?`, f.SHA256).Scan(&out[i].ID); err != nil {
+			if err := s.scanRepeated(ctx, tx, `SELECT id FROM ingests WHERE sha256 = ?`, []any{f.SHA256}, &out[i].ID); err != nil {
 				return fmt.Errorf("find ingest by sha256: %w", err)
 			}
 			continue
@@ -79,7 +78,7 @@ func createIngestsSQLite(ctx context.Context, tx *gorm.DB, files []NewFile, out 
 			return err
 		}
 		out[i].Created = true
-		if _, err := pool.ExecContext(ctx, `INSERT INTO raw_files (ingest_id, encoding, data) VALUES (?, ?, ?)`, out[i].ID, f.Encoding, f.Data); err != nil {
+		if err := s.ExecRepeated(ctx, tx, `INSERT INTO raw_files (ingest_id, encoding, data) VALUES (?, ?, ?)`, out[i].ID, f.Encoding, f.Data); err != nil {
 			return err
 		}
 	}
@@ -371,9 +370,19 @@ func (s *Store) Finish(ctx context.Context, id int64, status, reason string, rep
 // the statement itself.
 func (s *Store) finish(ctx context.Context, db *gorm.DB, id int64, o Outcome) (bool, error) {
 	now := time.Now().UTC()
-	res := db.Exec(`UPDATE ingests SET status = ?, error = ?, report_count = ?, updated_at = ?, processed_at = ?
-		WHERE id = ? AND status = 'pending'`, o.Status, o.Reason, o.ReportCount, now, now, id)
-	return res.RowsAffected == 1, res.Error
+	const q = `UPDATE ingests SET status = ?, error = ?, report_count = ?, updated_at = ?, processed_at = ?
+		WHERE id = ? AND status = 'pending'`
+	args := []any{o.Status, o.Reason, o.ReportCount, now, now, id}
+	if s.stmts == nil { // PostgreSQL: gorm binds the placeholders; pgx caches the statement
+		res := db.Exec(q, args...)
+		return res.RowsAffected == 1, res.Error
+	}
+	res, err := s.execRepeated(ctx, db, q, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // ResetIngest puts a file back to pending so it is parsed again (after a parser fix), with

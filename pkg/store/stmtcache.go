@@ -22,9 +22,10 @@ type stmtCache struct {
 	stmts map[string]*sql.Stmt
 }
 
-// stmtCacheMax bounds the cache; callers cache fixed texts only, so it is never reached in
-// practice, and past it statements simply run unprepared.
-const stmtCacheMax = 256
+// stmtCacheMax bounds the cache; callers cache fixed texts only (the rollup upserts: seven
+// chunk sizes for each of some 30 tables), so it is never reached in practice, and past it
+// statements simply run unprepared.
+const stmtCacheMax = 1024
 
 func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	c.mu.Lock()
@@ -59,20 +60,54 @@ func (c *stmtCache) close() {
 // insert) inside the transaction tx: prepared once per connection on SQLite, as is on
 // PostgreSQL. Texts that vary (a chunk's tail) go through tx directly.
 func (s *Store) ExecRepeated(ctx context.Context, tx *gorm.DB, query string, args ...any) error {
-	if s.stmts != nil {
-		if sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx); ok {
-			st, err := s.stmts.get(ctx, query)
-			if err != nil {
-				return fmt.Errorf("prepare: %w", err)
-			}
-			if st != nil {
-				ts := sqlTx.StmtContext(ctx, st)
-				defer ts.Close()
-				_, err = ts.ExecContext(ctx, args...)
-				return err
-			}
-		}
-	}
-	_, err := tx.Statement.ConnPool.ExecContext(ctx, query, args...)
+	_, err := s.execRepeated(ctx, tx, query, args...)
 	return err
+}
+
+// execRepeated is ExecRepeated with the statement's result (rows affected).
+func (s *Store) execRepeated(ctx context.Context, tx *gorm.DB, query string, args ...any) (sql.Result, error) {
+	ts, err := s.repeated(ctx, tx, query)
+	if err != nil || ts == nil {
+		if err != nil {
+			return nil, err
+		}
+		return tx.Statement.ConnPool.ExecContext(ctx, query, args...)
+	}
+	defer ts.Close()
+	return ts.ExecContext(ctx, args...)
+}
+
+// scanRepeated runs a one-row query whose text runs many times in tx (once per file of a
+// batch) into dest, prepared once per connection as ExecRepeated's writes are. No row is
+// sql.ErrNoRows.
+func (s *Store) scanRepeated(ctx context.Context, tx *gorm.DB, query string, args []any, dest ...any) error {
+	ts, err := s.repeated(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	if ts == nil {
+		return tx.Statement.ConnPool.QueryRowContext(ctx, query, args...).Scan(dest...)
+	}
+	defer ts.Close()
+	return ts.QueryRowContext(ctx, args...).Scan(dest...)
+}
+
+// repeated is the cached statement of query bound to tx, or nil where there is none (not
+// SQLite, not in a transaction, the cache full).
+func (s *Store) repeated(ctx context.Context, tx *gorm.DB, query string) (*sql.Stmt, error) {
+	if s.stmts == nil {
+		return nil, nil
+	}
+	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+	if !ok {
+		return nil, nil
+	}
+	st, err := s.stmts.get(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if st == nil {
+		return nil, nil
+	}
+	return sqlTx.StmtContext(ctx, st), nil
 }
