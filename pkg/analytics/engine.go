@@ -199,21 +199,40 @@ func (e *engine) domainNames(ctx context.Context, ids []int32) (map[int32]string
 		}
 	}
 	e.mu.RUnlock()
-	if len(missing) > 0 {
+	err := eachChunk(missing, func(part []int32) error {
 		var rows []struct {
 			ID   int32
 			Name string
 		}
-		if err := e.db.WithContext(ctx).Raw("SELECT id, name FROM rollup_domains WHERE id IN ?", missing).Scan(&rows).Error; err != nil {
-			return nil, fmt.Errorf("analytics: domain names: %w", err)
+		if err := e.db.WithContext(ctx).Raw("SELECT id, name FROM rollup_domains WHERE id IN ?", part).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("analytics: domain names: %w", err)
 		}
 		e.mu.Lock()
 		for _, r := range rows {
 			out[r.ID], e.names[r.ID] = r.Name, r.Name
 		}
 		e.mu.Unlock()
+		return nil
+	})
+	return out, err
+}
+
+// nameChunk bounds the ids of one name lookup: PostgreSQL takes at most 65,535 parameters and
+// SQLite 32,766, and a caller may pass one id per row of an answer (78,000 groups at 10M
+// records made /api/senders for a closed window fail).
+const nameChunk = 1000
+
+// eachChunk calls fn with the distinct ids, at most nameChunk at a time.
+func eachChunk(ids []int32, fn func([]int32) error) error {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	for start := 0; start < len(ids); start += nameChunk {
+		if err := fn(ids[start:min(start+nameChunk, len(ids))]); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // orgNames maps org ids to [org_key, org_name].
@@ -229,14 +248,14 @@ func (e *engine) orgNames(ctx context.Context, ids []int32) (map[int32][2]string
 		}
 	}
 	e.mu.RUnlock()
-	if len(missing) > 0 {
+	err := eachChunk(missing, func(part []int32) error {
 		var rows []struct {
 			ID      int32
 			OrgKey  string
 			OrgName string
 		}
-		if err := e.db.WithContext(ctx).Raw("SELECT id, org_key, org_name FROM rollup_orgs WHERE id IN ?", missing).Scan(&rows).Error; err != nil {
-			return nil, fmt.Errorf("analytics: org names: %w", err)
+		if err := e.db.WithContext(ctx).Raw("SELECT id, org_key, org_name FROM rollup_orgs WHERE id IN ?", part).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("analytics: org names: %w", err)
 		}
 		e.mu.Lock()
 		for _, r := range rows {
@@ -244,8 +263,9 @@ func (e *engine) orgNames(ctx context.Context, ids []int32) (map[int32][2]string
 			out[r.ID], e.orgName[r.ID] = n, n
 		}
 		e.mu.Unlock()
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // sqlb accumulates SQL text and its arguments with the dialect's placeholders.
