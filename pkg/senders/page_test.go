@@ -98,7 +98,7 @@ func TestPageEqualsGroupItems(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		q, args := totalsQuery(DimSender, "1,2,3,4", window{})
+		q, args := totalsQuery(DimSender, "1,2,3,4", window{}, true)
 		read, err := sv.readSums(ctx, q, args)
 		if err != nil {
 			t.Fatal(err)
