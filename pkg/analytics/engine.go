@@ -190,11 +190,15 @@ func (e *engine) dimID(ctx context.Context, cache map[string]int32, table, col, 
 func (e *engine) domainNames(ctx context.Context, ids []int32) (map[int32]string, error) {
 	out := map[int32]string{}
 	var missing []int32
+	asked := map[int32]bool{}
 	e.mu.RLock()
 	for _, id := range ids {
 		if n, ok := e.names[id]; ok {
 			out[id] = n
-		} else {
+		} else if !asked[id] {
+			// Callers pass one id per row (SourceGroups: tens of thousands): asked once each,
+			// or PostgreSQL refuses a statement of more than 65,535 parameters.
+			asked[id] = true
 			missing = append(missing, id)
 		}
 	}
@@ -220,11 +224,13 @@ func (e *engine) domainNames(ctx context.Context, ids []int32) (map[int32]string
 func (e *engine) orgNames(ctx context.Context, ids []int32) (map[int32][2]string, error) {
 	out := map[int32][2]string{}
 	var missing []int32
+	asked := map[int32]bool{}
 	e.mu.RLock()
 	for _, id := range ids {
 		if n, ok := e.orgName[id]; ok {
 			out[id] = n
-		} else {
+		} else if !asked[id] {
+			asked[id] = true // as in domainNames
 			missing = append(missing, id)
 		}
 	}
