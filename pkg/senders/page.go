@@ -56,6 +56,11 @@ i AS (SELECT domain_id, key AS ikey, messages, dmarc_pass, dkim_pass, spf_pass, 
 	FROM g WHERE unknown = 1 GROUP BY domain_id)
 `
 
+// countItems counts the items of itemsCTE from "g": one per group but the unknown ones, one
+// per domain for those. (COUNT(*) OVER () on the ranked items spooled every item: 45 of 250 ms
+// for 78,288 items; "g" is already kept for the two branches of "i".)
+const countItems = `SELECT COALESCE(SUM(CASE WHEN unknown = 0 THEN 1 ELSE 0 END), 0) + COUNT(DISTINCT CASE WHEN unknown = 1 THEN domain_id END) FROM g`
+
 // pageQuery ranks the items of sums as groupItems sorts them (messages, most first, then
 // domain name, label and item key, compared bytewise: COLLATE "C" on PostgreSQL, SQLite's
 // default BINARY) and returns the page from the offset, each row with the number of items.
@@ -67,7 +72,7 @@ func (s *Service) pageQuery(sums string) string {
 		c = ` COLLATE "C"`
 	}
 	return fmt.Sprintf(itemsCTE, sums) + `SELECT COALESCE(d.name, ''), i.sender, COALESCE(i.sender_type, ''), i.base_domain, i.asn, i.as_org,
-	i.messages, i.dmarc_pass, i.dkim_pass, i.spf_pass, i.both_pass, i.first_day, i.last_day, i.ips, i.pending_ips, COUNT(*) OVER ()
+	i.messages, i.dmarc_pass, i.dkim_pass, i.spf_pass, i.both_pass, i.first_day, i.last_day, i.ips, i.pending_ips, (` + countItems + `)
 	FROM i LEFT JOIN rollup_domains d ON d.id = i.domain_id
 	ORDER BY i.messages DESC, COALESCE(d.name, '')` + c + `,
 	COALESCE(NULLIF(i.sender, ''), NULLIF(i.base_domain, ''), NULLIF(i.as_org, ''), '')` + c + `, i.ikey` + c + `
@@ -106,7 +111,7 @@ func (s *Service) pageItems(ctx context.Context, sums string, args []any, offset
 	}
 	if len(items) == 0 && offset > 0 {
 		// A page past the end: the count comes alone.
-		q := fmt.Sprintf(itemsCTE, sums) + "SELECT COUNT(*) FROM i"
+		q := fmt.Sprintf(itemsCTE, sums) + countItems
 		if err := s.sqlDB().QueryRowContext(ctx, s.bind(q), args...).Scan(&total); err != nil {
 			return nil, 0, fmt.Errorf("senders: page: count: %w", err)
 		}

@@ -192,6 +192,7 @@ func TestPageMatchesRows(t *testing.T) {
 			{"days=30", store.Filter{Start: now.AddDate(0, 0, -30)}, true},
 			{"one domain, days=90", store.Filter{Domain: "acme0.example", Start: now.AddDate(0, 0, -90)}, true},
 			{"a domain without reports", store.Filter{Domain: "nobody.example"}, true},
+			{"a window after the data", store.Filter{Start: now.AddDate(0, 0, 2)}, true},
 			{"with an outcome filter", store.Filter{Start: now.AddDate(0, 0, -200), DKIM: "pass"}, false},
 		} {
 			rows, err := api.Rows(ctx, tc.f, DimSender)
@@ -199,14 +200,14 @@ func TestPageMatchesRows(t *testing.T) {
 				t.Fatal(err)
 			}
 			all := Group(rows)
-			if len(all) == 0 && tc.f.Domain != "nobody.example" {
+			if len(all) == 0 && tc.f.Domain != "nobody.example" && tc.f.Start.Before(now) {
 				t.Fatalf("%s: no items", tc.name)
 			}
 			if _, ok, err := api.rollupPage(ctx, tc.f, 1, 1); err != nil || ok != tc.rollup {
 				t.Errorf("%s: ranked in SQL %v (%v), want %v", tc.name, ok, err, tc.rollup)
 			}
 			const size = 7
-			for page := 1; page <= (len(all)+size-1)/size+1; page++ {
+			for page := 1; page <= max(2, (len(all)+size-1)/size+1); page++ {
 				got, err := api.Page(ctx, tc.f, page, size)
 				if err != nil {
 					t.Fatal(err)
