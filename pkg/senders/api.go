@@ -106,21 +106,37 @@ func (a *API) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	rows, err := a.Rows(ctx, f, DimSender)
+	out, err := a.Page(c.Request().Context(), f, page, size)
 	if err != nil {
 		return err
 	}
-	items := groupItems(rows)
-	out := List{Items: []Item{}, Total: int64(len(items)), Page: page, PageSize: size}
-	if lo := (page - 1) * size; lo < len(items) {
-		out.Items = items[lo:min(lo+size, len(items))]
+	return c.JSON(http.StatusOK, out)
+}
+
+// Page is one page of /api/senders under f. From a fresh sender rollup the items are merged,
+// ranked and cut in SQL (pageQuery), so only the page leaves the database: a year of all
+// domains holds tens of thousands of items. Otherwise the per-source sums are grouped and
+// sorted here (groupItems), in the same order. Advice is computed for the page only.
+func (a *API) Page(ctx context.Context, f store.Filter, page, size int) (List, error) {
+	out, ok, err := a.rollupPage(ctx, f, page, size)
+	if err != nil {
+		return List{}, err
 	}
-	// Advice for the page only: a year of all domains holds tens of thousands of groups.
+	if !ok {
+		rows, err := a.Rows(ctx, f, DimSender)
+		if err != nil {
+			return List{}, err
+		}
+		items := groupItems(rows)
+		out = List{Items: []Item{}, Total: int64(len(items)), Page: page, PageSize: size}
+		if lo := (page - 1) * size; lo < len(items) {
+			out.Items = items[lo:min(lo+size, len(items))]
+		}
+	}
 	for i := range out.Items {
 		advise(&out.Items[i])
 	}
-	return c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 // Row is one group's sums in one policy domain ("" with DimCountry: all domains together).
@@ -141,19 +157,10 @@ func (a *API) Rows(ctx context.Context, f store.Filter, dim int) ([]Row, error) 
 	names := map[int32]string{}
 	ok := false
 	if rollupAnswers(f) {
-		var domains []int32
-		all := f.Domain == ""
-		if !all {
-			id, err := a.svc.domainID(ctx, f.Domain)
-			if err != nil {
-				return nil, err
-			}
-			if id == 0 {
-				return nil, nil
-			}
-			domains = []int32{id}
+		domains, all, none, err := a.rollupScope(ctx, f)
+		if err != nil || none {
+			return nil, err
 		}
-		var err error
 		sums, ok, err = a.svc.fromRollup(ctx, dim, domains, all, windowOf(f))
 		if err != nil {
 			return nil, err
@@ -178,6 +185,11 @@ func (a *API) Rows(ctx context.Context, f store.Filter, dim int) ([]Row, error) 
 			return nil, err
 		}
 	}
+	return a.attach(ctx, sums, names, dim)
+}
+
+// attach gives each sum its group (and, with DimSender, its domain's name from names).
+func (a *API) attach(ctx context.Context, sums []Sums, names map[int32]string, dim int) ([]Row, error) {
 	seen := map[int64]bool{}
 	var ids []int64
 	for _, r := range sums {
@@ -207,6 +219,19 @@ func (a *API) Rows(ctx context.Context, f store.Filter, dim int) ([]Row, error) 
 		out = append(out, row)
 	}
 	return out, nil
+}
+
+// rollupScope is the domains a question asks the sender rollup about: all of them, or f's
+// one domain (none: it has no rollups, so nothing to answer).
+func (a *API) rollupScope(ctx context.Context, f store.Filter) (domains []int32, all, none bool, err error) {
+	if f.Domain == "" {
+		return nil, true, false, nil
+	}
+	id, err := a.svc.domainID(ctx, f.Domain)
+	if err != nil || id == 0 {
+		return nil, false, err == nil, err
+	}
+	return []int32{id}, false, false, nil
 }
 
 // rollupAnswers: the sender rollup has no reporter, source or outcome dimension.
@@ -304,18 +329,10 @@ func groupItems(rows []Row) []Item {
 		a.first, a.last = min(a.first, r.First), max(a.last, r.Last)
 	}
 	for _, a := range order {
-		it := &a.it
-		it.Alignment.DKIMOnly = it.DKIMAlignedMessages - it.Alignment.Both
-		it.Alignment.SPFOnly = it.SPFAlignedMessages - it.Alignment.Both
-		it.Alignment.Neither = it.Messages - it.Alignment.Both - it.Alignment.DKIMOnly - it.Alignment.SPFOnly
-		if it.Messages > 0 {
-			r := float64(it.DMARCPassMessages) / float64(it.Messages)
-			it.DMARCPassRate = &r
-		}
-		it.FirstSeen = rollup.DayTime(a.first).Format("2006-01-02")
-		it.LastSeen = rollup.DayTime(a.last).Format("2006-01-02")
+		finish(&a.it, a.first, a.last)
 	}
-	// A total order (messages, domain, label, item key), so pages never overlap.
+	// A total order (messages, domain, label, item key), so pages never overlap. pageQuery
+	// ranks in SQL in the same order: change both together (TestPageEqualsGroupItems).
 	slices.SortFunc(order, func(x, y *acc) int {
 		i, j := &x.it, &y.it
 		if i.Messages != j.Messages {
@@ -334,6 +351,20 @@ func groupItems(rows []Row) []Item {
 		items[i] = a.it
 	}
 	return items
+}
+
+// finish derives an item's alignment breakdown, pass rate and first and last days from its
+// sums.
+func finish(it *Item, first, last int32) {
+	it.Alignment.DKIMOnly = it.DKIMAlignedMessages - it.Alignment.Both
+	it.Alignment.SPFOnly = it.SPFAlignedMessages - it.Alignment.Both
+	it.Alignment.Neither = it.Messages - it.Alignment.Both - it.Alignment.DKIMOnly - it.Alignment.SPFOnly
+	if it.Messages > 0 {
+		r := float64(it.DMARCPassMessages) / float64(it.Messages)
+		it.DMARCPassRate = &r
+	}
+	it.FirstSeen = rollup.DayTime(first).Format("2006-01-02")
+	it.LastSeen = rollup.DayTime(last).Format("2006-01-02")
 }
 
 // advise sets an item's advice from its sums.

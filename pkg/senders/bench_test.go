@@ -100,3 +100,64 @@ func BenchmarkSendersQuery(b *testing.B) {
 	b.Logf("rebuild: %d domains in %v", rb.Domains, time.Since(start))
 	run("sender-rollup")
 }
+
+// BenchmarkSendersList times the whole handlers (echo, no network) of /api/senders?days=365
+// (all domains) at its first page and at page 100, and of /analytics/geolocation/map?days=365,
+// in turn, request by request, on a database BenchmarkSendersQuery has prepared (sender rollup
+// built; nothing is rebuilt here, so two builds of the code can be run alternately on it).
+// Reports each path's median and p95.
+//
+//	VIGIL_BENCH_DATABASE_URL=… make bench PKGS=./pkg/senders BENCH=SendersList BENCHTIME=10x COUNT=3
+func BenchmarkSendersList(b *testing.B) {
+	dsn := os.Getenv("VIGIL_BENCH_DATABASE_URL")
+	if dsn == "" {
+		b.Skip("set VIGIL_BENCH_DATABASE_URL to a database prepared by BenchmarkSendersQuery")
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	var built, domains int64
+	if err := st.DB().Raw("SELECT (SELECT COUNT(*) FROM rollup_sender_state), (SELECT COUNT(*) FROM rollup_domains)").Row().Scan(&built, &domains); err != nil {
+		b.Fatal(err)
+	}
+	if built <= domains {
+		b.Fatalf("sender rollup built for %d of %d domains and all: run BenchmarkSendersQuery first", built, domains)
+	}
+	sv, err := senders.New(st, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	an := analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()})
+	sapi := senders.NewAPI(sv, an)
+	e := echo.New()
+	for _, r := range sapi.Routes() {
+		e.Add(r.Method, r.Path, r.Handler)
+	}
+	for _, r := range enrich.NewAPI(enrich.New(enrich.Deps{Store: st, Log: testenv.Logger()}), an).WithSenders(sapi).Routes() {
+		e.Add(r.Method, r.Path, r.Handler)
+	}
+	paths := []string{"/api/senders?days=365", "/api/senders?days=365&page=100", "/analytics/geolocation/map?days=365"}
+	names := []string{"senders", "senders-page100", "map"}
+	lat := make([][]time.Duration, len(paths))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j, path := range paths {
+			rec := httptest.NewRecorder()
+			start := time.Now()
+			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			lat[j] = append(lat[j], time.Since(start))
+			if rec.Code != http.StatusOK {
+				b.Fatalf("%s: %d %s", path, rec.Code, rec.Body.String())
+			}
+		}
+	}
+	b.StopTimer()
+	for j, l := range lat {
+		slices.Sort(l)
+		b.ReportMetric(float64(l[len(l)/2].Microseconds())/1000, names[j]+"-p50-ms")
+		b.ReportMetric(float64(l[(len(l)*95+99)/100-1].Microseconds())/1000, names[j]+"-p95-ms")
+	}
+}

@@ -500,13 +500,24 @@ type Sums struct {
 // some domain is stale or the window ends before a domain's last day (then the distinct
 // sources of the window are not in rollup_sender_last).
 func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all bool, w window) ([]Sums, bool, error) {
+	q, args, ok, err := s.rollupQuery(ctx, dim, domains, all, w)
+	if err != nil || !ok || q == "" {
+		return nil, ok, err
+	}
+	out, err := s.readSums(ctx, q, args)
+	return out, err == nil, err
+}
+
+// rollupQuery is the read of fromRollup: a query of totalsQuery's or windowQuery's shape, or
+// ok false when the sender rollup cannot answer; "" with ok when no domain has rows.
+func (s *Service) rollupQuery(ctx context.Context, dim int, domains []int32, all bool, w window) (string, []any, bool, error) {
 	cur, err := fingerprints(ctx, s.sqlDB())
 	if err != nil {
-		return nil, false, err
+		return "", nil, false, err
 	}
 	have, err := s.states(ctx)
 	if err != nil {
-		return nil, false, err
+		return "", nil, false, err
 	}
 	if all {
 		domains = domains[:0]
@@ -524,12 +535,12 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 	for _, d := range domains {
 		st, ok := have[d]
 		if !ok || st.fp != cur[d] || (w.hasTo && w.to <= st.maxDay) {
-			return nil, false, nil
+			return "", nil, false, nil
 		}
 		minDay, maxDay = min(minDay, st.minDay), max(maxDay, st.maxDay)
 	}
 	if len(domains) == 0 {
-		return nil, true, nil
+		return "", nil, true, nil
 	}
 	ids := make([]int64, len(domains))
 	for i, d := range domains {
@@ -539,12 +550,11 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 	var q string
 	var args []any
 	if !w.hasFrom || w.from-minDay <= maxDay-w.from {
-		q, args = totalsQuery(dim, list, w)
+		q, args = totalsQuery(dim, list, w, all && dim == DimSender)
 	} else {
 		q, args = windowQuery(dim, list, w)
 	}
-	out, err := s.readSums(ctx, q, args)
-	return out, err == nil, err
+	return q, args, true, nil
 }
 
 // totalsQuery reads a window [from, the data's end) as each group's total less its rows before
@@ -552,8 +562,18 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 // group when the window holds most of the data, as "the last 365 days" of a year's data does.
 // The first day seen in the window is the greatest next_day of the rows before it (the first
 // day with data after the last one before the window), or the total's first day when none.
-func totalsQuery(dim int, list string, w window) (string, []any) {
+//
+// every says the list holds every domain with rows of dim: the rows before the window are then
+// read for all domains (a range scan of the period indexes of migration 22, rather than a
+// descent per domain, and a planner spared five lists of a thousand ids) and matched to the
+// totals of the list by the join, so a domain outside it (one whose reports were all deleted
+// keeps its rows) still adds nothing.
+func totalsQuery(dim int, list string, w window, every bool) (string, []any) {
 	d := strconv.Itoa(dim)
+	before := " AND domain_id IN (" + list + ")"
+	if every {
+		before = ""
+	}
 	if !w.hasFrom {
 		return "SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day, ips FROM rollup_sender_total" +
 			" WHERE dim = " + d + " AND domain_id IN (" + list + ")", nil
@@ -565,11 +585,14 @@ func totalsQuery(dim int, list string, w window) (string, []any) {
 		"CASE WHEN p.key_id IS NULL THEN t.first_day ELSE p.next_day END, t.last_day, t.ips - COALESCE(p.ips, 0) " +
 		"FROM rollup_sender_total t")
 	{
-		b.WriteString(" LEFT JOIN (SELECT domain_id, key_id, SUM(messages) AS messages, SUM(dmarc_pass) AS dmarc_pass, SUM(dkim_pass) AS dkim_pass, " +
-			"SUM(spf_pass) AS spf_pass, SUM(both_pass) AS both_pass, MAX(next_day) AS next_day, SUM(ips) AS ips FROM (")
+		// BIGINT: PostgreSQL's SUM of BIGINT is NUMERIC, which made every difference with the
+		// totals NUMERIC too (slower to subtract, compare and add up again when ranking).
+		b.WriteString(" LEFT JOIN (SELECT domain_id, key_id, CAST(SUM(messages) AS BIGINT) AS messages, CAST(SUM(dmarc_pass) AS BIGINT) AS dmarc_pass, " +
+			"CAST(SUM(dkim_pass) AS BIGINT) AS dkim_pass, CAST(SUM(spf_pass) AS BIGINT) AS spf_pass, CAST(SUM(both_pass) AS BIGINT) AS both_pass, " +
+			"MAX(next_day) AS next_day, CAST(SUM(ips) AS BIGINT) AS ips FROM (")
 		for _, p := range cover(0, w.from, false, true, senderGrains) {
 			b.WriteString("SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, next_day, 0 AS ips FROM " + p.table +
-				" WHERE dim = " + d + " AND domain_id IN (" + list + ")")
+				" WHERE dim = " + d + before)
 			if p.hasLo {
 				b.WriteString(" AND period >= ?")
 				args = append(args, p.lo)
@@ -579,7 +602,7 @@ func totalsQuery(dim int, list string, w window) (string, []any) {
 			b.WriteString(" UNION ALL ")
 		}
 		b.WriteString("SELECT domain_id, key_id, 0, 0, 0, 0, 0, CAST(NULL AS INTEGER), ips FROM rollup_sender_last WHERE dim = " + d +
-			" AND domain_id IN (" + list + ") AND last_day < ?")
+			before + " AND last_day < ?")
 		args = append(args, w.from)
 		b.WriteString(") x GROUP BY domain_id, key_id) p ON p.domain_id = t.domain_id AND p.key_id = t.key_id")
 	}
@@ -593,7 +616,8 @@ func totalsQuery(dim int, list string, w window) (string, []any) {
 func windowQuery(dim int, list string, w window) (string, []any) {
 	var b strings.Builder
 	var args []any
-	b.WriteString("SELECT domain_id, key_id, SUM(messages), SUM(dmarc_pass), SUM(dkim_pass), SUM(spf_pass), SUM(both_pass), MIN(first_day), MAX(last_day), SUM(ips) FROM (")
+	b.WriteString("SELECT domain_id, key_id, CAST(SUM(messages) AS BIGINT), CAST(SUM(dmarc_pass) AS BIGINT), CAST(SUM(dkim_pass) AS BIGINT), " +
+		"CAST(SUM(spf_pass) AS BIGINT), CAST(SUM(both_pass) AS BIGINT), MIN(first_day), MAX(last_day), CAST(SUM(ips) AS BIGINT) FROM (")
 	for _, p := range cover(w.from, w.to, w.hasFrom, w.hasTo, senderGrains) {
 		b.WriteString("SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day, 0 AS ips FROM " + p.table +
 			" WHERE dim = " + strconv.Itoa(dim) + " AND domain_id IN (" + list + ")")
