@@ -25,10 +25,11 @@ import (
 //     first items of the whole order; when they reach the page's end the page is exact, else M
 //     doubles, and past topMax the whole order is ranked as before (pageItems).
 //
-// Keys without a sender_groups row (which pageQuery merges into the unknown item) cannot
-// occur: the rollup's keys are sender_groups ids (a source's group, else the pending group)
-// and groups are never deleted. Should one be read among the candidates anyway, the page
-// falls back to the full ranking.
+// Keys without a sender_groups row (which pageQuery merges into the unknown item, and which
+// the unknown item's bound would miss) cannot occur: the rollup's keys are sender_groups ids
+// (a source's group, else the pending group, created first) and groups are never deleted.
+// Should one appear anyway (a key past the greatest group id, or a candidate without its row),
+// the page falls back to the full ranking.
 
 // topFirst and topMax bound the number of groups the top-k reads: first topFirst × the rows
 // up to the page's end (at least topMin), doubled up to topMax rows.
@@ -60,6 +61,10 @@ type topStats struct {
 // the bounds do not settle it within topMax candidates (the caller ranks everything).
 func (s *Service) topPage(ctx context.Context, p plan, w window, offset, limit int) ([]Item, int64, topStats, bool, error) {
 	var st topStats
+	if ok, err := s.keysGrouped(ctx); err != nil || !ok {
+		st.fallback = true
+		return nil, 0, st, false, err
+	}
 	unk, err := s.unknownIDs(ctx)
 	if err != nil {
 		return nil, 0, st, false, err
@@ -257,4 +262,17 @@ func (s *Service) groupsExist(ctx context.Context, keys []int64) (bool, error) {
 		return false, fmt.Errorf("senders: top groups: %w", err)
 	}
 	return n == len(keys), nil
+}
+
+// keysGrouped says whether no key of the sender totals lies past the last sender_groups id (a
+// cheap guard, through the key index of migration 23, that the rollup was built from these
+// groups; see the package's top-k notes).
+func (s *Service) keysGrouped(ctx context.Context) (bool, error) {
+	var past int
+	err := s.sqlDB().QueryRowContext(ctx, "SELECT CASE WHEN (SELECT MAX(key_id) FROM rollup_sender_total WHERE dim = "+strconv.Itoa(DimSender)+
+		") > (SELECT COALESCE(MAX(id), 0) FROM sender_groups) THEN 1 ELSE 0 END").Scan(&past)
+	if err != nil {
+		return false, fmt.Errorf("senders: top groups: %w", err)
+	}
+	return past == 0, nil
 }
