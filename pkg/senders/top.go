@@ -32,11 +32,14 @@ import (
 // the page falls back to the full ranking.
 
 // topFirst and topMax bound the number of groups the top-k reads: first topFirst × the rows
-// up to the page's end (at least topMin), doubled up to topMax rows.
+// up to the page's end (at least topMin), doubled up to topMax rows. A page deeper than that
+// is ranked in full at once (at 1M records, page 100 of 50 read as a top-k of 20,000
+// candidates took 0.6 s against 0.14 s for the full ranking: the candidates' pairs are
+// spelled out in the statement).
 const (
 	topFirst = 4
 	topMin   = 64
-	topMax   = 50_000
+	topMax   = 4096
 )
 
 // topLimits are the candidate counts of one page: the first and the greatest.
@@ -61,6 +64,10 @@ type topStats struct {
 // the bounds do not settle it within topMax candidates (the caller ranks everything).
 func (s *Service) topPage(ctx context.Context, p plan, w window, offset, limit int) ([]Item, int64, topStats, bool, error) {
 	var st topStats
+	if s.topLimits(offset+limit).first > s.topLimits(offset+limit).max {
+		st.fallback = true
+		return nil, 0, st, false, nil
+	}
 	if ok, err := s.keysGrouped(ctx); err != nil || !ok {
 		st.fallback = true
 		return nil, 0, st, false, err
@@ -193,7 +200,7 @@ func (s *Service) topTry(ctx context.Context, p plan, w window, unk []int64, bou
 		return nil, false, fmt.Errorf("senders: top groups: %w", err)
 	}
 	var pairs []string
-	var keys []int64
+	var keys, doms []int64
 	n := 0
 	var last int64
 	for rows.Next() {
@@ -205,7 +212,7 @@ func (s *Service) topTry(ctx context.Context, p plan, w window, unk []int64, bou
 		n++
 		if !slices.Contains(unk, key) {
 			pairs = append(pairs, "("+strconv.FormatInt(dom, 10)+","+strconv.FormatInt(key, 10)+")")
-			keys = append(keys, key)
+			keys, doms = append(keys, key), append(doms, dom)
 		}
 	}
 	rows.Close()
@@ -224,6 +231,7 @@ func (s *Service) topTry(ctx context.Context, p plan, w window, unk []int64, bou
 			break
 		}
 		taken++
+		doms = append(doms, b.domain)
 		for _, k := range unk[1:] {
 			pairs = append(pairs, "("+strconv.FormatInt(b.domain, 10)+","+strconv.FormatInt(k, 10)+")")
 		}
@@ -234,8 +242,12 @@ func (s *Service) topTry(ctx context.Context, p plan, w window, unk []int64, bou
 	if ok, err := s.groupsExist(ctx, keys); err != nil || !ok {
 		return nil, err == nil, err // nil items and done: give up
 	}
+	// The rows before the window are read for the candidates' domains and keys (a superset of
+	// the pairs, matched to them by the join): one list of pairs in the statement, not six.
+	slices.Sort(doms)
 	in := " AND ({t}domain_id, {t}key_id) IN (VALUES " + strings.Join(pairs, ",") + ")"
-	sums, args := totalsWhere(DimSender, in, strings.ReplaceAll(in, "{t}", ""), w)
+	before := " AND domain_id IN (" + int64List(slices.Compact(doms)) + ") AND key_id IN (" + int64List(append(slices.Clone(keys), unk...)) + ")"
+	sums, args := totalsWhere(DimSender, in, before, w)
 	items, _, err := s.pageItems(ctx, sums, args, 0, need)
 	if err != nil {
 		return nil, false, err
