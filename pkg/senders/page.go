@@ -96,8 +96,13 @@ func (s *Service) pageQuery(sums string) string {
 // pageItems reads the page [offset, offset+limit) of the items of sums (a totalsQuery or
 // windowQuery read with its args) and the number of items.
 func (s *Service) pageItems(ctx context.Context, sums string, args []any, offset, limit int) ([]Item, int64, error) {
+	return s.pageItemsIn(ctx, s.sqlDB(), sums, args, offset, limit)
+}
+
+// pageItemsIn is pageItems on db (the top-k's transaction).
+func (s *Service) pageItemsIn(ctx context.Context, db reader, sums string, args []any, offset, limit int) ([]Item, int64, error) {
 	args = append(args[:len(args):len(args)], PendingKey, UnknownKey, UnknownKey)
-	rows, err := s.sqlDB().QueryContext(ctx, s.bind(s.pageQuery(sums)), append(args, limit, offset)...)
+	rows, err := db.QueryContext(ctx, s.bind(s.pageQuery(sums)), append(args, limit, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("senders: page: %w", err)
 	}
@@ -126,7 +131,7 @@ func (s *Service) pageItems(ctx context.Context, sums string, args []any, offset
 	if len(items) == 0 && offset > 0 {
 		// A page past the end: the count comes alone.
 		q := fmt.Sprintf(itemsCTE, sums) + countItems
-		if err := s.sqlDB().QueryRowContext(ctx, s.bind(q), args...).Scan(&total); err != nil {
+		if err := db.QueryRowContext(ctx, s.bind(q), args...).Scan(&total); err != nil {
 			return nil, 0, fmt.Errorf("senders: page: count: %w", err)
 		}
 	}

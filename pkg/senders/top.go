@@ -3,10 +3,13 @@ package senders
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/vigilhq/vigil/pkg/store"
 )
 
 // A page of /api/senders for a window running to the data's end (the totalsQuery shape) is
@@ -68,15 +71,23 @@ func (s *Service) topPage(ctx context.Context, p plan, w window, offset, limit i
 		st.fallback = true
 		return nil, 0, st, false, nil
 	}
-	if ok, err := s.keysGrouped(ctx); err != nil || !ok {
+	// One snapshot for the statements below, as the full ranking's one statement has: a domain
+	// rebuilt between them would mix its old and new rows.
+	tx, err := s.sqlDB().BeginTx(ctx, s.snapshot())
+	if err != nil {
+		return nil, 0, st, false, fmt.Errorf("senders: top-k: %w", err)
+	}
+	defer tx.Rollback()
+	var db reader = tx
+	if ok, err := s.keysGrouped(ctx, db); err != nil || !ok {
 		st.fallback = true
 		return nil, 0, st, false, err
 	}
-	unk, err := s.unknownIDs(ctx)
+	unk, err := s.unknownIDs(ctx, db)
 	if err != nil {
 		return nil, 0, st, false, err
 	}
-	total, err := s.topCount(ctx, p, w, unk)
+	total, err := s.topCount(ctx, db, p, w, unk)
 	if err != nil {
 		return nil, 0, st, false, err
 	}
@@ -84,14 +95,14 @@ func (s *Service) topPage(ctx context.Context, p plan, w window, offset, limit i
 		return []Item{}, total, st, true, nil
 	}
 	need := int(min(int64(offset+limit), total))
-	bounds, err := s.unknownBounds(ctx, p.list, unk)
+	bounds, err := s.unknownBounds(ctx, db, p.list, unk)
 	if err != nil {
 		return nil, 0, st, false, err
 	}
 	lim := s.topLimits(need)
 	for m := lim.first; m <= lim.max; m *= 2 {
 		st.tries = append(st.tries, m)
-		items, done, err := s.topTry(ctx, p, w, unk, bounds, m, need)
+		items, done, err := s.topTry(ctx, db, p, w, unk, bounds, m, need)
 		if err != nil {
 			return nil, 0, st, false, err
 		}
@@ -115,8 +126,8 @@ type domainBound struct {
 
 // unknownIDs are the ids of the groups merged into a domain's unknown item (pending, unknown);
 // -1 stands for one not created yet.
-func (s *Service) unknownIDs(ctx context.Context) ([]int64, error) {
-	rows, err := s.sqlDB().QueryContext(ctx, s.bind("SELECT id FROM sender_groups WHERE dim = ? AND key IN (?, ?)"), DimSender, PendingKey, UnknownKey)
+func (s *Service) unknownIDs(ctx context.Context, db reader) ([]int64, error) {
+	rows, err := db.QueryContext(ctx, s.bind("SELECT id FROM sender_groups WHERE dim = ? AND key IN (?, ?)"), DimSender, PendingKey, UnknownKey)
 	if err != nil {
 		return nil, fmt.Errorf("senders: unknown groups: %w", err)
 	}
@@ -133,8 +144,8 @@ func (s *Service) unknownIDs(ctx context.Context) ([]int64, error) {
 }
 
 // unknownBounds are the bounds of the domains' unknown items, greatest first.
-func (s *Service) unknownBounds(ctx context.Context, list string, unk []int64) ([]domainBound, error) {
-	rows, err := s.sqlDB().QueryContext(ctx, "SELECT domain_id, CAST(SUM(messages) AS BIGINT) FROM rollup_sender_total WHERE dim = "+strconv.Itoa(DimSender)+
+func (s *Service) unknownBounds(ctx context.Context, db reader, list string, unk []int64) ([]domainBound, error) {
+	rows, err := db.QueryContext(ctx, "SELECT domain_id, CAST(SUM(messages) AS BIGINT) FROM rollup_sender_total WHERE dim = "+strconv.Itoa(DimSender)+
 		" AND key_id IN ("+int64List(unk)+") AND domain_id IN ("+list+") GROUP BY domain_id")
 	if err != nil {
 		return nil, fmt.Errorf("senders: unknown bounds: %w", err)
@@ -159,7 +170,7 @@ func (s *Service) unknownBounds(ctx context.Context, list string, unk []int64) (
 // hold all their messages (a day can hold a row of 0 messages: a report's count of 0, or a
 // count spread over more days than it has messages), plus the domains whose pending and
 // unknown groups have messages in the window together.
-func (s *Service) topCount(ctx context.Context, p plan, w window, unk []int64) (int64, error) {
+func (s *Service) topCount(ctx context.Context, db reader, p plan, w window, unk []int64) (int64, error) {
 	d := strconv.Itoa(DimSender)
 	u := int64List(unk)
 	var q string
@@ -183,7 +194,7 @@ func (s *Service) topCount(ctx context.Context, p plan, w window, unk []int64) (
 		args = append(append(append(append(args, w.from), kargs...), w.from), uargs...)
 	}
 	var n int64
-	if err := s.sqlDB().QueryRowContext(ctx, s.bind(q), args...).Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, s.bind(q), args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("senders: count items: %w", err)
 	}
 	return n, nil
@@ -192,9 +203,9 @@ func (s *Service) topCount(ctx context.Context, p plan, w window, unk []int64) (
 // topTry ranks the candidates of m groups and says whether their first need items are the
 // first need items of all (done); done without items: a candidate key has no sender_groups
 // row, give up.
-func (s *Service) topTry(ctx context.Context, p plan, w window, unk []int64, bounds []domainBound, m, need int) ([]Item, bool, error) {
+func (s *Service) topTry(ctx context.Context, db reader, p plan, w window, unk []int64, bounds []domainBound, m, need int) ([]Item, bool, error) {
 	d := strconv.Itoa(DimSender)
-	rows, err := s.sqlDB().QueryContext(ctx, s.bind("SELECT domain_id, key_id, messages FROM rollup_sender_total WHERE dim = "+d+" AND domain_id IN ("+p.list+
+	rows, err := db.QueryContext(ctx, s.bind("SELECT domain_id, key_id, messages FROM rollup_sender_total WHERE dim = "+d+" AND domain_id IN ("+p.list+
 		") ORDER BY messages DESC LIMIT ?"), m)
 	if err != nil {
 		return nil, false, fmt.Errorf("senders: top groups: %w", err)
@@ -239,7 +250,7 @@ func (s *Service) topTry(ctx context.Context, p plan, w window, unk []int64, bou
 	if len(pairs) == 0 {
 		return nil, false, nil
 	}
-	if ok, err := s.groupsExist(ctx, keys); err != nil || !ok {
+	if ok, err := s.groupsExist(ctx, db, keys); err != nil || !ok {
 		return nil, err == nil, err // nil items and done: give up
 	}
 	// The rows before the window are read for the candidates' domains and keys (a superset of
@@ -248,7 +259,7 @@ func (s *Service) topTry(ctx context.Context, p plan, w window, unk []int64, bou
 	in := " AND ({t}domain_id, {t}key_id) IN (VALUES " + strings.Join(pairs, ",") + ")"
 	before := " AND domain_id IN (" + int64List(slices.Compact(doms)) + ") AND key_id IN (" + int64List(append(slices.Clone(keys), unk...)) + ")"
 	sums, args := totalsWhere(DimSender, in, before, w)
-	items, _, err := s.pageItems(ctx, sums, args, 0, need)
+	items, _, err := s.pageItemsIn(ctx, db, sums, args, 0, need)
 	if err != nil {
 		return nil, false, err
 	}
@@ -263,14 +274,14 @@ func (s *Service) topTry(ctx context.Context, p plan, w window, unk []int64, bou
 }
 
 // groupsExist says whether every key has a sender_groups row (see the package's top-k notes).
-func (s *Service) groupsExist(ctx context.Context, keys []int64) (bool, error) {
+func (s *Service) groupsExist(ctx context.Context, db reader, keys []int64) (bool, error) {
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
 	if len(keys) == 0 {
 		return true, nil
 	}
 	var n int
-	if err := s.sqlDB().QueryRowContext(ctx, "SELECT COUNT(*) FROM sender_groups WHERE id IN ("+int64List(keys)+")").Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM sender_groups WHERE id IN ("+int64List(keys)+")").Scan(&n); err != nil {
 		return false, fmt.Errorf("senders: top groups: %w", err)
 	}
 	return n == len(keys), nil
@@ -279,12 +290,28 @@ func (s *Service) groupsExist(ctx context.Context, keys []int64) (bool, error) {
 // keysGrouped says whether no key of the sender totals lies past the last sender_groups id (a
 // cheap guard, through the key index of migration 23, that the rollup was built from these
 // groups; see the package's top-k notes).
-func (s *Service) keysGrouped(ctx context.Context) (bool, error) {
+func (s *Service) keysGrouped(ctx context.Context, db reader) (bool, error) {
 	var past int
-	err := s.sqlDB().QueryRowContext(ctx, "SELECT CASE WHEN (SELECT MAX(key_id) FROM rollup_sender_total WHERE dim = "+strconv.Itoa(DimSender)+
+	err := db.QueryRowContext(ctx, "SELECT CASE WHEN (SELECT MAX(key_id) FROM rollup_sender_total WHERE dim = "+strconv.Itoa(DimSender)+
 		") > (SELECT COALESCE(MAX(id), 0) FROM sender_groups) THEN 1 ELSE 0 END").Scan(&past)
 	if err != nil {
 		return false, fmt.Errorf("senders: top groups: %w", err)
 	}
 	return past == 0, nil
+}
+
+// reader runs the top-k's statements: a transaction holding one snapshot.
+type reader interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// snapshot is a read-only transaction that sees one state of the database throughout:
+// REPEATABLE READ on PostgreSQL (READ COMMITTED, its default, takes a snapshot per statement);
+// an SQLite transaction reads one snapshot from its first read on.
+func (s *Service) snapshot() *sql.TxOptions {
+	if s.dialect == store.Postgres {
+		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	return nil
 }
