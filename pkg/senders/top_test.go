@@ -145,10 +145,11 @@ func random(seed uint64, domains int) []topGroup {
 // full ranking (pageItems on the same totalsQuery), with the same total, on the crafted and
 // random groups, all time and from a first day, at several page sizes and candidate counts: a
 // first count of 1 doubling to the end (the retry path), 1 to 2 (the fallback), the defaults.
-// Without the bound check (a page taken as soon as it has enough candidates) the crafted pages
-// differ: with one group read first (domain 2's 1,000, 10 in the window) its item would lead
-// the first page in place of domain 1's unknown item of 65. A key without a sender_groups row
-// (orphan) always falls back, as its messages would escape the unknown item's bound.
+// Without the bound check (a page taken as soon as the candidates fill it) it fails (crafted,
+// all time, page 2 of size 1 with one group read first: the best item's runner-up is not yet
+// among the candidates), and with >= for > (random, ties of 45 at a page's end). A key without
+// a sender_groups row (orphan) always falls back, as its messages would escape the unknown
+// item's bound.
 func TestTopPageEqualsFullRanking(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
