@@ -147,7 +147,7 @@ func random(seed uint64, domains int) []topGroup {
 // first count of 1 doubling to the end (the retry path), 1 to 2 (the fallback), the defaults.
 // Without the bound check (a page taken as soon as the candidates fill it) it fails (crafted,
 // all time, page 2 of size 1 with one group read first: the best item's runner-up is not yet
-// among the candidates), and with >= for > (random, ties of 45 at a page's end). A key without
+// among the candidates), and with >= for > (random 2, all time, page 1 of 9: an item left out ties with the bound). A key without
 // a sender_groups row (orphan) always falls back, as its messages would escape the unknown
 // item's bound.
 func TestTopPageEqualsFullRanking(t *testing.T) {
