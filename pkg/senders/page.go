@@ -9,8 +9,10 @@ import (
 )
 
 // rollupPage answers one page of /api/senders from the sender rollup (ok false: it cannot,
-// as for Rows). The window's domain × group sums (tens of thousands for a year of all
-// domains) are merged into items, counted, ranked and cut in the database.
+// as for Rows). A window running to the data's end is read as a top-k with bounds (topPage);
+// otherwise, or when the bounds do not settle the page, the window's domain × group sums (tens
+// of thousands for a year of all domains) are merged into items, counted, ranked and cut in
+// the database (pageItems).
 func (a *API) rollupPage(ctx context.Context, f store.Filter, page, size int) (List, bool, error) {
 	if !rollupAnswers(f) {
 		return List{}, false, nil
@@ -20,10 +22,22 @@ func (a *API) rollupPage(ctx context.Context, f store.Filter, page, size int) (L
 	if err != nil || none {
 		return out, err == nil, err
 	}
-	q, args, ok, err := a.svc.rollupQuery(ctx, DimSender, domains, all, windowOf(f))
-	if err != nil || !ok || q == "" {
+	w := windowOf(f)
+	p, ok, err := a.svc.rollupPlan(ctx, DimSender, domains, all, w)
+	if err != nil || !ok || p.list == "" {
 		return out, ok, err
 	}
+	if p.totals {
+		items, total, _, ok, err := a.svc.topPage(ctx, p, w, (page-1)*size, size)
+		if err != nil {
+			return out, false, err
+		}
+		if ok {
+			out.Items, out.Total = items, total
+			return out, true, nil
+		}
+	}
+	q, args := p.query(DimSender, w)
 	out.Items, out.Total, err = a.svc.pageItems(ctx, q, args, (page-1)*size, size)
 	return out, err == nil, err
 }
@@ -82,8 +96,13 @@ func (s *Service) pageQuery(sums string) string {
 // pageItems reads the page [offset, offset+limit) of the items of sums (a totalsQuery or
 // windowQuery read with its args) and the number of items.
 func (s *Service) pageItems(ctx context.Context, sums string, args []any, offset, limit int) ([]Item, int64, error) {
+	return s.pageItemsIn(ctx, s.sqlDB(), sums, args, offset, limit)
+}
+
+// pageItemsIn is pageItems on db (the top-k's transaction).
+func (s *Service) pageItemsIn(ctx context.Context, db reader, sums string, args []any, offset, limit int) ([]Item, int64, error) {
 	args = append(args[:len(args):len(args)], PendingKey, UnknownKey, UnknownKey)
-	rows, err := s.sqlDB().QueryContext(ctx, s.bind(s.pageQuery(sums)), append(args, limit, offset)...)
+	rows, err := db.QueryContext(ctx, s.bind(s.pageQuery(sums)), append(args, limit, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("senders: page: %w", err)
 	}
@@ -112,7 +131,7 @@ func (s *Service) pageItems(ctx context.Context, sums string, args []any, offset
 	if len(items) == 0 && offset > 0 {
 		// A page past the end: the count comes alone.
 		q := fmt.Sprintf(itemsCTE, sums) + countItems
-		if err := s.sqlDB().QueryRowContext(ctx, s.bind(q), args...).Scan(&total); err != nil {
+		if err := db.QueryRowContext(ctx, s.bind(q), args...).Scan(&total); err != nil {
 			return nil, 0, fmt.Errorf("senders: page: count: %w", err)
 		}
 	}

@@ -511,13 +511,40 @@ func (s *Service) fromRollup(ctx context.Context, dim int, domains []int32, all 
 // rollupQuery is the read of fromRollup: a query of totalsQuery's or windowQuery's shape, or
 // ok false when the sender rollup cannot answer; "" with ok when no domain has rows.
 func (s *Service) rollupQuery(ctx context.Context, dim int, domains []int32, all bool, w window) (string, []any, bool, error) {
+	pl, ok, err := s.rollupPlan(ctx, dim, domains, all, w)
+	if err != nil || !ok || pl.list == "" {
+		return "", nil, ok, err
+	}
+	q, args := pl.query(dim, w)
+	return q, args, true, nil
+}
+
+// query is the plan's read of dim over w.
+func (p plan) query(dim int, w window) (string, []any) {
+	if p.totals {
+		return totalsQuery(dim, p.list, w, p.every)
+	}
+	return windowQuery(dim, p.list, w)
+}
+
+// plan is how the sender rollup answers a question: the list of domains ("" when none has
+// rows), whether it holds every domain with rows of the dim, and which read serves the window
+// (totals: totalsQuery, a window running to the data's end read as totals less the rows
+// before it; else windowQuery).
+type plan struct {
+	list          string
+	every, totals bool
+}
+
+// rollupPlan is the plan of rollupQuery, ok false when the sender rollup cannot answer.
+func (s *Service) rollupPlan(ctx context.Context, dim int, domains []int32, all bool, w window) (plan, bool, error) {
 	cur, err := fingerprints(ctx, s.sqlDB())
 	if err != nil {
-		return "", nil, false, err
+		return plan{}, false, err
 	}
 	have, err := s.states(ctx)
 	if err != nil {
-		return "", nil, false, err
+		return plan{}, false, err
 	}
 	if all {
 		domains = domains[:0]
@@ -535,26 +562,18 @@ func (s *Service) rollupQuery(ctx context.Context, dim int, domains []int32, all
 	for _, d := range domains {
 		st, ok := have[d]
 		if !ok || st.fp != cur[d] || (w.hasTo && w.to <= st.maxDay) {
-			return "", nil, false, nil
+			return plan{}, false, nil
 		}
 		minDay, maxDay = min(minDay, st.minDay), max(maxDay, st.maxDay)
 	}
 	if len(domains) == 0 {
-		return "", nil, true, nil
+		return plan{}, true, nil
 	}
 	ids := make([]int64, len(domains))
 	for i, d := range domains {
 		ids[i] = int64(d)
 	}
-	list := int64List(ids)
-	var q string
-	var args []any
-	if !w.hasFrom || w.from-minDay <= maxDay-w.from {
-		q, args = totalsQuery(dim, list, w, all && dim == DimSender)
-	} else {
-		q, args = windowQuery(dim, list, w)
-	}
-	return q, args, true, nil
+	return plan{list: int64List(ids), every: all && dim == DimSender, totals: !w.hasFrom || w.from-minDay <= maxDay-w.from}, true, nil
 }
 
 // totalsQuery reads a window [from, the data's end) as each group's total less its rows before
@@ -569,44 +588,60 @@ func (s *Service) rollupQuery(ctx context.Context, dim int, domains []int32, all
 // totals of the list by the join, so a domain outside it (one whose reports were all deleted
 // keeps its rows) still adds nothing.
 func totalsQuery(dim int, list string, w window, every bool) (string, []any) {
-	d := strconv.Itoa(dim)
 	before := " AND domain_id IN (" + list + ")"
 	if every {
 		before = ""
 	}
+	return totalsWhere(dim, " AND {t}domain_id IN ("+list+")", before, w)
+}
+
+// totalsWhere is totalsQuery for the totals rows matching where (a condition from " AND " on
+// rollup_sender_total's columns, each written {t}column) and the rows before the window
+// matching before (the same on the period tables' columns, unqualified).
+func totalsWhere(dim int, where, before string, w window) (string, []any) {
+	d := strconv.Itoa(dim)
 	if !w.hasFrom {
 		return "SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, first_day, last_day, ips FROM rollup_sender_total" +
-			" WHERE dim = " + d + " AND domain_id IN (" + list + ")", nil
+			" WHERE dim = " + d + strings.ReplaceAll(where, "{t}", ""), nil
 	}
-	var args []any
 	var b strings.Builder
 	b.WriteString("SELECT t.domain_id, t.key_id, t.messages - COALESCE(p.messages, 0), t.dmarc_pass - COALESCE(p.dmarc_pass, 0), " +
 		"t.dkim_pass - COALESCE(p.dkim_pass, 0), t.spf_pass - COALESCE(p.spf_pass, 0), t.both_pass - COALESCE(p.both_pass, 0), " +
 		"CASE WHEN p.key_id IS NULL THEN t.first_day ELSE p.next_day END, t.last_day, t.ips - COALESCE(p.ips, 0) " +
-		"FROM rollup_sender_total t")
-	{
-		// BIGINT: PostgreSQL's SUM of BIGINT is NUMERIC, which made every difference with the
-		// totals NUMERIC too (slower to subtract, compare and add up again when ranking).
-		b.WriteString(" LEFT JOIN (SELECT domain_id, key_id, CAST(SUM(messages) AS BIGINT) AS messages, CAST(SUM(dmarc_pass) AS BIGINT) AS dmarc_pass, " +
-			"CAST(SUM(dkim_pass) AS BIGINT) AS dkim_pass, CAST(SUM(spf_pass) AS BIGINT) AS spf_pass, CAST(SUM(both_pass) AS BIGINT) AS both_pass, " +
-			"MAX(next_day) AS next_day, CAST(SUM(ips) AS BIGINT) AS ips FROM (")
-		for _, p := range cover(0, w.from, false, true, senderGrains) {
-			b.WriteString("SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, next_day, 0 AS ips FROM " + p.table +
-				" WHERE dim = " + d + before)
-			if p.hasLo {
-				b.WriteString(" AND period >= ?")
-				args = append(args, p.lo)
-			}
-			b.WriteString(" AND period < ?")
-			args = append(args, p.hi)
-			b.WriteString(" UNION ALL ")
+		"FROM rollup_sender_total t LEFT JOIN (")
+	p, args := beforeQuery(dim, before, w)
+	b.WriteString(p)
+	b.WriteString(") p ON p.domain_id = t.domain_id AND p.key_id = t.key_id")
+	b.WriteString(" WHERE t.dim = " + d + strings.ReplaceAll(where, "{t}", "t."))
+	return b.String(), args
+}
+
+// beforeQuery sums each domain's groups over the days before w's first day (w.hasFrom), for
+// the rows matching before: the part totalsQuery subtracts from the totals.
+func beforeQuery(dim int, before string, w window) (string, []any) {
+	d := strconv.Itoa(dim)
+	var args []any
+	var b strings.Builder
+	// BIGINT: PostgreSQL's SUM of BIGINT is NUMERIC, which made every difference with the
+	// totals NUMERIC too (slower to subtract, compare and add up again when ranking).
+	b.WriteString("SELECT domain_id, key_id, CAST(SUM(messages) AS BIGINT) AS messages, CAST(SUM(dmarc_pass) AS BIGINT) AS dmarc_pass, " +
+		"CAST(SUM(dkim_pass) AS BIGINT) AS dkim_pass, CAST(SUM(spf_pass) AS BIGINT) AS spf_pass, CAST(SUM(both_pass) AS BIGINT) AS both_pass, " +
+		"MAX(next_day) AS next_day, CAST(SUM(ips) AS BIGINT) AS ips FROM (")
+	for _, p := range cover(0, w.from, false, true, senderGrains) {
+		b.WriteString("SELECT domain_id, key_id, messages, dmarc_pass, dkim_pass, spf_pass, both_pass, next_day, 0 AS ips FROM " + p.table +
+			" WHERE dim = " + d + before)
+		if p.hasLo {
+			b.WriteString(" AND period >= ?")
+			args = append(args, p.lo)
 		}
-		b.WriteString("SELECT domain_id, key_id, 0, 0, 0, 0, 0, CAST(NULL AS INTEGER), ips FROM rollup_sender_last WHERE dim = " + d +
-			before + " AND last_day < ?")
-		args = append(args, w.from)
-		b.WriteString(") x GROUP BY domain_id, key_id) p ON p.domain_id = t.domain_id AND p.key_id = t.key_id")
+		b.WriteString(" AND period < ?")
+		args = append(args, p.hi)
+		b.WriteString(" UNION ALL ")
 	}
-	b.WriteString(" WHERE t.dim = " + d + " AND t.domain_id IN (" + list + ")")
+	b.WriteString("SELECT domain_id, key_id, 0, 0, 0, 0, 0, CAST(NULL AS INTEGER), ips FROM rollup_sender_last WHERE dim = " + d +
+		before + " AND last_day < ?")
+	args = append(args, w.from)
+	b.WriteString(") x GROUP BY domain_id, key_id")
 	return b.String(), args
 }
 

@@ -39,6 +39,8 @@ type Service struct {
 	// last one ended (guarded by running).
 	gap       time.Duration
 	lastRound time.Time
+	// topTest, when set, replaces the candidate counts of topPage (tests: tiny ones).
+	topTest *topLimits
 }
 
 // SetRebuildGap sets the least time between the end of one rebuild round and the start of the
