@@ -49,19 +49,7 @@ func BenchmarkSendersQuery(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sv, err := senders.New(st, testenv.Logger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	an := analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()})
-	sapi := senders.NewAPI(sv, an)
-	e := echo.New()
-	for _, r := range sapi.Routes() {
-		e.Add(r.Method, r.Path, r.Handler)
-	}
-	for _, r := range enrich.NewAPI(enrich.New(enrich.Deps{Store: st, Log: testenv.Logger()}), an).WithSenders(sapi).Routes() {
-		e.Add(r.Method, r.Path, r.Handler)
-	}
+	sv, e := sendersServer(b, st)
 	start := time.Now()
 	sync, err := sv.Sync(ctx)
 	if err != nil {
@@ -126,19 +114,7 @@ func BenchmarkSendersList(b *testing.B) {
 	if built <= domains {
 		b.Fatalf("sender rollup built for %d of %d domains and all: run BenchmarkSendersQuery first", built, domains)
 	}
-	sv, err := senders.New(st, testenv.Logger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	an := analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()})
-	sapi := senders.NewAPI(sv, an)
-	e := echo.New()
-	for _, r := range sapi.Routes() {
-		e.Add(r.Method, r.Path, r.Handler)
-	}
-	for _, r := range enrich.NewAPI(enrich.New(enrich.Deps{Store: st, Log: testenv.Logger()}), an).WithSenders(sapi).Routes() {
-		e.Add(r.Method, r.Path, r.Handler)
-	}
+	_, e := sendersServer(b, st)
 	paths := []string{"/api/senders?days=365", "/api/senders?days=365&page=100", "/analytics/geolocation/map?days=365"}
 	names := []string{"senders", "senders-page100", "map"}
 	lat := make([][]time.Duration, len(paths))
@@ -160,4 +136,24 @@ func BenchmarkSendersList(b *testing.B) {
 		b.ReportMetric(float64(l[len(l)/2].Microseconds())/1000, names[j]+"-p50-ms")
 		b.ReportMetric(float64(l[(len(l)*95+99)/100-1].Microseconds())/1000, names[j]+"-p95-ms")
 	}
+}
+
+// sendersServer serves the sender and geolocation routes on st, as the api does (no HTTP
+// listener, no guard).
+func sendersServer(b *testing.B, st *store.Store) (*senders.Service, *echo.Echo) {
+	b.Helper()
+	sv, err := senders.New(st, testenv.Logger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	an := analytics.New(analytics.Deps{Store: st, Log: testenv.Logger()})
+	sapi := senders.NewAPI(sv, an)
+	e := echo.New()
+	for _, r := range sapi.Routes() {
+		e.Add(r.Method, r.Path, r.Handler)
+	}
+	for _, r := range enrich.NewAPI(enrich.New(enrich.Deps{Store: st, Log: testenv.Logger()}), an).WithSenders(sapi).Routes() {
+		e.Add(r.Method, r.Path, r.Handler)
+	}
+	return sv, e
 }
