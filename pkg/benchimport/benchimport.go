@@ -328,7 +328,6 @@ func tail(b []byte) []byte {
 // be missed.
 func watchHWM(pid int) (stop func() int64) {
 	var peak atomic.Int64
-	quit, finished := make(chan struct{}), make(chan struct{})
 	read := func() {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
@@ -343,9 +342,20 @@ func watchHWM(pid int) (stop func() int64) {
 			}
 		}
 	}
+	stopPoll := poll(20*time.Millisecond, read)
+	return func() int64 {
+		stopPoll()
+		return peak.Load()
+	}
+}
+
+// poll calls read now and every interval until the returned function is called, which
+// returns once the last call has finished.
+func poll(every time.Duration, read func()) (stop func()) {
+	quit, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(20 * time.Millisecond)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			read()
@@ -356,10 +366,9 @@ func watchHWM(pid int) (stop func() int64) {
 			}
 		}
 	}()
-	return func() int64 {
+	return func() {
 		close(quit)
 		<-finished
-		return peak.Load()
 	}
 }
 

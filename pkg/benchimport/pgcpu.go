@@ -49,23 +49,9 @@ func (o *options) watchPostgres(c bcase) (stop func() time.Duration) {
 			mu.Unlock()
 		}
 	}
-	quit, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			read()
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	stopPoll := poll(50*time.Millisecond, read)
 	return func() time.Duration {
-		close(quit)
-		<-finished
+		stopPoll()
 		read()
 		mu.Lock()
 		defer mu.Unlock()
