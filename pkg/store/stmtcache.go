@@ -67,10 +67,10 @@ func (s *Store) ExecRepeated(ctx context.Context, tx *gorm.DB, query string, arg
 // execRepeated is ExecRepeated with the statement's result (rows affected).
 func (s *Store) execRepeated(ctx context.Context, tx *gorm.DB, query string, args ...any) (sql.Result, error) {
 	ts, err := s.repeated(ctx, tx, query)
-	if err != nil || ts == nil {
-		if err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
+	}
+	if ts == nil {
 		return tx.Statement.ConnPool.ExecContext(ctx, query, args...)
 	}
 	defer ts.Close()
