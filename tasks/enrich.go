@@ -16,7 +16,7 @@ import (
 // Enrichment task types (pkg/enrich): DNS and GeoIP for source addresses, on workers, off
 // the ingestion path.
 const (
-	// TypeEnrichIngest finds the sources of one processed file and enqueues their batches.
+	// TypeEnrichIngest finds the sources of processed files and enqueues their batches.
 	TypeEnrichIngest = "enrich:ingest"
 	// TypeEnrichIPs enriches one batch of addresses.
 	TypeEnrichIPs = "enrich:ips"
@@ -28,24 +28,44 @@ const (
 // QueueEnrich has the lowest priority: enrichment may wait, ingestion and rollups may not.
 const QueueEnrich = "enrich"
 
-// EnrichIngestPayload names the processed file.
+// EnrichIngestPayload names processed files: IngestIDs, or IngestID in a task queued by a
+// version that enqueued one task per file.
 type EnrichIngestPayload struct {
-	IngestID int64 `json:"ingest_id"`
+	IngestIDs []int64 `json:"ingest_ids,omitempty"`
+	IngestID  int64   `json:"ingest_id,omitempty"`
 }
 
-// NewEnrichIngestTask enriches the sources of one file; one task per file.
-func NewEnrichIngestTask(ingestID int64) (*asynq.Task, error) {
-	b, err := json.Marshal(EnrichIngestPayload{IngestID: ingestID})
-	if err != nil {
-		return nil, fmt.Errorf("tasks: %w", err)
+// IDs is every file the payload names.
+func (p EnrichIngestPayload) IDs() []int64 {
+	if p.IngestID != 0 {
+		return append([]int64{p.IngestID}, p.IngestIDs...)
 	}
-	return asynq.NewTask(TypeEnrichIngest, b,
-		asynq.Queue(QueueEnrich),
-		asynq.TaskID(fmt.Sprintf("%s:%d", TypeEnrichIngest, ingestID)),
-		asynq.MaxRetry(5),
-		asynq.Timeout(10*time.Minute),
-		asynq.Retention(time.Hour),
-	), nil
+	return p.IngestIDs
+}
+
+// EnrichIngestMax bounds the files one enrich:ingest task names (its payload stays small).
+const EnrichIngestMax = 1000
+
+// NewEnrichIngestTasks enriches the sources of the reports first stored from the given files:
+// one task per EnrichIngestMax files, not one per file (an 8,000-file upload queued 8,000
+// tasks, each a Redis round trip on the ingestion path and a query on the worker). The rollup
+// writer enqueues them once per pass.
+func NewEnrichIngestTasks(ingestIDs []int64) ([]*asynq.Task, error) {
+	var out []*asynq.Task
+	for part := range slices.Chunk(ingestIDs, EnrichIngestMax) {
+		b, err := json.Marshal(EnrichIngestPayload{IngestIDs: part})
+		if err != nil {
+			return nil, fmt.Errorf("tasks: %w", err)
+		}
+		out = append(out, asynq.NewTask(TypeEnrichIngest, b,
+			asynq.Queue(QueueEnrich),
+			asynq.TaskID(fmt.Sprintf("%s:%d:%d", TypeEnrichIngest, part[0], len(part))),
+			asynq.MaxRetry(5),
+			asynq.Timeout(10*time.Minute),
+			asynq.Retention(time.Hour),
+		))
+	}
+	return out, nil
 }
 
 // EnrichIPsPayload is one batch of addresses (canonical text form).

@@ -224,19 +224,23 @@ func (a *App) wireRollups(ctx context.Context) {
 		})
 	}
 	a.Applier = a.Rollup.NewApplier()
-	a.Ingest.OnNewReports(func(ctx context.Context, id int64) error {
-		err := a.Applier.Add(ctx, id)
-		// Enrichment follows on its own low-priority queue; failing to enqueue it costs
-		// nothing but a wait for the weekly refresh (or an admin's back-fill).
-		if a.Client != nil {
-			if et, eerr := tasks.NewEnrichIngestTask(id); eerr == nil {
-				if _, eerr = a.Client.EnqueueContext(ctx, et); eerr != nil && !errors.Is(eerr, asynq.ErrTaskIDConflict) {
-					log.Warn("enqueue enrichment", "ingest_id", id, "err", eerr)
+	a.Ingest.OnNewReports(a.Applier.Add)
+	if a.Client != nil {
+		// Enrichment follows each rollup pass on its own low-priority queue; failing to
+		// enqueue it costs nothing but a wait for the weekly refresh (or an admin's back-fill).
+		a.Applier.OnPass(func(ctx context.Context, ids []int64) {
+			ts, err := tasks.NewEnrichIngestTasks(ids)
+			for _, t := range ts {
+				if _, err = a.Client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+					break
 				}
+				err = nil
 			}
-		}
-		return err
-	})
+			if err != nil {
+				log.Warn("enqueue enrichment", "ingests", len(ids), "err", err)
+			}
+		})
+	}
 	// Its own lifetime: the roles' context ends before their last files are handed over.
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

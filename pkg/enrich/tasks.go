@@ -63,18 +63,23 @@ func (s *Service) HandleIPs(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-// HandleIngest is the enrich:ingest handler: the distinct sources of the reports one file
-// stored, in batches.
+// HandleIngest is the enrich:ingest handler: the distinct sources of the reports first stored
+// from the named files (a report repeated from an earlier file was enriched with it), in
+// batches.
 func (s *Service) HandleIngest(ctx context.Context, t *asynq.Task) error {
 	var p tasks.EnrichIngestPayload
 	if err := tasks.Decode(t, &p); err != nil {
 		return err
 	}
+	ids := p.IDs()
+	if len(ids) == 0 {
+		return nil
+	}
 	var raw [][]byte
-	err := s.db.WithContext(ctx).Raw(`SELECT DISTINCT r.ip FROM records r JOIN ingest_reports ir ON ir.report_id = r.report_id
-		WHERE ir.ingest_id = ?`, p.IngestID).Scan(&raw).Error
+	err := s.db.WithContext(ctx).Raw(`SELECT DISTINCT r.ip FROM reports p JOIN records r ON r.report_id = p.id
+		WHERE p.ingest_id IN ?`, ids).Scan(&raw).Error
 	if err != nil {
-		return fmt.Errorf("enrich: sources of ingest %d: %w", p.IngestID, err)
+		return fmt.Errorf("enrich: sources of %d ingests: %w", len(ids), err)
 	}
 	ips, err := s.stale(ctx, raw)
 	if err != nil {

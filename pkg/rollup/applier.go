@@ -23,9 +23,10 @@ import (
 // the reports stay stored without their rollup_applied row and the periodic rollup:catchup
 // (and the next Apply of anything) finds them.
 type Applier struct {
-	r     *Rollup
-	wake  chan struct{} // capacity 1: a pass is wanted
-	retry time.Duration // first wait after a failed pass
+	r      *Rollup
+	wake   chan struct{} // capacity 1: a pass is wanted
+	retry  time.Duration // first wait after a failed pass
+	onPass func(ctx context.Context, ingestIDs []int64)
 
 	mu      sync.Mutex
 	pending []item        // files handed over and not taken by a pass yet
@@ -39,6 +40,11 @@ type Applier struct {
 func (r *Rollup) NewApplier() *Applier {
 	return &Applier{r: r, wake: make(chan struct{}, 1), retry: 200 * time.Millisecond, passed: make(chan struct{})}
 }
+
+// OnPass sets what runs after each pass with the files the pass took for the first time,
+// whether or not it succeeded (a retry does not repeat them): the follow-up work of new
+// reports (enrichment) is enqueued once per pass instead of once per file. Set it before Run.
+func (a *Applier) OnPass(fn func(ctx context.Context, ingestIDs []int64)) { a.onPass = fn }
 
 // Add hands over a file that stored new reports. It never blocks and never fails, so it
 // serves as the ingest pipeline's after-store hook.
@@ -125,10 +131,17 @@ func (a *Applier) pass(ctx context.Context) error {
 		return nil
 	}
 	ids := make([]int64, len(items))
+	var first []int64
 	for i, it := range items {
 		ids[i] = it.ingest
+		if it.tries == 0 {
+			first = append(first, it.ingest)
+		}
 	}
 	err := a.applyIngests(ctx, ids)
+	if a.onPass != nil && len(first) > 0 {
+		a.onPass(ctx, first)
+	}
 	a.mu.Lock()
 	if err != nil {
 		var again []item

@@ -145,3 +145,56 @@ func TestApplierCoalesces(t *testing.T) {
 		}
 	})
 }
+
+// OnPass hears every file handed over, once per hand-over, in as many calls as there were
+// passes (not one per file): the follow-up work of new reports is enqueued per pass.
+func TestApplierOnPassNamesEachFileOnce(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		ingests, _ := load(t, st, 24, 40*12)
+		a := rollup.New(st, nil, testenv.Logger()).NewApplier()
+		var mu sync.Mutex
+		heard := map[int64]int{}
+		calls := 0
+		a.OnPass(func(_ context.Context, ids []int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			for _, id := range ids {
+				heard[id]++
+			}
+		})
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.Run(rctx, 30*time.Second)
+		}()
+		defer func() {
+			cancel()
+			<-done
+		}()
+		for _, id := range ingests {
+			a.Add(ctx, id)
+		}
+		if err := a.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range ingests {
+			if heard[id] != 1 {
+				t.Errorf("file %d heard %d times, want once", id, heard[id])
+			}
+		}
+		if len(heard) != len(ingests) {
+			t.Errorf("%d files heard, want %d", len(heard), len(ingests))
+		}
+		if p := rollup.Passes(a); calls != p {
+			t.Errorf("%d calls for %d passes", calls, p)
+		}
+	})
+}

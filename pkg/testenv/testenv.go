@@ -120,7 +120,7 @@ func (b Backend) Store(tb testing.TB) *store.Store {
 // Numbers in use: 1 ingest (36–37: its recovery watch; 38–39: cmd/api fault tests), 2–3 app, 4 schedule, 5 ratelimit, 6 auth, 7 httpapi, 8 app (auth),
 // 10–12 analytics, 13 mailpoll, 24 app (alerts), 25–26 notify. Numbers from 16 need a server with more databases (.ci/run
 // starts one with 64); blocks of four are reserved: 20–23 enrichment/geo/senders (20: app
-// sender-intelligence end to end), 24–27
+// sender-intelligence end to end, 21: enrich:ingest tasks), 24–27
 // alerting and notification, 28–31 web dashboard, 32–35 first-run/operations (32 ingest rejections, 33 app health, 34 ingests list, 35 rate limits), 36–39
 // recovery/importer, 40–43 API contract, 44–47 security, 48–51 rollup speed, 52–55 exports,
 // 56–59 ML and other report kinds (56 app ML end to end, 57 tlsrpt BenchmarkIntake).
