@@ -40,8 +40,11 @@ type Deps struct {
 	Store  *store.Store
 	Ingest *ingest.Service
 	Limits Limits
-	// TempDir is where uploads are spooled before they are stored.
+	// TempDir is where uploads are spooled before they are stored, past SpoolMemory.
 	TempDir string
+	// SpoolMemory is how many bytes of one request's files are held in memory before the
+	// next ones go to TempDir; 0: DefaultSpoolMemory.
+	SpoolMemory int64
 	// TLSReports and Failures fill an ingest's tls_report_ids and failure_report_ids; nil: empty.
 	TLSReports KindReports
 	Failures   KindReports

@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,13 +46,31 @@ func (a *API) recordUpload(c echo.Context, files []UploadResult) {
 
 type spooled struct {
 	name    string
-	path    string // temp file; "" when the part was refused while streaming
+	data    []byte // the file, when it was held in memory
+	path    string // else its temp file; neither when the part was refused while streaming
 	size    int64
 	refusal string
 }
 
-// upload streams every part named "files" to a temp file, refusing oversized ones while they
-// stream. Only once the whole body is read, within the count and size caps, are the files
+// contents is the spooled file's bytes.
+func (f spooled) contents() ([]byte, error) {
+	if f.path == "" {
+		return f.data, nil
+	}
+	data, err := os.ReadFile(f.path)
+	if err != nil {
+		return nil, fmt.Errorf("read spooled upload: %w", err)
+	}
+	return data, nil
+}
+
+// DefaultSpoolMemory is how much of one request's files is held in memory (a batch's worth,
+// ingest.BatchBytes); the rest is spooled to temp files. Creating and removing a temp file per
+// part was 70% of the api's CPU for an upload of small reports (1.5 CPU-s per 8,000 files).
+const DefaultSpoolMemory = ingest.BatchBytes
+
+// upload streams every part named "files" into memory or a temp file, refusing oversized ones
+// while they stream. Only once the whole body is read, within the count and size caps, are the files
 // stored: a request over a cap is a 413 that leaves nothing behind.
 func (a *API) upload(c echo.Context) error {
 	r := c.Request()
@@ -89,6 +109,7 @@ func (a *API) spool(r *http.Request) ([]spooled, error) {
 		return nil, apiparams.Problem(http.StatusBadRequest, "unreadable multipart body: %v", err)
 	}
 	var files []spooled
+	budget := cmp.Or(a.SpoolMemory, DefaultSpoolMemory)
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -106,7 +127,8 @@ func (a *API) spool(r *http.Request) ([]spooled, error) {
 		if len(files) == a.Limits.UploadFiles {
 			return files, apiparams.Problem(http.StatusRequestEntityTooLarge, "more than %d files in one upload (VIGIL_MAX_UPLOAD_FILES)", a.Limits.UploadFiles)
 		}
-		f, err := a.spoolPart(part)
+		f, err := a.spoolPart(part, budget)
+		budget -= int64(len(f.data))
 		files = append(files, f)
 		if err != nil {
 			return files, err
@@ -114,22 +136,37 @@ func (a *API) spool(r *http.Request) ([]spooled, error) {
 	}
 }
 
-func (a *API) spoolPart(part io.Reader) (spooled, error) {
-	name := ingest.CleanName(partName(part))
-	tmp, err := os.CreateTemp(a.TempDir, "upload-*")
-	if err != nil {
-		return spooled{name: name}, fmt.Errorf("spool upload: %w", err)
-	}
-	f := spooled{name: name, path: tmp.Name()}
-	n, err := io.Copy(tmp, io.LimitReader(part, a.Limits.FileBytes+1))
-	f.size = n
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
+// spoolPart reads one part: into memory while it fits what is left of the request's memory
+// budget, else into a temp file (what was read so far, then the rest).
+func (a *API) spoolPart(part io.Reader, budget int64) (spooled, error) {
+	f := spooled{name: ingest.CleanName(partName(part))}
+	var buf bytes.Buffer
+	inMemory := max(0, min(budget, a.Limits.FileBytes))
+	n, err := io.Copy(&buf, io.LimitReader(part, inMemory+1))
 	if err != nil {
 		return f, bodyError(err)
 	}
-	if n > a.Limits.FileBytes {
+	f.size = n
+	if n <= inMemory {
+		f.data = buf.Bytes()
+		return f, nil
+	}
+	if n <= a.Limits.FileBytes {
+		tmp, err := os.CreateTemp(a.TempDir, "upload-*")
+		if err != nil {
+			return f, fmt.Errorf("spool upload: %w", err)
+		}
+		f.path = tmp.Name()
+		rest, err := io.Copy(tmp, io.MultiReader(&buf, io.LimitReader(part, a.Limits.FileBytes+1-n)))
+		f.size = rest
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return f, bodyError(err)
+		}
+	}
+	if f.size > a.Limits.FileBytes {
 		// Drain the rest so the following parts can still be read; it counts against the body cap.
 		if _, err := io.Copy(io.Discard, part); err != nil {
 			return f, bodyError(err)
@@ -177,9 +214,9 @@ func (a *API) storeAll(c echo.Context, files []spooled) ([]UploadResult, error) 
 		start += n
 		in := make([]ingest.File, len(batch))
 		for k, i := range batch {
-			data, err := os.ReadFile(files[i].path)
+			data, err := files[i].contents()
 			if err != nil {
-				return nil, fmt.Errorf("read spooled upload: %w", err)
+				return nil, err
 			}
 			in[k] = ingest.File{Name: files[i].name, Source: "upload", ReceivedAt: time.Now(), Data: data}
 		}
