@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,8 +22,7 @@ func TestLookupEndpoints(t *testing.T) {
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		t.Parallel()
 		st := b.Store(t)
-		s := zone(t)
-		r, _ := NewResolver(s.Addr, 200*time.Millisecond)
+		_, r := zoneResolver(t)
 		city, asn := geoFiles(t, t.TempDir())
 		sv, err := senders.New(st, testenv.Logger())
 		if err != nil {

@@ -100,17 +100,24 @@ func geoFiles(t testing.TB, dir string) (city, asn string) {
 	return city, asn
 }
 
+// zoneResolver is a resolver asking the test zone's server, returned with it.
+func zoneResolver(t *testing.T) (*dnstest.Server, *Resolver) {
+	t.Helper()
+	s := zone(t)
+	r, err := NewResolver(s.Addr, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, r
+}
+
 func TestEnrichCache(t *testing.T) {
 	t.Parallel()
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		t.Parallel()
 		ctx := context.Background()
 		st := b.Store(t)
-		s := zone(t)
-		r, err := NewResolver(s.Addr, 200*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, r := zoneResolver(t)
 		city, asn := geoFiles(t, t.TempDir())
 		now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 		svc := New(Deps{Store: st, Resolver: r, Geo: geo.Open(geo.Config{CityPath: city, ASNPath: asn}, testenv.Logger()),
@@ -184,8 +191,7 @@ func TestEnrichWithoutGeo(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
 		st := b.Store(t)
-		s := zone(t)
-		r, _ := NewResolver(s.Addr, 200*time.Millisecond)
+		_, r := zoneResolver(t)
 		dir := t.TempDir()
 		gdb := geo.Open(geo.Config{CityPath: filepath.Join(dir, "city.mmdb"), ASNPath: filepath.Join(dir, "asn.mmdb"), CheckEvery: -1}, testenv.Logger())
 		svc := New(Deps{Store: st, Resolver: r, Geo: gdb, Log: testenv.Logger()})

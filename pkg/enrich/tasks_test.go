@@ -53,11 +53,7 @@ func TestHandleIngestTakesManyFiles(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
 		st := b.Store(t)
-		z := zone(t)
-		r, err := NewResolver(z.Addr, 200*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, r := zoneResolver(t)
 		opt := b.Redis(t, redisDBIngestTask)
 		client := asynq.NewClient(opt)
 		t.Cleanup(func() { client.Close() })

@@ -24,6 +24,13 @@ func appliedCount(t *testing.T, st *store.Store) int64 {
 func startApplier(t *testing.T, r *rollup.Rollup) *rollup.Applier {
 	t.Helper()
 	a := r.NewApplier()
+	runApplier(t, a)
+	return a
+}
+
+// runApplier runs a until the test ends.
+func runApplier(t *testing.T, a *rollup.Applier) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -34,7 +41,6 @@ func startApplier(t *testing.T, r *rollup.Rollup) *rollup.Applier {
 		cancel()
 		<-done
 	})
-	return a
 }
 
 // Two processes' appliers (an import and a worker parsing uploads) handed files concurrently,
@@ -167,16 +173,7 @@ func TestApplierOnPassNamesEachFileOnce(t *testing.T) {
 				heard[id]++
 			}
 		})
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			a.Run(rctx, 30*time.Second)
-		}()
-		defer func() {
-			cancel()
-			<-done
-		}()
+		runApplier(t, a)
 		for _, id := range ingests {
 			a.Add(ctx, id)
 		}
