@@ -22,13 +22,16 @@ const (
 	TypeScheduleTick  = "schedule:tick"
 )
 
-// Queues with their asynq priorities: ingestion must not wait behind housekeeping.
+// The queues. A worker gives each its own pool of VIGIL_WORKER_CONCURRENCY slots (one asynq
+// server per queue), so ingestion never waits behind housekeeping or enrichment: a slot that
+// a long task holds (an export, DNS lookups that time out) is never one a file needs.
 const (
 	QueueIngest  = "ingest"
 	QueueDefault = "default"
 )
 
-// Queues is the worker's queue configuration (weighted priority).
+// Queues are every queue with a priority for one server that runs them all (tests and
+// benchmarks do; the worker runs a server per queue, where the weights play no part).
 func Queues() map[string]int { return map[string]int{QueueIngest: 6, QueueDefault: 3, QueueEnrich: 1} }
 
 // ReportParsePayload names the stored raw file (or, for the files accepted together, the

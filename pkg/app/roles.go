@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -41,21 +44,32 @@ func (a *App) Jobs() []schedule.Job {
 	return append(jobs, a.Mail.Jobs()...)
 }
 
-// NewWorker builds the asynq server and its handlers.
-func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
+// NewWorker builds the worker's asynq servers, one per queue, and the handlers they share.
+// Each server has its own VIGIL_WORKER_CONCURRENCY slots: with one server for all queues, four
+// enrich:ips tasks waiting on a resolver that times out (or four large exports) held every
+// slot, and an uploaded file waited for them (seen: 10 s for a file uploaded to an idle
+// worker); weights only pick among tasks for a free slot.
+func (a *App) NewWorker() ([]*asynq.Server, *asynq.ServeMux) {
 	log := a.Log.With("component", "worker")
-	srv := asynq.NewServer(a.RedisOpt, asynq.Config{
-		Concurrency:     a.Cfg.WorkerConcurrency,
-		Queues:          tasks.Queues(),
-		ShutdownTimeout: a.Cfg.ShutdownTimeout,
-		Logger:          logging.Asynq{L: log},
-		LogLevel:        asynq.WarnLevel,
-		// A file rejected for its content completes its task (the outcome is on the ingest);
-		// what still returns SkipRetry (an undecodable payload, a mailbox refused for good) is
-		// archived by asynq, and no SkipRetry error is retried as a failure meanwhile.
-		IsFailure:      func(err error) bool { return !errors.Is(err, asynq.SkipRetry) },
-		RetryDelayFunc: retryDelay,
-	})
+	var srvs []*asynq.Server
+	for _, q := range slices.Sorted(maps.Keys(tasks.Queues())) {
+		srvs = append(srvs, asynq.NewServer(a.RedisOpt, asynq.Config{
+			Concurrency: a.Cfg.WorkerConcurrency,
+			Queues:      map[string]int{q: 1},
+			// asynq polls Redis (no blocking pop): an idle server sleeps half to one and a half
+			// intervals between looks, so at asynq's 1 s default a file uploaded to an idle
+			// platform waited a second on average before a worker took it.
+			TaskCheckInterval: a.Cfg.WorkerPoll,
+			ShutdownTimeout:   a.Cfg.ShutdownTimeout,
+			Logger:            logging.Asynq{L: log.With("queue", q)},
+			LogLevel:          asynq.WarnLevel,
+			// A file rejected for its content completes its task (the outcome is on the ingest);
+			// what still returns SkipRetry (an undecodable payload, a mailbox refused for good) is
+			// archived by asynq, and no SkipRetry error is retried as a failure meanwhile.
+			IsFailure:      func(err error) bool { return !errors.Is(err, asynq.SkipRetry) },
+			RetryDelayFunc: retryDelay,
+		}))
+	}
 	mux := asynq.NewServeMux()
 	mux.Use(taskLog(log), a.Metrics.Asynq, a.durableTasks)
 	mux.HandleFunc(tasks.TypeReportParse, a.Ingest.HandleParse)
@@ -79,7 +93,7 @@ func (a *App) NewWorker() (*asynq.Server, *asynq.ServeMux) {
 	mux.HandleFunc(tasks.TypeDigestDispatch, a.Digest.HandleDispatch)
 	mux.HandleFunc(tasks.TypeDigestSend, a.Digest.HandleSend)
 	mux.HandleFunc(tasks.TypeScheduleTick, schedule.TickHandler(a.Client, a.Jobs(), time.Now))
-	return srv, mux
+	return srvs, mux
 }
 
 // retryDelay retries soon what is likely to work soon. A task whose worker died (its lease
@@ -215,9 +229,22 @@ func (p redisPinger) Ping(ctx context.Context) error {
 
 // runWorker runs the asynq server and the recovery watch until ctx ends.
 func (a *App) runWorker(ctx context.Context) error {
-	srv, mux := a.NewWorker()
-	if err := srv.Start(mux); err != nil {
-		return fmt.Errorf("worker: %w", err)
+	srvs, mux := a.NewWorker()
+	stop := func() {
+		// Together: each waits up to VIGIL_SHUTDOWN_TIMEOUT for its running tasks.
+		var wg sync.WaitGroup
+		for _, srv := range srvs {
+			wg.Go(srv.Shutdown)
+		}
+		wg.Wait()
+	}
+	for i, srv := range srvs {
+		if err := srv.Start(mux); err != nil {
+			for _, started := range srvs[:i] {
+				started.Shutdown()
+			}
+			return fmt.Errorf("worker: %w", err)
+		}
 	}
 	done := make(chan struct{})
 	go func() {
@@ -226,7 +253,7 @@ func (a *App) runWorker(ctx context.Context) error {
 	}()
 	a.heartbeat(ctx, "worker") // returns when ctx is done
 	<-done
-	srv.Shutdown()
+	stop()
 	return nil
 }
 

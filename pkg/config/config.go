@@ -26,6 +26,7 @@ type Config struct {
 	LogLevel    string // debug | info | warn | error
 
 	WorkerConcurrency int
+	WorkerPoll        time.Duration
 	ShutdownTimeout   time.Duration
 	SweepInterval     time.Duration // how often pending files are re-checked
 	SweepGrace        time.Duration // how long a file may stay pending before it is re-enqueued
@@ -89,6 +90,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogFormat:         e.oneOf("VIGIL_LOG_FORMAT", "text", "text", "json"),
 		LogLevel:          e.oneOf("VIGIL_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		WorkerConcurrency: e.integer("VIGIL_WORKER_CONCURRENCY", max(4, 2*runtime.NumCPU()), 1, 1000),
+		WorkerPoll:        e.duration("VIGIL_WORKER_POLL_INTERVAL", 100*time.Millisecond),
 		ShutdownTimeout:   e.duration("VIGIL_SHUTDOWN_TIMEOUT", 25*time.Second),
 		SweepInterval:     e.duration("VIGIL_SWEEP_INTERVAL", 5*time.Minute),
 		SweepGrace:        e.duration("VIGIL_SWEEP_GRACE", 2*time.Minute),

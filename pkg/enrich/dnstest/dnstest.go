@@ -37,6 +37,8 @@ type Server struct {
 
 	Queries atomic.Int64
 	TCP     atomic.Int64
+
+	held atomic.Pointer[chan struct{}] // set: every query waits for it to close
 }
 
 // Start runs a server on 127.0.0.1 (UDP and TCP on the same port) until the test ends.
@@ -67,6 +69,23 @@ func Start(tb testing.TB) *Server {
 	go tcp.ActivateAndServe()
 	tb.Cleanup(func() { udp.Shutdown(); tcp.Shutdown() })
 	return s
+}
+
+// Hold makes every query wait, without an answer, until release is called (at the latest when
+// the test ends): a resolver as slow as a test needs, for as long as it needs. Queries counts
+// the queries held as well.
+func (s *Server) Hold(tb testing.TB) (release func()) {
+	ch := make(chan struct{})
+	s.held.Store(&ch)
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			s.held.Store(nil)
+			close(ch)
+		})
+	}
+	tb.Cleanup(release)
+	return release
 }
 
 // PTR makes ip's reverse name answer with the names.
@@ -113,6 +132,9 @@ func (s *Server) handler(tcp bool) dns.HandlerFunc {
 		s.Queries.Add(1)
 		if tcp {
 			s.TCP.Add(1)
+		}
+		if h := s.held.Load(); h != nil {
+			<-*h
 		}
 		if s.Delay > 0 {
 			time.Sleep(s.Delay)
