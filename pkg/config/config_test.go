@@ -17,7 +17,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTPAddr != ":8000" || c.DataDir != "./data" || !c.Embedded() || c.Limits.FileBytes != 50<<20 || c.Limits.UploadFiles != 200 || c.Limits.ParseAttempts != 10 {
+	if c.HTTPAddr != ":8000" || c.DataDir != "./data" || !c.Embedded() || c.Limits.FileBytes != 50<<20 || c.Limits.UploadFiles != 200 || c.Limits.ParseAttempts != 10 ||
+		c.WorkerPoll != 100*time.Millisecond {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if c.SQLitePath() != filepath.Join("data", "vigil.db") {
@@ -30,12 +31,12 @@ func TestValues(t *testing.T) {
 	c, err := Load(envOf(map[string]string{
 		"VIGIL_HTTP_ADDR": "127.0.0.1:9000", "VIGIL_MAX_FILE_BYTES": "10MiB", "VIGIL_MAX_DECOMPRESSED_BYTES": "1GB",
 		"VIGIL_SWEEP_GRACE": "90s", "VIGIL_LOG_FORMAT": "JSON", "VIGIL_DATABASE_URL": "postgres://u:p@db/vigil",
-		"VIGIL_REDIS_URL": "redis://localhost:6379/2", "VIGIL_MAX_PARSE_ATTEMPTS": "0",
+		"VIGIL_REDIS_URL": "redis://localhost:6379/2", "VIGIL_MAX_PARSE_ATTEMPTS": "0", "VIGIL_WORKER_POLL_INTERVAL": "250ms",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Limits.FileBytes != 10<<20 || c.Limits.DecompressedBytes != 1e9 || c.SweepGrace != 90*time.Second || c.LogFormat != "json" || c.Embedded() || c.Limits.ParseAttempts != 0 {
+	if c.Limits.FileBytes != 10<<20 || c.Limits.DecompressedBytes != 1e9 || c.SweepGrace != 90*time.Second || c.LogFormat != "json" || c.Embedded() || c.Limits.ParseAttempts != 0 || c.WorkerPoll != 250*time.Millisecond {
 		t.Fatalf("values: %+v", c)
 	}
 }
@@ -65,6 +66,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"VIGIL_MAX_PARSE_ATTEMPTS":      {"VIGIL_MAX_PARSE_ATTEMPTS": "-1"},
 		"VIGIL_MAX_DECOMPRESSION_RATIO": {"VIGIL_MAX_DECOMPRESSION_RATIO": "-1"},
 		"VIGIL_SWEEP_INTERVAL":          {"VIGIL_SWEEP_INTERVAL": "5"},
+		"VIGIL_WORKER_POLL_INTERVAL":    {"VIGIL_WORKER_POLL_INTERVAL": "0s"},
 		"VIGIL_DATABASE_URL_FILE":       {"VIGIL_DATABASE_URL": "postgres://a", "VIGIL_DATABASE_URL_FILE": "/x"},
 		"VIGIL_REDIS_URL_FILE":          {"VIGIL_REDIS_URL_FILE": "/does/not/exist"},
 		"VIGIL_MAX_UPLOAD_BYTES":        {"VIGIL_MAX_FILE_BYTES": "2MiB", "VIGIL_MAX_UPLOAD_BYTES": "1MiB"},
