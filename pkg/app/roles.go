@@ -53,13 +53,20 @@ func (a *App) NewWorker() ([]*asynq.Server, *asynq.ServeMux) {
 	log := a.Log.With("component", "worker")
 	var srvs []*asynq.Server
 	for _, q := range slices.Sorted(maps.Keys(tasks.Queues())) {
+		// asynq polls Redis (no blocking pop): an idle server sleeps half to one and a half
+		// intervals between looks, so at asynq's 1 s default a file uploaded to an idle
+		// platform waited a second on average before a worker took it. Files are looked for
+		// every VIGIL_WORKER_POLL_INTERVAL; the other queues, whose tasks are not waited on
+		// by a person within the second, keep asynq's 1 s (each look runs a Lua script: in
+		// the embedded Redis, 0.5 ms of the process's CPU).
+		poll := a.Cfg.WorkerPoll
+		if q != tasks.QueueIngest {
+			poll = max(poll, time.Second)
+		}
 		srvs = append(srvs, asynq.NewServer(a.RedisOpt, asynq.Config{
-			Concurrency: a.Cfg.WorkerConcurrency,
-			Queues:      map[string]int{q: 1},
-			// asynq polls Redis (no blocking pop): an idle server sleeps half to one and a half
-			// intervals between looks, so at asynq's 1 s default a file uploaded to an idle
-			// platform waited a second on average before a worker took it.
-			TaskCheckInterval: a.Cfg.WorkerPoll,
+			Concurrency:       a.Cfg.WorkerConcurrency,
+			Queues:            map[string]int{q: 1},
+			TaskCheckInterval: poll,
 			ShutdownTimeout:   a.Cfg.ShutdownTimeout,
 			Logger:            logging.Asynq{L: log.With("queue", q)},
 			LogLevel:          asynq.WarnLevel,
