@@ -27,6 +27,7 @@ type Applier struct {
 	wake   chan struct{} // capacity 1: a pass is wanted
 	retry  time.Duration // first wait after a failed pass
 	onPass func(ctx context.Context, ingestIDs []int64)
+	flush  chan struct{} // capacity 1: a Flush ends the wait of the gap
 
 	mu      sync.Mutex
 	pending []item        // files handed over and not taken by a pass yet
@@ -34,17 +35,47 @@ type Applier struct {
 	applied uint64        // of those, how many a finished pass took (successfully or not)
 	passed  chan struct{} // closed and replaced at the end of each pass
 	passes  int           // passes that applied something, for tests
+	gap     time.Duration // a pass waits until this long after the previous one started
+	last    time.Time     // when the previous pass started (SetGap: when it was called)
 }
 
 // NewApplier makes the process's applier; start it with Run.
 func (r *Rollup) NewApplier() *Applier {
-	return &Applier{r: r, wake: make(chan struct{}, 1), retry: 200 * time.Millisecond, passed: make(chan struct{})}
+	return &Applier{r: r, wake: make(chan struct{}, 1), flush: make(chan struct{}, 1), retry: 200 * time.Millisecond, passed: make(chan struct{})}
 }
 
 // OnPass sets what runs after each pass with the files the pass took for the first time,
 // whether or not it succeeded (a retry does not repeat them): the follow-up work of new
 // reports (enrichment) is enqueued once per pass instead of once per file. Set it before Run.
 func (a *Applier) OnPass(fn func(ctx context.Context, ingestIDs []int64)) { a.onPass = fn }
+
+// SetGap spaces passes: each waits until gap has passed since the previous one started, unless
+// a Flush asks for one. Fewer, larger passes cost less in all (rows of many reports collapse
+// into the same dekad, month, quarter and year rows), while answers lag by up to gap.
+func (a *Applier) SetGap(gap time.Duration) {
+	a.mu.Lock()
+	a.gap, a.last = gap, time.Now()
+	a.mu.Unlock()
+}
+
+// spaced waits until the gap since the previous pass has passed, a Flush asks, or ctx ends.
+func (a *Applier) spaced(ctx context.Context) {
+	a.mu.Lock()
+	wait := time.Until(a.last.Add(a.gap))
+	a.mu.Unlock()
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-a.flush:
+		case <-ctx.Done():
+		}
+	}
+	a.mu.Lock()
+	a.last = time.Now()
+	a.mu.Unlock()
+}
 
 // Add hands over a file that stored new reports. It never blocks and never fails, so it
 // serves as the ingest pipeline's after-store hook.
@@ -64,6 +95,10 @@ func (a *Applier) Add(_ context.Context, ingestID int64) error {
 // rollups reflect them unless a pass failed (then the catch-up will). The inline import calls
 // it before it ends, so what it imported answers queries when it returns.
 func (a *Applier) Flush(ctx context.Context) error {
+	select {
+	case a.flush <- struct{}{}:
+	default:
+	}
 	a.mu.Lock()
 	want := a.added
 	for a.applied < want {
@@ -95,6 +130,9 @@ func (a *Applier) Run(ctx context.Context, drain time.Duration) {
 			}
 			cancel()
 			return
+		}
+		if a.spaced(ctx); ctx.Err() != nil {
+			continue // stopped while spacing: the drain above takes what waits
 		}
 		if err := a.pass(ctx); err != nil {
 			// The database is down or refused a report: the files are retried after a pause

@@ -195,3 +195,62 @@ func TestApplierOnPassNamesEachFileOnce(t *testing.T) {
 		}
 	})
 }
+
+// With a gap (the inline import's), files wait for the gap or a Flush: a Flush applies
+// everything handed over in one pass, the files after it wait again, and a stop applies what
+// waits.
+func TestApplierGapWaitsForFlush(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		ingests, ids := load(t, st, 25, 40*6)
+		a := rollup.New(st, nil, testenv.Logger()).NewApplier()
+		a.SetGap(time.Hour)
+		actx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.Run(actx, 30*time.Second)
+		}()
+		defer func() {
+			cancel()
+			<-done
+		}()
+		first, rest := ingests[:len(ingests)/2], ingests[len(ingests)/2:]
+		for _, id := range first {
+			a.Add(ctx, id)
+			time.Sleep(2 * time.Millisecond) // handed over one by one, as files finish
+		}
+		time.Sleep(100 * time.Millisecond)
+		if got := appliedCount(t, st); got != 0 {
+			t.Fatalf("%d reports rolled up before the gap or a Flush, want 0", got)
+		}
+		if err := a.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		half := appliedCount(t, st)
+		if half == 0 || half == int64(len(ids)) {
+			t.Fatalf("after the first Flush %d of %d reports are rolled up, want the first half", half, len(ids))
+		}
+		if p := rollup.Passes(a); p != 1 {
+			t.Errorf("%d files took %d passes, want 1", len(first), p)
+		}
+		for _, id := range rest {
+			a.Add(ctx, id)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if got := appliedCount(t, st); got != half {
+			t.Fatalf("%d reports rolled up after the first Flush and a wait, want %d", got, half)
+		}
+		cancel() // stopping applies what waits
+		<-done
+		if got := appliedCount(t, st); got != int64(len(ids)) {
+			t.Fatalf("after stopping %d reports are rolled up, want %d", got, len(ids))
+		}
+		if p := rollup.Passes(a); p != 2 {
+			t.Errorf("%d passes in all, want 2", p)
+		}
+	})
+}
