@@ -28,8 +28,8 @@ func startApplier(t *testing.T, r *rollup.Rollup) *rollup.Applier {
 	return a
 }
 
-// runApplier runs a until the test ends.
-func runApplier(t *testing.T, a *rollup.Applier) {
+// runApplier runs a until the test ends or stop is called (which returns once Run has).
+func runApplier(t *testing.T, a *rollup.Applier) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -37,10 +37,12 @@ func runApplier(t *testing.T, a *rollup.Applier) {
 		defer close(done)
 		a.Run(ctx, 30*time.Second)
 	}()
-	t.Cleanup(func() {
+	stop = func() {
 		cancel()
 		<-done
-	})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // Two processes' appliers (an import and a worker parsing uploads) handed files concurrently,
@@ -208,16 +210,7 @@ func TestApplierGapWaitsForFlush(t *testing.T) {
 		ingests, ids := load(t, st, 25, 40*6)
 		a := rollup.New(st, nil, testenv.Logger()).NewApplier()
 		a.SetGap(time.Hour)
-		actx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			a.Run(actx, 30*time.Second)
-		}()
-		defer func() {
-			cancel()
-			<-done
-		}()
+		stop := runApplier(t, a)
 		first, rest := ingests[:len(ingests)/2], ingests[len(ingests)/2:]
 		for _, id := range first {
 			a.Add(ctx, id)
@@ -244,8 +237,7 @@ func TestApplierGapWaitsForFlush(t *testing.T) {
 		if got := appliedCount(t, st); got != half {
 			t.Fatalf("%d reports rolled up after the first Flush and a wait, want %d", got, half)
 		}
-		cancel() // stopping applies what waits
-		<-done
+		stop() // stopping applies what waits
 		if got := appliedCount(t, st); got != int64(len(ids)) {
 			t.Fatalf("after stopping %d reports are rolled up, want %d", got, len(ids))
 		}
