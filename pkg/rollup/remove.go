@@ -126,19 +126,25 @@ func (r *Rollup) Invalidate(ctx context.Context, domains []string) {
 // rows go in the same order as upsert, so a removal and an Apply lock shared rows in the same
 // order.
 func (r *Rollup) subtract(ctx context.Context, tx *gorm.DB, a *accumulator) error {
-	sorted := make([][]key, len(a.tables))
+	sorted := make([][]key, len(a.tables)) // kept for the coarse source tables only
 	for i, t := range a.tables {
+		if t.derived() {
+			a.fill(t)
+		}
+		keys := make([]key, 0, len(t.rows))
 		for k := range t.rows {
-			sorted[i] = append(sorted[i], k)
+			keys = append(keys, k)
 		}
-		slices.SortFunc(sorted[i], key.compare)
-	}
-	for i, t := range a.tables {
-		if len(sorted[i]) == 0 {
-			continue
+		slices.SortFunc(keys, key.compare)
+		if len(keys) > 0 {
+			if err := r.decrement(ctx, tx, t, keys); err != nil {
+				return fmt.Errorf("subtract from %s: %w", t.name(), err)
+			}
 		}
-		if err := r.decrement(ctx, tx, t, sorted[i]); err != nil {
-			return fmt.Errorf("subtract from %s: %w", t.name(), err)
+		if t.fam.Kind == Sources && t.grain != GrainDay {
+			sorted[i] = keys // and its rows, which recomputeDays reads
+		} else if t.derived() {
+			clear(t.rows) // the cells hold them
 		}
 	}
 	for i, t := range a.tables {

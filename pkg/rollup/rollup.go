@@ -447,18 +447,26 @@ func (t *table) add(k key, n int64, day int32) bool {
 	return false
 }
 
+// accumulator holds the rows a transaction adds. Messages and Sources rows are held once, as
+// cells at the finest grain (every dimension, by day: the src_full day rows), and projected to
+// each table only when written (fill): a cell is one map update instead of one per table (22),
+// and the rows of reports that share cells (the same sources on the same days) collapse before
+// they are spread. Reports rows, one per report and table, are added to their tables directly.
 type accumulator struct {
 	tables []*table // every table of each family, in Families order
+	cells  map[key]int64
+	starts map[int32][GrainYear + 1]int32 // period starts of the cells' days
 	split  []int64
-	size   int // rows held, all tables
+	size   int // cells and Reports rows held
 	max    int
 }
 
-// maxHeld is how many rows an accumulator holds before they are written.
+// maxHeld is how many rows (cells and Reports rows) an accumulator holds before they are
+// written; writing projects them to one table at a time, so at most as many again are held.
 const maxHeld = 200_000
 
 func newAccumulator(max int) *accumulator {
-	a := &accumulator{max: max}
+	a := &accumulator{max: max, cells: map[key]int64{}, starts: map[int32][GrainYear + 1]int32{}}
 	for _, f := range Families {
 		for _, g := range f.Grains() {
 			a.tables = append(a.tables, &table{fam: f, grain: g, rows: map[key]*value{}})
@@ -471,7 +479,35 @@ func (a *accumulator) reset() {
 	for _, t := range a.tables {
 		clear(t.rows)
 	}
+	clear(a.cells)
 	a.size = 0
+}
+
+// derived reports whether t's rows are projections of the cells (fill) rather than added.
+func (t *table) derived() bool { return t.fam.Kind != Reports }
+
+// fill sets the rows of a derived table from the cells.
+func (a *accumulator) fill(t *table) {
+	clear(t.rows)
+	for k, n := range a.cells {
+		day := k.period
+		pk := k.project(t.fam)
+		pk.period = a.starts[day][t.grain]
+		t.add(pk, n, day)
+	}
+}
+
+// addCell adds n messages of day to the cell k (k.period is the day).
+func (a *accumulator) addCell(k key, n int64) {
+	held, ok := a.cells[k]
+	a.cells[k] = held + n
+	if ok {
+		return
+	}
+	a.size++
+	if _, ok := a.starts[k.period]; !ok {
+		a.starts[k.period] = startsOf(k.period)
+	}
 }
 
 // cell is the finest grain: one report's messages from one source with one outcome and one
@@ -513,20 +549,9 @@ func (a *accumulator) addReport(rep report, d dims, recs []record, flush func() 
 			k.matched = 1
 		}
 		for i, m := range a.split {
-			if m == 0 {
-				continue
-			}
-			day := span.First + int32(i)
-			starts := startsOf(day)
-			for _, t := range a.tables {
-				if t.fam.Kind == Reports {
-					continue
-				}
-				pk := k.project(t.fam)
-				pk.period = starts[t.grain]
-				if t.add(pk, m, day) {
-					a.size++
-				}
+			if m != 0 {
+				k.period = span.First + int32(i)
+				a.addCell(k, m)
 			}
 		}
 	}

@@ -16,6 +16,9 @@ import (
 // the same order and do not deadlock each other.
 func (r *Rollup) upsert(ctx context.Context, tx *gorm.DB, a *accumulator) error {
 	for _, t := range a.tables {
+		if t.derived() {
+			a.fill(t)
+		}
 		if len(t.rows) == 0 {
 			continue
 		}
@@ -32,6 +35,9 @@ func (r *Rollup) upsert(ctx context.Context, tx *gorm.DB, a *accumulator) error 
 		}
 		if err != nil {
 			return fmt.Errorf("upsert %s: %w", t.name(), err)
+		}
+		if t.derived() {
+			clear(t.rows) // the cells hold them
 		}
 	}
 	return nil
