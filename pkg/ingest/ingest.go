@@ -52,7 +52,7 @@ type Service struct {
 	lim       Limits
 	log       *slog.Logger
 	now       func() time.Time
-	onNew     func(ctx context.Context, ingestID int64) error
+	onNew     func(ctx context.Context, ingestID int64, inserted []store.NewReport) error
 	kinds     map[unwrap.Format]KindHandler // report kinds other than DMARC aggregate
 	batches   map[unwrap.Format]KindBatch   // the same, stored a batch of files at a time
 	obs       Observer
@@ -67,10 +67,13 @@ type Service struct {
 // Set it before the service is used.
 func (s *Service) LogFilesAt(l slog.Level) { s.fileLevel = l }
 
-// OnNewReports sets what runs after a file stored new reports (rollups): typically an
-// enqueue. Its failure is logged, not returned: the file is done, and the rollup catch-up
-// finds reports no hook handled. Set it before the service is used.
-func (s *Service) OnNewReports(fn func(ctx context.Context, ingestID int64) error) { s.onNew = fn }
+// OnNewReports sets what runs after a file stored new reports (rollups), with the reports it
+// inserted, header and records, as far as they fit hookRecords records (the hook finds the
+// others by the ingest id). Its failure is logged, not returned: the file is done, and the
+// rollup catch-up finds reports no hook handled. Set it before the service is used.
+func (s *Service) OnNewReports(fn func(ctx context.Context, ingestID int64, inserted []store.NewReport) error) {
+	s.onNew = fn
+}
 
 // KindResult is what a KindHandler did with one payload.
 type KindResult struct {

@@ -87,6 +87,11 @@ const (
 	prefetch     = 1000
 	flushRecords = 4000
 	flushReports = 100
+	// hookRecords bounds the records of a file's new reports held for the after-store hook
+	// (the rollups add them without reading them back); a file's reports past it are handed
+	// over by id only. The records of complete reports are in memory anyway; a streamed
+	// report's are kept as they go by, so this bounds what a long report adds.
+	hookRecords = 20_000
 )
 
 // Process unwraps, parses and stores one pending file. It is idempotent: a file that is no
@@ -366,6 +371,7 @@ func (s *Service) saveRuns(ctx context.Context, runs []*fileRun) {
 	for i, r := range runs {
 		for k, sv := range saved[i] {
 			r.o.count(sv, len(r.pending[k].Records))
+			r.keep(sv, r.pending[k].Header, r.pending[k].Records)
 		}
 		r.pending, r.pendingRecs, r.finished = nil, 0, finished[i]
 	}
@@ -390,7 +396,7 @@ func (s *Service) finishRuns(ctx context.Context, runs []*fileRun, out []Process
 			}
 		}
 		if r.o.stored > 0 && s.onNew != nil {
-			if err := s.onNew(ctx, r.id); err != nil {
+			if err := s.onNew(ctx, r.id, r.inserted); err != nil {
 				s.log.Warn("after-store hook failed; the rollup catch-up will cover it", "ingest_id", r.id, "err", err)
 			}
 		}
@@ -414,9 +420,11 @@ type fileRun struct {
 	o           outcome
 	pending     []store.Parsed
 	pendingRecs int
-	kindPending []pendingKind // parsed reports of a KindBatch, not stored yet
-	finished    bool          // the outcome is recorded
-	err         error         // of the infrastructure: the file stays pending
+	kindPending []pendingKind     // parsed reports of a KindBatch, not stored yet
+	inserted    []store.NewReport // for the after-store hook, up to hookRecords records
+	insertedRec int
+	finished    bool  // the outcome is recorded
+	err         error // of the infrastructure: the file stays pending
 }
 
 // part handles one payload. Problems with the part are noted and the walk goes on (one bad
@@ -484,6 +492,12 @@ func (r *fileRun) part(p unwrap.Part) error {
 	}
 	var parseErr error
 	streamed := len(head)
+	// The records go by once: those the hook may get are kept as they do.
+	var kept []dmarc.Record
+	keeping := r.fits(len(head))
+	if keeping {
+		kept = append(make([]dmarc.Record, 0, 2*len(head)), head...)
+	}
 	next := func() (dmarc.Record, error) {
 		rec, err := dec.Next()
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -491,6 +505,11 @@ func (r *fileRun) part(p unwrap.Part) error {
 		}
 		if err == nil {
 			streamed++
+			if keeping = keeping && r.fits(len(kept)+1); keeping {
+				kept = append(kept, rec)
+			} else {
+				kept = nil
+			}
 		}
 		return rec, err
 	}
@@ -502,8 +521,23 @@ func (r *fileRun) part(p unwrap.Part) error {
 		return transient{err}
 	default:
 		r.o.count(saved, streamed)
+		if keeping {
+			r.keep(saved, h, kept)
+		}
 	}
 	return nil
+}
+
+// fits reports whether n more records may be held for the after-store hook.
+func (r *fileRun) fits(n int) bool { return r.insertedRec+n <= hookRecords }
+
+// keep holds a report this file inserted for the after-store hook, if it fits.
+func (r *fileRun) keep(sv store.Saved, h *dmarc.Report, recs []dmarc.Record) {
+	if !sv.Inserted || !r.fits(len(recs)) {
+		return
+	}
+	r.inserted = append(r.inserted, store.NewReport{ID: sv.ReportID, Header: h, Records: recs})
+	r.insertedRec += len(recs)
 }
 
 // flush stores the collected complete reports.
@@ -514,6 +548,7 @@ func (r *fileRun) flush() error {
 	}
 	for k, sv := range saved {
 		r.o.count(sv, len(r.pending[k].Records))
+		r.keep(sv, r.pending[k].Header, r.pending[k].Records)
 	}
 	r.pending, r.pendingRecs = r.pending[:0], 0
 	return nil

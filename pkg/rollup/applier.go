@@ -3,8 +3,11 @@ package rollup
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/vigilhq/vigil/pkg/store"
 )
 
 // Applier is the one rollup writer of a process that parses files (a worker, the embedded api,
@@ -31,10 +34,12 @@ type Applier struct {
 
 	mu      sync.Mutex
 	pending []item        // files handed over and not taken by a pass yet
+	stage   *stage        // rows of reports of pending files, nil when none
 	added   uint64        // ingest ids handed over so far
 	applied uint64        // of those, how many a finished pass took (successfully or not)
 	passed  chan struct{} // closed and replaced at the end of each pass
 	passes  int           // passes that applied something, for tests
+	staged  int           // reports applied from the stage, for tests
 	gap     time.Duration // a pass waits until this long after the previous one started
 	last    time.Time     // when the previous pass started (SetGap: when it was called)
 }
@@ -77,12 +82,20 @@ func (a *Applier) spaced(ctx context.Context) {
 	a.mu.Unlock()
 }
 
-// Add hands over a file that stored new reports. It never blocks and never fails, so it
-// serves as the ingest pipeline's after-store hook.
-func (a *Applier) Add(_ context.Context, ingestID int64) error {
+// Add hands over a file that stored new reports, with those it inserted as far as the
+// pipeline kept them (inserted may be partial or nil: the pass reads the others back). It
+// never fails and blocks only to add the reports' rows to the stage, so it serves as the
+// ingest pipeline's after-store hook.
+func (a *Applier) Add(_ context.Context, ingestID int64, inserted []store.NewReport) error {
 	a.mu.Lock()
 	a.pending = append(a.pending, item{ingest: ingestID})
 	a.added++
+	for _, nr := range inserted {
+		if a.stage == nil {
+			a.stage = newStage(a.r.maxHeld)
+		}
+		a.stage.add(nr)
+	}
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -162,8 +175,8 @@ func (a *Applier) hasPending() bool {
 // the catch-up period; past that the catch-up covers them.
 func (a *Applier) pass(ctx context.Context) error {
 	a.mu.Lock()
-	items, upto := a.pending, a.added
-	a.pending = nil
+	items, upto, st := a.pending, a.added, a.stage
+	a.pending, a.stage = nil, nil
 	a.mu.Unlock()
 	if len(items) == 0 {
 		return nil
@@ -176,7 +189,7 @@ func (a *Applier) pass(ctx context.Context) error {
 			first = append(first, it.ingest)
 		}
 	}
-	err := a.applyIngests(ctx, ids)
+	err := a.applyIngests(ctx, ids, st)
 	if a.onPass != nil && len(first) > 0 {
 		a.onPass(ctx, first)
 	}
@@ -215,8 +228,9 @@ type item struct {
 	tries  int
 }
 
-// applyIngests applies the reports first stored from the given files.
-func (a *Applier) applyIngests(ctx context.Context, ingestIDs []int64) error {
+// applyIngests applies the reports first stored from the given files: those st holds from
+// the stage, the rest (or all, when the stage cannot be used) from the database.
+func (a *Applier) applyIngests(ctx context.Context, ingestIDs []int64, st *stage) error {
 	var ids []int64
 	const chunk = 5000
 	for start := 0; start < len(ingestIDs); start += chunk {
@@ -226,6 +240,18 @@ func (a *Applier) applyIngests(ctx context.Context, ingestIDs []int64) error {
 			return fmt.Errorf("rollup: reports of %d ingests: %w", len(ingestIDs), err)
 		}
 		ids = append(ids, part...)
+	}
+	if st != nil && len(st.ids) > 0 {
+		doms, err := a.r.applyStage(ctx, st)
+		if err == nil {
+			ids = slices.DeleteFunc(ids, func(id int64) bool { return st.ids[id] })
+			a.r.applied(ctx, doms)
+			a.mu.Lock()
+			a.staged += len(st.ids)
+			a.mu.Unlock()
+		} else if ctx.Err() == nil {
+			a.r.log.Debug("rollup: staged rows not used; applying from the database", "reports", len(st.ids), "err", err)
+		}
 	}
 	if len(ids) == 0 {
 		return nil

@@ -72,9 +72,9 @@ func TestApplierConcurrentEqualsOneApply(t *testing.T) {
 				// Interleaved halves, one file at a time as files finish; some files twice
 				// (a retried task), which must add nothing.
 				for j := i; j < len(ingests); j += 2 {
-					a.Add(ctx, ingests[j])
+					a.Add(ctx, ingests[j], nil)
 					if j%5 == 0 {
-						a.Add(ctx, ingests[len(ingests)-1-j])
+						a.Add(ctx, ingests[len(ingests)-1-j], nil)
 					}
 					time.Sleep(time.Millisecond)
 				}
@@ -113,7 +113,7 @@ func TestApplierDrainsOnStop(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // stopped before it ever ran a pass
 		for _, id := range ingests {
-			a.Add(context.Background(), id)
+			a.Add(context.Background(), id, nil)
 		}
 		a.Run(ctx, 30*time.Second)
 		if got := appliedCount(t, st); got != int64(len(ids)) {
@@ -140,7 +140,7 @@ func TestApplierCoalesces(t *testing.T) {
 		r := rollup.New(st, nil, testenv.Logger())
 		a := startApplier(t, r)
 		for _, id := range ingests {
-			a.Add(ctx, id)
+			a.Add(ctx, id, nil)
 		}
 		if err := a.Flush(ctx); err != nil {
 			t.Fatal(err)
@@ -177,7 +177,7 @@ func TestApplierOnPassNamesEachFileOnce(t *testing.T) {
 		})
 		runApplier(t, a)
 		for _, id := range ingests {
-			a.Add(ctx, id)
+			a.Add(ctx, id, nil)
 		}
 		if err := a.Flush(ctx); err != nil {
 			t.Fatal(err)
@@ -213,7 +213,7 @@ func TestApplierGapWaitsForFlush(t *testing.T) {
 		stop := runApplier(t, a)
 		first, rest := ingests[:len(ingests)/2], ingests[len(ingests)/2:]
 		for _, id := range first {
-			a.Add(ctx, id)
+			a.Add(ctx, id, nil)
 			time.Sleep(2 * time.Millisecond) // handed over one by one, as files finish
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -231,7 +231,7 @@ func TestApplierGapWaitsForFlush(t *testing.T) {
 			t.Errorf("%d files took %d passes, want 1", len(first), p)
 		}
 		for _, id := range rest {
-			a.Add(ctx, id)
+			a.Add(ctx, id, nil)
 		}
 		time.Sleep(100 * time.Millisecond)
 		if got := appliedCount(t, st); got != half {

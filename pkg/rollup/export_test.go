@@ -22,3 +22,11 @@ func Passes(a *Applier) int {
 	defer a.mu.Unlock()
 	return a.passes
 }
+
+// Staged is how many reports a applied from its stage (rows added as the files were stored)
+// rather than from the database.
+func Staged(a *Applier) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.staged
+}

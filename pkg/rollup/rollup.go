@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -78,21 +79,22 @@ func (r *Rollup) Apply(ctx context.Context, reportIDs []int64) error {
 			domains[d] = true
 		}
 	}
-	if len(domains) > 0 {
-		list := make([]string, 0, len(domains))
-		for d := range domains {
-			list = append(list, d)
-		}
-		slices.Sort(list)
-		// Rollups are committed; a cache that cannot be told serves answers at most its TTL old.
-		if err := r.cache.Invalidate(ctx, list); err != nil {
-			r.log.Warn("rollup: cache invalidation failed", "domains", len(list), "err", err)
-		}
-		if r.onApplied != nil {
-			r.onApplied(ctx, list)
-		}
-	}
+	r.applied(ctx, slices.Sorted(maps.Keys(domains)))
 	return errors.Join(errs...)
+}
+
+// applied tells the answer cache and the OnApplied hook that the rollups of domains changed.
+func (r *Rollup) applied(ctx context.Context, domains []string) {
+	if len(domains) == 0 {
+		return
+	}
+	// Rollups are committed; a cache that cannot be told serves answers at most its TTL old.
+	if err := r.cache.Invalidate(ctx, domains); err != nil {
+		r.log.Warn("rollup: cache invalidation failed", "domains", len(domains), "err", err)
+	}
+	if r.onApplied != nil {
+		r.onApplied(ctx, domains)
+	}
 }
 
 // applySplitting applies ids in one transaction, or, when the database refuses that, in

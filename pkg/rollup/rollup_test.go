@@ -34,6 +34,14 @@ func load(t *testing.T, st *store.Store, seed uint64, n int) (ingests, reports [
 // loadWith stores the reports of cfg in files of 40.
 func loadWith(t *testing.T, st *store.Store, cfg synth.Config) (ingests, reports []int64) {
 	t.Helper()
+	ingests, reports, _ = loadInserted(t, st, cfg)
+	return ingests, reports
+}
+
+// loadInserted is loadWith that also returns what the after-store hook gets for each file:
+// the reports it inserted, with their records.
+func loadInserted(t *testing.T, st *store.Store, cfg synth.Config) (ingests, reports []int64, inserted [][]store.NewReport) {
+	t.Helper()
 	ctx := context.Background()
 	g := synth.New(cfg)
 	seed := cfg.Seed
@@ -50,9 +58,14 @@ func loadWith(t *testing.T, st *store.Store, cfg synth.Config) (ingests, reports
 			t.Fatal(err)
 		}
 		ingests = append(ingests, ing.ID)
-		for _, s := range saved {
+		var ins []store.NewReport
+		for k, s := range saved {
 			reports = append(reports, s.ReportID)
+			if s.Inserted {
+				ins = append(ins, store.NewReport{ID: s.ReportID, Header: batch[k].Header, Records: batch[k].Records})
+			}
 		}
+		inserted = append(inserted, ins)
 		batch = nil
 	}
 	for {
@@ -67,7 +80,7 @@ func loadWith(t *testing.T, st *store.Store, cfg synth.Config) (ingests, reports
 	if len(batch) > 0 {
 		flush()
 	}
-	return ingests, reports
+	return ingests, reports, inserted
 }
 
 // snapshot reads every rollup table, sorted, as text.

@@ -124,7 +124,7 @@ func (s *Store) saveFilesPG(ctx context.Context, files []FileReports, rows [][]R
 			continue
 		}
 		p := send[ord]
-		saved[p.file][p.idx], inserted[p.file][p.idx] = Saved{ReportID: id}, true
+		saved[p.file][p.idx], inserted[p.file][p.idx] = Saved{ReportID: id, Inserted: true}, true
 	}
 	if err := got.Close(); err != nil {
 		return nil, nil, err
@@ -192,7 +192,7 @@ func recordArgs(files []FileReports, send []pgReport) []any {
 	for k, p := range send {
 		for _, rec := range files[p.file].Reports[p.idx].Records {
 			addr := rec.SourceIP.Unmap().WithZone("")
-			a16 := addr.As16()
+			a16 := RecordIP(addr)
 			ipBuf = append(ipBuf, a16[:]...)
 			ords, counts, ips = append(ords, int32(k)), append(counts, rec.Count), append(ips, ipBuf[len(ipBuf)-16:len(ipBuf):len(ipBuf)])
 			buf = appendReasons(buf[:0], rec.Reasons)
@@ -292,7 +292,7 @@ func saveReportTx(ctx context.Context, tx pgx.Tx, ingestID int64, h *dmarc.Repor
 		id, src.n, src.msgs, jsonStrings(append(h.Warnings, warnings()...)), ingestID); err != nil {
 		return Saved{}, fmt.Errorf("update report totals: %w", err)
 	}
-	return Saved{ReportID: id}, nil
+	return Saved{ReportID: id, Inserted: true}, nil
 }
 
 // reportCols are the reports columns saveReportTx writes after ingest_id, in order.

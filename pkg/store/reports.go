@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,25 @@ type Saved struct {
 	ReportID int64
 	// Duplicate: a report with the same identity came earlier from another file.
 	Duplicate bool
+	// Inserted: this call stored the report, so the stored row and records are what the call
+	// was handed (not a report stored before, by this file or another, and linked).
+	Inserted bool
 }
+
+// NewReport is a report a file stored for the first time, as the after-store hook sees it:
+// the header and records the call that inserted it was handed (Saved.Inserted).
+type NewReport struct {
+	ID      int64
+	Header  *dmarc.Report
+	Records []dmarc.Record
+}
+
+// OrgKey is the reports.org_key of a reporter's name: reporters are told apart by it.
+func OrgKey(orgName string) string { return strings.ToLower(strings.TrimSpace(orgName)) }
+
+// RecordIP is the records.ip of a source address: 16 bytes, an IPv4-mapped address as the
+// IPv4 one, no zone.
+func RecordIP(a netip.Addr) [16]byte { return a.Unmap().WithZone("").As16() }
 
 // Parsed is a complete report read into memory, ready to store.
 type Parsed struct {
@@ -177,7 +196,7 @@ func (s *Store) saveReportTx(ctx context.Context, ingestID int64, h *dmarc.Repor
 		}).Error; err != nil {
 			return fmt.Errorf("update report totals: %w", err)
 		}
-		*out = Saved{ReportID: rep.ID}
+		*out = Saved{ReportID: rep.ID, Inserted: true}
 		return link(tx, ingestID, *out)
 	})
 }
@@ -225,7 +244,7 @@ func link(db *gorm.DB, ingestID int64, s Saved) error {
 func reportRow(ingestID int64, h *dmarc.Report) Report {
 	p := h.Policy
 	return Report{
-		IngestID: ingestID, OrgName: h.OrgName, OrgKey: strings.ToLower(strings.TrimSpace(h.OrgName)),
+		IngestID: ingestID, OrgName: h.OrgName, OrgKey: OrgKey(h.OrgName),
 		Email: h.Email, ExtraContactInfo: h.ExtraContactInfo, ReportID: h.ReportID, Domain: p.Domain,
 		DateBegin: h.DateBegin.UTC(), DateEnd: h.DateEnd.UTC(), Version: h.Version, Namespace: h.Namespace,
 		Generator: h.Generator, Errors: jsonStrings(h.Errors),
@@ -241,7 +260,7 @@ const recordCols = 13
 func appendRecord(args []any, r dmarc.Record, buf *[]byte) []any {
 	// Canonical whatever the caller hands over: an IPv4-mapped address is the IPv4 one.
 	addr := r.SourceIP.Unmap().WithZone("")
-	ip := addr.As16()
+	ip := RecordIP(addr)
 	*buf = appendReasons((*buf)[:0], r.Reasons)
 	reasons := string(*buf)
 	*buf = appendDKIM((*buf)[:0], r.DKIMResults)

@@ -75,7 +75,7 @@ func (s *Store) saveFilesSQLite(ctx context.Context, files []FileReports, rows [
 			if !ok {
 				continue
 			}
-			saved[p.file][p.idx], inserted[p.file][p.idx] = Saved{ReportID: id}, true
+			saved[p.file][p.idx], inserted[p.file][p.idx] = Saved{ReportID: id, Inserted: true}, true
 			for _, rec := range files[p.file].Reports[p.idx].Records {
 				if err := w.add(id, rec); err != nil {
 					return err
