@@ -3,6 +3,7 @@ package rollup_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -140,6 +141,9 @@ func TestIngestHookStageEqualsOneApply(t *testing.T) {
 				ingest.File{Name: "dup-" + filepath.Base(e.Path), Source: "test", Data: append(slices.Clone(data), '\n')})
 		}
 	}
+	// Long reports, streamed on both backends: one the hook gets whole, one past its bound.
+	files = append(files, ingest.File{Name: "long.xml", Source: "test", Data: longReport("long-1", 12_000)},
+		ingest.File{Name: "longer.xml", Source: "test", Data: longReport("long-2", 25_000)})
 	lim := ingest.Limits{FileBytes: 50 << 20, Unwrap: unwrap.DefaultLimits, Parse: dmarc.DefaultLimits}
 	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
 		t.Parallel()
@@ -202,4 +206,22 @@ func TestIngestHookStageEqualsOneApply(t *testing.T) {
 			t.Fatalf("the pipeline's stages gave other rollups than one apply:\n%s", firstDiff(piped, once))
 		}
 	})
+}
+
+// longReport is an aggregate report of n records over two days, from sources that repeat, with
+// mixed outcomes.
+func longReport(id string, n int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?><feedback><report_metadata><org_name>Long.Example</org_name>`+
+		`<email>dmarc@long.example</email><report_id>%s</report_id><date_range><begin>1704067200</begin><end>1704239999</end></date_range>`+
+		`</report_metadata><policy_published><domain>example.com</domain><p>quarantine</p><pct>100</pct></policy_published>`, id)
+	verdict := []string{"pass", "fail"}
+	for i := range n {
+		fmt.Fprintf(&b, `<record><row><source_ip>198.51.%d.%d</source_ip><count>%d</count><policy_evaluated><disposition>%s</disposition>`+
+			`<dkim>%s</dkim><spf>%s</spf></policy_evaluated></row><identifiers><header_from>%s</header_from></identifiers>`+
+			`<auth_results><spf><domain>example.com</domain><result>pass</result></spf></auth_results></record>`,
+			i/256%8, i%256, 1+i%5, []string{"none", "quarantine"}[i%7/6], verdict[i%3/2], verdict[i%2], []string{"example.com", "sub.example.com"}[i%11/10])
+	}
+	b.WriteString(`</feedback>`)
+	return b.Bytes()
 }
