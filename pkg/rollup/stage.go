@@ -29,6 +29,7 @@ type stage struct {
 	domains []string // by local id - 1
 	orgs    []string
 	ips     [][16]byte
+	broken  bool // a report was held in part (not met: add checks that it fits first)
 }
 
 // orgName is the display name of an org key: the one of its lowest report id, as a pass
@@ -43,7 +44,7 @@ func newStage(max int) *stage {
 		local: dims{domains: map[string]int32{}, orgs: map[string]int32{}, ips: map[[16]byte]int32{}}}
 }
 
-// errStageFull stops addReport where a report does not fit; add checks first, so it is not met.
+// errStageFull stops addReport where a report does not fit.
 var errStageFull = errors.New("rollup: stage full")
 
 // add holds one inserted report's rows. It returns false, holding nothing of it, when the
@@ -82,7 +83,8 @@ func (s *stage) add(nr store.NewReport) bool {
 		s.orgName[rep.OrgKey] = orgName{rep.OrgName, rep.ID}
 	}
 	if err := s.acc.addReport(rep, s.local, recs, func() error { return errStageFull }); err != nil {
-		panic(err) // the check above keeps size within max
+		s.broken = true // part of the report is held: the pass reads every report back
+		return false
 	}
 	s.ids[nr.ID] = true
 	return true
@@ -95,6 +97,9 @@ var errStageStale = errors.New("rollup: a staged report is no longer unapplied")
 // stage holds; it returns the domains of those reports. errStageStale, or any error, leaves
 // nothing written: the caller applies the reports from the database instead.
 func (r *Rollup) applyStage(ctx context.Context, s *stage) ([]string, error) {
+	if s.broken {
+		return nil, errStageFull
+	}
 	ids := slices.Sorted(maps.Keys(s.ids))
 	err := r.st.WriteDerived(ctx, func(tx *gorm.DB) error {
 		n := 0
