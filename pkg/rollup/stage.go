@@ -47,11 +47,11 @@ func newStage(max int) *stage {
 // errStageFull stops addReport where a report does not fit.
 var errStageFull = errors.New("rollup: stage full")
 
-// add holds one inserted report's rows. It returns false, holding nothing of it, when the
-// report is held already or its rows might not fit max: the pass then reads it back instead.
-func (s *stage) add(nr store.NewReport) bool {
+// add holds one inserted report's rows, unless the report is held already or its rows might
+// not fit max: the pass then reads it back instead.
+func (s *stage) add(nr store.NewReport) {
 	if s.ids[nr.ID] || nr.Header == nil {
-		return false
+		return
 	}
 	h := nr.Header
 	rep := report{ID: nr.ID, Domain: h.Policy.Domain, OrgKey: store.OrgKey(h.OrgName), OrgName: h.OrgName,
@@ -61,7 +61,7 @@ func (s *stage) add(nr store.NewReport) bool {
 	// or per source for the tables by source).
 	days := len(NewSpan(rep.DateBegin, rep.DateEnd).Overlap)
 	if s.acc.size+len(nr.Records)*(days+2)+len(s.acc.tables) > s.acc.max {
-		return false
+		return
 	}
 	recs := make([]record, len(nr.Records))
 	for i, r := range nr.Records {
@@ -84,10 +84,9 @@ func (s *stage) add(nr store.NewReport) bool {
 	}
 	if err := s.acc.addReport(rep, s.local, recs, func() error { return errStageFull }); err != nil {
 		s.broken = true // part of the report is held: the pass reads every report back
-		return false
+		return
 	}
 	s.ids[nr.ID] = true
-	return true
 }
 
 // errStageStale: a report of the stage was applied (or deleted) since it was staged.
