@@ -96,7 +96,15 @@ func (a *Applier) Add(_ context.Context, ingestID int64, inserted []store.NewRep
 		}
 		a.stage.add(nr)
 	}
+	full := a.stage != nil && a.stage.full
 	a.mu.Unlock()
+	if full {
+		// A full stage ends the spacing: what it refuses would be read back.
+		select {
+		case a.flush <- struct{}{}:
+		default:
+		}
+	}
 	select {
 	case a.wake <- struct{}{}:
 	default:

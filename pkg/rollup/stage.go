@@ -30,6 +30,7 @@ type stage struct {
 	orgs    []string
 	ips     [][16]byte
 	broken  bool // a report was held in part (not met: add checks that it fits first)
+	full    bool // a report was refused for want of room
 }
 
 // orgName is the display name of an org key: the one of its lowest report id, as a pass
@@ -61,6 +62,7 @@ func (s *stage) add(nr store.NewReport) {
 	// or per source for the tables by source).
 	days := len(NewSpan(rep.DateBegin, rep.DateEnd).Overlap)
 	if s.acc.size+len(nr.Records)*(days+2)+len(s.acc.tables) > s.acc.max {
+		s.full = true
 		return
 	}
 	recs := make([]record, len(nr.Records))

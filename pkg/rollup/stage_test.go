@@ -225,3 +225,40 @@ func longReport(id string, n int) []byte {
 	b.WriteString(`</feedback>`)
 	return b.Bytes()
 }
+
+// A stage that refuses a report for want of room ends the spacing between passes: the pass
+// comes without waiting for the gap or a Flush, so later reports are staged again rather than
+// read back.
+func TestApplierFullStageEndsGap(t *testing.T) {
+	t.Parallel()
+	testenv.Run(t, func(t *testing.T, b testenv.Backend) {
+		t.Parallel()
+		st := b.Store(t)
+		ctx := context.Background()
+		ingests, _, inserted := loadInserted(t, st, synth.Config{Seed: 32, Domains: 2, Sources: 40, Reporters: 3, Days: 30,
+			Reports: 200, RecordsPerReport: 4, End: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)})
+		for _, maxHeld := range []int{0, 300} { // 0: the default, which these reports do not fill
+			r := rollup.New(st, nil, testenv.Logger())
+			if maxHeld > 0 {
+				rollup.SetMaxHeld(r, maxHeld)
+			}
+			a := r.NewApplier()
+			a.SetGap(time.Hour)
+			stop := runApplier(t, a)
+			for i, ing := range ingests {
+				if err := a.Add(ctx, ing, inserted[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			for rollup.Passes(a) == 0 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got, want := rollup.Passes(a) > 0, maxHeld > 0; got != want {
+				t.Fatalf("maxHeld %d: a pass before the gap or a Flush: %v, want %v", maxHeld, got, want)
+			}
+			stop()
+			reset(t, st)
+		}
+	})
+}
