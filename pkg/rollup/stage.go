@@ -54,10 +54,9 @@ func (s *stage) add(nr store.NewReport) {
 	if s.ids[nr.ID] || nr.Header == nil {
 		return
 	}
-	h := nr.Header
-	rep := report{ID: nr.ID, Domain: h.Policy.Domain, OrgKey: store.OrgKey(h.OrgName), OrgName: h.OrgName,
-		DateBegin: h.DateBegin.UTC(), DateEnd: h.DateEnd.UTC(), PolicyP: h.Policy.P, PolicySP: h.Policy.SP,
-		PolicyPct: h.Policy.Pct, Testing: h.Policy.Testing}
+	row := store.ReportRow(0, nr.Header) // the values stored, as loadReports would read them
+	rep := report{ID: nr.ID, Domain: row.Domain, OrgKey: row.OrgKey, OrgName: row.OrgName, DateBegin: row.DateBegin,
+		DateEnd: row.DateEnd, PolicyP: row.PolicyP, PolicySP: row.PolicySP, PolicyPct: row.PolicyPct, Testing: row.PolicyTesting}
 	// Rows a report may add: a cell per record and day, and its Reports rows (one per table,
 	// or per source for the tables by source).
 	days := len(NewSpan(rep.DateBegin, rep.DateEnd).Overlap)

@@ -253,7 +253,7 @@ func (s *Store) saveReportPG(ctx context.Context, ingestID int64, h *dmarc.Repor
 }
 
 func saveReportTx(ctx context.Context, tx pgx.Tx, ingestID int64, h *dmarc.Report, head []dmarc.Record, next func() (dmarc.Record, error), warnings func() []string) (Saved, error) {
-	rep := reportRow(ingestID, h)
+	rep := ReportRow(ingestID, h)
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO reports (ingest_id, `+strings.Join(reportCols, ", ")+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)

@@ -102,7 +102,7 @@ func (s *Store) applyReport(ctx context.Context, q *gorm.DB, f Filter) *gorm.DB 
 		q = q.Where("reports.domain = ?", strings.ToLower(f.Domain))
 	}
 	if f.OrgName != "" {
-		q = q.Where("reports.org_key = ?", OrgKey(f.OrgName))
+		q = q.Where("reports.org_key = ?", orgKey(f.OrgName))
 	}
 	if f.Report != 0 {
 		q = q.Where("reports.id = ?", f.Report)

@@ -46,8 +46,8 @@ type NewReport struct {
 	Records []dmarc.Record
 }
 
-// OrgKey is the reports.org_key of a reporter's name: reporters are told apart by it.
-func OrgKey(orgName string) string { return strings.ToLower(strings.TrimSpace(orgName)) }
+// orgKey is the reports.org_key of a reporter's name: reporters are told apart by it.
+func orgKey(orgName string) string { return strings.ToLower(strings.TrimSpace(orgName)) }
 
 // RecordIP is the records.ip of a source address: 16 bytes, an IPv4-mapped address as the
 // IPv4 one, no zone.
@@ -142,7 +142,7 @@ func (s *Store) SaveFiles(ctx context.Context, files []FileReports) (saved [][]S
 
 // completeRow is the report row of a complete report, totals included.
 func completeRow(ingestID int64, p Parsed) (Report, error) {
-	r := reportRow(ingestID, p.Header)
+	r := ReportRow(ingestID, p.Header)
 	var err error
 	if r.MessageCount, err = messageTotal(0, p.Records); err != nil {
 		return Report{}, err
@@ -174,7 +174,7 @@ func (s *Store) SaveReport(ctx context.Context, ingestID int64, h *dmarc.Report,
 // saveReportTx is SaveReport through gorm, records in multi-row INSERT batches (SQLite).
 func (s *Store) saveReportTx(ctx context.Context, ingestID int64, h *dmarc.Report, head []dmarc.Record, next func() (dmarc.Record, error), warnings func() []string, out *Saved) error {
 	return s.writeAsync(ctx, func(tx *gorm.DB) error {
-		rep := reportRow(ingestID, h)
+		rep := ReportRow(ingestID, h)
 		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rep)
 		if res.Error != nil {
 			return fmt.Errorf("insert report: %w", res.Error)
@@ -241,10 +241,13 @@ func link(db *gorm.DB, ingestID int64, s Saved) error {
 	return nil
 }
 
-func reportRow(ingestID int64, h *dmarc.Report) Report {
+// ReportRow is the reports row stored for a report's header (totals and warnings of its
+// records aside): what the rollups read of a stored report, whether from the database or, for
+// reports the process just inserted, from the header itself.
+func ReportRow(ingestID int64, h *dmarc.Report) Report {
 	p := h.Policy
 	return Report{
-		IngestID: ingestID, OrgName: h.OrgName, OrgKey: OrgKey(h.OrgName),
+		IngestID: ingestID, OrgName: h.OrgName, OrgKey: orgKey(h.OrgName),
 		Email: h.Email, ExtraContactInfo: h.ExtraContactInfo, ReportID: h.ReportID, Domain: p.Domain,
 		DateBegin: h.DateBegin.UTC(), DateEnd: h.DateEnd.UTC(), Version: h.Version, Namespace: h.Namespace,
 		Generator: h.Generator, Errors: jsonStrings(h.Errors),
